@@ -1,0 +1,57 @@
+# Relay's tasks. `make run` and `make test` are the quickstart; see README.md.
+
+GO          ?= go
+BIN         := bin
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+# staticcheck 2026.2.2; `go run` fetches it through the module proxy.
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 15s
+# The root module and the SDK, which is a module of its own.
+MODULES     := . sdk
+
+.PHONY: build run test lint bench generate fuzz clean
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/relay ./cmd/relay
+
+run: build
+	./$(BIN)/relay serve
+
+# Without RELAY_TEST_POSTGRES_URL / RELAY_TEST_REDIS_URL the PostgreSQL and
+# Redis tests skip, saying so; .ci/run sets both.
+test:
+	@[ -n "$$RELAY_TEST_POSTGRES_URL" ] || echo "NOTE: RELAY_TEST_POSTGRES_URL is not set: the PostgreSQL tests skip (see README)"
+	@[ -n "$$RELAY_TEST_REDIS_URL" ] || echo "NOTE: RELAY_TEST_REDIS_URL is not set: the Redis tests skip (see README)"
+	@for m in $(MODULES); do \
+		echo "== go test $$m"; \
+		(cd $$m && $(GO) test -race -count=1 ./...) || exit 1; \
+	done
+
+lint:
+	@out=$$(gofmt -l .); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@for m in $(MODULES); do \
+		(cd $$m && $(GO) vet ./... && $(STATICCHECK) ./...) || exit 1; \
+	done
+
+bench:
+	@for m in $(MODULES); do \
+		(cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; \
+	done
+
+# Regenerates committed generated code; CI fails when the result differs.
+generate:
+	@for m in $(MODULES); do (cd $$m && $(GO) generate ./...) || exit 1; done
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf $(BIN)

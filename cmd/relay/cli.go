@@ -1,0 +1,400 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/secrets"
+	"github.com/relayhq/relay/core/sqlstore"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `relay: turn intent into action.
+
+Usage:
+  relay serve [flags]                         run the server
+  relay migrate [flags]                       apply database migrations
+  relay workspaces create NAME                make a workspace
+  relay workspaces list                       list workspaces
+  relay workspaces set-limit NAME --rate N --burst N | --default
+                                              set a workspace's request quota
+  relay keys create --workspace NAME --role admin|developer|viewer [--name N]
+                                              make an API key; prints it alone
+  relay keys list --workspace NAME            list a workspace's active keys
+  relay keys revoke --workspace NAME ID       revoke a key at once
+  relay version                               print the version
+
+Every command takes the store flags (--data-dir, --database-url,
+--master-key-file); serve also takes --addr, --redis-url and --log-level.
+Each flag can be set with its RELAY_* variable: --data-dir is RELAY_DATA_DIR.
+Run "relay COMMAND -h" for a command's flags.
+`
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{"no command given"}
+	}
+	cmd, rest := args[0], args[1:]
+	if len(args) > 1 && (cmd == "workspaces" || cmd == "keys") {
+		cmd, rest = cmd+" "+args[1], args[2:]
+	}
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, stdout, stderr)
+	case "workspaces create":
+		return cmdWorkspacesCreate(ctx, rest, stdout, stderr)
+	case "workspaces list":
+		return cmdWorkspacesList(ctx, rest, stdout, stderr)
+	case "workspaces set-limit":
+		return cmdWorkspacesSetLimit(ctx, rest, stdout, stderr)
+	case "keys create":
+		return cmdKeysCreate(ctx, rest, stdout, stderr)
+	case "keys list":
+		return cmdKeysList(ctx, rest, stdout, stderr)
+	case "keys revoke":
+		return cmdKeysRevoke(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "relay", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError{fmt.Sprintf("unknown command %q", strings.Join(args[:min(2, len(args))], " "))}
+}
+
+// env returns the RELAY_* variable for a flag, or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("RELAY_" + name); ok {
+		return v
+	}
+	return def
+}
+
+// storeFlags registers the flags every command that opens the store takes.
+func storeFlags(fs *flag.FlagSet, cfg *Config) {
+	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", "./relay-data"), "folder for the SQLite database and the master key (RELAY_DATA_DIR)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "postgres://… to use PostgreSQL; default SQLite in --data-dir (RELAY_DATABASE_URL)")
+	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", env("MASTER_KEY_FILE", ""), "file holding the 32-byte master key as hex; default master.key in --data-dir, made on first start (RELAY_MASTER_KEY_FILE)")
+}
+
+// parse parses flags that may come before or after the positional
+// arguments, as in `relay workspaces create acme --data-dir d`.
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
+	fs.SetOutput(stderr)
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func newLogger(level string, out io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "relay",
+		Level:      hclog.LevelFromString(level),
+		Output:     out,
+		JSONFormat: !isTerminal(out),
+		TimeFormat: time.RFC3339Nano,
+	})
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	fs := flag.NewFlagSet("relay serve", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	fs.StringVar(&cfg.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "address to listen on (RELAY_ADDR)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://… to share rate limits between replicas (RELAY_REDIS_URL)")
+	fs.StringVar(&cfg.LogLevel, "log-level", env("LOG_LEVEL", "info"), "trace, debug, info, warn or error (RELAY_LOG_LEVEL)")
+	if pos, err := parse(fs, args, stderr); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"serve takes no arguments"}
+	}
+	if hclog.LevelFromString(cfg.LogLevel) == hclog.NoLevel {
+		return usageError{fmt.Sprintf("--log-level %q: want trace, debug, info, warn or error", cfg.LogLevel)}
+	}
+	m := &Main{Config: cfg, Stdout: stdout, Log: newLogger(cfg.LogLevel, stdout)}
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	err := m.Wait(ctx)
+	m.Log.Info("shutting down: finishing the requests in flight")
+	return errors.Join(err, m.Close())
+}
+
+// withStore runs f against the store named by the flags, migrated to the
+// current schema. The server may be running on the same store meanwhile.
+func withStore(ctx context.Context, cfg Config, stderr io.Writer, f func(*sqlstore.Store) error) error {
+	st, err := openStore(ctx, cfg, newLogger("warn", stderr))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return f(st)
+}
+
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	fs := flag.NewFlagSet("relay migrate", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	if _, err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return err
+		}
+	}
+	st, err := sqlstore.Open(ctx, cfg.databaseURL())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "the database schema is up to date")
+		return nil
+	}
+	for _, v := range applied {
+		fmt.Fprintf(stdout, "applied migration %d\n", v)
+	}
+	return nil
+}
+
+func cmdWorkspacesCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	fs := flag.NewFlagSet("relay workspaces create", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	pos, err := parse(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"usage: relay workspaces create NAME"}
+	}
+	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+		ws, err := st.CreateWorkspace(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created workspace %s (%s)\n", ws.Name, ws.ID)
+		return nil
+	})
+}
+
+func cmdWorkspacesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	fs := flag.NewFlagSet("relay workspaces list", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	if _, err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+		list, err := st.ListWorkspaces(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tID\tRATE LIMIT\tCREATED")
+		for _, ws := range list {
+			limit := "default"
+			if ws.RateLimit != nil {
+				limit = fmt.Sprintf("%d/s burst %d", ws.RateLimit.Rate, ws.RateLimit.Burst)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ws.Name, ws.ID, limit, ws.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	})
+}
+
+func cmdWorkspacesSetLimit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	var rate, burst int
+	var useDefault bool
+	fs := flag.NewFlagSet("relay workspaces set-limit", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	fs.IntVar(&rate, "rate", 0, "requests per second")
+	fs.IntVar(&burst, "burst", 0, "requests allowed at once")
+	fs.BoolVar(&useDefault, "default", false, "go back to the server's default quota")
+	pos, err := parse(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || useDefault == (rate != 0 || burst != 0) {
+		return usageError{"usage: relay workspaces set-limit NAME --rate N --burst N | --default"}
+	}
+	var limit *core.RateLimit
+	if !useDefault {
+		limit = &core.RateLimit{Rate: rate, Burst: burst}
+		if err := limit.Validate(); err != nil {
+			return err
+		}
+	}
+	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+		ws, err := st.WorkspaceByName(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if err := st.SetWorkspaceRateLimit(ctx, ws.ID, limit); err != nil {
+			return err
+		}
+		if limit == nil {
+			fmt.Fprintf(stdout, "workspace %s now has the default rate limit\n", ws.Name)
+		} else {
+			fmt.Fprintf(stdout, "workspace %s: %d requests/s, burst %d\n", ws.Name, limit.Rate, limit.Burst)
+		}
+		return nil
+	})
+}
+
+func cmdKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	var workspace, role, name string
+	fs := flag.NewFlagSet("relay keys create", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
+	fs.StringVar(&role, "role", "", "admin, developer or viewer (required)")
+	fs.StringVar(&name, "name", "", "a label for the key")
+	if pos, err := parse(fs, args, stderr); err != nil {
+		return err
+	} else if len(pos) > 0 || workspace == "" || role == "" {
+		return usageError{"usage: relay keys create --workspace NAME --role admin|developer|viewer [--name N]"}
+	}
+	r, err := core.ParseRole(role)
+	if err != nil {
+		return err
+	}
+	// The master key must already exist unless this is a fresh data dir;
+	// a key hashed under a different master key would never verify.
+	masterKey, _, err := secrets.LoadOrCreateMasterKey(cfg.masterKeyFile(), cfg.MasterKeyFile == "")
+	if err != nil {
+		return err
+	}
+	hasher, err := core.NewKeyHasher(masterKey)
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+		ws, err := st.WorkspaceByName(ctx, workspace)
+		if err != nil {
+			return err
+		}
+		k, token, err := core.NewAPIKey(hasher, ws.ID, name, r, "")
+		if err != nil {
+			return err
+		}
+		if err := st.CreateKey(ctx, k); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, token)
+		return nil
+	})
+}
+
+func cmdKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	var workspace string
+	fs := flag.NewFlagSet("relay keys list", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
+	if _, err := parse(fs, args, stderr); err != nil {
+		return err
+	} else if workspace == "" {
+		return usageError{"usage: relay keys list --workspace NAME"}
+	}
+	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+		ws, err := st.WorkspaceByName(ctx, workspace)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tROLE\tNAME\tCREATED")
+		page := core.Page{Limit: core.MaxPageLimit}
+		for {
+			keys, next, err := st.ListKeys(ctx, ws.ID, page)
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Role, k.Name, k.CreatedAt.Format(time.RFC3339))
+			}
+			if next == "" {
+				return tw.Flush()
+			}
+			page.Cursor = next
+		}
+	})
+}
+
+func cmdKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	var workspace string
+	fs := flag.NewFlagSet("relay keys revoke", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
+	pos, err := parse(fs, args, stderr)
+	if err != nil {
+		return err
+	} else if workspace == "" || len(pos) != 1 {
+		return usageError{"usage: relay keys revoke --workspace NAME ID"}
+	}
+	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+		ws, err := st.WorkspaceByName(ctx, workspace)
+		if err != nil {
+			return err
+		}
+		if err := st.RevokeKey(ctx, ws.ID, pos[0], time.Now().UTC()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked key %s\n", pos[0])
+		return nil
+	})
+}

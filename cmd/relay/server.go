@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/redis/go-redis/v9"
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/httpapi"
+	"github.com/relayhq/relay/core/ratelimit"
+	"github.com/relayhq/relay/core/secrets"
+	"github.com/relayhq/relay/core/sqlstore"
+)
+
+// Config is everything `relay serve` reads from flags and RELAY_* variables.
+type Config struct {
+	Addr          string
+	DataDir       string
+	DatabaseURL   string // empty: SQLite in DataDir
+	RedisURL      string
+	MasterKeyFile string // empty: master.key in DataDir
+	LogLevel      string
+	ShutdownGrace time.Duration
+}
+
+func (c Config) databaseURL() string {
+	if c.DatabaseURL != "" {
+		return c.DatabaseURL
+	}
+	return filepath.Join(c.DataDir, "relay.db")
+}
+
+func (c Config) masterKeyFile() string {
+	if c.MasterKeyFile != "" {
+		return c.MasterKeyFile
+	}
+	return filepath.Join(c.DataDir, "master.key")
+}
+
+// Main owns a running server: Open starts everything, Close stops it in the
+// reverse order. An end-to-end test drives the same type as `relay serve`.
+type Main struct {
+	Config Config
+	Stdout io.Writer // the start-up banner, with the first admin key
+	Log    hclog.Logger
+
+	store    *sqlstore.Store
+	redis    *redis.Client
+	server   *httpapi.Server
+	listener net.Listener
+	served   chan error
+}
+
+// Open prepares the store, makes the first workspace and key on an empty
+// store, and starts answering on Config.Addr.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.closeDeps()
+		}
+	}()
+	masterKey, created, err := secrets.LoadOrCreateMasterKey(m.Config.masterKeyFile(), m.Config.MasterKeyFile == "")
+	if err != nil {
+		return err
+	}
+	if created {
+		m.Log.Info("created a new master key", "path", m.Config.masterKeyFile())
+	}
+	hasher, err := core.NewKeyHasher(masterKey)
+	if err != nil {
+		return err
+	}
+	if m.store, err = openStore(ctx, m.Config, m.Log); err != nil {
+		return err
+	}
+
+	checks := map[string]func(context.Context) error{}
+	var rdb *redis.Client
+	if m.Config.RedisURL != "" {
+		opts, err := redis.ParseURL(m.Config.RedisURL)
+		if err != nil {
+			return fmt.Errorf("--redis-url: %w", err)
+		}
+		// Redis calls then honour the context deadline the limiter sets.
+		opts.ContextTimeoutEnabled = true
+		rdb = redis.NewClient(opts)
+		m.redis = rdb
+		checks["redis"] = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			// Not fatal: the limiter falls back to counting in-process.
+			m.Log.Warn("redis does not answer; rate limits are counted in this process until it does", "error", err)
+		}
+	}
+	limiter := ratelimit.New(rdb, "relay:ratelimit:", m.Log.Named("ratelimit"))
+
+	key, token, err := core.NewAPIKey(hasher, "", "first admin key", core.RoleAdmin, "")
+	if err != nil {
+		return err
+	}
+	bootstrapped, err := m.store.Bootstrap(ctx, core.DefaultWorkspace, key)
+	if err != nil {
+		return fmt.Errorf("creating the first workspace: %w", err)
+	}
+
+	m.server = httpapi.New(httpapi.Config{
+		Store:       m.store,
+		Hasher:      hasher,
+		Limiter:     limiter,
+		Logger:      m.Log.Named("http"),
+		ReadyChecks: checks,
+	})
+	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return err
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.server.Serve(m.listener) }()
+
+	addr := m.URL()
+	m.Log.Info("relay is listening", "url", addr, "database", redactURL(m.Config.databaseURL()), "redis", m.Config.RedisURL != "")
+	fmt.Fprintf(m.Stdout, "Relay is listening on %s\n", addr)
+	if bootstrapped {
+		// The key goes to stdout once, never through the logger.
+		fmt.Fprintf(m.Stdout, "\nCreated the workspace %q and its first admin API key.\n"+
+			"It is shown only this once, so keep it safe:\n\n    %s\n\n"+
+			"Try it:\n    curl -H \"Authorization: Bearer %s\" %s/v1/keys\n\n",
+			core.DefaultWorkspace, token, token, addr)
+	}
+	return nil
+}
+
+// URL is where the server answers.
+func (m *Main) URL() string { return "http://" + m.listener.Addr().String() }
+
+// Wait blocks until the server stops on its own (an error) or ctx ends.
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case err := <-m.served:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Close stops accepting connections, lets the requests in flight finish
+// (for up to ShutdownGrace), then closes Redis and the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		grace := m.Config.ShutdownGrace
+		if grace <= 0 {
+			grace = 30 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		errs = append(errs, m.server.Shutdown(ctx))
+		cancel()
+		if err := <-m.served; err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+		m.server = nil
+	}
+	errs = append(errs, m.closeDeps())
+	return errors.Join(errs...)
+}
+
+func (m *Main) closeDeps() error {
+	var errs []error
+	if m.redis != nil {
+		errs = append(errs, m.redis.Close())
+		m.redis = nil
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+		m.store = nil
+	}
+	return errors.Join(errs...)
+}
+
+// openStore opens the database and brings its schema up to date. SQLite's
+// folder is made on first use.
+func openStore(ctx context.Context, cfg Config, log hclog.Logger) (*sqlstore.Store, error) {
+	if cfg.DatabaseURL == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	st, err := sqlstore.Open(ctx, cfg.databaseURL())
+	if err != nil {
+		return nil, err
+	}
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("applied database migrations", "versions", applied)
+	}
+	return st, nil
+}
+
+// redactURL hides a database URL's password and query (where a password
+// may also travel) before it is logged.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return s
+	}
+	u.RawQuery = ""
+	return u.Redacted()
+}

@@ -1,0 +1,66 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. The set is closed and append-only: clients match on these
+// strings, so an existing code never changes meaning. Each maps to one HTTP
+// status in the httpapi package.
+const (
+	EInvalid          = "invalid_request"        // the request is malformed or a value is out of range
+	EUnauthenticated  = "unauthenticated"        // no valid API key
+	EForbidden        = "forbidden"              // the key's role may not do this
+	ENotFound         = "not_found"              // no such resource in the caller's workspace
+	EConflict         = "conflict"               // the resource already exists or changed meanwhile
+	ETooLarge         = "payload_too_large"      // the request body is over the limit
+	EHeadersTooLarge  = "headers_too_large"      // the request headers are over the limit
+	EUnsupportedMedia = "unsupported_media_type" // the body is not JSON
+	ERateLimited      = "rate_limited"           // the workspace used up its request quota
+	EMethod           = "method_not_allowed"
+	ETimeout          = "request_timeout"
+	EUnavailable      = "unavailable" // a dependency is down; retry later
+	EInternal         = "internal"    // anything else; details go to the log, not the caller
+)
+
+// Error is an error the caller may see. Code is one of the E* constants and
+// Message is safe to show to the caller. Any error that is not an *Error is
+// internal: its text is logged and the caller sees only EInternal.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EInternal for
+// any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the caller-safe message of err: the Message of its
+// *Error, or a generic text for internal errors.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,194 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/ratelimit"
+	"github.com/relayhq/relay/core/sqlstore"
+)
+
+// testServer is a real server on a loopback port over a SQLite store.
+type testServer struct {
+	t      testing.TB
+	URL    string
+	Store  *sqlstore.Store
+	Hasher *core.KeyHasher
+	Server *Server
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newTestServer starts a server; edit may change its Config first.
+func newTestServer(t testing.TB, edit func(*Config)) *testServer {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := core.NewKeyHasher(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cfg := Config{
+		Store:   st,
+		Hasher:  hasher,
+		Limiter: ratelimit.NewLocal(),
+		Logger:  hclog.New(&hclog.LoggerOptions{Output: logs, JSONFormat: true, Level: hclog.Debug}),
+		// Generous, so only the rate-limit tests meet the limit.
+		DefaultRateLimit: core.RateLimit{Rate: 10000, Burst: 10000},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv := New(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-done
+		st.Close()
+	})
+	return &testServer{t: t, URL: "http://" + ln.Addr().String(), Store: st, Hasher: hasher, Server: srv, logs: logs}
+}
+
+// with returns ts reporting to t, for use inside a subtest.
+func (ts *testServer) with(t testing.TB) *testServer {
+	c := *ts
+	c.t = t
+	return &c
+}
+
+// workspace makes a workspace and returns it with a key of each role.
+func (ts *testServer) workspace(name string) (*core.Workspace, map[core.Role]string) {
+	ts.t.Helper()
+	ws, err := ts.Store.CreateWorkspace(context.Background(), name)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	keys := map[core.Role]string{}
+	for _, r := range core.Roles {
+		keys[r] = ts.key(ws.ID, r)
+	}
+	return ws, keys
+}
+
+func (ts *testServer) key(workspaceID string, role core.Role) string {
+	ts.t.Helper()
+	k, token, err := core.NewAPIKey(ts.Hasher, workspaceID, string(role)+" key", role, "")
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if err := ts.Store.CreateKey(context.Background(), k); err != nil {
+		ts.t.Fatal(err)
+	}
+	return token
+}
+
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *response) problem(t testing.TB) Problem {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); ct != problemContentType {
+		t.Fatalf("Content-Type %q, want %q; body %s", ct, problemContentType, r.Body)
+	}
+	var p Problem
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		t.Fatalf("problem body %s: %v", r.Body, err)
+	}
+	if p.Status != r.Status || p.Code == "" || p.Type == "" || p.Title == "" {
+		t.Fatalf("incomplete problem %+v for status %d", p, r.Status)
+	}
+	return p
+}
+
+func (r *response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("body %s: %v", r.Body, err)
+	}
+}
+
+// do sends a request; body, when not nil, goes as JSON unless it is a string.
+func (ts *testServer) do(method, path, key string, body any, headers ...string) *response {
+	ts.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, ts.URL+path, rd)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	return &response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}

@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/relayhq/relay/core"
+)
+
+type createKeyRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// createdKey is the one response that carries a key's secret.
+type createdKey struct {
+	*core.APIKey
+	Key string `json:"key"`
+}
+
+func (s *Server) createKey(c *fiber.Ctx, p *principal) error {
+	var req createKeyRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	role, err := core.ParseRole(req.Role)
+	if err != nil {
+		return err
+	}
+	k, token, err := core.NewAPIKey(s.cfg.Hasher, p.Workspace.ID, req.Name, role, p.Key.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.CreateKey(c.UserContext(), k); err != nil {
+		return err
+	}
+	c.Location("/v1/keys/" + k.ID)
+	return c.Status(fiber.StatusCreated).JSON(createdKey{APIKey: k, Key: token})
+}
+
+func (s *Server) listKeys(c *fiber.Ctx, p *principal) error {
+	page, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	keys, next, err := s.cfg.Store.ListKeys(c.UserContext(), p.Workspace.ID, page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(newList(keys, next))
+}
+
+func (s *Server) getKey(c *fiber.Ctx, p *principal) error {
+	k, err := s.cfg.Store.Key(c.UserContext(), p.Workspace.ID, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(k)
+}
+
+// revokeKey takes effect at once: every request looks its key up afresh.
+func (s *Server) revokeKey(c *fiber.Ctx, p *principal) error {
+	if err := s.cfg.Store.RevokeKey(c.UserContext(), p.Workspace.ID, c.Params("id"), time.Now().UTC()); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,202 @@
+package httpapi
+
+import (
+	"context"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/relayhq/relay/core"
+)
+
+// Keys of the values kept in a request's Locals.
+const (
+	localRequestID = "relay.request_id"
+	localRoute     = "relay.route"
+	localPrincipal = "relay.principal"
+	localObserved  = "relay.observed"
+)
+
+// A client may name its own request id if it is short and plain; otherwise
+// the server makes one.
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// observe is the outermost middleware: it gives the request an id and a
+// deadline, sets the security headers, turns a returned error into its
+// problem response, and then logs and measures the request.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	c.Locals(localObserved, true)
+	rid := c.Get("X-Request-Id")
+	if !requestIDRE.MatchString(rid) {
+		rid = core.NewID()
+	}
+	c.Locals(localRequestID, rid)
+	c.Set("X-Request-Id", rid)
+	setSecurityHeaders(c)
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	c.SetUserContext(ctx)
+
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("writing an error response failed", "request_id", rid, "error", herr)
+			c.Status(fiber.StatusInternalServerError)
+		}
+	}
+
+	route, _ := c.Locals(localRoute).(string)
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Response().StatusCode()
+	elapsed := time.Since(start)
+	method := c.Method()
+	code := strconv.Itoa(status)
+	s.metrics.requests.WithLabelValues(method, route, code).Inc()
+	s.metrics.latency.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
+
+	// The path is logged without its query string, and no header is logged:
+	// that is where keys travel.
+	fields := []any{
+		"request_id", rid, "method", method, "path", c.Path(), "route", route,
+		"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000, "ip", c.IP(),
+	}
+	if p, ok := c.Locals(localPrincipal).(*principal); ok {
+		fields = append(fields, "workspace_id", p.Workspace.ID, "key_id", p.Key.ID)
+	}
+	s.log.Info("request", fields...)
+	return nil
+}
+
+func setSecurityHeaders(c *fiber.Ctx) {
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("X-Frame-Options", "DENY")
+	c.Set("Referrer-Policy", "no-referrer")
+	c.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	c.Set("Cross-Origin-Resource-Policy", "same-origin")
+	c.Set("Cache-Control", "no-store")
+}
+
+// handleError writes the problem response for err. Fiber also calls it for
+// requests it refuses before any middleware runs (a body over the limit,
+// oversized headers), so it sets what observe would have set.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	p, internal := problemFor(err)
+	rid, _ := c.Locals(localRequestID).(string)
+	if rid == "" {
+		rid = core.NewID()
+		c.Set("X-Request-Id", rid)
+		setSecurityHeaders(c)
+	}
+	p.RequestID = rid
+	p.Instance = c.Path()
+	if internal {
+		s.log.Error("internal error", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err)
+	}
+	if observed, _ := c.Locals(localObserved).(bool); !observed {
+		s.log.Info("request refused", "request_id", rid, "status", p.Status, "code", p.Code, "ip", c.IP())
+		s.metrics.requests.WithLabelValues(c.Method(), "unmatched", strconv.Itoa(p.Status)).Inc()
+	}
+	return writeProblem(c, p)
+}
+
+func (s *Server) logPanic(c *fiber.Ctx, v any) {
+	rid, _ := c.Locals(localRequestID).(string)
+	stack := string(debug.Stack())
+	s.log.Error("panic in handler", "request_id", rid, "panic", v, "stack", stack)
+}
+
+// principal is who is calling: the key presented and its workspace.
+type principal struct {
+	Key       *core.APIKey
+	Workspace *core.Workspace
+}
+
+// handle wraps a route's handler with the one check every route passes:
+// authenticate, charge the workspace's quota, then enforce the role. The
+// order matters: a refused call still costs quota, and an unauthenticated
+// one is charged to the client's address so key guessing is slowed too.
+func (s *Server) handle(r route) fiber.Handler {
+	template := openAPIPath(r.path)
+	return func(c *fiber.Ctx) error {
+		c.Locals(localRoute, template)
+		if r.role == "" {
+			return r.handler(c, nil)
+		}
+		p, authErr := s.authenticate(c)
+		if authErr != nil {
+			if err := s.charge(c, "ip:"+c.IP(), s.cfg.DefaultRateLimit); err != nil {
+				return err
+			}
+			return authErr
+		}
+		c.Locals(localPrincipal, p)
+		limit := s.cfg.DefaultRateLimit
+		if p.Workspace.RateLimit != nil {
+			limit = *p.Workspace.RateLimit
+		}
+		if err := s.charge(c, "ws:"+p.Workspace.ID, limit); err != nil {
+			return err
+		}
+		if !p.Key.Role.Allows(r.role) {
+			return core.Errorf(core.EForbidden, "this needs a key with the %s role; this key is %s", r.role, p.Key.Role)
+		}
+		return r.handler(c, p)
+	}
+}
+
+// authenticate checks the bearer key. A malformed key is refused before the
+// store is asked; every refusal says the same so it tells an attacker nothing.
+func (s *Server) authenticate(c *fiber.Ctx) (*principal, error) {
+	unauth := core.Errorf(core.EUnauthenticated, "a valid API key is required: Authorization: Bearer rly_…")
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return nil, unauth
+	}
+	id, secret, err := core.ParseKey(strings.TrimSpace(token))
+	if err != nil {
+		return nil, unauth
+	}
+	ctx := c.UserContext()
+	key, err := s.cfg.Store.KeyForAuth(ctx, id)
+	if core.ErrorCode(err) == core.ENotFound {
+		return nil, unauth
+	} else if err != nil {
+		return nil, err
+	}
+	if !s.cfg.Hasher.Verify(id, secret, key.Hash) {
+		return nil, unauth
+	}
+	ws, err := s.cfg.Store.Workspace(ctx, key.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	return &principal{Key: key, Workspace: ws}, nil
+}
+
+// charge takes one request from the quota named bucket, sets the RateLimit
+// headers (draft-ietf-httpapi-ratelimit-headers) and refuses with 429 when
+// the quota is used up.
+func (s *Server) charge(c *fiber.Ctx, bucket string, limit core.RateLimit) error {
+	d, err := s.cfg.Limiter.Allow(c.UserContext(), bucket, limit)
+	if err != nil {
+		// Never let a request through unlimited: refuse it instead.
+		s.log.Error("rate limiter failed", "error", err)
+		return core.Errorf(core.EUnavailable, "the rate limiter is unavailable; retry shortly")
+	}
+	window := (limit.Burst + limit.Rate - 1) / limit.Rate
+	c.Set("RateLimit-Policy", `"workspace";q=`+strconv.Itoa(limit.Burst)+";w="+strconv.Itoa(window))
+	c.Set("RateLimit", `"workspace";r=`+strconv.Itoa(d.Remaining)+";t="+strconv.Itoa(ceilSeconds(d.ResetAfter)))
+	if !d.Allowed {
+		wait := max(1, ceilSeconds(d.RetryAfter))
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(wait))
+		return core.Errorf(core.ERateLimited, "over the limit of %d requests/s (burst %d); retry in %d s", limit.Rate, limit.Burst, wait)
+	}
+	return nil
+}

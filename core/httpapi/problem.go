@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/relayhq/relay/core"
+)
+
+// Problem is an RFC 9457 problem details body. Code is the stable machine
+// code from core; Type is derived from it so that it is stable too.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	Code      string `json:"code"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+const problemContentType = "application/problem+json"
+
+// statusOf maps each error code to its HTTP status; the one place that does.
+var statusOf = map[string]int{
+	core.EInvalid:          http.StatusBadRequest,
+	core.EUnauthenticated:  http.StatusUnauthorized,
+	core.EForbidden:        http.StatusForbidden,
+	core.ENotFound:         http.StatusNotFound,
+	core.EMethod:           http.StatusMethodNotAllowed,
+	core.ETimeout:          http.StatusRequestTimeout,
+	core.EConflict:         http.StatusConflict,
+	core.ETooLarge:         http.StatusRequestEntityTooLarge,
+	core.EHeadersTooLarge:  http.StatusRequestHeaderFieldsTooLarge,
+	core.EUnsupportedMedia: http.StatusUnsupportedMediaType,
+	core.ERateLimited:      http.StatusTooManyRequests,
+	core.EUnavailable:      http.StatusServiceUnavailable,
+	core.EInternal:         http.StatusInternalServerError,
+}
+
+// fiberCodes translates the errors Fiber and fasthttp raise themselves
+// (no route, body too large, …) into core codes.
+var fiberCodes = map[int]string{
+	fiber.StatusBadRequest:                  core.EInvalid,
+	fiber.StatusNotFound:                    core.ENotFound,
+	fiber.StatusMethodNotAllowed:            core.EMethod,
+	fiber.StatusRequestTimeout:              core.ETimeout,
+	fiber.StatusRequestEntityTooLarge:       core.ETooLarge,
+	fiber.StatusRequestHeaderFieldsTooLarge: core.EHeadersTooLarge,
+	fiber.StatusUnsupportedMediaType:        core.EUnsupportedMedia,
+	fiber.StatusServiceUnavailable:          core.EUnavailable,
+}
+
+// problemFor turns any error into the problem the caller sees. It reports
+// whether the error was internal, in which case the caller sees a generic
+// text and the real one must go to the log.
+func problemFor(err error) (p Problem, internal bool) {
+	code, msg := core.ErrorCode(err), core.ErrorMessage(err)
+	var fe *fiber.Error
+	if code == core.EInternal && errors.As(err, &fe) {
+		if c, ok := fiberCodes[fe.Code]; ok {
+			code, msg = c, fe.Message
+		}
+	}
+	status, ok := statusOf[code]
+	if !ok { // a code core added but this table has not learnt: not the caller's fault
+		code, status = core.EInternal, http.StatusInternalServerError
+	}
+	if code == core.EInternal {
+		msg = "internal error"
+		internal = true
+	}
+	return Problem{
+		Type:   "urn:relay:problem:" + code,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: msg,
+		Code:   code,
+	}, internal
+}
+
+// writeProblem sends p as the response body.
+func writeProblem(c *fiber.Ctx, p Problem) error {
+	c.Status(p.Status)
+	c.Set(fiber.HeaderContentType, problemContentType)
+	body, err := jsonMarshal(p)
+	if err != nil {
+		return err
+	}
+	return c.Send(body)
+}
+
+// ceilSeconds renders a wait as whole seconds, rounded up so that a client
+// that waits that long is not refused again.
+func ceilSeconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
+}

@@ -1,0 +1,103 @@
+// Package httpapi is Relay's HTTP API on Fiber: the /v1 routes, the one
+// place where keys are checked, roles enforced and quotas charged, RFC 9457
+// errors, and the operational endpoints (/healthz, /readyz, /metrics,
+// /openapi.json).
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/hashicorp/go-hclog"
+	"github.com/relayhq/relay/core"
+)
+
+// Config is what the server needs. Store, Hasher, Limiter and Logger are
+// required; zero limits and timeouts take the defaults below.
+type Config struct {
+	Store   core.Store
+	Hasher  *core.KeyHasher
+	Limiter core.RateLimiter
+	Logger  hclog.Logger
+
+	// DefaultRateLimit applies to workspaces without their own.
+	DefaultRateLimit core.RateLimit
+	// ReadyChecks are probed by /readyz besides the database, by name.
+	ReadyChecks map[string]func(context.Context) error
+
+	BodyLimit      int           // bytes; default 1 MiB
+	ReadTimeout    time.Duration // default 10 s
+	WriteTimeout   time.Duration // default 30 s
+	IdleTimeout    time.Duration // default 60 s
+	RequestTimeout time.Duration // deadline of a handler's context; default 25 s
+}
+
+// Defaults for Config's zero values.
+const (
+	DefaultBodyLimit      = 1 << 20
+	DefaultReadTimeout    = 10 * time.Second
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultIdleTimeout    = 60 * time.Second
+	DefaultRequestTimeout = 25 * time.Second
+)
+
+// Server is the HTTP API. Make it with New, run it with Serve, stop it with
+// Shutdown.
+type Server struct {
+	cfg     Config
+	app     *fiber.App
+	log     hclog.Logger
+	metrics *metrics
+	routes  []route
+}
+
+// New builds the server and registers every route.
+func New(cfg Config) *Server {
+	if cfg.DefaultRateLimit == (core.RateLimit{}) {
+		cfg.DefaultRateLimit = core.DefaultRateLimit
+	}
+	setDefault(&cfg.BodyLimit, DefaultBodyLimit)
+	setDefault(&cfg.ReadTimeout, DefaultReadTimeout)
+	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
+
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "relay",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		ReadBufferSize:        16 << 10, // also the cap on request headers
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+	})
+	s.app.Use(s.observe)
+	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
+	s.routes = s.routeTable()
+	for _, r := range s.routes {
+		s.app.Add(r.method, r.path, s.handle(r))
+	}
+	return s
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight to finish.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }

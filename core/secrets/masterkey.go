@@ -1,0 +1,80 @@
+// Package secrets holds the master key, the root of every secret Relay
+// keeps: API key hashes are peppered with a key derived from it, and
+// (later) connection secrets are encrypted under keys it wraps.
+package secrets
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// MasterKeySize is the length of a master key in bytes.
+const MasterKeySize = 32
+
+// LoadOrCreateMasterKey reads the master key from path: 64 hex digits,
+// optionally followed by a newline. When the file does not exist and create
+// is true, it writes a fresh random key there with mode 0600 (and the folder
+// with 0700) and reports created. A key file that others may read is refused:
+// whoever reads it can forge nothing but can test stolen key hashes.
+func LoadOrCreateMasterKey(path string, create bool) (key []byte, created bool, err error) {
+	key, err = readMasterKey(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) || !create {
+		return key, false, err
+	}
+	key = make([]byte, MasterKeySize)
+	rand.Read(key)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, fmt.Errorf("master key: %w", err)
+	}
+	// O_EXCL: when two processes start at once, one writes and the other
+	// reads what was written instead of overwriting it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		key, err = readMasterKey(path)
+		return key, false, err
+	} else if err != nil {
+		return nil, false, fmt.Errorf("master key: %w", err)
+	}
+	_, werr := f.WriteString(hex.EncodeToString(key) + "\n")
+	if serr := f.Sync(); werr == nil {
+		werr = serr
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(path)
+		return nil, false, fmt.Errorf("master key: writing %s: %w", path, werr)
+	}
+	return key, true, nil
+}
+
+func readMasterKey(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("master key: %s is readable by others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	raw = bytes.TrimSpace(raw)
+	key := make([]byte, MasterKeySize)
+	if len(raw) != 2*MasterKeySize {
+		return nil, fmt.Errorf("master key: %s must hold exactly %d hex digits", path, 2*MasterKeySize)
+	}
+	if _, err := hex.Decode(key, raw); err != nil {
+		// The contents are never echoed: they are the key, or close to it.
+		return nil, fmt.Errorf("master key: %s must hold exactly %d hex digits", path, 2*MasterKeySize)
+	}
+	return key, nil
+}

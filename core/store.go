@@ -1,0 +1,64 @@
+package core
+
+import (
+	"context"
+	"time"
+)
+
+// Page asks for one page of a list. Cursor is the NextCursor of the previous
+// page, or empty for the first page.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// Page sizes for every list.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 200
+)
+
+// WorkspaceStore keeps workspaces.
+type WorkspaceStore interface {
+	// CreateWorkspace returns EConflict when the name is taken and EInvalid
+	// for a bad name.
+	CreateWorkspace(ctx context.Context, name string) (*Workspace, error)
+	// Workspace returns ENotFound when no workspace has that id.
+	Workspace(ctx context.Context, id string) (*Workspace, error)
+	// WorkspaceByName returns ENotFound when no workspace has that name.
+	WorkspaceByName(ctx context.Context, name string) (*Workspace, error)
+	ListWorkspaces(ctx context.Context) ([]*Workspace, error)
+	// SetWorkspaceRateLimit sets a workspace's own quota; nil restores the
+	// server default. ENotFound for an unknown id.
+	SetWorkspaceRateLimit(ctx context.Context, id string, limit *RateLimit) error
+	// Bootstrap creates the workspace named name and stores key in it, both
+	// or neither, but only when the store has no workspace at all. It reports
+	// whether it did.
+	Bootstrap(ctx context.Context, name string, key *APIKey) (bool, error)
+}
+
+// KeyStore keeps API keys. Every method but KeyForAuth is scoped to a
+// workspace: a key of another workspace is ENotFound.
+type KeyStore interface {
+	// CreateKey stores k; the caller sets ID, Hash and CreatedAt.
+	CreateKey(ctx context.Context, k *APIKey) error
+	// KeyForAuth returns the active (not revoked) key with that id, hash
+	// included, or ENotFound.
+	KeyForAuth(ctx context.Context, id string) (*APIKey, error)
+	// Key returns an active key of the workspace, or ENotFound.
+	Key(ctx context.Context, workspaceID, id string) (*APIKey, error)
+	// ListKeys lists the workspace's active keys, oldest first.
+	ListKeys(ctx context.Context, workspaceID string, p Page) (keys []*APIKey, next string, err error)
+	// RevokeKey marks an active key revoked at the given time; ENotFound if
+	// there is no such active key in the workspace.
+	RevokeKey(ctx context.Context, workspaceID, id string, at time.Time) error
+}
+
+// Store is everything the server keeps.
+type Store interface {
+	WorkspaceStore
+	KeyStore
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}

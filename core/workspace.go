@@ -1,0 +1,47 @@
+package core
+
+import (
+	"regexp"
+	"time"
+)
+
+// DefaultWorkspace is the workspace that the first start of an empty store
+// creates, with its first admin key.
+const DefaultWorkspace = "default"
+
+var workspaceNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Workspace is the tenant boundary: every tenant-owned row carries its id.
+type Workspace struct {
+	ID        string     `json:"id" db:"id"`
+	Name      string     `json:"name" db:"name"`
+	RateLimit *RateLimit `json:"rate_limit,omitempty" db:"-"` // nil: the server default
+	CreatedAt time.Time  `json:"created_at" db:"created_at"`
+}
+
+// ValidateWorkspaceName checks a workspace name: lower-case letters, digits
+// and dashes, 1 to 63 characters, not starting with a dash.
+func ValidateWorkspaceName(name string) error {
+	if !workspaceNameRE.MatchString(name) {
+		return Errorf(EInvalid, "workspace name must match %s", workspaceNameRE)
+	}
+	return nil
+}
+
+// RateLimit is a request quota: Rate requests per second on average, with
+// bursts of up to Burst requests.
+type RateLimit struct {
+	Rate  int `json:"rate"`
+	Burst int `json:"burst"`
+}
+
+// DefaultRateLimit applies to a workspace without its own.
+var DefaultRateLimit = RateLimit{Rate: 50, Burst: 100}
+
+// Validate checks that both numbers are positive and sane.
+func (l RateLimit) Validate() error {
+	if l.Rate < 1 || l.Rate > 1_000_000 || l.Burst < 1 || l.Burst > 1_000_000 {
+		return Errorf(EInvalid, "rate and burst must be between 1 and 1000000")
+	}
+	return nil
+}

@@ -1,0 +1,189 @@
+// Package client is the Go client of Relay's HTTP API, for apps, scripts and
+// agents. It needs only the standard library.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client calls one Relay server with one API key. It is safe for concurrent
+// use.
+type Client struct {
+	baseURL string
+	key     string
+	http    *http.Client
+}
+
+// New returns a client for the server at baseURL (http://127.0.0.1:8080)
+// that authenticates with key. A nil httpClient uses one with a 60 s timeout.
+func New(baseURL, key string, httpClient *http.Client) *Client {
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	return &Client{baseURL: strings.TrimRight(baseURL, "/"), key: key, http: httpClient}
+}
+
+// Error is a problem response (RFC 9457) from the server. Code is the
+// stable machine code: match on it, not on Detail.
+type Error struct {
+	Status     int    `json:"status"`
+	Code       string `json:"code"`
+	Title      string `json:"title"`
+	Detail     string `json:"detail"`
+	RequestID  string `json:"request_id"`
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("relay: %d %s: %s (request %s)", e.Status, e.Code, e.Detail, e.RequestID)
+}
+
+// Role is what a key may do: viewer, developer or admin.
+type Role string
+
+const (
+	RoleViewer    Role = "viewer"
+	RoleDeveloper Role = "developer"
+	RoleAdmin     Role = "admin"
+)
+
+// RateLimit is a request quota.
+type RateLimit struct {
+	Rate  int `json:"rate"`
+	Burst int `json:"burst"`
+}
+
+// Workspace is the caller's workspace, with the key that asked.
+type Workspace struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	RateLimit RateLimit `json:"rate_limit"`
+	CreatedAt time.Time `json:"created_at"`
+	Key       struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		Role Role   `json:"role"`
+	} `json:"key"`
+}
+
+// APIKey describes a key; its secret is shown only by CreateKey.
+type APIKey struct {
+	ID          string    `json:"id"`
+	WorkspaceID string    `json:"workspace_id"`
+	Name        string    `json:"name"`
+	Role        Role      `json:"role"`
+	CreatedAt   time.Time `json:"created_at"`
+	CreatedBy   string    `json:"created_by,omitempty"`
+}
+
+// CreatedKey is a new key with its secret: the only time it is shown.
+type CreatedKey struct {
+	APIKey
+	Key string `json:"key"`
+}
+
+// KeyPage is one page of keys; NextCursor is empty on the last page.
+type KeyPage struct {
+	Data       []APIKey `json:"data"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+// Workspace returns the caller's workspace.
+func (c *Client) Workspace(ctx context.Context) (*Workspace, error) {
+	var ws Workspace
+	return &ws, c.do(ctx, http.MethodGet, "/v1/workspace", nil, &ws)
+}
+
+// CreateKey makes an API key in the caller's workspace (admin only).
+func (c *Client) CreateKey(ctx context.Context, name string, role Role) (*CreatedKey, error) {
+	var k CreatedKey
+	body := map[string]string{"name": name, "role": string(role)}
+	return &k, c.do(ctx, http.MethodPost, "/v1/keys", body, &k)
+}
+
+// ListKeys returns a page of the workspace's active keys (admin only).
+// limit 0 takes the server's default; cursor is "" for the first page.
+func (c *Client) ListKeys(ctx context.Context, limit int, cursor string) (*KeyPage, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	path := "/v1/keys"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var p KeyPage
+	return &p, c.do(ctx, http.MethodGet, path, nil, &p)
+}
+
+// Key returns one active key (admin only).
+func (c *Client) Key(ctx context.Context, id string) (*APIKey, error) {
+	var k APIKey
+	return &k, c.do(ctx, http.MethodGet, "/v1/keys/"+url.PathEscape(id), nil, &k)
+}
+
+// RevokeKey revokes a key; it stops working at once (admin only).
+func (c *Client) RevokeKey(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/keys/"+url.PathEscape(id), nil, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	// Responses are small; the cap keeps a misbehaving server from
+	// exhausting the caller's memory.
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Code == "" {
+			e.Code, e.Detail = "unexpected_response", strings.TrimSpace(string(data))
+		}
+		e.Status = resp.StatusCode
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return e
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("relay: decoding the %s %s response: %w", method, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/relayhq/relay/sdk
+
+go 1.26
