@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/relayhq/relay/core"
@@ -181,5 +183,37 @@ func TestWorkspaceIsolation(t *testing.T) {
 	ts.do(http.MethodGet, "/v1/workspace", a[core.RoleViewer], nil).decode(t, &ws)
 	if ws.Name != "team-a" {
 		t.Fatalf("A's key sees workspace %q", ws.Name)
+	}
+}
+
+// countingStore counts the key lookups that reach the store.
+type countingStore struct {
+	core.Store
+	lookups atomic.Int64
+}
+
+func (s *countingStore) KeyForAuth(ctx context.Context, id string) (*core.APIKey, error) {
+	s.lookups.Add(1)
+	return s.Store.KeyForAuth(ctx, id)
+}
+
+func TestMalformedKeyNeverReachesTheStore(t *testing.T) {
+	var counting *countingStore
+	ts := newTestServer(t, func(c *Config) {
+		counting = &countingStore{Store: c.Store}
+		c.Store = counting
+	})
+	_, keys := ts.workspace("acme")
+	good := keys[core.RoleViewer]
+	for _, bad := range []string{"rly_", "rly_x_y", good[:len(good)-1], strings.ToUpper(good), good + "=", "sk_live_abc"} {
+		if resp := ts.do(http.MethodGet, "/v1/workspace", bad, nil); resp.Status != http.StatusUnauthorized {
+			t.Fatalf("key %q: %d, want 401", bad, resp.Status)
+		}
+	}
+	if n := counting.lookups.Load(); n != 0 {
+		t.Fatalf("malformed keys caused %d store lookups, want 0", n)
+	}
+	if resp := ts.do(http.MethodGet, "/v1/workspace", good, nil); resp.Status != http.StatusOK || counting.lookups.Load() != 1 {
+		t.Fatalf("a good key: %d after %d lookups, want 200 after 1", resp.Status, counting.lookups.Load())
 	}
 }
