@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. The set is closed and append-only: clients match on these
@@ -30,6 +31,17 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Fields points at the parts of an input that are wrong (EInvalid,
+	// EInvalidParams).
+	Fields []FieldError
+	// RetryAfter, when set, is how long to wait before trying again.
+	RetryAfter time.Duration
+}
+
+// FieldError is one wrong part of an input, named by JSON Pointer.
+type FieldError struct {
+	Pointer string `json:"pointer"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

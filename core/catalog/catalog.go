@@ -1,0 +1,164 @@
+// Package catalog finds the connectors a server can run: one folder per
+// connector version under the connectors dir, holding its manifest and its
+// artifact, whose SHA-256 the runtime checks before every start.
+//
+//	<dir>/<name>/<version>/manifest.json
+//	<dir>/<name>/<version>/connector          native binary
+//	<dir>/<name>/<version>/connector.sha256   its SHA-256, hex
+package catalog
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/mod/semver"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/sdk/manifest"
+)
+
+// File names inside a connector version's folder.
+const (
+	ManifestFile = "manifest.json"
+	NativeFile   = "connector"
+	DigestSuffix = ".sha256"
+)
+
+// Entry is one connector version.
+type Entry struct {
+	Ref      core.ConnectorRef
+	Manifest *manifest.Manifest
+	Dir      string
+	// Native is the plugin binary; nil when the version ships none.
+	Native *Artifact
+}
+
+// Artifact is a file to run and the digest it must have.
+type Artifact struct {
+	Path   string
+	SHA256 []byte
+}
+
+// Catalog is the set of connector versions found in a folder. It does not
+// change after Load.
+type Catalog struct {
+	byName map[string][]*Entry // newest version first
+}
+
+// Load reads every <name>/<version> folder under dir. A folder that is not
+// a valid connector version is skipped and reported in problems, so that one
+// bad connector does not keep the server from starting. A missing dir is an
+// empty catalog.
+func Load(dir string) (c *Catalog, problems []error) {
+	c = &Catalog{byName: map[string][]*Entry{}}
+	names, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	} else if err != nil {
+		return c, []error{err}
+	}
+	for _, n := range names {
+		if !n.IsDir() {
+			continue
+		}
+		versions, err := os.ReadDir(filepath.Join(dir, n.Name()))
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		for _, v := range versions {
+			if !v.IsDir() {
+				continue
+			}
+			e, err := loadEntry(filepath.Join(dir, n.Name(), v.Name()), n.Name(), v.Name())
+			if err != nil {
+				problems = append(problems, err)
+				continue
+			}
+			c.byName[e.Ref.Name] = append(c.byName[e.Ref.Name], e)
+		}
+	}
+	for _, list := range c.byName {
+		sort.Slice(list, func(i, j int) bool {
+			return semver.Compare("v"+list[i].Ref.Version, "v"+list[j].Ref.Version) > 0
+		})
+	}
+	return c, problems
+}
+
+func loadEntry(dir, name, version string) (*Entry, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("connector %s@%s: %w", name, version, err)
+	}
+	m, err := manifest.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s@%s: %w", name, version, err)
+	}
+	if m.Name != name || m.Version != version {
+		return nil, fmt.Errorf("connector folder %s/%s holds the manifest of %s@%s", name, version, m.Name, m.Version)
+	}
+	e := &Entry{Ref: core.ConnectorRef{Name: name, Version: version}, Manifest: m, Dir: dir}
+	if m.Runtime == manifest.RuntimeNative {
+		if e.Native, err = loadArtifact(filepath.Join(dir, NativeFile)); err != nil {
+			return nil, fmt.Errorf("connector %s@%s: %w", name, version, err)
+		}
+	}
+	return e, nil
+}
+
+// loadArtifact reads the digest that goes with path. The artifact itself is
+// hashed by the runtime at each start, not here.
+func loadArtifact(path string) (*Artifact, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(path + DigestSuffix)
+	if err != nil {
+		return nil, err
+	}
+	fields := strings.Fields(string(raw)) // accepts sha256sum's "<hex>  <file>" too
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%s%s is empty", path, DigestSuffix)
+	}
+	sum, err := hex.DecodeString(fields[0])
+	if err != nil || len(sum) != 32 {
+		return nil, fmt.Errorf("%s%s does not hold a SHA-256 in hex", path, DigestSuffix)
+	}
+	return &Artifact{Path: path, SHA256: sum}, nil
+}
+
+// Get returns the connector version ref names, or ENotFound.
+func (c *Catalog) Get(ref core.ConnectorRef) (*Entry, error) {
+	for _, e := range c.byName[ref.Name] {
+		if e.Ref.Version == ref.Version {
+			return e, nil
+		}
+	}
+	return nil, core.Errorf(core.ENotFound, "no connector %s", ref)
+}
+
+// Versions returns the versions of a connector, newest first.
+func (c *Catalog) Versions(name string) []*Entry {
+	return c.byName[name]
+}
+
+// List returns every connector version, by name and then newest first.
+func (c *Catalog) List() []*Entry {
+	names := make([]string, 0, len(c.byName))
+	for n := range c.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []*Entry
+	for _, n := range names {
+		out = append(out, c.byName[n]...)
+	}
+	return out
+}

@@ -1,0 +1,55 @@
+// Package catalogtest builds connectors for tests: it compiles a plugin's
+// main package into a connectors dir laid out as the catalog expects, with
+// the manifest the binary prints and the binary's digest.
+package catalogtest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Build compiles pkg (an import path such as
+// github.com/relayhq/relay/plugins/echo/cmd/echo) and installs it under
+// dir/<name>/<version>/ as the catalog expects. It returns the version
+// folder. Go's build cache makes repeated builds of one package cheap.
+func Build(t testing.TB, dir, pkg string) string {
+	t.Helper()
+	tmp := filepath.Join(t.TempDir(), "connector")
+	cmd := exec.Command("go", "build", "-o", tmp, pkg)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build %s: %v", pkg, err)
+	}
+	spec, err := exec.Command(tmp, "spec").Output()
+	if err != nil {
+		t.Fatalf("%s spec: %v", pkg, err)
+	}
+	var m struct{ Name, Version string }
+	if err := json.Unmarshal(spec, &m); err != nil {
+		t.Fatalf("%s spec: %v", pkg, err)
+	}
+	vdir := filepath.Join(dir, m.Name, m.Version)
+	if err := os.MkdirAll(vdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	for name, content := range map[string][]byte{
+		"connector":        data,
+		"connector.sha256": []byte(hex.EncodeToString(sum[:]) + "\n"),
+		"manifest.json":    spec,
+	} {
+		if err := os.WriteFile(filepath.Join(vdir, name), content, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return vdir
+}

@@ -1,0 +1,59 @@
+package connector
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/relayhq/relay/sdk/manifest"
+	"github.com/relayhq/relay/sdk/protocol"
+)
+
+// Serve is a connector binary's whole main. Run by a Relay host it serves
+// the connector over go-plugin until the host stops it. Run by hand it
+// answers two commands: `spec` prints the manifest, `version` the version.
+func Serve(c *Connector) {
+	s, err := NewServer(c, manifest.RuntimeNative)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "spec":
+			os.Stdout.Write(append(s.Manifest(), '\n'))
+			os.Exit(0)
+		case "version":
+			fmt.Println(c.Version)
+			os.Exit(0)
+		default:
+			fmt.Fprintf(os.Stderr, "usage: %s [spec|version]\n", os.Args[0])
+			os.Exit(2)
+		}
+	}
+	go exitWithParent()
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  protocol.Handshake,
+		VersionedPlugins: protocol.VersionedPlugins(s),
+		GRPCServer:       protocol.ServerOptions,
+		// JSON on stderr: the host re-logs each line under the connector's name.
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: c.Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info,
+		}),
+	})
+}
+
+// exitWithParent ends the process when the host that started it is gone,
+// even if the host died without a chance to stop it (the host also asks the
+// kernel for this on Linux; this covers the rest).
+func exitWithParent() {
+	parent := os.Getppid()
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			os.Exit(3)
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/manifest"
+	"github.com/relayhq/relay/sdk/protocol"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
+)
+
+// Server answers the connector protocol for one Connector, whatever carries
+// the messages. Make it with NewServer.
+type Server struct {
+	connectorv1.UnimplementedConnectorServer
+	c            *Connector
+	manifest     *manifest.Manifest
+	manifestJSON []byte
+	actions      map[string]*boundAction
+	egress       *egress.Guard
+}
+
+type boundAction struct {
+	def   *actionDef
+	input *jsonschema.Schema
+}
+
+var _ connectorv1.ConnectorServer = (*Server)(nil)
+
+// NewServer checks the connector's declaration and builds its manifest. The
+// operator's egress exceptions come from the RELAY_EGRESS_ALLOW variable the
+// host sets.
+func NewServer(c *Connector, runtime string) (*Server, error) {
+	allow, err := egress.ParseAllow(os.Getenv(protocol.EnvEgressAllow))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{c: c, actions: map[string]*boundAction{}, egress: egress.New(c.Egress, allow)}
+	m := &manifest.Manifest{
+		Name: c.Name, Version: c.Version, Runtime: runtime, Protocol: protocol.Version,
+		Title: c.Title, Description: c.Description, Publisher: c.Publisher, License: c.License,
+		Egress: c.Egress, MinRelayVersion: c.MinRelayVersion, ConfigSchema: c.ConfigSchema,
+	}
+	if len(m.ConfigSchema) == 0 && c.Config != nil {
+		if m.ConfigSchema, err = deriveSchema(reflect.TypeOf(c.Config), true); err != nil {
+			return nil, fmt.Errorf("connector %s: config: %w", c.Name, err)
+		}
+	}
+	for _, a := range c.Actions {
+		d := a.def()
+		if d.inputErr != nil || d.outputErr != nil {
+			return nil, fmt.Errorf("connector %s: action %s: %w", c.Name, d.spec.Name, errors.Join(d.inputErr, d.outputErr))
+		}
+		m.Actions = append(m.Actions, manifest.Action{
+			Name: d.spec.Name, Title: d.spec.Title, Description: d.spec.Description,
+			InputSchema: d.inputSchema, OutputSchema: d.outputSchema,
+			SideEffect: string(d.spec.SideEffect), RequiresConfirmation: d.spec.RequiresConfirmation,
+			Idempotent: d.spec.Idempotent, TimeoutSeconds: int(d.spec.Timeout.Seconds()),
+		})
+		compiled, err := manifest.CompileSchema(d.inputSchema)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: action %s: input schema: %w", c.Name, d.spec.Name, err)
+		}
+		s.actions[d.spec.Name] = &boundAction{def: d, input: compiled}
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("connector %s: %w", c.Name, err)
+	}
+	if s.manifestJSON, err = json.MarshalIndent(m, "", "  "); err != nil {
+		return nil, err
+	}
+	s.manifest = m
+	return s, nil
+}
+
+// Manifest returns the connector's manifest as JSON.
+func (s *Server) Manifest() []byte { return s.manifestJSON }
+
+// Describe returns the manifest.
+func (s *Server) Describe(context.Context, *connectorv1.DescribeRequest) (*connectorv1.DescribeResponse, error) {
+	return &connectorv1.DescribeResponse{ManifestJson: s.manifestJSON}, nil
+}
+
+// CheckConfig runs the connector's CheckConfig, if it has one.
+func (s *Server) CheckConfig(ctx context.Context, req *connectorv1.CheckConfigRequest) (*connectorv1.CheckConfigResponse, error) {
+	if s.c.CheckConfig == nil {
+		return &connectorv1.CheckConfigResponse{}, nil
+	}
+	err := s.c.CheckConfig(withEgress(ctx, s.egress), connection(req.GetConnection()))
+	return &connectorv1.CheckConfigResponse{Error: toProto(err)}, nil
+}
+
+// Preview runs an action's preview handler.
+func (s *Server) Preview(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.PreviewResponse, error) {
+	out, perr := s.run(ctx, req, true)
+	return &connectorv1.PreviewResponse{PreviewJson: out, Error: perr}, nil
+}
+
+// Execute runs an action's execute handler.
+func (s *Server) Execute(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.ExecuteResponse, error) {
+	out, perr := s.run(ctx, req, false)
+	return &connectorv1.ExecuteResponse{OutputJson: out, Error: perr}, nil
+}
+
+// run validates the input, calls the handler and encodes its result.
+// Classified failures travel in the response; the gRPC error is reserved
+// for the transport.
+func (s *Server) run(ctx context.Context, req *connectorv1.ActionRequest, preview bool) ([]byte, *connectorv1.Error) {
+	a, ok := s.actions[req.GetAction()]
+	if !ok {
+		return nil, toProto(&Error{Code: CodeUnknownAction, Message: fmt.Sprintf("connector %s has no action %q", s.c.Name, req.GetAction())})
+	}
+	input := req.GetInputJson()
+	if len(input) == 0 {
+		input = []byte("{}")
+	}
+	if err := validate(a.input, input); err != nil {
+		return nil, toProto(err)
+	}
+	c := &call{
+		input: input, conn: connection(req.GetConnection()), runID: req.GetRunId(),
+		idempotencyKey: req.GetIdempotencyKey(), workspaceID: req.GetWorkspaceId(), egress: s.egress,
+	}
+	handler := a.def.execute
+	if preview {
+		handler = a.def.preview
+	}
+	result, err := handler(withEgress(ctx, s.egress), c)
+	if err != nil {
+		return nil, toProto(err)
+	}
+	out, err := json.Marshal(result)
+	if err != nil {
+		return nil, toProto(fmt.Errorf("encoding the result: %w", err))
+	}
+	// Leave room for the envelope: the transport refuses anything over the cap.
+	if limit := protocol.MaxMessageSize - 64<<10; len(out) > limit {
+		return nil, toProto(Permanent("the result is %d bytes, over the %d-byte message limit", len(out), limit))
+	}
+	return out, nil
+}
+
+func validate(schema *jsonschema.Schema, input []byte) error {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(input))
+	if err != nil {
+		return InvalidInput("input is not JSON: %v", err)
+	}
+	if err := schema.Validate(doc); err != nil {
+		e := &Error{Code: CodeInvalidInput, Message: "input does not match the action's schema"}
+		for _, v := range manifest.Violations(err) {
+			e.Fields = append(e.Fields, FieldError{Pointer: v.Pointer, Message: v.Message})
+		}
+		return e
+	}
+	return nil
+}
+
+func connection(c *connectorv1.Connection) Connection {
+	return Connection{Config: c.GetConfigJson(), Secrets: c.GetSecrets()}
+}
+
+type egressKey struct{}
+
+func withEgress(ctx context.Context, g *egress.Guard) context.Context {
+	return context.WithValue(ctx, egressKey{}, g)
+}
+
+// EgressFromContext returns the connector's egress policy, for code (such as
+// CheckConfig) that has a context but no Request.
+func EgressFromContext(ctx context.Context) *egress.Guard {
+	g, _ := ctx.Value(egressKey{}).(*egress.Guard)
+	if g == nil {
+		return egress.New(nil, nil) // refuses everything
+	}
+	return g
+}

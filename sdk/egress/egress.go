@@ -1,0 +1,235 @@
+// Package egress decides where a connector may connect. A Guard allows the
+// host names the manifest declares and, at dial time, checks every address
+// the name resolves to: private, loopback, link-local, CGNAT, metadata and
+// other special ranges are refused unless the operator allowed them. The
+// address that was checked is the address that is dialled, so a DNS answer
+// that changes between check and connect cannot slip through.
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// DeniedError is a refused destination.
+type DeniedError struct {
+	Host   string
+	Addr   netip.Addr // invalid when the host name itself was refused
+	Reason string
+}
+
+func (e *DeniedError) Error() string {
+	if e.Addr.IsValid() {
+		return fmt.Sprintf("egress to %s (%s) refused: %s", e.Host, e.Addr, e.Reason)
+	}
+	return fmt.Sprintf("egress to %s refused: %s", e.Host, e.Reason)
+}
+
+// special lists the ranges no connector reaches unless the operator says so.
+var special = []struct {
+	prefix netip.Prefix
+	reason string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified or \"this\" network"},
+	{netip.MustParsePrefix("10.0.0.0/8"), "private network"},
+	{netip.MustParsePrefix("100.64.0.0/10"), "carrier-grade NAT"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (includes cloud metadata)"},
+	{netip.MustParsePrefix("172.16.0.0/12"), "private network"},
+	{netip.MustParsePrefix("192.0.0.0/24"), "IETF protocol assignments"},
+	{netip.MustParsePrefix("192.0.2.0/24"), "documentation"},
+	{netip.MustParsePrefix("192.88.99.0/24"), "6to4 relay"},
+	{netip.MustParsePrefix("192.168.0.0/16"), "private network"},
+	{netip.MustParsePrefix("198.18.0.0/15"), "benchmarking"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "documentation"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
+	{netip.MustParsePrefix("::/128"), "unspecified"},
+	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64 (may embed a private IPv4 address)"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local NAT64"},
+	{netip.MustParsePrefix("100::/64"), "discard"},
+	{netip.MustParsePrefix("2001::/32"), "Teredo (may embed a private IPv4 address)"},
+	{netip.MustParsePrefix("2001:db8::/32"), "documentation"},
+	{netip.MustParsePrefix("2002::/16"), "6to4 (may embed a private IPv4 address)"},
+	{netip.MustParsePrefix("fc00::/7"), "unique local (private network; includes cloud metadata)"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+}
+
+// Special reports whether addr is in a range that is refused by default,
+// and which. An IPv4-mapped IPv6 address is judged as the IPv4 address.
+func Special(addr netip.Addr) (reason string, ok bool) {
+	addr = addr.Unmap()
+	for _, s := range special {
+		if s.prefix.Contains(addr) {
+			return s.reason, true
+		}
+	}
+	return "", false
+}
+
+// Guard is an egress policy. The zero value refuses everything.
+type Guard struct {
+	hosts    []string       // "*", "*.example.com" or "api.example.com"
+	allow    []netip.Prefix // the operator's exceptions to the special ranges
+	resolver *net.Resolver
+	dialer   net.Dialer
+}
+
+// New returns a guard that allows the host patterns of a manifest's egress
+// and, among the special ranges, only the operator's allow prefixes.
+func New(hosts []string, allow []netip.Prefix) *Guard {
+	g := &Guard{resolver: net.DefaultResolver, dialer: net.Dialer{Timeout: 10 * time.Second}}
+	for _, h := range hosts {
+		g.hosts = append(g.hosts, strings.ToLower(strings.TrimSuffix(h, ".")))
+	}
+	for _, p := range allow {
+		g.allow = append(g.allow, p.Masked())
+	}
+	return g
+}
+
+// ParseAllow parses a comma-separated list of CIDRs (or bare addresses).
+func ParseAllow(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("egress allow %q: %w", f, err)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("egress allow %q: %w", f, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// CheckHost reports whether the policy names host (a name or an address
+// literal, without port).
+func (g *Guard) CheckHost(host string) error {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		for _, p := range g.hosts {
+			if p == "*" {
+				return nil
+			}
+		}
+		return &DeniedError{Host: host, Reason: "address literals need egress \"*\""}
+	}
+	for _, p := range g.hosts {
+		switch {
+		case p == "*", p == h:
+			return nil
+		case strings.HasPrefix(p, "*.") && strings.HasSuffix(h, p[1:]):
+			return nil
+		}
+	}
+	return &DeniedError{Host: host, Reason: "not in the connector's declared egress"}
+}
+
+// CheckAddr reports whether addr may be dialled.
+func (g *Guard) CheckAddr(host string, addr netip.Addr) error {
+	addr = addr.Unmap()
+	reason, isSpecial := Special(addr)
+	if !isSpecial {
+		return nil
+	}
+	for _, p := range g.allow {
+		if p.Contains(addr) {
+			return nil
+		}
+	}
+	return &DeniedError{Host: host, Addr: addr, Reason: reason + "; an operator can allow it with --egress-allow"}
+}
+
+// DialContext resolves address, checks the host and every resolved address,
+// and dials the allowed ones in order until one answers.
+func (g *Guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.CheckHost(host); err != nil {
+		return nil, err
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		resolver := g.resolver
+		if resolver == nil {
+			resolver = net.DefaultResolver
+		}
+		ipNet := "ip"
+		switch network {
+		case "tcp4", "udp4":
+			ipNet = "ip4"
+		case "tcp6", "udp6":
+			ipNet = "ip6"
+		}
+		if addrs, err = resolver.LookupNetIP(ctx, ipNet, host); err != nil {
+			return nil, err
+		}
+	}
+	var denied, dialErr error
+	for _, a := range addrs {
+		if err := g.CheckAddr(host, a); err != nil {
+			denied = err
+			continue
+		}
+		conn, err := g.dialer.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		dialErr = err
+	}
+	if dialErr != nil {
+		return nil, dialErr
+	}
+	if denied != nil {
+		return nil, denied
+	}
+	return nil, fmt.Errorf("egress: %s resolved to no address", host)
+}
+
+// HTTPClient returns a client whose every connection, redirects included,
+// goes through the guard. It ignores proxy settings from the environment and
+// follows at most 5 redirects.
+func (g *Guard) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                  nil,
+			DialContext:            g.DialContext,
+			ForceAttemptHTTP2:      true,
+			TLSHandshakeTimeout:    10 * time.Second,
+			ResponseHeaderTimeout:  timeout,
+			MaxResponseHeaderBytes: 64 << 10,
+			IdleConnTimeout:        60 * time.Second,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("egress: stopped after 5 redirects")
+			}
+			return nil
+		},
+	}
+}
