@@ -10,7 +10,7 @@ FUZZTIME    ?= 15s
 # The root module and the SDK, which is a module of its own.
 MODULES     := . sdk
 
-.PHONY: build run test lint bench generate fuzz clean
+.PHONY: build run test lint bench generate tools fuzz clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/relay ./cmd/relay
@@ -40,9 +40,16 @@ bench:
 		(cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; \
 	done
 
+# Code generators, pinned; protoc itself comes from Debian's protobuf-compiler.
+TOOLS := $(CURDIR)/$(BIN)/tools
+tools:
+	@command -v protoc >/dev/null || { echo "protoc is missing: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+
 # Regenerates committed generated code; CI fails when the result differs.
-generate:
-	@for m in $(MODULES); do (cd $$m && $(GO) generate ./...) || exit 1; done
+generate: tools
+	@for m in $(MODULES); do (cd $$m && PATH="$(TOOLS):$$PATH" $(GO) generate ./...) || exit 1; done
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
