@@ -23,6 +23,20 @@ const (
 	ETimeout          = "request_timeout"
 	EUnavailable      = "unavailable" // a dependency is down; retry later
 	EInternal         = "internal"    // anything else; details go to the log, not the caller
+
+	// Raised by connectors and their runtimes.
+	EInvalidParams        = "invalid_params"        // the action's input does not match its schema, or the connector refused it
+	EUnknownAction        = "unknown_action"        // the connector has no such action
+	EUpstreamNotFound     = "upstream_not_found"    // the service has no such thing as the input names
+	EUpstreamUnauthorized = "upstream_unauthorized" // the service refused the connection's credentials
+	EUpstreamRetryable    = "upstream_retryable"    // a temporary failure at the service; retry later
+	EUpstreamFailed       = "upstream_failed"       // the service refused for good
+	EEgressDenied         = "egress_denied"         // the connector may not reach that address
+	EConnectorError       = "connector_error"       // the connector failed without saying why
+	EConnectorCrashed     = "connector_crashed"     // the connector process died or the module trapped during the call
+	EConnectorTimeout     = "connector_timeout"     // the call ran past its deadline
+	EConnectorUnavailable = "connector_unavailable" // the connector could not be started
+	EMessageTooLarge      = "message_too_large"     // a message to or from the connector is over the size limit
 )
 
 // Error is an error the caller may see. Code is one of the E* constants and

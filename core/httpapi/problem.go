@@ -38,6 +38,19 @@ var statusOf = map[string]int{
 	core.ERateLimited:      http.StatusTooManyRequests,
 	core.EUnavailable:      http.StatusServiceUnavailable,
 	core.EInternal:         http.StatusInternalServerError,
+
+	core.EInvalidParams:        http.StatusUnprocessableEntity,
+	core.EUnknownAction:        http.StatusNotFound,
+	core.EUpstreamNotFound:     http.StatusUnprocessableEntity,
+	core.EUpstreamUnauthorized: http.StatusUnprocessableEntity,
+	core.EUpstreamRetryable:    http.StatusServiceUnavailable,
+	core.EUpstreamFailed:       http.StatusBadGateway,
+	core.EEgressDenied:         http.StatusUnprocessableEntity,
+	core.EConnectorError:       http.StatusBadGateway,
+	core.EConnectorCrashed:     http.StatusBadGateway,
+	core.EConnectorTimeout:     http.StatusGatewayTimeout,
+	core.EConnectorUnavailable: http.StatusServiceUnavailable,
+	core.EMessageTooLarge:      http.StatusRequestEntityTooLarge,
 }
 
 // fiberCodes translates the errors Fiber and fasthttp raise themselves
