@@ -10,10 +10,25 @@ FUZZTIME    ?= 15s
 # The root module and the SDK, which is a module of its own.
 MODULES     := . sdk
 
-.PHONY: build run test lint bench generate tools fuzz clean
+.PHONY: build connector run test lint bench generate tools fuzz clean
+
+# First-party connectors, each built from plugins/<name>/cmd/<name>.
+CONNECTORS  := echo
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/relay ./cmd/relay
+	@for c in $(CONNECTORS); do $(MAKE) --no-print-directory connector NAME=$$c || exit 1; done
+
+# Installs one connector as the catalog lays it out:
+# bin/connectors/<name>/<version>/{connector, connector.sha256, manifest.json}.
+connector:
+	@tmp=$(BIN)/connectors/.$(NAME).build; mkdir -p $(BIN)/connectors; \
+	$(GO) build -trimpath -o $$tmp ./plugins/$(NAME)/cmd/$(NAME) || exit 1; \
+	v=$$($$tmp version) || exit 1; d=$(BIN)/connectors/$(NAME)/$$v; \
+	mkdir -p $$d && mv $$tmp $$d/connector && \
+	$$d/connector spec > $$d/manifest.json && \
+	sha256sum $$d/connector | cut -d' ' -f1 > $$d/connector.sha256 && \
+	echo "built connector $(NAME)@$$v"
 
 run: build
 	./$(BIN)/relay serve

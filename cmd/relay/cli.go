@@ -15,6 +15,7 @@ import (
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
+	"github.com/relayhq/relay/sdk/egress"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -106,6 +107,30 @@ func storeFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", env("MASTER_KEY_FILE", ""), "file holding the 32-byte master key as hex; default master.key in --data-dir, made on first start (RELAY_MASTER_KEY_FILE)")
 }
 
+// connectorFlags registers the flags of commands that run connectors. It
+// fails when RELAY_EGRESS_ALLOW does not parse.
+func connectorFlags(fs *flag.FlagSet, cfg *Config) error {
+	fs.StringVar(&cfg.ConnectorsDir, "connectors-dir", env("CONNECTORS_DIR", ""), "folder of connectors, <name>/<version>/…; default: connectors beside the relay binary (RELAY_CONNECTORS_DIR)")
+	prefixes, err := egress.ParseAllow(env("EGRESS_ALLOW", ""))
+	if err != nil {
+		return usageError{"RELAY_EGRESS_ALLOW: " + err.Error()}
+	}
+	cfg.EgressAllow = prefixes
+	fromFlags := false // the flags replace the variable's list, as every flag does
+	fs.Func("egress-allow", "a CIDR connectors may reach although it is private, loopback or link-local; repeatable (RELAY_EGRESS_ALLOW, comma-separated)", func(s string) error {
+		prefixes, err := egress.ParseAllow(s)
+		if err != nil {
+			return err
+		}
+		if !fromFlags {
+			cfg.EgressAllow, fromFlags = nil, true
+		}
+		cfg.EgressAllow = append(cfg.EgressAllow, prefixes...)
+		return nil
+	})
+	return nil
+}
+
 // parse parses flags that may come before or after the positional
 // arguments, as in `relay workspaces create acme --data-dir d`.
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
@@ -150,6 +175,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "address to listen on (RELAY_ADDR)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://… to share rate limits between replicas (RELAY_REDIS_URL)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("LOG_LEVEL", "info"), "trace, debug, info, warn or error (RELAY_LOG_LEVEL)")
+	if err := connectorFlags(fs, &cfg); err != nil {
+		return err
+	}
 	if pos, err := parse(fs, args, stderr); err != nil {
 		return err
 	} else if len(pos) > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +30,23 @@ type Config struct {
 	MasterKeyFile string // empty: master.key in DataDir
 	LogLevel      string
 	ShutdownGrace time.Duration
+	// ConnectorsDir holds the connectors the server can run; empty: the
+	// connectors folder beside the relay binary.
+	ConnectorsDir string
+	// EgressAllow are the operator's exceptions to the ranges connectors
+	// may never reach (private, loopback, link-local, …).
+	EgressAllow []netip.Prefix
+}
+
+func (c Config) connectorsDir() string {
+	if c.ConnectorsDir != "" {
+		return c.ConnectorsDir
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "connectors"
+	}
+	return filepath.Join(filepath.Dir(exe), "connectors")
 }
 
 func (c Config) databaseURL() string {

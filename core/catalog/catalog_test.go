@@ -1,0 +1,81 @@
+package catalog_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/core/catalog/catalogtest"
+)
+
+func writeVersion(t *testing.T, dir, name, version, manifest string, files ...string) {
+	t.Helper()
+	vdir := filepath.Join(dir, name, version)
+	if err := os.MkdirAll(vdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vdir, catalog.ManifestFile), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(files); i += 2 {
+		if err := os.WriteFile(filepath.Join(vdir, files[i]), []byte(files[i+1]), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func manifestFor(name, version string) string {
+	return `{"name":"` + name + `","version":"` + version + `","runtime":"native","protocol":1,"title":"T",
+	"actions":[{"name":"a","title":"A","input_schema":{"type":"object"},"output_schema":{},"side_effect":"none"}]}`
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	echoDir := catalogtest.Build(t, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
+	digest := strings.Repeat("ab", 32)
+	for _, v := range []string{"1.2.0", "1.10.0", "1.9.3", "2.0.0-beta.1"} {
+		writeVersion(t, dir, "multi", v, manifestFor("multi", v), "connector", "#!", "connector.sha256", digest+"  connector\n")
+	}
+	// Each of these is skipped and reported, and spoils nothing else.
+	writeVersion(t, dir, "broken", "1.0.0", `{"name":"broken"`)
+	writeVersion(t, dir, "renamed", "1.0.0", manifestFor("other", "1.0.0"), "connector", "#!", "connector.sha256", digest)
+	writeVersion(t, dir, "nodigest", "1.0.0", manifestFor("nodigest", "1.0.0"), "connector", "#!")
+	writeVersion(t, dir, "baddigest", "1.0.0", manifestFor("baddigest", "1.0.0"), "connector", "#!", "connector.sha256", "xyz")
+	writeVersion(t, dir, "nobinary", "1.0.0", manifestFor("nobinary", "1.0.0"), "connector.sha256", digest)
+
+	c, problems := catalog.Load(dir)
+	if len(problems) != 5 {
+		t.Fatalf("%d problems, want 5: %v", len(problems), problems)
+	}
+	var got []string
+	for _, e := range c.List() {
+		got = append(got, e.Ref.String())
+	}
+	want := "echo@1.0.0 multi@2.0.0-beta.1 multi@1.10.0 multi@1.9.3 multi@1.2.0"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("List = %v, want %s", got, want)
+	}
+	e, err := c.Get(core.ConnectorRef{Name: "echo", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Native == nil || e.Native.Path != filepath.Join(echoDir, "connector") || len(e.Native.SHA256) != 32 {
+		t.Fatalf("echo's artifact: %+v", e.Native)
+	}
+	if e.Manifest.Action("echo") == nil {
+		t.Fatal("echo's manifest has no echo action")
+	}
+	if _, err := c.Get(core.ConnectorRef{Name: "echo", Version: "9.9.9"}); core.ErrorCode(err) != core.ENotFound {
+		t.Fatalf("unknown version: %v", err)
+	}
+}
+
+func TestLoadMissingDir(t *testing.T) {
+	c, problems := catalog.Load(filepath.Join(t.TempDir(), "none"))
+	if len(problems) != 0 || len(c.List()) != 0 {
+		t.Fatalf("a missing dir: %v, %v", c.List(), problems)
+	}
+}
