@@ -53,6 +53,8 @@ var special = []struct {
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
 	{netip.MustParsePrefix("::/128"), "unspecified"},
 	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible (deprecated; may embed a private IPv4 address)"},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated (may embed a private IPv4 address)"},
 	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64 (may embed a private IPv4 address)"},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "local NAT64"},
 	{netip.MustParsePrefix("100::/64"), "discard"},
@@ -61,13 +63,21 @@ var special = []struct {
 	{netip.MustParsePrefix("2002::/16"), "6to4 (may embed a private IPv4 address)"},
 	{netip.MustParsePrefix("fc00::/7"), "unique local (private network; includes cloud metadata)"},
 	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("fec0::/10"), "site-local (deprecated; private network)"},
 	{netip.MustParsePrefix("ff00::/8"), "multicast"},
 }
 
 // Special reports whether addr is in a range that is refused by default,
-// and which. An IPv4-mapped IPv6 address is judged as the IPv4 address.
+// and which. An IPv4-mapped IPv6 address is judged as the IPv4 address, a
+// zoned address (fe80::1%eth0) as the address without its zone, and the
+// invalid zero Addr is special.
 func Special(addr netip.Addr) (reason string, ok bool) {
-	addr = addr.Unmap()
+	if !addr.IsValid() {
+		return "invalid address", true
+	}
+	// netip.Prefix.Contains is false for any zoned address, which would let
+	// fe80::1%eth0 through: judge the address without its zone.
+	addr = addr.Unmap().WithZone("")
 	for _, s := range special {
 		if s.prefix.Contains(addr) {
 			return s.reason, true
@@ -89,15 +99,31 @@ type Guard struct {
 func New(hosts []string, allow []netip.Prefix) *Guard {
 	g := &Guard{resolver: net.DefaultResolver, dialer: net.Dialer{Timeout: 10 * time.Second}}
 	for _, h := range hosts {
-		g.hosts = append(g.hosts, strings.ToLower(strings.TrimSuffix(h, ".")))
+		if h = strings.ToLower(strings.TrimSuffix(h, ".")); h != "" {
+			g.hosts = append(g.hosts, h)
+		}
 	}
 	for _, p := range allow {
-		g.allow = append(g.allow, p.Masked())
+		if p.IsValid() {
+			g.allow = append(g.allow, normalizePrefix(p))
+		}
 	}
 	return g
 }
 
-// ParseAllow parses a comma-separated list of CIDRs (or bare addresses).
+// normalizePrefix masks p and turns an IPv4-mapped prefix
+// (::ffff:10.0.0.0/104) into its IPv4 form (10.0.0.0/8), since addresses are
+// judged unmapped.
+func normalizePrefix(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked()
+}
+
+// ParseAllow parses a comma-separated list of CIDRs (or bare addresses, each
+// meaning a single address). The prefixes it returns are masked, and
+// IPv4-mapped ones are given in their IPv4 form.
 func ParseAllow(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, f := range strings.Split(s, ",") {
@@ -110,22 +136,28 @@ func ParseAllow(s string) ([]netip.Prefix, error) {
 			if err != nil {
 				return nil, fmt.Errorf("egress allow %q: %w", f, err)
 			}
-			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			a = a.Unmap().WithZone("")
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
 			return nil, fmt.Errorf("egress allow %q: %w", f, err)
 		}
-		out = append(out, p.Masked())
+		out = append(out, normalizePrefix(p))
 	}
 	return out, nil
 }
 
 // CheckHost reports whether the policy names host (a name or an address
-// literal, without port).
+// literal, without port). Names compare without case and without a
+// trailing dot; "*.example.com" matches every name under example.com (at any
+// depth) but not example.com itself; an address literal needs "*".
 func (g *Guard) CheckHost(host string) error {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "" {
+		return &DeniedError{Host: host, Reason: "empty host"}
+	}
 	if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
 		for _, p := range g.hosts {
 			if p == "*" {
@@ -138,7 +170,7 @@ func (g *Guard) CheckHost(host string) error {
 		switch {
 		case p == "*", p == h:
 			return nil
-		case strings.HasPrefix(p, "*.") && strings.HasSuffix(h, p[1:]):
+		case strings.HasPrefix(p, "*.") && len(h) > len(p)-1 && strings.HasSuffix(h, p[1:]):
 			return nil
 		}
 	}
@@ -152,8 +184,11 @@ func (g *Guard) CheckAddr(host string, addr netip.Addr) error {
 	if !isSpecial {
 		return nil
 	}
+	if !addr.IsValid() {
+		return &DeniedError{Host: host, Reason: reason}
+	}
 	for _, p := range g.allow {
-		if p.Contains(addr) {
+		if p.Contains(addr.WithZone("")) {
 			return nil
 		}
 	}
@@ -163,6 +198,12 @@ func (g *Guard) CheckAddr(host string, addr netip.Addr) error {
 // DialContext resolves address, checks the host and every resolved address,
 // and dials the allowed ones in order until one answers.
 func (g *Guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
+	default:
+		// unix sockets and raw IP would sidestep the address checks.
+		return nil, &DeniedError{Host: address, Reason: fmt.Sprintf("network %q is not allowed", network)}
+	}
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err

@@ -190,11 +190,17 @@ func CompileSchema(raw json.RawMessage) (*jsonschema.Schema, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.UseLoader(noLoader{})
-	if err := c.AddResource("schema.json", doc); err != nil {
+	if err := c.AddResource(schemaURL, doc); err != nil {
 		return nil, err
 	}
-	return c.Compile("schema.json")
+	return c.Compile(schemaURL)
 }
+
+// schemaURL names the schema being compiled. It is absolute so that the
+// compiler never turns it into a file path under the working directory,
+// which would put the host's directory in error messages and needs a
+// filesystem that a WASM guest does not have.
+const schemaURL = "https://schemas.relay.invalid/schema.json"
 
 // noLoader refuses every remote reference: compiling a manifest must not
 // reach the network or the filesystem.

@@ -1,0 +1,506 @@
+package connectortest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/relayhq/relay/sdk/connector"
+	"github.com/relayhq/relay/sdk/manifest"
+	"github.com/relayhq/relay/sdk/protocol"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
+)
+
+const (
+	// defaultCallTimeout bounds a call to an action that declares no
+	// timeout_seconds.
+	defaultCallTimeout = 30 * time.Second
+	// shortDeadline is the deadline of the deadline check, and
+	// promptBound how soon after it the call must have returned.
+	shortDeadline = time.Millisecond
+	promptBound   = 5 * time.Second
+	// unknownAction is an action name no connector is expected to declare.
+	unknownAction = "conformance_kit_no_such_action"
+)
+
+// run starts the connector and runs every check, each as a subtest, so
+// that one broken promise does not hide the others.
+func run(t tb, cfg Config) {
+	t.Helper()
+	p := start(t, binary(t, cfg), cfg.Env)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultCallTimeout)
+	resp, err := p.rpc.Describe(ctx, &connectorv1.DescribeRequest{})
+	cancel()
+	if err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	m, err := manifest.Parse(resp.GetManifestJson())
+	if err != nil {
+		t.Fatalf("Describe returned a manifest that does not parse: %v", err)
+	}
+	k := &kit{p: p, m: m, fixtures: cfg.Fixtures, sideEffects: cfg.SideEffects}
+	if k.sideEffects == nil {
+		k.sideEffects = func() int { return 0 }
+	}
+	t.Run("spec", func(t tb) { k.checkSpec(t, resp.GetManifestJson()) })
+	t.Run("version", k.checkVersion)
+	t.Run("schemas", k.checkSchemas)
+	t.Run("fixtures", k.checkFixtures)
+	t.Run("unknown_action", k.checkUnknownAction)
+	t.Run("invalid_input", k.checkInvalidInput)
+	t.Run("deadline", k.checkDeadline)
+}
+
+type kit struct {
+	p           *process
+	m           *manifest.Manifest
+	fixtures    []Fixture
+	sideEffects func() int
+}
+
+func (k *kit) checkSpec(t tb, described []byte) {
+	out, err := k.p.command("spec")
+	if err != nil {
+		t.Errorf("`spec` failed: %v", err)
+		return
+	}
+	if _, err := manifest.Parse(out); err != nil {
+		t.Errorf("`spec` printed a manifest that does not parse: %v", err)
+	}
+	if !sameJSON(out, described) {
+		t.Errorf("`spec` and Describe disagree; they must print the same manifest\nspec:     %s\nDescribe: %s", compact(out), compact(described))
+	}
+	if k.m.Runtime != manifest.RuntimeNative {
+		t.Errorf("the manifest says runtime %q, but the connector runs as a native plugin (%q)", k.m.Runtime, manifest.RuntimeNative)
+	}
+	// The handshake settles on the newest version both sides speak; the
+	// manifest names the newest the connector speaks.
+	if want := min(k.m.Protocol, protocol.Version); k.p.version != want {
+		t.Errorf("the manifest says protocol %d and the kit speaks up to %d, but the handshake settled on protocol %d", k.m.Protocol, protocol.Version, k.p.version)
+	}
+}
+
+func (k *kit) checkVersion(t tb) {
+	out, err := k.p.command("version")
+	if err != nil {
+		t.Errorf("`version` failed: %v", err)
+		return
+	}
+	if got := strings.TrimSpace(string(out)); got != k.m.Version {
+		t.Errorf("`version` printed %q, but the manifest's version is %q", got, k.m.Version)
+	}
+}
+
+func (k *kit) checkSchemas(t tb) {
+	check := func(what string, raw json.RawMessage) {
+		if _, err := manifest.CompileSchema(raw); err != nil {
+			t.Errorf("%s does not compile as JSON Schema 2020-12: %v", what, err)
+		}
+	}
+	if len(k.m.ConfigSchema) > 0 {
+		check("config_schema", k.m.ConfigSchema)
+	}
+	for _, a := range k.m.Actions {
+		check("action "+a.Name+": input_schema", a.InputSchema)
+		check("action "+a.Name+": output_schema", a.OutputSchema)
+	}
+}
+
+// checkFixtures wants a fixture for every action, then runs each: preview
+// without side effects, then execute with an output that matches the
+// action's output schema.
+func (k *kit) checkFixtures(t tb) {
+	perAction := map[string]int{}
+	for i, f := range k.fixtures {
+		if k.m.Action(f.Action) == nil {
+			t.Errorf("fixture %d names action %q, which the manifest does not declare (it declares %s)", i, f.Action, k.actionNames())
+		}
+		perAction[f.Action]++
+	}
+	for _, a := range k.m.Actions {
+		if perAction[a.Name] == 0 {
+			t.Errorf("action %q has no fixture: add a connectortest.Fixture that calls it", a.Name)
+		}
+	}
+	seen := map[string]int{}
+	for i, f := range k.fixtures {
+		seen[f.Action]++
+		name := f.Name
+		if name == "" {
+			name = fmt.Sprintf("%s#%d", f.Action, seen[f.Action])
+		}
+		t.Run(name, func(t tb) { k.runFixture(t, i, f) })
+	}
+}
+
+func (k *kit) runFixture(t tb, i int, f Fixture) {
+	a := k.m.Action(f.Action)
+	if a == nil {
+		return // reported by checkFixtures
+	}
+	req, ok := k.request(t, i, f)
+	if !ok {
+		return
+	}
+	k.checkConnection(t, req.GetConnection())
+	before := k.sideEffects()
+	pv := k.call(t, context.Background(), previewCall, req)
+	if after := k.sideEffects(); after != before {
+		t.Errorf("preview %q changed SideEffects from %d to %d; a preview must not change anything", f.Action, before, after)
+	}
+	switch {
+	case pv.rpcErr != nil:
+		t.Errorf("preview %q: %v", f.Action, pv)
+	case pv.err != nil && (f.WantError == 0 || pv.err.GetCode() != connectorv1.ErrorCode(f.WantError)):
+		t.Errorf("preview %q: got %v, want success%s", f.Action, pv, orCode(f.WantError))
+	}
+
+	ex := k.call(t, context.Background(), executeCall, req)
+	if f.WantError != 0 {
+		if ex.rpcErr != nil || ex.err.GetCode() != connectorv1.ErrorCode(f.WantError) {
+			t.Errorf("execute %q: got %v, want the error %s", f.Action, ex, f.WantError)
+		}
+		return
+	}
+	if ex.rpcErr != nil || ex.err != nil {
+		t.Errorf("execute %q: got %v, want success", f.Action, ex)
+		return
+	}
+	schema, err := manifest.CompileSchema(a.OutputSchema)
+	if err != nil {
+		return // reported by checkSchemas
+	}
+	if problems := violations(schema, ex.json); len(problems) > 0 {
+		t.Errorf("execute %q: the output %s does not match the action's output_schema: %s", f.Action, compact(ex.json), strings.Join(problems, "; "))
+	}
+}
+
+// checkConnection wants a fixture's connection to be one a host could
+// send: secrets apart from the config, and both together matching the
+// config schema (a host checks that when the connection is made).
+func (k *kit) checkConnection(t tb, conn *connectorv1.Connection) {
+	fields := map[string]any{}
+	if len(conn.GetConfigJson()) > 0 {
+		if err := json.Unmarshal(conn.GetConfigJson(), &fields); err != nil {
+			t.Errorf("fixture Config %s is not a JSON object: %v", compact(conn.GetConfigJson()), err)
+			return
+		}
+	}
+	for _, name := range k.m.SecretFields() {
+		if _, ok := fields[name]; ok {
+			t.Errorf("fixture Config holds the secret field %q; put it in Fixture.Secrets, where a host sends it", name)
+		}
+	}
+	if len(k.m.ConfigSchema) == 0 {
+		return
+	}
+	schema, err := manifest.CompileSchema(k.m.ConfigSchema)
+	if err != nil {
+		return // reported by checkSchemas
+	}
+	for name, value := range conn.GetSecrets() {
+		fields[name] = value
+	}
+	doc, err := json.Marshal(fields)
+	if err != nil {
+		t.Errorf("fixture connection: %v", err)
+		return
+	}
+	if problems := violations(schema, doc); len(problems) > 0 {
+		t.Errorf("fixture Config and Secrets together do not match config_schema, so no host would send them: %s", strings.Join(problems, "; "))
+	}
+}
+
+func (k *kit) checkUnknownAction(t tb) {
+	name := unknownAction
+	for k.m.Action(name) != nil {
+		name += "_"
+	}
+	req := &connectorv1.ActionRequest{Action: name, InputJson: []byte("{}"), RunId: "conformance-unknown", WorkspaceId: "conformance"}
+	for _, c := range []callKind{previewCall, executeCall} {
+		o := k.call(t, context.Background(), c, req)
+		if o.rpcErr != nil || o.err.GetCode() != connectorv1.ErrorCode_ERROR_CODE_UNKNOWN_ACTION {
+			t.Errorf("%s of the undeclared action %q: got %v, want the error %s", c, name, o, connector.CodeUnknownAction)
+		}
+	}
+}
+
+// checkInvalidInput sends each action inputs that break its input schema,
+// built by the kit from the schema and the action's first fixture.
+func (k *kit) checkInvalidInput(t tb) {
+	for _, a := range k.m.Actions {
+		t.Run(a.Name, func(t tb) {
+			schema, err := manifest.CompileSchema(a.InputSchema)
+			if err != nil {
+				return // reported by checkSchemas
+			}
+			base, conn := k.baseCall(a.Name)
+			for _, bad := range invalidInputs(a.InputSchema, schema, base) {
+				req := &connectorv1.ActionRequest{
+					Action: a.Name, InputJson: bad.input, Connection: conn,
+					RunId: "conformance-invalid", WorkspaceId: "conformance",
+				}
+				before := k.sideEffects()
+				for _, c := range []callKind{previewCall, executeCall} {
+					o := k.call(t, context.Background(), c, req)
+					switch {
+					case o.rpcErr != nil || o.err.GetCode() != connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT:
+						t.Errorf("%s %q with %s (%s): got %v, want the error %s", c, a.Name, bad.what, bad.input, o, connector.CodeInvalidInput)
+					case len(o.err.GetFields()) == 0:
+						t.Errorf("%s %q with %s (%s): got %v without a field pointer; an %s error must say which part of the input is wrong",
+							c, a.Name, bad.what, bad.input, o, connector.CodeInvalidInput)
+					case bad.pointer != "" && !names(o.err.GetFields(), bad.pointer):
+						t.Errorf("%s %q with %s (%s): got %v, want a field pointer %q", c, a.Name, bad.what, bad.input, o, bad.pointer)
+					}
+				}
+				if after := k.sideEffects(); after != before {
+					t.Errorf("%s (%s) changed SideEffects from %d to %d; an input that does not match the schema must be refused before anything happens",
+						bad.what, bad.input, before, after)
+				}
+			}
+		})
+	}
+}
+
+// checkDeadline previews a fixture with a deadline too short to meet: the
+// call must return promptly, and the connector must still answer the next
+// call.
+func (k *kit) checkDeadline(t tb) {
+	i, f, ok := k.firstFixture(func(f Fixture) bool { return f.WantError == 0 && k.m.Action(f.Action) != nil })
+	if !ok {
+		if i, f, ok = k.firstFixture(func(f Fixture) bool { return k.m.Action(f.Action) != nil }); !ok {
+			t.Logf("no fixture of a declared action: nothing to call")
+			return
+		}
+	}
+	req, ok := k.request(t, i, f)
+	if !ok {
+		return
+	}
+	before := k.sideEffects()
+	ctx, cancel := context.WithTimeout(context.Background(), shortDeadline)
+	started := time.Now()
+	o := k.call(t, ctx, previewCall, req)
+	elapsed := time.Since(started)
+	cancel()
+	if elapsed > promptBound {
+		t.Errorf("preview %q with a %v deadline returned after %v; it must return promptly once its deadline passes", f.Action, shortDeadline, elapsed.Round(time.Millisecond))
+	}
+	switch {
+	case o.rpcErr != nil:
+		if status.Code(o.rpcErr) != codes.DeadlineExceeded {
+			t.Errorf("preview %q with a %v deadline: got %v, want gRPC DeadlineExceeded or the error %s", f.Action, shortDeadline, o, connector.CodeRetryable)
+		}
+	case o.err != nil:
+		if c := o.err.GetCode(); c != connectorv1.ErrorCode_ERROR_CODE_RETRYABLE && c != connectorv1.ErrorCode(f.WantError) {
+			t.Errorf("preview %q with a %v deadline: got %v, want gRPC DeadlineExceeded or the error %s", f.Action, shortDeadline, o, connector.CodeRetryable)
+		}
+	default:
+		t.Logf("preview %q answered within %v", f.Action, shortDeadline)
+	}
+	if after := k.sideEffects(); after != before {
+		t.Errorf("preview %q changed SideEffects from %d to %d; a preview must not change anything", f.Action, before, after)
+	}
+
+	next := k.call(t, context.Background(), previewCall, req)
+	if next.rpcErr != nil || (next.err != nil && next.err.GetCode() != connectorv1.ErrorCode(f.WantError)) {
+		t.Errorf("preview %q after a call that missed its deadline: got %v; the connector must go on serving", f.Action, next)
+	}
+}
+
+// request encodes a fixture as the host would send it.
+func (k *kit) request(t tb, i int, f Fixture) (*connectorv1.ActionRequest, bool) {
+	input, err := encode(f.Input)
+	if err != nil {
+		t.Errorf("fixture %d: Input: %v", i, err)
+		return nil, false
+	}
+	if input == nil {
+		input = []byte("{}")
+	}
+	config, err := encode(f.Config)
+	if err != nil {
+		t.Errorf("fixture %d: Config: %v", i, err)
+		return nil, false
+	}
+	return &connectorv1.ActionRequest{
+		Action: f.Action, InputJson: input,
+		Connection:     &connectorv1.Connection{ConfigJson: config, Secrets: f.Secrets},
+		RunId:          fmt.Sprintf("conformance-run-%d", i),
+		IdempotencyKey: fmt.Sprintf("conformance-key-%d", i),
+		WorkspaceId:    "conformance",
+	}, true
+}
+
+// baseCall is what the kit breaks to make invalid inputs: the input and
+// connection of the action's first fixture that should succeed.
+func (k *kit) baseCall(action string) (map[string]any, *connectorv1.Connection) {
+	_, f, ok := k.firstFixture(func(f Fixture) bool { return f.Action == action && f.WantError == 0 })
+	if !ok {
+		return map[string]any{}, &connectorv1.Connection{}
+	}
+	conn := &connectorv1.Connection{Secrets: f.Secrets}
+	conn.ConfigJson, _ = encode(f.Config)
+	base := map[string]any{}
+	if raw, err := encode(f.Input); err == nil && raw != nil {
+		if json.Unmarshal(raw, &base) != nil {
+			base = map[string]any{}
+		}
+	}
+	return base, conn
+}
+
+func (k *kit) firstFixture(match func(Fixture) bool) (int, Fixture, bool) {
+	for i, f := range k.fixtures {
+		if match(f) {
+			return i, f, true
+		}
+	}
+	return 0, Fixture{}, false
+}
+
+func (k *kit) actionNames() string {
+	var names []string
+	for _, a := range k.m.Actions {
+		names = append(names, fmt.Sprintf("%q", a.Name))
+	}
+	return strings.Join(names, ", ")
+}
+
+func (k *kit) timeout(action string) time.Duration {
+	if a := k.m.Action(action); a != nil && a.TimeoutSeconds > 0 {
+		return time.Duration(a.TimeoutSeconds) * time.Second
+	}
+	return defaultCallTimeout
+}
+
+type callKind string
+
+const (
+	previewCall callKind = "preview"
+	executeCall callKind = "execute"
+)
+
+// outcome is what one call of Preview or Execute came back with.
+type outcome struct {
+	json   []byte
+	err    *connectorv1.Error
+	rpcErr error
+}
+
+func (o outcome) String() string {
+	switch {
+	case o.rpcErr != nil:
+		return fmt.Sprintf("gRPC %s (%s)", status.Code(o.rpcErr), status.Convert(o.rpcErr).Message())
+	case o.err != nil:
+		s := fmt.Sprintf("the error %s %q", connector.Code(o.err.GetCode()), o.err.GetMessage())
+		for _, f := range o.err.GetFields() {
+			s += fmt.Sprintf(" [%q: %s]", f.GetPointer(), f.GetMessage())
+		}
+		return s
+	default:
+		return "success " + compact(o.json)
+	}
+}
+
+// call makes one call, bounded by the action's timeout, and checks what
+// every answer must be: an error with a code, or a result that is JSON.
+func (k *kit) call(t tb, ctx context.Context, c callKind, req *connectorv1.ActionRequest) outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, k.timeout(req.GetAction()))
+	defer cancel()
+	var o outcome
+	if c == previewCall {
+		r, err := k.p.rpc.Preview(ctx, req)
+		o = outcome{json: r.GetPreviewJson(), err: r.GetError(), rpcErr: err}
+	} else {
+		r, err := k.p.rpc.Execute(ctx, req)
+		o = outcome{json: r.GetOutputJson(), err: r.GetError(), rpcErr: err}
+	}
+	switch {
+	case o.rpcErr != nil:
+	case o.err != nil && o.err.GetCode() == connectorv1.ErrorCode_ERROR_CODE_UNSPECIFIED:
+		t.Errorf("%s %q answered an error without a code (ERROR_CODE_UNSPECIFIED): %q; every error needs a code from relay.connector.v1",
+			c, req.GetAction(), o.err.GetMessage())
+	case o.err == nil && !json.Valid(o.json):
+		t.Errorf("%s %q succeeded with %q, which is not JSON", c, req.GetAction(), o.json)
+	}
+	return o
+}
+
+// encode turns a fixture's Input or Config into JSON; nil stays nil.
+func encode(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		if !json.Valid(v) {
+			return nil, fmt.Errorf("%q is not JSON", v)
+		}
+		return v, nil
+	default:
+		return json.Marshal(v)
+	}
+}
+
+// violations validates a JSON document against a compiled schema.
+func violations(schema *jsonschema.Schema, doc []byte) []string {
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		return []string{"not JSON: " + err.Error()}
+	}
+	if err := schema.Validate(v); err != nil {
+		var out []string
+		for _, v := range manifest.Violations(err) {
+			out = append(out, v.String())
+		}
+		return out
+	}
+	return nil
+}
+
+func names(fields []*connectorv1.FieldError, pointer string) bool {
+	for _, f := range fields {
+		if p := f.GetPointer(); p == pointer || strings.HasPrefix(p, pointer+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func orCode(c connector.Code) string {
+	if c == 0 {
+		return ""
+	}
+	return " or the error " + c.String()
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// compact shortens JSON for a failure message.
+func compact(raw []byte) string {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		b.Reset()
+		b.Write(raw)
+	}
+	const max = 2000
+	if b.Len() > max {
+		return b.String()[:max] + "…"
+	}
+	return b.String()
+}
