@@ -1,0 +1,47 @@
+package webhook_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/relayhq/relay/sdk/connector"
+	"github.com/relayhq/relay/sdk/connectortest"
+)
+
+// The webhook connector passes the conformance kit as a real plugin process,
+// delivering to a local sink that the operator's egress allow-list admits.
+// Every delivery is a side effect the kit watches: preview must cause none.
+func TestConformance(t *testing.T) {
+	var deliveries atomic.Int64
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		deliveries.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer sink.Close()
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusGone)
+	}))
+	defer gone.Close()
+
+	secrets := map[string]string{"signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+	connectortest.Run(t, connectortest.Config{
+		Package:     "github.com/relayhq/relay/plugins/webhook/cmd/webhook",
+		Env:         []string{"RELAY_EGRESS_ALLOW=127.0.0.1/32"},
+		SideEffects: func() int { return int(deliveries.Load()) },
+		Fixtures: []connectortest.Fixture{
+			{Action: "send", Secrets: secrets, Input: map[string]any{
+				"url": sink.URL + "/hooks", "body": map[string]any{"event": "order.paid", "id": 42},
+				"headers": map[string]string{"X-Team": "ops"},
+			}},
+			{Name: "receiver refuses", Action: "send", Secrets: secrets, WantError: connector.CodePermanent,
+				Input: map[string]any{"url": gone.URL, "body": []int{1}}},
+			{Name: "metadata address", Action: "send", Secrets: secrets, WantError: connector.CodeEgressDenied,
+				Input: map[string]any{"url": "http://169.254.169.254/latest/meta-data", "body": "x"}},
+		},
+	})
+	if deliveries.Load() == 0 {
+		t.Fatal("the sink received nothing: the kit never executed send")
+	}
+}
