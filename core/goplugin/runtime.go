@@ -1,0 +1,257 @@
+// Package goplugin runs native connectors: each connector version is a plugin
+// binary that speaks relay.connector.v1 over hashicorp/go-plugin (gRPC with
+// mutual TLS). A version's process is started on first use, shared by every
+// workspace, health-checked, restarted with backoff after a crash, and never
+// outlives the host.
+package goplugin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/sdk/protocol"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
+)
+
+var _ core.ConnectorRuntime = (*Runtime)(nil)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultStartTimeout   = 10 * time.Second
+	DefaultCallTimeout    = 30 * time.Second
+	DefaultHealthInterval = 10 * time.Second
+)
+
+// Restart backoff: the first restart after a failure is immediate; each
+// further consecutive failure doubles the wait from restartBase up to
+// restartMax. A process that stayed up for stableAfter wipes the slate.
+const (
+	restartBase = 250 * time.Millisecond
+	restartMax  = 30 * time.Second
+	stableAfter = time.Minute
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// Lookup finds a connector version, usually (*catalog.Catalog).Get. Its
+	// errors (ENotFound for an unknown ref) are returned as they are. Nil
+	// means no connector is known.
+	Lookup func(core.ConnectorRef) (*catalog.Entry, error)
+	// Logger receives the runtime's events and every line a plugin writes
+	// to stderr, under Named("<name>@<version>"). Nil discards them.
+	Logger hclog.Logger
+	// EgressAllow is the operator's --egress-allow: the private ranges a
+	// connector may reach after all. Each plugin gets it as
+	// RELAY_EGRESS_ALLOW and nothing else from the host's environment.
+	EgressAllow []netip.Prefix
+	// StartTimeout bounds a plugin's start, handshake included.
+	StartTimeout time.Duration
+	// CallTimeout bounds a call when its action declares no timeout_seconds.
+	CallTimeout time.Duration
+	// HealthInterval is how often a live plugin is pinged.
+	HealthInterval time.Duration
+}
+
+// Runtime runs native connectors: one plugin process per connector version.
+// Its methods are safe for concurrent use.
+//
+// Errors are *core.Error: ENotFound from Lookup; EConnectorUnavailable when
+// the version has no native binary, its checksum does not match, it will not
+// start, it is backing off after repeated crashes, or the runtime is closed;
+// EConnectorTimeout, EConnectorCrashed and EMessageTooLarge; and the
+// connector's own classified errors (EInvalidParams, EUnknownAction,
+// EUpstream*, EEgressDenied, EConnectorError). The one exception is a call
+// whose ctx the caller cancelled: its error wraps context.Canceled.
+type Runtime struct {
+	cfg Config
+	env []string // the plugin's whole environment, besides go-plugin's own variables
+
+	// Restart backoff, fields so that tests can change them.
+	restartBase, restartMax, stableAfter time.Duration
+
+	mu     sync.Mutex
+	slots  map[core.ConnectorRef]*slot
+	closed bool
+	// supervisors counts the goroutines that start and watch processes;
+	// Close waits for them, and each outlives its process.
+	supervisors sync.WaitGroup
+}
+
+// New returns a runtime. It starts nothing: a plugin starts on its first call.
+func New(cfg Config) *Runtime {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = DefaultHealthInterval
+	}
+	allow := make([]string, len(cfg.EgressAllow))
+	for i, p := range cfg.EgressAllow {
+		allow[i] = p.String()
+	}
+	return &Runtime{
+		cfg:         cfg,
+		env:         []string{protocol.EnvEgressAllow + "=" + strings.Join(allow, ",")},
+		restartBase: restartBase,
+		restartMax:  restartMax,
+		stableAfter: stableAfter,
+		slots:       map[core.ConnectorRef]*slot{},
+	}
+}
+
+// CheckConfig asks the connector whether a connection's config and secrets
+// work. It is bounded by CallTimeout.
+func (r *Runtime) CheckConfig(ctx context.Context, ref core.ConnectorRef, conn core.Connection) error {
+	s, _, err := r.slot(ref)
+	if err != nil {
+		return err
+	}
+	const what = "config check"
+	req := &connectorv1.CheckConfigRequest{Connection: protoConnection(conn)}
+	if err := s.checkSize(req, what); err != nil {
+		return err
+	}
+	return s.call(ctx, what, r.cfg.CallTimeout, func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error) {
+		resp, err := c.CheckConfig(ctx, req)
+		return resp.GetError(), err
+	})
+}
+
+// Preview asks the connector what Execute would do.
+func (r *Runtime) Preview(ctx context.Context, ref core.ConnectorRef, call core.ActionCall) (json.RawMessage, error) {
+	return r.action(ctx, ref, call, true)
+}
+
+// Execute performs the action.
+func (r *Runtime) Execute(ctx context.Context, ref core.ConnectorRef, call core.ActionCall) (json.RawMessage, error) {
+	return r.action(ctx, ref, call, false)
+}
+
+func (r *Runtime) action(ctx context.Context, ref core.ConnectorRef, call core.ActionCall, preview bool) (json.RawMessage, error) {
+	s, e, err := r.slot(ref)
+	if err != nil {
+		return nil, err
+	}
+	what := "action " + call.Action
+	req := &connectorv1.ActionRequest{
+		Action:         call.Action,
+		InputJson:      call.Input,
+		Connection:     protoConnection(call.Connection),
+		RunId:          call.RunID,
+		IdempotencyKey: call.IdempotencyKey,
+		WorkspaceId:    call.WorkspaceID,
+	}
+	if err := s.checkSize(req, what); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err = s.call(ctx, what, r.actionTimeout(e, call.Action), func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error) {
+		if preview {
+			resp, err := c.Preview(ctx, req)
+			out = resp.GetPreviewJson()
+			return resp.GetError(), err
+		}
+		resp, err := c.Execute(ctx, req)
+		out = resp.GetOutputJson()
+		return resp.GetError(), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// actionTimeout is the action's own timeout_seconds, or CallTimeout.
+func (r *Runtime) actionTimeout(e *catalog.Entry, action string) time.Duration {
+	if e.Manifest != nil {
+		if a := e.Manifest.Action(action); a != nil && a.TimeoutSeconds > 0 {
+			return time.Duration(a.TimeoutSeconds) * time.Second
+		}
+	}
+	return r.cfg.CallTimeout
+}
+
+// slot returns the slot of a connector version, making it on first use.
+func (r *Runtime) slot(ref core.ConnectorRef) (*slot, *catalog.Entry, error) {
+	if r.cfg.Lookup == nil {
+		return nil, nil, core.Errorf(core.ENotFound, "no connector %s", ref)
+	}
+	e, err := r.cfg.Lookup(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.Native == nil {
+		return nil, nil, core.Errorf(core.EConnectorUnavailable, "connector %s has no native binary", ref)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, nil, errClosed(ref)
+	}
+	s := r.slots[ref]
+	if s == nil {
+		s = &slot{rt: r, ref: ref, entry: e, log: r.cfg.Logger.Named(ref.String())}
+		r.slots[ref] = s
+	}
+	return s, e, nil
+}
+
+// Close stops every plugin process and waits until they have exited. Calls
+// made after Close fail with EConnectorUnavailable.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	slots := make([]*slot, 0, len(r.slots))
+	for _, s := range r.slots {
+		slots = append(slots, s)
+	}
+	r.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		wg.Go(s.close)
+	}
+	wg.Wait()
+	// A start still under way sees the slot closed and stops what it started.
+	r.supervisors.Wait()
+	return nil
+}
+
+func errClosed(ref core.ConnectorRef) error {
+	return core.Errorf(core.EConnectorUnavailable, "connector %s is not available: the runtime is shutting down", ref)
+}
+
+func protoConnection(c core.Connection) *connectorv1.Connection {
+	return &connectorv1.Connection{ConfigJson: c.Config, Secrets: c.Secrets}
+}
+
+// formatDuration rounds a deadline for a message: "30s", "1.5s", "200ms".
+func formatDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// formatSize writes a limit in bytes for a message: "4 MiB".
+func formatSize(n int) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
