@@ -151,6 +151,8 @@ func (s *slot) connectorFailed(e *connectorv1.Error) error {
 		out.Code = core.EEgressDenied
 	case connectorv1.ErrorCode_ERROR_CODE_UNKNOWN_ACTION:
 		out.Code = core.EUnknownAction
+	case connectorv1.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE:
+		out.Code = core.EMessageTooLarge
 	default: // INTERNAL, UNSPECIFIED and codes newer than this host
 		out.Code = core.EConnectorError
 	}

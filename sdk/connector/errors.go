@@ -23,6 +23,7 @@ const (
 	CodeEgressDenied  = Code(connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED)
 	CodeUnknownAction = Code(connectorv1.ErrorCode_ERROR_CODE_UNKNOWN_ACTION)
 	CodeInternal      = Code(connectorv1.ErrorCode_ERROR_CODE_INTERNAL)
+	CodeTooLarge      = Code(connectorv1.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE)
 )
 
 func (c Code) String() string {

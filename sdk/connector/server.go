@@ -143,7 +143,7 @@ func (s *Server) run(ctx context.Context, req *connectorv1.ActionRequest, previe
 	}
 	// Leave room for the envelope: the transport refuses anything over the cap.
 	if limit := protocol.MaxMessageSize - 64<<10; len(out) > limit {
-		return nil, toProto(Permanent("the result is %d bytes, over the %d-byte message limit", len(out), limit))
+		return nil, toProto(&Error{Code: CodeTooLarge, Message: fmt.Sprintf("the result is %d bytes, over the %d-byte message limit", len(out), limit)})
 	}
 	return out, nil
 }

@@ -379,8 +379,8 @@ func TestResultOverTheCapIsRefused(t *testing.T) {
 	for _, execute := range []bool{false, true} {
 		size = protocol.MaxMessageSize
 		out, e := call(t, s, execute, &connectorv1.ActionRequest{Action: "make"})
-		if e.GetCode() != connectorv1.ErrorCode_ERROR_CODE_PERMANENT || !strings.Contains(e.GetMessage(), "limit") || out != nil {
-			t.Errorf("execute=%v: %d-byte result: got %v, want PERMANENT naming the limit", execute, size, e)
+		if e.GetCode() != connectorv1.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE || !strings.Contains(e.GetMessage(), "limit") || out != nil {
+			t.Errorf("execute=%v: %d-byte result: got %v, want MESSAGE_TOO_LARGE naming the limit", execute, size, e)
 		}
 		size = protocol.MaxMessageSize / 2
 		if out, e := call(t, s, execute, &connectorv1.ActionRequest{Action: "make"}); e != nil || len(out) != size+2 {

@@ -49,6 +49,8 @@ const (
 	ErrorCode_ERROR_CODE_UNKNOWN_ACTION ErrorCode = 7
 	// The connector failed in a way it did not classify.
 	ErrorCode_ERROR_CODE_INTERNAL ErrorCode = 8
+	// The connector's result is over the message size limit.
+	ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE ErrorCode = 9
 )
 
 // Enum value maps for ErrorCode.
@@ -63,17 +65,19 @@ var (
 		6: "ERROR_CODE_EGRESS_DENIED",
 		7: "ERROR_CODE_UNKNOWN_ACTION",
 		8: "ERROR_CODE_INTERNAL",
+		9: "ERROR_CODE_MESSAGE_TOO_LARGE",
 	}
 	ErrorCode_value = map[string]int32{
-		"ERROR_CODE_UNSPECIFIED":    0,
-		"ERROR_CODE_INVALID_INPUT":  1,
-		"ERROR_CODE_NOT_FOUND":      2,
-		"ERROR_CODE_RETRYABLE":      3,
-		"ERROR_CODE_PERMANENT":      4,
-		"ERROR_CODE_UNAUTHORIZED":   5,
-		"ERROR_CODE_EGRESS_DENIED":  6,
-		"ERROR_CODE_UNKNOWN_ACTION": 7,
-		"ERROR_CODE_INTERNAL":       8,
+		"ERROR_CODE_UNSPECIFIED":       0,
+		"ERROR_CODE_INVALID_INPUT":     1,
+		"ERROR_CODE_NOT_FOUND":         2,
+		"ERROR_CODE_RETRYABLE":         3,
+		"ERROR_CODE_PERMANENT":         4,
+		"ERROR_CODE_UNAUTHORIZED":      5,
+		"ERROR_CODE_EGRESS_DENIED":     6,
+		"ERROR_CODE_UNKNOWN_ACTION":    7,
+		"ERROR_CODE_INTERNAL":          8,
+		"ERROR_CODE_MESSAGE_TOO_LARGE": 9,
 	}
 )
 
@@ -698,7 +702,7 @@ const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"FieldError\x12\x18\n" +
 	"\apointer\x18\x01 \x01(\tR\apointer\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\x86\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage*\xa8\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ERROR_CODE_INVALID_INPUT\x10\x01\x12\x18\n" +
@@ -708,7 +712,8 @@ const file_connector_proto_rawDesc = "" +
 	"\x17ERROR_CODE_UNAUTHORIZED\x10\x05\x12\x1c\n" +
 	"\x18ERROR_CODE_EGRESS_DENIED\x10\x06\x12\x1d\n" +
 	"\x19ERROR_CODE_UNKNOWN_ACTION\x10\a\x12\x17\n" +
-	"\x13ERROR_CODE_INTERNAL\x10\b2\xe8\x02\n" +
+	"\x13ERROR_CODE_INTERNAL\x10\b\x12 \n" +
+	"\x1cERROR_CODE_MESSAGE_TOO_LARGE\x10\t2\xe8\x02\n" +
 	"\tConnector\x12U\n" +
 	"\bDescribe\x12#.relay.connector.v1.DescribeRequest\x1a$.relay.connector.v1.DescribeResponse\x12^\n" +
 	"\vCheckConfig\x12&.relay.connector.v1.CheckConfigRequest\x1a'.relay.connector.v1.CheckConfigResponse\x12Q\n" +
