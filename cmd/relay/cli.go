@@ -34,10 +34,15 @@ Usage:
                                               make an API key; prints it alone
   relay keys list --workspace NAME            list a workspace's active keys
   relay keys revoke --workspace NAME ID       revoke a key at once
+  relay connectors list                       list the connectors in --connectors-dir
+  relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON]
+                        [--secret k=v] [--preview]
+                                              run one action as the server would
   relay version                               print the version
 
-Every command takes the store flags (--data-dir, --database-url,
---master-key-file); serve also takes --addr, --redis-url and --log-level.
+The store commands take --data-dir, --database-url and --master-key-file;
+serve and the connectors commands take --connectors-dir and --egress-allow;
+serve also takes --addr, --redis-url and --log-level.
 Each flag can be set with its RELAY_* variable: --data-dir is RELAY_DATA_DIR.
 Run "relay COMMAND -h" for a command's flags.
 `
@@ -61,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"no command given"}
 	}
 	cmd, rest := args[0], args[1:]
-	if len(args) > 1 && (cmd == "workspaces" || cmd == "keys") {
+	if len(args) > 1 && (cmd == "workspaces" || cmd == "keys" || cmd == "connectors") {
 		cmd, rest = cmd+" "+args[1], args[2:]
 	}
 	switch cmd {
@@ -81,6 +86,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeysList(ctx, rest, stdout, stderr)
 	case "keys revoke":
 		return cmdKeysRevoke(ctx, rest, stdout, stderr)
+	case "connectors list":
+		return cmdConnectorsList(ctx, rest, stdout, stderr)
+	case "connectors call":
+		return cmdConnectorsCall(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "relay", version)
 		return nil

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog/catalogtest"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/sdk/client"
 )
@@ -298,5 +300,36 @@ func TestCLIUsageErrors(t *testing.T) {
 	if _, err := relay(t, cfg, "keys", "create", "--workspace", "nowhere", "--role", "admin"); err == nil ||
 		!strings.Contains(err.Error(), "not_found") {
 		t.Errorf("keys create in a missing workspace: %v", err)
+	}
+}
+
+// TestConnectorsCLI runs first-party connectors as real plugin processes
+// through the CLI, as an author or operator checks an installation.
+func TestConnectorsCLI(t *testing.T) {
+	dir := t.TempDir()
+	catalogtest.Build(t, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
+	catalogtest.Build(t, dir, "github.com/relayhq/relay/plugins/webhook/cmd/webhook")
+	call := func(args ...string) (string, error) {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append(args, "--connectors-dir", dir), &stdout, &stderr)
+		return stdout.String(), err
+	}
+	out, err := call("connectors", "list")
+	if err != nil || !strings.Contains(out, "echo.echo") || !strings.Contains(out, "webhook.send") {
+		t.Fatalf("connectors list: %v\n%s", err, out)
+	}
+	out, err = call("connectors", "call", "echo", "echo", "--input", `{"n":[1,"two"]}`)
+	if err != nil || strings.TrimSpace(out) != `{"n":[1,"two"]}` {
+		t.Fatalf("echo: %q, %v", out, err)
+	}
+	_, err = call("connectors", "call", "echo@1.0.0", "missing")
+	if core.ErrorCode(err) != core.EUnknownAction {
+		t.Fatalf("unknown action: %v", err)
+	}
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	_, err = call("connectors", "call", "webhook", "send", "--secret", "signing_secret="+secret,
+		"--input", `{"url":"http://10.0.0.1/hook","body":{}}`)
+	if core.ErrorCode(err) != core.EEgressDenied {
+		t.Fatalf("webhook to 10.0.0.1: %v, want %s", err, core.EEgressDenied)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/core/goplugin"
 	"github.com/relayhq/relay/core/httpapi"
 	"github.com/relayhq/relay/core/ratelimit"
 	"github.com/relayhq/relay/core/secrets"
@@ -72,6 +74,8 @@ type Main struct {
 
 	store    *sqlstore.Store
 	redis    *redis.Client
+	catalog  *catalog.Catalog
+	runtime  *goplugin.Runtime
 	server   *httpapi.Server
 	listener net.Listener
 	served   chan error
@@ -99,6 +103,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.store, err = openStore(ctx, m.Config, m.Log); err != nil {
 		return err
 	}
+	m.catalog, m.runtime = openConnectors(m.Config, m.Log)
 
 	checks := map[string]func(context.Context) error{}
 	var rdb *redis.Client
@@ -190,6 +195,10 @@ func (m *Main) Close() error {
 
 func (m *Main) closeDeps() error {
 	var errs []error
+	if m.runtime != nil {
+		errs = append(errs, m.runtime.Close())
+		m.runtime = nil
+	}
 	if m.redis != nil {
 		errs = append(errs, m.redis.Close())
 		m.redis = nil
@@ -199,6 +208,28 @@ func (m *Main) closeDeps() error {
 		m.store = nil
 	}
 	return errors.Join(errs...)
+}
+
+// openConnectors loads the catalog from the connectors dir and makes the
+// runtime that runs them. A connector version that does not load is logged
+// and skipped; it does not stop the server.
+func openConnectors(cfg Config, log hclog.Logger) (*catalog.Catalog, *goplugin.Runtime) {
+	dir := cfg.connectorsDir()
+	cat, problems := catalog.Load(dir)
+	for _, p := range problems {
+		log.Warn("skipping a connector", "dir", dir, "problem", p)
+	}
+	var refs []string
+	for _, e := range cat.List() {
+		refs = append(refs, e.Ref.String())
+	}
+	log.Info("connectors loaded", "dir", dir, "connectors", refs)
+	rt := goplugin.New(goplugin.Config{
+		Lookup:      cat.Get,
+		Logger:      log.Named("connector"),
+		EgressAllow: cfg.EgressAllow,
+	})
+	return cat, rt
 }
 
 // openStore opens the database and brings its schema up to date. SQLite's

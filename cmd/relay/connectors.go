@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/relayhq/relay/core"
+)
+
+func cmdConnectorsList(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	fs := flag.NewFlagSet("relay connectors list", flag.ContinueOnError)
+	if err := connectorFlags(fs, &cfg); err != nil {
+		return err
+	}
+	if _, err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	cat, rt := openConnectors(cfg, newLogger("warn", stderr))
+	defer rt.Close()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tACTIONS")
+	for _, e := range cat.List() {
+		var actions []string
+		for _, a := range e.Manifest.Actions {
+			actions = append(actions, e.Ref.Name+"."+a.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Ref.Name, e.Ref.Version, e.Manifest.Runtime, strings.Join(actions, ", "))
+	}
+	return tw.Flush()
+}
+
+// keyValues collects repeated --secret name=value flags.
+type keyValues map[string]string
+
+func (kv keyValues) String() string { return fmt.Sprint(len(kv), " values") }
+
+func (kv keyValues) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want name=value, got %q", s)
+	}
+	kv[k] = v
+	return nil
+}
+
+// cmdConnectorsCall runs one connector call without a server: for authors
+// and operators checking a connector as the server would run it.
+func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	var input, config string
+	var preview, check bool
+	secrets := keyValues{}
+	fs := flag.NewFlagSet("relay connectors call", flag.ContinueOnError)
+	if err := connectorFlags(fs, &cfg); err != nil {
+		return err
+	}
+	fs.StringVar(&input, "input", "{}", "the action's input, a JSON object")
+	fs.StringVar(&config, "config", "{}", "the connection's config, a JSON object")
+	fs.Var(secrets, "secret", "a secret config field, name=value; repeatable")
+	fs.BoolVar(&preview, "preview", false, "preview instead of execute")
+	fs.BoolVar(&check, "check-config", false, "only check the connection's config")
+	pos, err := parse(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 && !(check && len(pos) == 1) {
+		return usageError{"usage: relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON] [--secret k=v] [--preview]\n" +
+			"       relay connectors call NAME[@VERSION] --check-config [--config JSON] [--secret k=v]"}
+	}
+	for name, v := range map[string]string{"--input": input, "--config": config} {
+		if !json.Valid([]byte(v)) {
+			return usageError{name + " must be JSON"}
+		}
+	}
+	cat, rt := openConnectors(cfg, newLogger("warn", stderr))
+	defer rt.Close()
+	name, version, _ := strings.Cut(pos[0], "@")
+	if version == "" {
+		versions := cat.Versions(name)
+		if len(versions) == 0 {
+			return core.Errorf(core.ENotFound, "no connector %s in %s", name, cfg.connectorsDir())
+		}
+		version = versions[0].Ref.Version
+	}
+	ref := core.ConnectorRef{Name: name, Version: version}
+	conn := core.Connection{Config: json.RawMessage(config), Secrets: secrets}
+	if check {
+		if err := rt.CheckConfig(ctx, ref, conn); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "the config works")
+		return nil
+	}
+	call := core.ActionCall{Action: pos[1], Input: json.RawMessage(input), Connection: conn, RunID: core.NewID()}
+	run := rt.Execute
+	if preview {
+		run = rt.Preview
+	}
+	out, err := run(ctx, ref, call)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(out))
+	return nil
+}
