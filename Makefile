@@ -13,7 +13,7 @@ MODULES     := . sdk
 .PHONY: build connector run test lint bench generate tools fuzz clean
 
 # First-party connectors, each built from plugins/<name>/cmd/<name>.
-CONNECTORS  := echo webhook
+CONNECTORS  := echo webhook smtp
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/relay ./cmd/relay
