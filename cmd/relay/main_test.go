@@ -8,11 +8,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -331,5 +333,23 @@ func TestConnectorsCLI(t *testing.T) {
 		"--input", `{"url":"http://10.0.0.1/hook","body":{}}`)
 	if core.ErrorCode(err) != core.EEgressDenied {
 		t.Fatalf("webhook to 10.0.0.1: %v, want %s", err, core.EEgressDenied)
+	}
+
+	// A loopback sink is reachable only with the operator's --egress-allow,
+	// which the host hands to the plugin process.
+	var hits atomic.Int64
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("webhook-signature") != "" {
+			hits.Add(1)
+		}
+	}))
+	defer sink.Close()
+	send := []string{"connectors", "call", "webhook", "send", "--secret", "signing_secret=" + secret,
+		"--input", `{"url":"` + sink.URL + `","body":{"ok":true}}`}
+	if _, err := call(send...); core.ErrorCode(err) != core.EEgressDenied || hits.Load() != 0 {
+		t.Fatalf("loopback without --egress-allow: %v, %d deliveries", err, hits.Load())
+	}
+	if out, err := call(append(send, "--egress-allow", "127.0.0.1/32")...); err != nil || !strings.Contains(out, `"status":200`) || hits.Load() != 1 {
+		t.Fatalf("loopback with --egress-allow: %q, %v, %d deliveries", out, err, hits.Load())
 	}
 }
