@@ -13,9 +13,9 @@ type ConnectorRef struct {
 
 func (r ConnectorRef) String() string { return r.Name + "@" + r.Version }
 
-// Connection is what a call carries of a workspace's connection: the config
-// and, for the length of the call, the decrypted secrets.
-type Connection struct {
+// ConnectionData is what a call carries of a workspace's connection: the
+// config and, for the length of the call, the decrypted secrets.
+type ConnectionData struct {
 	Config  json.RawMessage
 	Secrets map[string]string
 }
@@ -24,7 +24,7 @@ type Connection struct {
 type ActionCall struct {
 	Action         string // the name within the connector, e.g. "send"
 	Input          json.RawMessage
-	Connection     Connection
+	Connection     ConnectionData
 	RunID          string
 	IdempotencyKey string
 	WorkspaceID    string
@@ -34,7 +34,7 @@ type ActionCall struct {
 // *Error with the connector codes (EInvalidParams, EConnectorCrashed, …).
 type ConnectorRuntime interface {
 	// CheckConfig asks the connector whether a connection's config works.
-	CheckConfig(ctx context.Context, ref ConnectorRef, conn Connection) error
+	CheckConfig(ctx context.Context, ref ConnectorRef, conn ConnectionData) error
 	// Preview says what Execute would do; it has no side effects.
 	Preview(ctx context.Context, ref ConnectorRef, call ActionCall) (json.RawMessage, error)
 	// Execute performs the action.

@@ -89,7 +89,7 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 		version = versions[0].Ref.Version
 	}
 	ref := core.ConnectorRef{Name: name, Version: version}
-	conn := core.Connection{Config: json.RawMessage(config), Secrets: secrets}
+	conn := core.ConnectionData{Config: json.RawMessage(config), Secrets: secrets}
 	if check {
 		if err := rt.CheckConfig(ctx, ref, conn); err != nil {
 			return err

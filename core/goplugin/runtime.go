@@ -116,7 +116,7 @@ func New(cfg Config) *Runtime {
 
 // CheckConfig asks the connector whether a connection's config and secrets
 // work. It is bounded by CallTimeout.
-func (r *Runtime) CheckConfig(ctx context.Context, ref core.ConnectorRef, conn core.Connection) error {
+func (r *Runtime) CheckConfig(ctx context.Context, ref core.ConnectorRef, conn core.ConnectionData) error {
 	s, _, err := r.slot(ref)
 	if err != nil {
 		return err
@@ -236,7 +236,7 @@ func errClosed(ref core.ConnectorRef) error {
 	return core.Errorf(core.EConnectorUnavailable, "connector %s is not available: the runtime is shutting down", ref)
 }
 
-func protoConnection(c core.Connection) *connectorv1.Connection {
+func protoConnection(c core.ConnectionData) *connectorv1.Connection {
 	return &connectorv1.Connection{ConfigJson: c.Config, Secrets: c.Secrets}
 }
 

@@ -40,7 +40,7 @@ func TestEchoAndOneSharedProcess(t *testing.T) {
 	for _, ws := range []string{"ws_a", "ws_b"} {
 		out, err := r.Execute(context.Background(), testconn, core.ActionCall{
 			Action: "echo", Input: json.RawMessage(`{"hello":"world","n":3}`), WorkspaceID: ws,
-			Connection: core.Connection{Config: json.RawMessage(`{"region":"eu"}`), Secrets: map[string]string{"token": ws}},
+			Connection: core.ConnectionData{Config: json.RawMessage(`{"region":"eu"}`), Secrets: map[string]string{"token": ws}},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +58,7 @@ func TestEchoAndOneSharedProcess(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"action":"echo"`) {
 		t.Errorf("preview: %s, %v", out, err)
 	}
-	if err := r.CheckConfig(context.Background(), testconn, core.Connection{}); err != nil {
+	if err := r.CheckConfig(context.Background(), testconn, core.ConnectionData{}); err != nil {
 		t.Errorf("check config: %v", err)
 	}
 }
@@ -197,7 +197,7 @@ func TestMessageLimits(t *testing.T) {
 	_, err := execute(ctx, r, testconn, "echo", map[string]string{"data": strings.Repeat("x", protocol.MaxMessageSize)})
 	wantCode(t, err, core.EMessageTooLarge, "4 MiB message limit", "action echo", "testconn@0.1.0")
 
-	err = r.CheckConfig(ctx, testconn, core.Connection{Secrets: map[string]string{"key": strings.Repeat("k", protocol.MaxMessageSize)}})
+	err = r.CheckConfig(ctx, testconn, core.ConnectionData{Secrets: map[string]string{"key": strings.Repeat("k", protocol.MaxMessageSize)}})
 	wantCode(t, err, core.EMessageTooLarge, "4 MiB message limit", "config check")
 
 	// The SDK refuses to send an oversized result, naming its limit.
