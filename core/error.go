@@ -37,6 +37,13 @@ const (
 	EConnectorTimeout     = "connector_timeout"     // the call ran past its deadline
 	EConnectorUnavailable = "connector_unavailable" // the connector could not be started
 	EMessageTooLarge      = "message_too_large"     // a message to or from the connector is over the size limit
+
+	// Raised by the actions API.
+	EConnectionAmbiguous    = "connection_ambiguous"      // the workspace has several connections of the connector; name one
+	EConfirmationRequired   = "confirmation_required"     // the action needs a confirm token from preview
+	EConfirmationInvalid    = "confirmation_invalid"      // the confirm token is used, expired, or for another request
+	EIdempotencyKeyReused   = "idempotency_key_reused"    // the key was first used with another request
+	EIdempotencyKeyInFlight = "idempotency_key_in_flight" // the first request with the key is still running
 )
 
 // Error is an error the caller may see. Code is one of the E* constants and

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	mmsemver "github.com/Masterminds/semver/v3"
 	"golang.org/x/mod/semver"
 
 	"github.com/relayhq/relay/core"
@@ -161,4 +162,35 @@ func (c *Catalog) List() []*Entry {
 		out = append(out, c.byName[n]...)
 	}
 	return out
+}
+
+// Resolve returns the newest version of a connector that satisfies
+// constraint (semver: "^1.2", "~1.0.3", ">=1.0, <2", "1.0.0"; empty means
+// the newest release). Pre-releases match only a constraint that names one.
+// ENotFound when the connector is unknown or no version fits; EInvalid for
+// a constraint that does not parse.
+func (c *Catalog) Resolve(name, constraint string) (*Entry, error) {
+	versions := c.byName[name]
+	if len(versions) == 0 {
+		return nil, core.Errorf(core.ENotFound, "no connector %q", name)
+	}
+	if constraint == "" {
+		for _, e := range versions {
+			if semver.Prerelease("v"+e.Ref.Version) == "" {
+				return e, nil
+			}
+		}
+		return nil, core.Errorf(core.ENotFound, "connector %s has only pre-release versions; name one", name)
+	}
+	cons, err := mmsemver.NewConstraint(constraint)
+	if err != nil {
+		return nil, core.Errorf(core.EInvalid, "version constraint %q: %v", constraint, err)
+	}
+	for _, e := range versions {
+		v, err := mmsemver.StrictNewVersion(e.Ref.Version)
+		if err == nil && cons.Check(v) {
+			return e, nil
+		}
+	}
+	return nil, core.Errorf(core.ENotFound, "no version of connector %s satisfies %q", name, constraint)
 }

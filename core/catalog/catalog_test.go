@@ -79,3 +79,37 @@ func TestLoadMissingDir(t *testing.T) {
 		t.Fatalf("a missing dir: %v, %v", c.List(), problems)
 	}
 }
+
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	digest := strings.Repeat("ab", 32)
+	for _, v := range []string{"1.2.0", "1.10.0", "1.9.3", "2.0.0-beta.1", "0.9.0"} {
+		writeVersion(t, dir, "multi", v, manifestFor("multi", v), "connector", "#!", "connector.sha256", digest)
+	}
+	c, problems := catalog.Load(dir)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	for constraint, want := range map[string]string{
+		"":              "1.10.0",
+		"^1.2":          "1.10.0",
+		"~1.9":          "1.9.3",
+		"1.2.0":         "1.2.0",
+		"<1":            "0.9.0",
+		">=2.0.0-beta":  "2.0.0-beta.1",
+		">=1.0, <1.9.3": "1.2.0",
+	} {
+		e, err := c.Resolve("multi", constraint)
+		if err != nil || e.Ref.Version != want {
+			t.Errorf("Resolve(%q) = %v, %v; want %s", constraint, e, err, want)
+		}
+	}
+	for constraint, code := range map[string]string{"^3": core.ENotFound, "not a version": core.EInvalid} {
+		if _, err := c.Resolve("multi", constraint); core.ErrorCode(err) != code {
+			t.Errorf("Resolve(%q): %v, want %s", constraint, err, code)
+		}
+	}
+	if _, err := c.Resolve("nope", ""); core.ErrorCode(err) != core.ENotFound {
+		t.Errorf("unknown connector: %v", err)
+	}
+}

@@ -51,6 +51,12 @@ var statusOf = map[string]int{
 	core.EConnectorTimeout:     http.StatusGatewayTimeout,
 	core.EConnectorUnavailable: http.StatusServiceUnavailable,
 	core.EMessageTooLarge:      http.StatusRequestEntityTooLarge,
+
+	core.EConnectionAmbiguous:    http.StatusConflict,
+	core.EConfirmationRequired:   http.StatusPreconditionRequired,
+	core.EConfirmationInvalid:    http.StatusUnprocessableEntity,
+	core.EIdempotencyKeyReused:   http.StatusUnprocessableEntity,
+	core.EIdempotencyKeyInFlight: http.StatusConflict,
 }
 
 // fiberCodes translates the errors Fiber and fasthttp raise themselves
