@@ -1,6 +1,7 @@
 // Package secrets holds the master key, the root of every secret Relay
-// keeps: API key hashes are peppered with a key derived from it, and
-// (later) connection secrets are encrypted under keys it wraps.
+// keeps, and the Keyring that encrypts connection secrets: API key hashes
+// are peppered with a key derived from the master key, and each workspace's
+// data key, which seals its connection secrets, is stored wrapped by it.
 package secrets
 
 import (
