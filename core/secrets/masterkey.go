@@ -33,25 +33,29 @@ func LoadOrCreateMasterKey(path string, create bool) (key []byte, created bool, 
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("master key: %w", err)
 	}
-	// O_EXCL: when two processes start at once, one writes and the other
-	// reads what was written instead of overwriting it.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	// Written whole to a temporary file, then linked into place: a process
+	// starting at the same moment either finds no key or a complete one,
+	// and when two race, the second link fails and that one reads the first.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".master-key-*")
+	if err != nil {
+		return nil, false, fmt.Errorf("master key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.WriteString(hex.EncodeToString(key) + "\n")
+	if serr := tmp.Sync(); werr == nil {
+		werr = serr
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, false, fmt.Errorf("master key: writing %s: %w", path, werr)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
 		key, err = readMasterKey(path)
 		return key, false, err
 	} else if err != nil {
 		return nil, false, fmt.Errorf("master key: %w", err)
-	}
-	_, werr := f.WriteString(hex.EncodeToString(key) + "\n")
-	if serr := f.Sync(); werr == nil {
-		werr = serr
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(path)
-		return nil, false, fmt.Errorf("master key: writing %s: %w", path, werr)
 	}
 	return key, true, nil
 }

@@ -58,3 +58,35 @@ func TestMasterKeyRefusals(t *testing.T) {
 		t.Fatalf("a well-formed key was refused: %v", err)
 	}
 }
+
+// TestMasterKeyConcurrentFirstStart races many first starts: they must all
+// end up with one and the same complete key.
+func TestMasterKeyConcurrentFirstStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "master.key")
+	const n = 20
+	keys := make(chan []byte, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			k, _, err := LoadOrCreateMasterKey(path, true)
+			keys <- k
+			errs <- err
+		}()
+	}
+	var first []byte
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		k := <-keys
+		if first == nil {
+			first = k
+		} else if !bytes.Equal(first, k) {
+			t.Fatal("two first starts got different master keys")
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Fatalf("%d files left in the folder, want only master.key", len(entries))
+	}
+}
