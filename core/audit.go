@@ -41,8 +41,9 @@ func (r *AuditRecord) ChainHash(prev []byte) []byte {
 	put([]byte("relay audit v1"))
 	put(prev)
 	put([]byte(r.WorkspaceID))
-	binary.BigEndian.PutUint64(n[:], uint64(r.Seq))
-	put(n[:])
+	var seq [8]byte // not n: put writes the length into n first
+	binary.BigEndian.PutUint64(seq[:], uint64(r.Seq))
+	put(seq[:])
 	put([]byte(r.ID))
 	put([]byte(r.Time.UTC().Format(time.RFC3339Nano)))
 	for _, s := range []string{r.KeyID, r.Role, r.IP, r.RequestID, r.Action, r.Target, r.Outcome} {

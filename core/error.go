@@ -44,6 +44,7 @@ const (
 	EConfirmationInvalid    = "confirmation_invalid"      // the confirm token is used, expired, or for another request
 	EIdempotencyKeyReused   = "idempotency_key_reused"    // the key was first used with another request
 	EIdempotencyKeyInFlight = "idempotency_key_in_flight" // the first request with the key is still running
+	ERunInterrupted         = "run_interrupted"           // the server stopped during the run; it may or may not have taken effect
 )
 
 // Error is an error the caller may see. Code is one of the E* constants and

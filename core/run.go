@@ -101,6 +101,9 @@ type RunStore interface {
 	// FinishExecution records a run's end and, for a keyed run, the
 	// response to replay, in one transaction, appending audit.
 	FinishExecution(ctx context.Context, run *Run, idemKey string, status int, body []byte, audit *AuditRecord) error
+	// Idempotency returns the workspace's record of key, or ENotFound when
+	// there is none or it has expired by now.
+	Idempotency(ctx context.Context, workspaceID, key string, now time.Time) (*IdempotencyRecord, error)
 	// MarkRunning moves a queued run to running.
 	MarkRunning(ctx context.Context, workspaceID, runID string, at time.Time) error
 	Run(ctx context.Context, workspaceID, id string) (*Run, error)

@@ -58,6 +58,10 @@ type KeyStore interface {
 type Store interface {
 	WorkspaceStore
 	KeyStore
+	ConnectionStore
+	DataKeyStore
+	RunStore
+	AuditStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error

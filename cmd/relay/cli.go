@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -227,7 +228,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	st, err := sqlstore.Open(ctx, cfg.databaseURL())
+	st, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -349,10 +350,12 @@ func cmdKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	// The master key must already exist unless this is a fresh data dir;
-	// a key hashed under a different master key would never verify.
-	masterKey, _, err := secrets.LoadOrCreateMasterKey(cfg.masterKeyFile(), cfg.MasterKeyFile == "")
-	if err != nil {
+	// Only serve makes the master key: a key hashed under a master key
+	// the server does not have would never verify.
+	masterKey, _, err := secrets.LoadOrCreateMasterKey(cfg.masterKeyFile(), false)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("no master key at %s: start relay serve once with this data dir, or pass --master-key-file", cfg.masterKeyFile())
+	} else if err != nil {
 		return err
 	}
 	hasher, err := core.NewKeyHasher(masterKey)

@@ -43,7 +43,7 @@ func (kv keyValues) String() string { return fmt.Sprint(len(kv), " values") }
 func (kv keyValues) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
-		return fmt.Errorf("want name=value, got %q", s)
+		return fmt.Errorf("want name=value") // the value is a secret: not echoed
 	}
 	kv[k] = v
 	return nil
@@ -81,14 +81,11 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 	cat, rt := openConnectors(cfg, newLogger("warn", stderr))
 	defer rt.Close()
 	name, version, _ := strings.Cut(pos[0], "@")
-	if version == "" {
-		versions := cat.Versions(name)
-		if len(versions) == 0 {
-			return core.Errorf(core.ENotFound, "no connector %s in %s", name, cfg.connectorsDir())
-		}
-		version = versions[0].Ref.Version
+	entry, err := cat.Resolve(name, version)
+	if err != nil {
+		return err
 	}
-	ref := core.ConnectorRef{Name: name, Version: version}
+	ref := entry.Ref
 	conn := core.ConnectionData{Config: json.RawMessage(config), Secrets: secrets}
 	if check {
 		if err := rt.CheckConfig(ctx, ref, conn); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog/catalogtest"
+	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/sdk/client"
 )
@@ -298,6 +299,14 @@ func TestCLIUsageErrors(t *testing.T) {
 		if _, err := relay(t, cfg, args...); err == nil {
 			t.Errorf("relay %s succeeded", strings.Join(args, " "))
 		}
+	}
+	// Only serve makes the master key: a key made under another would never verify.
+	if _, err := relay(t, cfg, "keys", "create", "--workspace", "default", "--role", "admin"); err == nil ||
+		!strings.Contains(err.Error(), "no master key") {
+		t.Errorf("keys create before the first serve: %v", err)
+	}
+	if _, _, err := secrets.LoadOrCreateMasterKey(filepath.Join(cfg.DataDir, "master.key"), true); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := relay(t, cfg, "keys", "create", "--workspace", "nowhere", "--role", "admin"); err == nil ||
 		!strings.Contains(err.Error(), "not_found") {

@@ -10,11 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/actions"
 	"github.com/relayhq/relay/core/catalog"
 	"github.com/relayhq/relay/core/goplugin"
 	"github.com/relayhq/relay/core/httpapi"
@@ -76,6 +78,7 @@ type Main struct {
 	redis    *redis.Client
 	catalog  *catalog.Catalog
 	runtime  *goplugin.Runtime
+	actions  *actions.Service
 	server   *httpapi.Server
 	listener net.Listener
 	served   chan error
@@ -105,12 +108,27 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.catalog, m.runtime = openConnectors(m.Config, m.Log)
 
+	// Listen before making the first key: if the address is taken, the key
+	// is not made only to be lost with a failed start.
+	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return err
+	}
+	key, token, err := core.NewAPIKey(hasher, "", "first admin key", core.RoleAdmin, "")
+	if err != nil {
+		return err
+	}
+	bootstrapped, err := m.store.Bootstrap(ctx, core.DefaultWorkspace, key)
+	if err != nil {
+		return fmt.Errorf("creating the first workspace: %w", err)
+	}
+
 	checks := map[string]func(context.Context) error{}
 	var rdb *redis.Client
 	if m.Config.RedisURL != "" {
+		// The parser's errors quote the URL, password and all.
 		opts, err := redis.ParseURL(m.Config.RedisURL)
 		if err != nil {
-			return fmt.Errorf("--redis-url: %w", err)
+			return fmt.Errorf("--redis-url is not a valid redis:// URL")
 		}
 		// Redis calls then honour the context deadline the limiter sets.
 		opts.ContextTimeoutEnabled = true
@@ -124,27 +142,38 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	limiter := ratelimit.New(rdb, "relay:ratelimit:", m.Log.Named("ratelimit"))
 
-	key, token, err := core.NewAPIKey(hasher, "", "first admin key", core.RoleAdmin, "")
+	keyring, err := secrets.NewKeyring(masterKey, m.store)
 	if err != nil {
 		return err
 	}
-	bootstrapped, err := m.store.Bootstrap(ctx, core.DefaultWorkspace, key)
-	if err != nil {
-		return fmt.Errorf("creating the first workspace: %w", err)
+	var srv *httpapi.Server
+	m.actions = actions.New(actions.Config{
+		Store: m.store, Catalog: m.catalog, Runtime: m.runtime, Secrets: keyring,
+		Logger:  m.Log.Named("actions"),
+		Respond: httpapi.RunResponse,
+		Observe: func(run *core.Run, took time.Duration) { srv.ObserveRun(run, took) },
+	})
+	// Runs a previous process left unfinished are marked interrupted
+	// before anything can ask for them.
+	if n, err := m.actions.Recover(ctx); err != nil {
+		return fmt.Errorf("recovering unfinished runs: %w", err)
+	} else if n > 0 {
+		m.Log.Warn("marked runs left unfinished by the previous process interrupted", "runs", n)
 	}
-
-	m.server = httpapi.New(httpapi.Config{
+	srv = httpapi.New(httpapi.Config{
 		Store:       m.store,
 		Hasher:      hasher,
 		Limiter:     limiter,
 		Logger:      m.Log.Named("http"),
 		ReadyChecks: checks,
+		Actions:     m.actions,
 	})
-	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
-		return err
-	}
+	m.server = srv
 	m.served = make(chan error, 1)
-	go func() { m.served <- m.server.Serve(m.listener) }()
+	go func() {
+		m.served <- m.server.Serve(m.listener)
+		close(m.served) // Wait and Close may both read it
+	}()
 
 	addr := m.URL()
 	m.Log.Info("relay is listening", "url", addr, "database", redactURL(m.Config.databaseURL()), "redis", m.Config.RedisURL != "")
@@ -183,6 +212,7 @@ func (m *Main) Close() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		errs = append(errs, m.server.Shutdown(ctx))
+		m.actions.Close(ctx) // async runs get what is left of the grace period
 		cancel()
 		if err := <-m.served; err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
@@ -195,6 +225,9 @@ func (m *Main) Close() error {
 
 func (m *Main) closeDeps() error {
 	var errs []error
+	if m.server == nil && m.listener != nil { // a start that failed after listening
+		m.listener.Close()
+	}
 	if m.runtime != nil {
 		errs = append(errs, m.runtime.Close())
 		m.runtime = nil
@@ -240,7 +273,7 @@ func openStore(ctx context.Context, cfg Config, log hclog.Logger) (*sqlstore.Sto
 			return nil, err
 		}
 	}
-	st, err := sqlstore.Open(ctx, cfg.databaseURL())
+	st, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +286,17 @@ func openStore(ctx context.Context, cfg Config, log hclog.Logger) (*sqlstore.Sto
 		log.Info("applied database migrations", "versions", applied)
 	}
 	return st, nil
+}
+
+// openDatabase opens the store, refusing a database URL that does not parse
+// before a driver can quote it, password and all, in an error.
+func openDatabase(ctx context.Context, cfg Config) (*sqlstore.Store, error) {
+	if u := cfg.DatabaseURL; strings.Contains(u, "://") {
+		if _, err := url.Parse(u); err != nil {
+			return nil, fmt.Errorf("--database-url is not a valid URL")
+		}
+	}
+	return sqlstore.Open(ctx, cfg.databaseURL())
 }
 
 // redactURL hides a database URL's password and query (where a password

@@ -18,17 +18,63 @@ var wantRoles = map[string]core.Role{
 	"POST /v1/keys":        core.RoleAdmin,
 	"GET /v1/keys/{id}":    core.RoleAdmin,
 	"DELETE /v1/keys/{id}": core.RoleAdmin,
+
+	"GET /v1/connectors":            core.RoleViewer,
+	"GET /v1/connections":           core.RoleViewer,
+	"POST /v1/connections":          core.RoleAdmin,
+	"GET /v1/connections/{id}":      core.RoleViewer,
+	"PATCH /v1/connections/{id}":    core.RoleAdmin,
+	"DELETE /v1/connections/{id}":   core.RoleAdmin,
+	"GET /v1/actions":               core.RoleViewer,
+	"GET /v1/actions/{id}":          core.RoleViewer,
+	"POST /v1/actions/{id}/preview": core.RoleDeveloper,
+	"POST /v1/actions/{id}/execute": core.RoleDeveloper,
+	"GET /v1/runs":                  core.RoleViewer,
+	"GET /v1/runs/{id}":             core.RoleViewer,
+	"GET /v1/runs/{id}/events":      core.RoleViewer,
+	"GET /v1/audit":                 core.RoleAdmin,
 }
 
-// concrete fills a route's path parameters with a value that exists in the
-// caller's workspace, so an allowed call succeeds rather than 404s.
-func concrete(path string, keyID string) string {
-	return strings.ReplaceAll(path, "{id}", keyID)
+// targets are resources of the caller's workspace for a route to act on.
+type targets struct {
+	keyID, connectionID, connectionName, runID string
+}
+
+// concrete fills a route's path parameters with a resource that exists in
+// the caller's workspace, so an allowed call succeeds rather than 404s.
+func concrete(path string, tg targets) string {
+	switch {
+	case strings.HasPrefix(path, "/v1/keys/"):
+		return strings.ReplaceAll(path, "{id}", tg.keyID)
+	case strings.HasPrefix(path, "/v1/connections/"):
+		return strings.ReplaceAll(path, "{id}", tg.connectionID)
+	case strings.HasPrefix(path, "/v1/actions/"):
+		return strings.ReplaceAll(path, "{id}", "echo.echo")
+	case strings.HasPrefix(path, "/v1/runs/"):
+		return strings.ReplaceAll(path, "{id}", tg.runID)
+	}
+	return path
+}
+
+// bodyFor is a valid body for a route's request.
+func bodyFor(method, path string, tg targets) any {
+	switch {
+	case method == http.MethodPost && path == "/v1/keys":
+		return map[string]string{"role": "viewer", "name": "made by matrix"}
+	case method == http.MethodPost && path == "/v1/connections":
+		return map[string]any{"connector": "echo", "name": "m-" + strings.ToLower(core.NewID()[16:])}
+	case method == http.MethodPatch:
+		return map[string]any{"config": map[string]any{}}
+	case strings.HasSuffix(path, "/preview"), strings.HasSuffix(path, "/execute"):
+		return map[string]any{"params": map[string]any{"x": 1}, "connection": tg.connectionName}
+	}
+	return nil
 }
 
 func TestRoleMatrix(t *testing.T) {
-	ts := newTestServer(t, nil)
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
 	ws, keys := ts.workspace("acme")
+	run := ts.connectEcho(keys[core.RoleAdmin], "shared")
 
 	covered := map[string]bool{}
 	for _, r := range ts.Server.Routes() {
@@ -48,14 +94,12 @@ func TestRoleMatrix(t *testing.T) {
 		for _, role := range core.Roles {
 			t.Run(name+" as "+string(role), func(t *testing.T) {
 				ts := ts.with(t)
-				// A key of its own to act on, so DELETE does not revoke the caller.
-				target := ts.key(ws.ID, core.RoleViewer)
-				id, _, _ := core.ParseKey(target)
-				var body any
-				if r.Method == http.MethodPost {
-					body = map[string]string{"role": "viewer", "name": "made by matrix"}
-				}
-				resp := ts.do(r.Method, concrete(r.Path, id), keys[role], body)
+				// Resources of its own to act on, so a DELETE does not
+				// take away what other subtests use.
+				keyID, _, _ := core.ParseKey(ts.key(ws.ID, core.RoleViewer))
+				name := "c-" + strings.ToLower(core.NewID()[16:])
+				tg := targets{keyID: keyID, connectionID: ts.createEcho(keys[core.RoleAdmin], name), connectionName: name, runID: run}
+				resp := ts.do(r.Method, concrete(r.Path, tg), keys[role], bodyFor(r.Method, r.Path, tg))
 				if role.Allows(want) {
 					if resp.Status >= 300 {
 						t.Fatalf("%s may call it but got %d: %s", role, resp.Status, resp.Body)
@@ -72,7 +116,7 @@ func TestRoleMatrix(t *testing.T) {
 		}
 		t.Run(name+" without a key", func(t *testing.T) {
 			ts := ts.with(t)
-			resp := ts.do(r.Method, concrete(r.Path, core.NewID()), "", nil)
+			resp := ts.do(r.Method, concrete(r.Path, targets{keyID: core.NewID(), connectionID: core.NewID(), runID: core.NewID()}), "", nil)
 			if resp.Status != http.StatusUnauthorized || resp.problem(t).Code != core.EUnauthenticated {
 				t.Fatalf("got %d %s, want 401 unauthenticated", resp.Status, resp.Body)
 			}

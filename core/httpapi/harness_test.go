@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +16,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/actions"
+	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/core/goplugin"
 	"github.com/relayhq/relay/core/ratelimit"
+	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 )
 
@@ -46,8 +51,16 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// newTestServer starts a server; edit may change its Config first.
+// newTestServer starts a server with no connectors; edit may change its
+// Config first.
 func newTestServer(t testing.TB, edit func(*Config)) *testServer {
+	t.Helper()
+	return newTestServerWith(t, t.TempDir(), nil, edit)
+}
+
+// newTestServerWith starts a server running the connectors in
+// connectorsDir, which may reach egressAllow.
+func newTestServerWith(t testing.TB, connectorsDir string, egressAllow []netip.Prefix, edit func(*Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "relay.db"))
@@ -62,18 +75,32 @@ func newTestServer(t testing.TB, edit func(*Config)) *testServer {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, JSONFormat: true, Level: hclog.Debug})
+	cat, _ := catalog.Load(connectorsDir)
+	runtime := goplugin.New(goplugin.Config{Lookup: cat.Get, Logger: logger, EgressAllow: egressAllow})
+	keyring, err := secrets.NewKeyring(bytes.Repeat([]byte{9}, 32), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv *Server
+	engine := actions.New(actions.Config{
+		Store: st, Catalog: cat, Runtime: runtime, Secrets: keyring, Logger: logger,
+		Respond: RunResponse,
+		Observe: func(run *core.Run, took time.Duration) { srv.ObserveRun(run, took) },
+	})
 	cfg := Config{
+		Actions: engine,
 		Store:   st,
 		Hasher:  hasher,
 		Limiter: ratelimit.NewLocal(),
-		Logger:  hclog.New(&hclog.LoggerOptions{Output: logs, JSONFormat: true, Level: hclog.Debug}),
+		Logger:  logger,
 		// Generous, so only the rate-limit tests meet the limit.
 		DefaultRateLimit: core.RateLimit{Rate: 10000, Burst: 10000},
 	}
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv := New(cfg)
+	srv = New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +114,8 @@ func newTestServer(t testing.TB, edit func(*Config)) *testServer {
 			t.Errorf("shutdown: %v", err)
 		}
 		<-done
+		engine.Close(ctx)
+		runtime.Close()
 		st.Close()
 	})
 	return &testServer{t: t, URL: "http://" + ln.Addr().String(), Store: st, Hasher: hasher, Server: srv, logs: logs}

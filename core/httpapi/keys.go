@@ -34,6 +34,7 @@ func (s *Server) createKey(c *fiber.Ctx, p *principal) error {
 	if err := s.cfg.Store.CreateKey(c.UserContext(), k); err != nil {
 		return err
 	}
+	s.audit(c, p, "key.create", "key:"+k.ID, map[string]any{"role": k.Role, "name": k.Name})
 	c.Location("/v1/keys/" + k.ID)
 	return c.Status(fiber.StatusCreated).JSON(createdKey{APIKey: k, Key: token})
 }
@@ -63,5 +64,18 @@ func (s *Server) revokeKey(c *fiber.Ctx, p *principal) error {
 	if err := s.cfg.Store.RevokeKey(c.UserContext(), p.Workspace.ID, c.Params("id"), time.Now().UTC()); err != nil {
 		return err
 	}
+	s.audit(c, p, "key.revoke", "key:"+c.Params("id"), nil)
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// audit records a successful mutation made outside the engine. A failure to
+// record is logged: the change itself has been made.
+func (s *Server) audit(c *fiber.Ctx, p *principal, action, target string, details map[string]any) {
+	var raw []byte
+	if details != nil {
+		raw, _ = jsonMarshal(details)
+	}
+	if err := s.cfg.Actions.Audit(c.UserContext(), p.caller(c), action, target, "success", raw); err != nil {
+		s.log.Error("audit append failed", "action", action, "request_id", p.caller(c).RequestID, "error", err)
+	}
 }

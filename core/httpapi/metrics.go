@@ -11,6 +11,10 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	actionExec    *prometheus.CounterVec
+	actionLatency *prometheus.HistogramVec
+	actionErrors  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -26,8 +30,21 @@ func newMetrics() *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method", "route", "status"}),
 	}
+	m.actionExec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "action_exec_total",
+		Help: "Action executions that ended, by action and run status.",
+	}, []string{"action", "status"})
+	m.actionLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "action_latency_seconds",
+		Help:    "Time a connector took to execute an action, by action.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"action"})
+	m.actionErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "action_error_total",
+		Help: "Action executions that failed, by action and error code.",
+	}, []string{"action", "code"})
 	m.registry.MustRegister(
-		m.requests, m.latency,
+		m.requests, m.latency, m.actionExec, m.actionLatency, m.actionErrors,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -95,6 +97,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	p.RequestID = rid
 	p.Instance = c.Path()
+	var ce *core.Error
+	if errors.As(err, &ce) {
+		retryAfterHeader(c, ce)
+	}
 	if internal {
 		s.log.Error("internal error", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err)
 	}
@@ -128,9 +134,19 @@ func (s *Server) handle(r route) fiber.Handler {
 		if r.role == "" {
 			return r.handler(c, nil)
 		}
+		ip := c.IP()
+		// An address that used up its quota of failed attempts is refused
+		// before its key is looked up, so guessing costs the database nothing.
+		if wait := s.guessers.blockedFor(ip, time.Now()); wait > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, ceilSeconds(wait))))
+			return core.Errorf(core.ERateLimited, "too many failed authentications from this address; retry in %d s", max(1, ceilSeconds(wait)))
+		}
 		p, authErr := s.authenticate(c)
 		if authErr != nil {
-			if err := s.charge(c, "ip:"+c.IP(), s.cfg.DefaultRateLimit); err != nil {
+			if d, err := s.charge(c, "ip:"+ip, s.cfg.DefaultRateLimit); err != nil {
+				if !d.Allowed {
+					s.guessers.block(ip, time.Now().Add(d.RetryAfter))
+				}
 				return err
 			}
 			return authErr
@@ -140,7 +156,7 @@ func (s *Server) handle(r route) fiber.Handler {
 		if p.Workspace.RateLimit != nil {
 			limit = *p.Workspace.RateLimit
 		}
-		if err := s.charge(c, "ws:"+p.Workspace.ID, limit); err != nil {
+		if _, err := s.charge(c, "ws:"+p.Workspace.ID, limit); err != nil {
 			return err
 		}
 		if !p.Key.Role.Allows(r.role) {
@@ -183,12 +199,12 @@ func (s *Server) authenticate(c *fiber.Ctx) (*principal, error) {
 // charge takes one request from the quota named bucket, sets the RateLimit
 // headers (draft-ietf-httpapi-ratelimit-headers) and refuses with 429 when
 // the quota is used up.
-func (s *Server) charge(c *fiber.Ctx, bucket string, limit core.RateLimit) error {
+func (s *Server) charge(c *fiber.Ctx, bucket string, limit core.RateLimit) (core.RateDecision, error) {
 	d, err := s.cfg.Limiter.Allow(c.UserContext(), bucket, limit)
 	if err != nil {
 		// Never let a request through unlimited: refuse it instead.
 		s.log.Error("rate limiter failed", "error", err)
-		return core.Errorf(core.EUnavailable, "the rate limiter is unavailable; retry shortly")
+		return d, core.Errorf(core.EUnavailable, "the rate limiter is unavailable; retry shortly")
 	}
 	window := (limit.Burst + limit.Rate - 1) / limit.Rate
 	c.Set("RateLimit-Policy", `"workspace";q=`+strconv.Itoa(limit.Burst)+";w="+strconv.Itoa(window))
@@ -196,7 +212,50 @@ func (s *Server) charge(c *fiber.Ctx, bucket string, limit core.RateLimit) error
 	if !d.Allowed {
 		wait := max(1, ceilSeconds(d.RetryAfter))
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(wait))
-		return core.Errorf(core.ERateLimited, "over the limit of %d requests/s (burst %d); retry in %d s", limit.Rate, limit.Burst, wait)
+		return d, core.Errorf(core.ERateLimited, "over the limit of %d requests/s (burst %d); retry in %d s", limit.Rate, limit.Burst, wait)
 	}
-	return nil
+	return d, nil
+}
+
+// guessers remembers the addresses whose failed authentications used up
+// their quota, until they may try again.
+type guessers struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// maxGuessers bounds the memory an attack from many addresses can take;
+// past it, expired entries are dropped, and if none are, the table starts
+// over (those addresses are then charged by the limiter again).
+const maxGuessers = 100_000
+
+func (g *guessers) blockedFor(ip string, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.until[ip]
+	if !ok {
+		return 0
+	}
+	if !now.Before(t) {
+		delete(g.until, ip)
+		return 0
+	}
+	return t.Sub(now)
+}
+
+func (g *guessers) block(ip string, until time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.until == nil || len(g.until) >= maxGuessers {
+		now := time.Now()
+		for k, t := range g.until {
+			if !now.Before(t) {
+				delete(g.until, k)
+			}
+		}
+		if g.until == nil || len(g.until) >= maxGuessers {
+			g.until = map[string]time.Time{}
+		}
+	}
+	g.until[ip] = until
 }

@@ -19,6 +19,8 @@ type Problem struct {
 	Instance  string `json:"instance,omitempty"`
 	Code      string `json:"code"`
 	RequestID string `json:"request_id,omitempty"`
+	// Errors points at each wrong part of the input (JSON Pointers).
+	Errors []core.FieldError `json:"errors,omitempty"`
 }
 
 const problemContentType = "application/problem+json"
@@ -57,6 +59,7 @@ var statusOf = map[string]int{
 	core.EConfirmationInvalid:    http.StatusUnprocessableEntity,
 	core.EIdempotencyKeyReused:   http.StatusUnprocessableEntity,
 	core.EIdempotencyKeyInFlight: http.StatusConflict,
+	core.ERunInterrupted:         http.StatusInternalServerError,
 }
 
 // fiberCodes translates the errors Fiber and fasthttp raise themselves
@@ -91,13 +94,18 @@ func problemFor(err error) (p Problem, internal bool) {
 		msg = "internal error"
 		internal = true
 	}
-	return Problem{
+	p = Problem{
 		Type:   "urn:relay:problem:" + code,
 		Title:  http.StatusText(status),
 		Status: status,
 		Detail: msg,
 		Code:   code,
-	}, internal
+	}
+	var ce *core.Error
+	if !internal && errors.As(err, &ce) {
+		p.Errors = ce.Fields
+	}
+	return p, internal
 }
 
 // writeProblem sends p as the response body.

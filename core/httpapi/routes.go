@@ -30,6 +30,24 @@ func (s *Server) routeTable() []route {
 		{fiber.MethodPost, "/v1/keys", core.RoleAdmin, s.createKey},
 		{fiber.MethodGet, "/v1/keys/:id", core.RoleAdmin, s.getKey},
 		{fiber.MethodDelete, "/v1/keys/:id", core.RoleAdmin, s.revokeKey},
+
+		{fiber.MethodGet, "/v1/connectors", core.RoleViewer, s.listConnectors},
+		{fiber.MethodGet, "/v1/connections", core.RoleViewer, s.listConnections},
+		{fiber.MethodPost, "/v1/connections", core.RoleAdmin, s.createConnection},
+		{fiber.MethodGet, "/v1/connections/:id", core.RoleViewer, s.getConnection},
+		{fiber.MethodPatch, "/v1/connections/:id", core.RoleAdmin, s.updateConnection},
+		{fiber.MethodDelete, "/v1/connections/:id", core.RoleAdmin, s.deleteConnection},
+
+		{fiber.MethodGet, "/v1/actions", core.RoleViewer, s.listActions},
+		{fiber.MethodGet, "/v1/actions/:id", core.RoleViewer, s.getAction},
+		{fiber.MethodPost, "/v1/actions/:id/preview", core.RoleDeveloper, s.previewAction},
+		{fiber.MethodPost, "/v1/actions/:id/execute", core.RoleDeveloper, s.executeAction},
+
+		{fiber.MethodGet, "/v1/runs", core.RoleViewer, s.listRuns},
+		{fiber.MethodGet, "/v1/runs/:id", core.RoleViewer, s.getRun},
+		{fiber.MethodGet, "/v1/runs/:id/events", core.RoleViewer, s.runEvents},
+
+		{fiber.MethodGet, "/v1/audit", core.RoleAdmin, s.listAudit},
 	}
 }
 

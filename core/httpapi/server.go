@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/hashicorp/go-hclog"
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/actions"
 )
 
 // Config is what the server needs. Store, Hasher, Limiter and Logger are
@@ -23,6 +24,8 @@ type Config struct {
 	Hasher  *core.KeyHasher
 	Limiter core.RateLimiter
 	Logger  hclog.Logger
+	// Actions is the engine behind connections, actions and runs.
+	Actions *actions.Service
 
 	// DefaultRateLimit applies to workspaces without their own.
 	DefaultRateLimit core.RateLimit
@@ -48,11 +51,12 @@ const (
 // Server is the HTTP API. Make it with New, run it with Serve, stop it with
 // Shutdown.
 type Server struct {
-	cfg     Config
-	app     *fiber.App
-	log     hclog.Logger
-	metrics *metrics
-	routes  []route
+	cfg      Config
+	app      *fiber.App
+	log      hclog.Logger
+	metrics  *metrics
+	routes   []route
+	guessers guessers
 }
 
 // New builds the server and registers every route.
@@ -75,9 +79,13 @@ func New(cfg Config) *Server {
 		IdleTimeout:           cfg.IdleTimeout,
 		ReadBufferSize:        16 << 10, // also the cap on request headers
 		DisableStartupMessage: true,
-		ErrorHandler:          s.handleError,
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
+		// Values from the request (method, params, headers, IP) outlive it in
+		// metric labels, logs, audit records and async runs; fasthttp reuses
+		// its buffers, so they must be copies.
+		Immutable:    true,
+		ErrorHandler: s.handleError,
+		JSONEncoder:  json.Marshal,
+		JSONDecoder:  json.Unmarshal,
 	})
 	s.app.Use(s.observe)
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))

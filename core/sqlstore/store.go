@@ -1,8 +1,9 @@
-// Package sqlstore keeps Relay's state (workspaces, API keys) in SQL: SQLite
-// through the pure-Go modernc driver for a single machine, PostgreSQL through
-// lib/pq for replicas. Both run the same queries; only the schema's column
-// types and a few dialect details differ. Open connects, Migrate brings the
-// schema up to date.
+// Package sqlstore keeps Relay's state (workspaces, API keys, connections
+// and their sealed secrets, data keys, runs, idempotency records, confirm
+// tokens, the audit log) in SQL: SQLite through the pure-Go modernc driver
+// for a single machine, PostgreSQL through lib/pq for replicas. Both run the
+// same queries; only the schema's column types and a few dialect details
+// differ. Open connects, Migrate brings the schema up to date.
 package sqlstore
 
 import (

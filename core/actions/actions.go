@@ -1,0 +1,185 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/sdk/manifest"
+)
+
+// ActionInfo describes an action a workspace can run.
+type ActionInfo struct {
+	ID                   string          `json:"id"` // <connector>.<action>
+	Connector            string          `json:"connector"`
+	Version              string          `json:"version"`
+	Title                string          `json:"title"`
+	Description          string          `json:"description,omitempty"`
+	InputSchema          json.RawMessage `json:"input_schema"`
+	OutputSchema         json.RawMessage `json:"output_schema"`
+	SideEffect           string          `json:"side_effect"`
+	RequiresConfirmation bool            `json:"requires_confirmation"`
+	Idempotent           bool            `json:"idempotent"`
+	Connections          []string        `json:"connections"` // names of the connections that offer it
+}
+
+// ConnectorInfo describes a connector this server can run.
+type ConnectorInfo struct {
+	Name        string   `json:"name"`
+	Title       string   `json:"title"`
+	Description string   `json:"description,omitempty"`
+	Publisher   string   `json:"publisher,omitempty"`
+	Versions    []string `json:"versions"` // newest first
+	Latest      struct {
+		Version      string          `json:"version"`
+		Runtime      string          `json:"runtime"`
+		ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
+		Actions      []string        `json:"actions"`
+		Egress       []string        `json:"egress,omitempty"`
+	} `json:"latest"`
+}
+
+// ListConnectors lists the connectors in the catalog.
+func (s *Service) ListConnectors() []ConnectorInfo {
+	var out []ConnectorInfo
+	seen := map[string]bool{}
+	for _, e := range s.cfg.Catalog.List() {
+		if seen[e.Ref.Name] {
+			continue
+		}
+		seen[e.Ref.Name] = true
+		info := ConnectorInfo{Name: e.Ref.Name, Title: e.Manifest.Title, Description: e.Manifest.Description, Publisher: e.Manifest.Publisher}
+		for _, v := range s.cfg.Catalog.Versions(e.Ref.Name) {
+			info.Versions = append(info.Versions, v.Ref.Version)
+		}
+		info.Latest.Version, info.Latest.Runtime = e.Ref.Version, e.Manifest.Runtime
+		info.Latest.ConfigSchema, info.Latest.Egress = e.Manifest.ConfigSchema, e.Manifest.Egress
+		for _, a := range e.Manifest.Actions {
+			info.Latest.Actions = append(info.Latest.Actions, e.Ref.Name+"."+a.Name)
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// ListActions lists the actions of the workspace's connections. Two
+// connections of one connector version offer the same actions once.
+func (s *Service) ListActions(ctx context.Context, workspaceID string) ([]ActionInfo, error) {
+	byID := map[string]*ActionInfo{}
+	page := core.Page{Limit: core.MaxPageLimit}
+	for {
+		conns, next, err := s.cfg.Store.ListConnections(ctx, workspaceID, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, conn := range conns {
+			entry, err := s.cfg.Catalog.Get(conn.Ref())
+			if err != nil {
+				continue // a connector removed from the catalog offers nothing
+			}
+			for i := range entry.Manifest.Actions {
+				a := &entry.Manifest.Actions[i]
+				id := conn.Connector + "." + a.Name
+				if info, ok := byID[id]; ok {
+					info.Connections = append(info.Connections, conn.Name)
+					continue
+				}
+				byID[id] = actionInfo(entry, a, conn.Name)
+			}
+		}
+		if next == "" {
+			break
+		}
+		page.Cursor = next
+	}
+	out := make([]ActionInfo, 0, len(byID))
+	for _, info := range byID {
+		sort.Strings(info.Connections)
+		out = append(out, *info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// GetAction describes one action of the workspace.
+func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*ActionInfo, error) {
+	all, err := s.ListActions(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].ID == id {
+			return &all[i], nil
+		}
+	}
+	return nil, core.Errorf(core.ENotFound, "no action %q in this workspace", id)
+}
+
+func actionInfo(e *catalog.Entry, a *manifest.Action, connection string) *ActionInfo {
+	return &ActionInfo{
+		ID: e.Ref.Name + "." + a.Name, Connector: e.Ref.Name, Version: e.Ref.Version,
+		Title: a.Title, Description: a.Description, InputSchema: a.InputSchema, OutputSchema: a.OutputSchema,
+		SideEffect: a.SideEffect, RequiresConfirmation: a.NeedsConfirmation(), Idempotent: a.Idempotent,
+		Connections: []string{connection},
+	}
+}
+
+// target is an action resolved for one request: the connection that runs
+// it and the manifest's word on it.
+type target struct {
+	id     string
+	conn   *core.Connection
+	entry  *catalog.Entry
+	action *manifest.Action
+}
+
+// resolveTarget finds the connection for an action id. With several
+// connections of the connector, the request must name one.
+func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, connectionName string) (*target, error) {
+	connector, name, ok := strings.Cut(actionID, ".")
+	if !ok || connector == "" || name == "" {
+		return nil, core.Errorf(core.ENotFound, "no action %q in this workspace", actionID)
+	}
+	var conn *core.Connection
+	if connectionName != "" {
+		c, err := s.cfg.Store.ConnectionByName(ctx, workspaceID, connectionName)
+		if err != nil {
+			return nil, err
+		}
+		if c.Connector != connector {
+			return nil, core.Errorf(core.EInvalid, "connection %q is a %s connection, not %s", connectionName, c.Connector, connector)
+		}
+		conn = c
+	} else {
+		conns, err := s.cfg.Store.ConnectionsOf(ctx, workspaceID, connector)
+		if err != nil {
+			return nil, err
+		}
+		switch len(conns) {
+		case 0:
+			return nil, core.Errorf(core.ENotFound, "no action %q in this workspace: connect %s first", actionID, connector)
+		case 1:
+			conn = conns[0]
+		default:
+			names := make([]string, len(conns))
+			for i, c := range conns {
+				names[i] = c.Name
+			}
+			sort.Strings(names)
+			return nil, core.Errorf(core.EConnectionAmbiguous, "the workspace has %d %s connections (%s); name one with \"connection\"",
+				len(conns), connector, strings.Join(names, ", "))
+		}
+	}
+	entry, err := s.cfg.Catalog.Get(conn.Ref())
+	if err != nil {
+		return nil, core.Errorf(core.EConnectorUnavailable, "connector %s of connection %q is not installed on this server", conn.Ref(), conn.Name)
+	}
+	a := entry.Manifest.Action(name)
+	if a == nil {
+		return nil, core.Errorf(core.ENotFound, "connector %s has no action %q", conn.Ref(), name)
+	}
+	return &target{id: actionID, conn: conn, entry: entry, action: a}, nil
+}

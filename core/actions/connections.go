@@ -1,0 +1,304 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/core/redact"
+)
+
+// ConnectionView is a connection as the API shows it: secrets only as set or
+// not, never their values.
+type ConnectionView struct {
+	*core.Connection
+	Secrets map[string]bool `json:"secrets"`
+}
+
+// ConnectionInput is what an admin sends to create or change a connection.
+// Nil fields are left as they are on update.
+type ConnectionInput struct {
+	Connector *string            `json:"connector,omitempty"`
+	Version   *string            `json:"version,omitempty"`
+	Name      *string            `json:"name,omitempty"`
+	Config    json.RawMessage    `json:"config,omitempty"`
+	Secrets   map[string]*string `json:"secrets,omitempty"` // a null value removes the secret
+}
+
+// CreateConnection validates the config against the connector's schema,
+// asks the connector to check it unless check is false, and stores it with
+// its secrets sealed.
+func (s *Service) CreateConnection(ctx context.Context, c Caller, in ConnectionInput, check bool) (*ConnectionView, error) {
+	if in.Connector == nil || in.Name == nil {
+		return nil, core.Errorf(core.EInvalid, "connector and name are required")
+	}
+	if err := core.ValidateConnectionName(*in.Name); err != nil {
+		return nil, err
+	}
+	entry, err := s.resolve(*in.Connector, deref(in.Version))
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	conn := &core.Connection{
+		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Name: *in.Name, Connector: entry.Ref.Name,
+		VersionConstraint: deref(in.Version), Version: entry.Ref.Version, Runtime: entry.Manifest.Runtime,
+		Config: json.RawMessage(`{}`), CreatedAt: now, UpdatedAt: now, CreatedBy: c.KeyID,
+	}
+	if len(in.Config) > 0 {
+		conn.Config = in.Config
+	}
+	secrets := map[string]string{}
+	for k, v := range in.Secrets {
+		if v != nil {
+			secrets[k] = *v
+		}
+	}
+	if err := s.checkConnection(ctx, entry, conn, secrets, check); err != nil {
+		return nil, err
+	}
+	sealed, err := s.seal(ctx, conn, secrets)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.CreateConnection(ctx, conn, sealed); err != nil {
+		return nil, err
+	}
+	s.auditMutation(ctx, c, "connection.create", conn)
+	return view(conn, secrets), nil
+}
+
+// UpdateConnection changes a connection's name, version, config or secrets,
+// checking the result as CreateConnection does.
+func (s *Service) UpdateConnection(ctx context.Context, c Caller, id string, in ConnectionInput, check bool) (*ConnectionView, error) {
+	conn, err := s.cfg.Store.Connection(ctx, c.WorkspaceID, id)
+	if err != nil {
+		return nil, err
+	}
+	if in.Connector != nil && *in.Connector != conn.Connector {
+		return nil, core.Errorf(core.EInvalid, "a connection's connector cannot change; make a new connection")
+	}
+	if in.Name != nil {
+		if err := core.ValidateConnectionName(*in.Name); err != nil {
+			return nil, err
+		}
+		conn.Name = *in.Name
+	}
+	if in.Version != nil {
+		conn.VersionConstraint = *in.Version
+	}
+	entry, err := s.resolve(conn.Connector, conn.VersionConstraint)
+	if err != nil {
+		return nil, err
+	}
+	conn.Version, conn.Runtime = entry.Ref.Version, entry.Manifest.Runtime
+	if len(in.Config) > 0 {
+		conn.Config = in.Config
+	}
+	secrets, err := s.openSecrets(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	for k, v := range in.Secrets {
+		changed = append(changed, k)
+		if v == nil {
+			delete(secrets, k)
+		} else {
+			secrets[k] = *v
+		}
+	}
+	if err := s.checkConnection(ctx, entry, conn, secrets, check); err != nil {
+		return nil, err
+	}
+	var sealed []core.SealedSecret
+	for _, k := range changed {
+		if v, ok := secrets[k]; ok {
+			ct, err := s.cfg.Secrets.Seal(ctx, conn.WorkspaceID, conn.ID, k, []byte(v))
+			if err != nil {
+				return nil, err
+			}
+			sealed = append(sealed, core.SealedSecret{Field: k, Ciphertext: ct})
+		} else {
+			sealed = append(sealed, core.SealedSecret{Field: k})
+		}
+	}
+	conn.UpdatedAt = s.now()
+	if err := s.cfg.Store.UpdateConnection(ctx, conn, sealed); err != nil {
+		return nil, err
+	}
+	s.auditMutation(ctx, c, "connection.update", conn)
+	return view(conn, secrets), nil
+}
+
+// DeleteConnection removes a connection and its secrets.
+func (s *Service) DeleteConnection(ctx context.Context, c Caller, id string) error {
+	conn, err := s.cfg.Store.Connection(ctx, c.WorkspaceID, id)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.DeleteConnection(ctx, c.WorkspaceID, id); err != nil {
+		return err
+	}
+	s.auditMutation(ctx, c, "connection.delete", conn)
+	return nil
+}
+
+// GetConnection returns one connection of the workspace.
+func (s *Service) GetConnection(ctx context.Context, workspaceID, id string) (*ConnectionView, error) {
+	conn, err := s.cfg.Store.Connection(ctx, workspaceID, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.viewStored(ctx, conn)
+}
+
+// ListConnections lists the workspace's connections.
+func (s *Service) ListConnections(ctx context.Context, workspaceID string, p core.Page) ([]*ConnectionView, string, error) {
+	conns, next, err := s.cfg.Store.ListConnections(ctx, workspaceID, p)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*ConnectionView, 0, len(conns))
+	for _, conn := range conns {
+		v, err := s.viewStored(ctx, conn)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, v)
+	}
+	return out, next, nil
+}
+
+func (s *Service) viewStored(ctx context.Context, conn *core.Connection) (*ConnectionView, error) {
+	sealed, err := s.cfg.Store.Secrets(ctx, conn.WorkspaceID, conn.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := &ConnectionView{Connection: conn, Secrets: map[string]bool{}}
+	for _, f := range s.secretFields(conn) {
+		v.Secrets[f] = false
+	}
+	for _, sec := range sealed {
+		v.Secrets[sec.Field] = true
+	}
+	return v, nil
+}
+
+func view(conn *core.Connection, secrets map[string]string) *ConnectionView {
+	v := &ConnectionView{Connection: conn, Secrets: map[string]bool{}}
+	for k := range secrets {
+		v.Secrets[k] = true
+	}
+	return v
+}
+
+func (s *Service) secretFields(conn *core.Connection) []string {
+	entry, err := s.cfg.Catalog.Get(conn.Ref())
+	if err != nil {
+		return nil
+	}
+	return entry.Manifest.SecretFields()
+}
+
+func (s *Service) resolve(connector, constraint string) (*catalog.Entry, error) {
+	entry, err := s.cfg.Catalog.Resolve(connector, constraint)
+	if core.ErrorCode(err) == core.ENotFound {
+		return nil, core.Errorf(core.EInvalid, "%s", core.ErrorMessage(err))
+	}
+	return entry, err
+}
+
+// checkConnection validates the config and secrets against the schema: a
+// secret field belongs in secrets and nowhere else. Then it asks the
+// connector, unless told not to.
+func (s *Service) checkConnection(ctx context.Context, entry *catalog.Entry, conn *core.Connection, secrets map[string]string, check bool) error {
+	var config map[string]json.RawMessage
+	if err := json.Unmarshal(conn.Config, &config); err != nil || config == nil {
+		return core.Errorf(core.EInvalid, "config must be a JSON object")
+	}
+	secretFields := map[string]bool{}
+	for _, f := range entry.Manifest.SecretFields() {
+		secretFields[f] = true
+	}
+	for k := range config {
+		if secretFields[k] {
+			return &core.Error{Code: core.EInvalid, Message: "secret fields go in secrets, not config",
+				Fields: []core.FieldError{{Pointer: "/config/" + k, Message: "is a secret field"}}}
+		}
+	}
+	merged := map[string]any{}
+	for k, v := range config {
+		merged[k] = v
+	}
+	var names []string
+	for k, v := range secrets {
+		if !secretFields[k] {
+			return &core.Error{Code: core.EInvalid, Message: "unknown secret field",
+				Fields: []core.FieldError{{Pointer: "/secrets/" + k, Message: "the connector declares no such secret"}}}
+		}
+		merged[k] = v
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	raw, _ := json.Marshal(merged)
+	if len(entry.Manifest.ConfigSchema) > 0 {
+		if err := s.schemas.validate(entry.Manifest.ConfigSchema, raw, core.EInvalidParams, "the connection's config"); err != nil {
+			return err
+		}
+	}
+	if !check {
+		return nil
+	}
+	return s.cfg.Runtime.CheckConfig(ctx, entry.Ref, core.ConnectionData{Config: conn.Config, Secrets: secrets})
+}
+
+func (s *Service) seal(ctx context.Context, conn *core.Connection, secrets map[string]string) ([]core.SealedSecret, error) {
+	var out []core.SealedSecret
+	for k, v := range secrets {
+		ct, err := s.cfg.Secrets.Seal(ctx, conn.WorkspaceID, conn.ID, k, []byte(v))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, core.SealedSecret{Field: k, Ciphertext: ct})
+	}
+	return out, nil
+}
+
+// openSecrets decrypts a connection's secrets for one call.
+func (s *Service) openSecrets(ctx context.Context, conn *core.Connection) (map[string]string, error) {
+	sealed, err := s.cfg.Store.Secrets(ctx, conn.WorkspaceID, conn.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(sealed))
+	for _, sec := range sealed {
+		pt, err := s.cfg.Secrets.Open(ctx, conn.WorkspaceID, conn.ID, sec.Field, sec.Ciphertext)
+		if err != nil {
+			return nil, err
+		}
+		out[sec.Field] = string(pt)
+	}
+	return out, nil
+}
+
+// auditMutation records a change to a connection. The config is recorded
+// with secret-looking fields redacted; secrets never are.
+func (s *Service) auditMutation(ctx context.Context, c Caller, action string, conn *core.Connection) {
+	details, _ := json.Marshal(map[string]any{
+		"connector": conn.Connector, "version": conn.Version, "name": conn.Name,
+		"config": redact.Value(nil, conn.Config),
+	})
+	if err := s.cfg.Store.AppendAudit(ctx, c.audit(action, "connection:"+conn.ID, "success", details)); err != nil {
+		s.log.Error("audit append failed", "action", action, "error", err)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,201 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+	"unicode"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/redact"
+)
+
+// Result is the response to an execute request. Replayed is true when it
+// is the stored response of an earlier request with the same key.
+type Result struct {
+	Status   int
+	Body     []byte
+	Replayed bool
+}
+
+// MaxIdempotencyKey is the longest Idempotency-Key accepted.
+const MaxIdempotencyKey = 255
+
+// Execute runs an action once. With an idempotency key, the same key and
+// request replay the first response; another request with the key is
+// refused, and so is one while the first is still running. The run, the
+// key's record and the audit record are written in one transaction before
+// the connector is called, and again, with the outcome, before the caller
+// gets the response (docs/execution.md).
+func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Request, idemKey string) (*Result, error) {
+	if err := checkIdempotencyKey(idemKey); err != nil {
+		return nil, err
+	}
+	async := false
+	switch req.Mode {
+	case "", "sync":
+	case "async":
+		async = true
+	default:
+		return nil, core.Errorf(core.EInvalid, `mode must be "sync" or "async"`)
+	}
+	t, params, err := s.prepare(ctx, c, actionID, req)
+	if err != nil {
+		s.auditOutcome(ctx, c, "action.execute", "action:"+actionID, err, nil)
+		return nil, err
+	}
+	reqHash := requestHash(actionID, t.conn.ID, params)
+
+	// A retry of a request already answered replays the answer, even when
+	// its confirm token has since been used.
+	if idemKey != "" {
+		prior, err := s.cfg.Store.Idempotency(ctx, c.WorkspaceID, idemKey, s.now())
+		if err != nil && core.ErrorCode(err) != core.ENotFound {
+			return nil, err
+		}
+		if prior != nil {
+			return replay(prior, reqHash)
+		}
+	}
+	if t.action.NeedsConfirmation() {
+		if err := s.useConfirmToken(ctx, c, t, req.ConfirmToken, reqHash); err != nil {
+			s.auditOutcome(ctx, c, "action.execute", "action:"+actionID, err, s.callDetails(t, params))
+			return nil, err
+		}
+	}
+
+	now := s.now()
+	run := &core.Run{
+		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Action: actionID, Connector: t.conn.Connector,
+		Version: t.conn.Version, Runtime: t.conn.Runtime, ConnectionID: t.conn.ID, ConnectionName: t.conn.Name,
+		KeyID: c.KeyID, IdempotencyKey: idemKey, Status: core.RunRunning,
+		Params: redact.Value(t.action.InputSchema, params), CreatedAt: now, StartedAt: &now,
+	}
+	var idem *core.IdempotencyRecord
+	if async {
+		run.Status, run.StartedAt = core.RunQueued, nil
+	}
+	if idemKey != "" {
+		idem = &core.IdempotencyRecord{
+			WorkspaceID: c.WorkspaceID, Key: idemKey, RequestHash: reqHash, RunID: run.ID,
+			CreatedAt: now, ExpiresAt: now.Add(core.IdempotencyTTL),
+		}
+		if async {
+			// The answer to an async request is its acceptance: that is
+			// what a retry replays.
+			idem.Done, idem.Status, idem.Body = true, http.StatusAccepted, mustJSON(run)
+		}
+	}
+	started := c.audit("action.execute", "run:"+run.ID, "started", s.callDetails(t, params))
+	prior, err := s.cfg.Store.StartExecution(ctx, run, idem, started)
+	if err != nil {
+		return nil, err
+	}
+	if prior != nil { // lost a race for the key to a concurrent request
+		return replay(prior, reqHash)
+	}
+
+	if async {
+		accepted := mustJSON(run) // before the run changes under the goroutine
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			if err := s.cfg.Store.MarkRunning(s.bg, c.WorkspaceID, run.ID, s.now()); err != nil {
+				s.log.Error("marking a run running failed", "run_id", run.ID, "error", err)
+				return
+			}
+			start := s.now()
+			run.StartedAt = &start
+			run.Status = core.RunRunning
+			if _, err := s.complete(s.bg, c, t, run, params, ""); err != nil {
+				s.log.Error("finishing an async run failed; it will show as interrupted after a restart", "run_id", run.ID, "error", err)
+			}
+		}()
+		return &Result{Status: http.StatusAccepted, Body: accepted}, nil
+	}
+	// The run goes on if the caller hangs up: its outcome must be recorded.
+	return s.complete(context.WithoutCancel(ctx), c, t, run, params, idemKey)
+}
+
+// complete calls the connector and records the outcome: the run, the key's
+// response and the audit record, in one transaction.
+func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.Run, params []byte, idemKey string) (*Result, error) {
+	began := time.Now()
+	secrets, err := s.openSecrets(ctx, t.conn)
+	var out json.RawMessage
+	if err == nil {
+		out, err = s.cfg.Runtime.Execute(ctx, t.conn.Ref(), core.ActionCall{
+			Action: t.action.Name, Input: params, RunID: run.ID, IdempotencyKey: run.IdempotencyKey,
+			WorkspaceID: c.WorkspaceID, Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
+		})
+	}
+	finished := s.now()
+	run.FinishedAt = &finished
+	outcome := "success"
+	if err != nil {
+		run.Status, run.Error = core.RunFailed, runError(err)
+		outcome = "failure"
+		if core.ErrorCode(err) == core.EInternal {
+			s.log.Error("action failed", "run_id", run.ID, "error", err)
+		}
+	} else {
+		run.Status, run.Output = core.RunSucceeded, out
+	}
+	status, body := s.cfg.Respond(run)
+	details, _ := json.Marshal(map[string]any{"status": run.Status, "error": run.Error})
+	if err := s.cfg.Store.FinishExecution(ctx, run, idemKey, status, body, c.audit("action.execute", "run:"+run.ID, outcome, details)); err != nil {
+		return nil, err
+	}
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(run, time.Since(began))
+	}
+	return &Result{Status: status, Body: body}, nil
+}
+
+func replay(prior *core.IdempotencyRecord, reqHash []byte) (*Result, error) {
+	if string(prior.RequestHash) != string(reqHash) {
+		return nil, core.Errorf(core.EIdempotencyKeyReused, "this Idempotency-Key was used with another request; use a new key")
+	}
+	if !prior.Done {
+		return nil, core.Errorf(core.EIdempotencyKeyInFlight, "the first request with this Idempotency-Key is still running (run %s)", prior.RunID)
+	}
+	return &Result{Status: prior.Status, Body: prior.Body, Replayed: true}, nil
+}
+
+func checkIdempotencyKey(k string) error {
+	if len(k) > MaxIdempotencyKey {
+		return core.Errorf(core.EInvalid, "Idempotency-Key must be at most %d characters", MaxIdempotencyKey)
+	}
+	for _, r := range k {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
+			return core.Errorf(core.EInvalid, "Idempotency-Key must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+// runError is what a run records of a failure. Internal errors keep their
+// detail in the log, not in the run.
+func runError(err error) *core.RunError {
+	code := core.ErrorCode(err)
+	var e *core.Error
+	msg := "internal error"
+	if errors.As(err, &e) {
+		msg = e.Message
+	}
+	switch code {
+	case core.EUpstreamRetryable, core.EConnectorTimeout, core.EConnectorCrashed, core.EConnectorUnavailable:
+		return &core.RunError{Code: code, Message: msg, Retryable: true}
+	}
+	return &core.RunError{Code: code, Message: msg}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own types are encoded here
+	}
+	return b
+}

@@ -1,0 +1,149 @@
+package actions
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/redact"
+)
+
+// Request is what a caller sends to preview or execute an action.
+type Request struct {
+	Params       json.RawMessage `json:"params"`
+	Connection   string          `json:"connection,omitempty"`
+	ConfirmToken string          `json:"confirm_token,omitempty"`
+	Mode         string          `json:"mode,omitempty"` // "sync" (default) or "async"
+}
+
+// PreviewResult is what would happen, and the token that lets it happen.
+type PreviewResult struct {
+	Action       string          `json:"action"`
+	Connection   string          `json:"connection"`
+	Preview      json.RawMessage `json:"preview"`
+	ConfirmToken string          `json:"confirm_token"`
+	ExpiresAt    time.Time       `json:"expires_at"`
+}
+
+const confirmTokenPrefix = "ct_"
+
+// Preview validates the params, asks the connector what it would do (no
+// side effects), and issues a single-use confirm token bound to the
+// workspace, action, connection and these exact params.
+func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Request) (*PreviewResult, error) {
+	t, params, err := s.prepare(ctx, c, actionID, req)
+	if err != nil {
+		s.auditOutcome(ctx, c, "action.preview", "action:"+actionID, err, nil)
+		return nil, err
+	}
+	secrets, err := s.openSecrets(ctx, t.conn)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.cfg.Runtime.Preview(ctx, t.conn.Ref(), core.ActionCall{
+		Action: t.action.Name, Input: params, WorkspaceID: c.WorkspaceID,
+		Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
+	})
+	details := s.callDetails(t, params)
+	if err != nil {
+		s.auditOutcome(ctx, c, "action.preview", "action:"+actionID, err, details)
+		return nil, err
+	}
+	token, hash := newConfirmToken()
+	expires := s.now().Add(core.ConfirmTokenTTL)
+	if err := s.cfg.Store.SaveConfirmToken(ctx, &core.ConfirmToken{
+		Hash: hash, WorkspaceID: c.WorkspaceID, Action: actionID, ConnectionID: t.conn.ID,
+		RequestHash: requestHash(actionID, t.conn.ID, params), ExpiresAt: expires,
+	}); err != nil {
+		return nil, err
+	}
+	s.auditOutcome(ctx, c, "action.preview", "action:"+actionID, nil, details)
+	return &PreviewResult{Action: actionID, Connection: t.conn.Name, Preview: out, ConfirmToken: token, ExpiresAt: expires}, nil
+}
+
+// prepare resolves the action and connection and validates the params,
+// returning them in canonical form.
+func (s *Service) prepare(ctx context.Context, c Caller, actionID string, req Request) (*target, []byte, error) {
+	t, err := s.resolveTarget(ctx, c.WorkspaceID, actionID, req.Connection)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw := req.Params
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = json.RawMessage(`{}`)
+	}
+	if err := s.schemas.validate(t.action.InputSchema, raw, core.EInvalidParams, "params"); err != nil {
+		return nil, nil, err
+	}
+	params, err := canonical(raw)
+	if err != nil {
+		return nil, nil, core.Errorf(core.EInvalidParams, "params are not JSON: %v", err)
+	}
+	return t, params, nil
+}
+
+// callDetails is what the audit log keeps of a call: the connection and the
+// params with secrets redacted, by the action's schema and by name.
+func (s *Service) callDetails(t *target, params []byte) []byte {
+	d, _ := json.Marshal(map[string]any{
+		"connection": t.conn.Name, "connector": t.conn.Ref().String(),
+		"params": redact.Value(t.action.InputSchema, params),
+	})
+	return d
+}
+
+func (s *Service) auditOutcome(ctx context.Context, c Caller, action, target string, err error, details []byte) {
+	outcome := "success"
+	if err != nil {
+		outcome = "failure"
+		if core.ErrorCode(err) == core.EForbidden {
+			outcome = "denied"
+		}
+		if details == nil {
+			details, _ = json.Marshal(map[string]string{"error": core.ErrorCode(err)})
+		}
+	}
+	if aerr := s.cfg.Store.AppendAudit(ctx, c.audit(action, target, outcome, details)); aerr != nil {
+		s.log.Error("audit append failed", "action", action, "error", aerr)
+	}
+}
+
+func newConfirmToken() (token string, hash []byte) {
+	var b [32]byte
+	rand.Read(b[:])
+	token = confirmTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, hashToken(token)
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// useConfirmToken consumes the token and checks it was issued for exactly
+// this request.
+func (s *Service) useConfirmToken(ctx context.Context, c Caller, t *target, token string, reqHash []byte) error {
+	if token == "" {
+		return core.Errorf(core.EConfirmationRequired,
+			"%s is %s and needs confirmation: preview it with the same params and pass the confirm_token", t.id, t.action.SideEffect)
+	}
+	invalid := core.Errorf(core.EConfirmationInvalid, "the confirm token is unknown, used, expired, or for another request; preview again")
+	if !strings.HasPrefix(token, confirmTokenPrefix) || len(token) > 100 {
+		return invalid
+	}
+	ct, err := s.cfg.Store.UseConfirmToken(ctx, c.WorkspaceID, hashToken(token), s.now())
+	if core.ErrorCode(err) == core.ENotFound {
+		return invalid
+	} else if err != nil {
+		return err
+	}
+	if ct.Action != t.id || ct.ConnectionID != t.conn.ID || string(ct.RequestHash) != string(reqHash) {
+		return core.Errorf(core.EConfirmationInvalid, "the confirm token was issued for other params or another action; preview again")
+	}
+	return nil
+}

@@ -1,0 +1,335 @@
+package httpapi
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/core"
+)
+
+type runJSON struct {
+	ID         string          `json:"id"`
+	Status     string          `json:"status"`
+	Action     string          `json:"action"`
+	Connection string          `json:"connection"`
+	Params     json.RawMessage `json:"params"`
+	Output     json.RawMessage `json:"output"`
+	Error      *core.RunError  `json:"error"`
+	KeyID      string          `json:"key_id"`
+}
+
+const vaultToken = "vt-7f3c9a1e-secret-token-value"
+
+// vaultDeletions counts the deletes the vault connector really did.
+func vaultDeletions(t *testing.T) int {
+	data, err := os.ReadFile(filepath.Join(echoConnectors(t), "vault", "1.0.0", "deletions.log"))
+	if os.IsNotExist(err) {
+		return 0
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), "\n")
+}
+
+func TestActionsEndToEnd(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	admin, dev, viewer := keys[core.RoleAdmin], keys[core.RoleDeveloper], keys[core.RoleViewer]
+
+	var connectors struct {
+		Data []struct {
+			Name string `json:"name"`
+		} `json:"data"`
+	}
+	ts.do("GET", "/v1/connectors", viewer, nil).decode(t, &connectors)
+	if len(connectors.Data) != 2 {
+		t.Fatalf("connectors: %+v", connectors)
+	}
+	ts.createEcho(admin, "main")
+
+	var actionList struct {
+		Data []struct {
+			ID          string   `json:"id"`
+			Connections []string `json:"connections"`
+		} `json:"data"`
+	}
+	ts.do("GET", "/v1/actions", viewer, nil).decode(t, &actionList)
+	if len(actionList.Data) != 1 || actionList.Data[0].ID != "echo.echo" {
+		t.Fatalf("actions: %+v", actionList)
+	}
+	if resp := ts.do("GET", "/v1/actions/echo.echo", viewer, nil); resp.Status != 200 {
+		t.Fatalf("get action: %d %s", resp.Status, resp.Body)
+	}
+
+	// Preview, then execute; echo needs no confirmation.
+	params := map[string]any{"greeting": "hi", "n": 3}
+	resp := ts.do("POST", "/v1/actions/echo.echo/preview", dev, map[string]any{"params": params})
+	var preview struct {
+		Preview      json.RawMessage `json:"preview"`
+		ConfirmToken string          `json:"confirm_token"`
+		ExpiresAt    time.Time       `json:"expires_at"`
+	}
+	resp.decode(t, &preview)
+	if resp.Status != 200 || !strings.HasPrefix(preview.ConfirmToken, "ct_") || time.Until(preview.ExpiresAt) < 9*time.Minute {
+		t.Fatalf("preview: %d %s", resp.Status, resp.Body)
+	}
+	resp = ts.do("POST", "/v1/actions/echo.echo/execute", dev, map[string]any{"params": params}, "Idempotency-Key", "k-1")
+	var run runJSON
+	resp.decode(t, &run)
+	if resp.Status != 200 || run.Status != "succeeded" || string(run.Output) != `{"greeting":"hi","n":3}` || run.Connection != "main" {
+		t.Fatalf("execute: %d %s", resp.Status, resp.Body)
+	}
+
+	// The run is on record, and its events end with its final status.
+	var got runJSON
+	ts.do("GET", "/v1/runs/"+run.ID, viewer, nil).decode(t, &got)
+	if got.Status != "succeeded" || got.KeyID == "" {
+		t.Fatalf("run: %+v", got)
+	}
+	var runs struct {
+		Data []runJSON `json:"data"`
+	}
+	ts.do("GET", "/v1/runs?action=echo.echo&status=succeeded", viewer, nil).decode(t, &runs)
+	if len(runs.Data) != 1 || runs.Data[0].ID != run.ID {
+		t.Fatalf("runs: %+v", runs)
+	}
+	events := ts.do("GET", "/v1/runs/"+run.ID+"/events", viewer, nil)
+	if events.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(string(events.Body), "event: status\nid: succeeded\n") {
+		t.Fatalf("events: %s %s", events.Header.Get("Content-Type"), events.Body)
+	}
+
+	// Params that do not match the schema: 422 with a pointer.
+	ts.createEcho(admin, "second")
+	resp = ts.do("POST", "/v1/actions/echo.echo/execute", dev, map[string]any{"params": params})
+	if resp.Status != http.StatusConflict || resp.problem(t).Code != core.EConnectionAmbiguous {
+		t.Fatalf("two echo connections without a name: %d %s", resp.Status, resp.Body)
+	}
+
+	// The audit log has the preview and both halves of the execution.
+	var audit struct {
+		Data []core.AuditRecord `json:"data"`
+	}
+	ts.do("GET", "/v1/audit?limit=200", admin, nil).decode(t, &audit)
+	var actions []string
+	for _, r := range audit.Data {
+		actions = append(actions, r.Action+":"+r.Outcome)
+	}
+	for _, want := range []string{"connection.create:success", "action.preview:success", "action.execute:started", "action.execute:success"} {
+		if !strings.Contains(strings.Join(actions, " "), want) {
+			t.Errorf("audit lacks %s: %v", want, actions)
+		}
+	}
+	nd := ts.do("GET", "/v1/audit", admin, nil, "Accept", "application/x-ndjson")
+	if nd.Header.Get("Content-Type") != "application/x-ndjson" || strings.Count(string(nd.Body), "\n") != len(audit.Data) {
+		t.Fatalf("ndjson audit: %s", nd.Body)
+	}
+}
+
+func TestIdempotency(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	dev := keys[core.RoleDeveloper]
+	ts.createEcho(keys[core.RoleAdmin], "main")
+	exec := func(params map[string]any, key string) *response {
+		return ts.do("POST", "/v1/actions/echo.echo/execute", dev, map[string]any{"params": params}, "Idempotency-Key", key)
+	}
+	first := exec(map[string]any{"a": 1}, "same")
+	again := exec(map[string]any{"a": 1}, "same")
+	if again.Status != first.Status || string(again.Body) != string(first.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %d %s vs %d %s", again.Status, again.Body, first.Status, first.Body)
+	}
+	if first.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("the first response says it was replayed")
+	}
+	if resp := exec(map[string]any{"a": 2}, "same"); resp.Status != 422 || resp.problem(t).Code != core.EIdempotencyKeyReused {
+		t.Fatalf("other params: %d %s", resp.Status, resp.Body)
+	}
+	if resp := exec(map[string]any{"a": 1}, strings.Repeat("k", 256)); resp.Status != 400 {
+		t.Fatalf("a 256-character key: %d", resp.Status)
+	}
+
+	// 20 at once with one key: one run; the rest replay it or hear it is running.
+	var wg sync.WaitGroup
+	statuses := make(chan int, 20)
+	for range 20 {
+		wg.Go(func() { statuses <- exec(map[string]any{"b": true}, "burst").Status })
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != 200 && st != 409 {
+			t.Errorf("concurrent request got %d", st)
+		}
+	}
+	var runs struct {
+		Data []runJSON `json:"data"`
+	}
+	ts.do("GET", "/v1/runs?limit=200", dev, nil).decode(t, &runs)
+	if len(runs.Data) != 2 { // "same" and "burst"
+		t.Fatalf("%d runs, want 2", len(runs.Data))
+	}
+}
+
+func TestConfirmationAndSecrets(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	admin, dev := keys[core.RoleAdmin], keys[core.RoleDeveloper]
+	resp := ts.do("POST", "/v1/connections", admin, map[string]any{
+		"connector": "vault", "name": "prod", "config": map[string]any{"region": "eu"}, "secrets": map[string]any{"token": vaultToken}})
+	if resp.Status != 201 || strings.Contains(string(resp.Body), vaultToken) || !strings.Contains(string(resp.Body), `"secrets":{"token":true}`) {
+		t.Fatalf("create: %d %s", resp.Status, resp.Body)
+	}
+	resp = ts.do("POST", "/v1/connections", admin, map[string]any{
+		"connector": "vault", "name": "bad", "config": map[string]any{"token": "in the wrong place"}})
+	if resp.Status != 400 {
+		t.Fatalf("a secret in config: %d %s", resp.Status, resp.Body)
+	}
+
+	before := vaultDeletions(t)
+	body := map[string]any{"params": map[string]any{"id": "item-1"}}
+	if resp := ts.do("POST", "/v1/actions/vault.delete_item/execute", dev, body); resp.Status != 428 || resp.problem(t).Code != core.EConfirmationRequired {
+		t.Fatalf("without a token: %d %s", resp.Status, resp.Body)
+	}
+	var preview struct {
+		ConfirmToken string `json:"confirm_token"`
+	}
+	ts.do("POST", "/v1/actions/vault.delete_item/preview", dev, body).decode(t, &preview)
+	other := map[string]any{"params": map[string]any{"id": "item-2"}, "confirm_token": preview.ConfirmToken}
+	if resp := ts.do("POST", "/v1/actions/vault.delete_item/execute", dev, other); resp.Status != 422 || resp.problem(t).Code != core.EConfirmationInvalid {
+		t.Fatalf("a token for other params: %d %s", resp.Status, resp.Body)
+	}
+	// That attempt used the token up: preview again.
+	ts.do("POST", "/v1/actions/vault.delete_item/preview", dev, body).decode(t, &preview)
+	body["confirm_token"] = preview.ConfirmToken
+	resp = ts.do("POST", "/v1/actions/vault.delete_item/execute", dev, body)
+	var run runJSON
+	resp.decode(t, &run)
+	if resp.Status != 200 || !strings.Contains(string(run.Output), `"token_length":30`) {
+		t.Fatalf("confirmed execute: %d %s", resp.Status, resp.Body)
+	}
+	if resp := ts.do("POST", "/v1/actions/vault.delete_item/execute", dev, body); resp.Status != 422 {
+		t.Fatalf("a used token: %d %s", resp.Status, resp.Body)
+	}
+	if n := vaultDeletions(t) - before; n != 1 {
+		t.Fatalf("%d deletions, want 1", n)
+	}
+
+	// A failure is a run too, replayed as it was.
+	fail := func() *response {
+		return ts.do("POST", "/v1/actions/vault.fail/execute", dev, map[string]any{"params": map[string]any{}}, "Idempotency-Key", "f-1")
+	}
+	first, second := fail(), fail()
+	if first.Status != 502 || first.problem(t).Code != core.EUpstreamFailed || string(second.Body) != string(first.Body) || second.Status != 502 {
+		t.Fatalf("failure and its replay: %d %s / %d %s", first.Status, first.Body, second.Status, second.Body)
+	}
+
+	// The secret is nowhere: responses, runs, audit, logs.
+	for _, path := range []string{"/v1/connections", "/v1/runs", "/v1/audit?limit=200"} {
+		if r := ts.do("GET", path, admin, nil); strings.Contains(string(r.Body), vaultToken) {
+			t.Errorf("%s shows the secret", path)
+		}
+	}
+	if strings.Contains(ts.logs.String(), vaultToken) {
+		t.Error("the log shows the secret")
+	}
+}
+
+func TestInFlightAndAsync(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	dev := keys[core.RoleDeveloper]
+	ts.do("POST", "/v1/connections", keys[core.RoleAdmin], map[string]any{
+		"connector": "vault", "name": "prod", "secrets": map[string]any{"token": vaultToken}})
+	slow := map[string]any{"params": map[string]any{"ms": 1500}}
+	done := make(chan *response)
+	go func() {
+		done <- ts.with(t).do("POST", "/v1/actions/vault.slow/execute", dev, slow, "Idempotency-Key", "slow-1")
+	}()
+	// Once the first request's run is running, the same key is in flight.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var runs struct {
+			Data []runJSON `json:"data"`
+		}
+		ts.do("GET", "/v1/runs?status=running", dev, nil).decode(t, &runs)
+		if len(runs.Data) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow run never showed as running")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if resp := ts.do("POST", "/v1/actions/vault.slow/execute", dev, slow, "Idempotency-Key", "slow-1"); resp.Status != 409 || resp.problem(t).Code != core.EIdempotencyKeyInFlight {
+		t.Fatalf("the same key while the first runs: %d %s", resp.Status, resp.Body)
+	}
+	if first := <-done; first.Status != 200 {
+		t.Fatalf("slow run: %d %s", first.Status, first.Body)
+	}
+
+	async := map[string]any{"params": map[string]any{"ms": 300}, "mode": "async"}
+	resp := ts.do("POST", "/v1/actions/vault.slow/execute", dev, async, "Idempotency-Key", "a-1")
+	var run runJSON
+	resp.decode(t, &run)
+	if resp.Status != 202 || run.Status != "queued" {
+		t.Fatalf("async: %d %s", resp.Status, resp.Body)
+	}
+	if again := ts.do("POST", "/v1/actions/vault.slow/execute", dev, async, "Idempotency-Key", "a-1"); again.Status != 202 || string(again.Body) != string(resp.Body) {
+		t.Fatalf("async replay: %d %s", again.Status, again.Body)
+	}
+	events := ts.do("GET", "/v1/runs/"+run.ID+"/events", dev, nil)
+	var statuses []string
+	sc := bufio.NewScanner(strings.NewReader(string(events.Body)))
+	for sc.Scan() {
+		if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+			statuses = append(statuses, id)
+		}
+	}
+	if len(statuses) == 0 || statuses[len(statuses)-1] != "succeeded" {
+		t.Fatalf("events of an async run: %v\n%s", statuses, events.Body)
+	}
+}
+
+func TestActionsIsolation(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, a := ts.workspace("team-a")
+	_, b := ts.workspace("team-b")
+	runB := ts.connectEcho(b[core.RoleAdmin], "b-echo")
+	var conns struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	ts.do("GET", "/v1/connections", b[core.RoleViewer], nil).decode(t, &conns)
+	connB := conns.Data[0].ID
+
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/v1/connections/" + connB}, {"PATCH", "/v1/connections/" + connB}, {"DELETE", "/v1/connections/" + connB},
+		{"GET", "/v1/runs/" + runB}, {"GET", "/v1/runs/" + runB + "/events"},
+		{"GET", "/v1/actions/echo.echo"}, {"POST", "/v1/actions/echo.echo/preview"}, {"POST", "/v1/actions/echo.echo/execute"},
+	} {
+		var body any
+		if c.method != "GET" && c.method != "DELETE" {
+			body = map[string]any{}
+		}
+		if resp := ts.do(c.method, c.path, a[core.RoleAdmin], body); resp.Status != 404 {
+			t.Errorf("%s %s with A's key: %d %s, want 404", c.method, c.path, resp.Status, resp.Body)
+		}
+	}
+	for _, path := range []string{"/v1/connections", "/v1/runs", "/v1/actions", "/v1/audit"} {
+		if resp := ts.do("GET", path, a[core.RoleAdmin], nil); strings.Contains(string(resp.Body), connB) || strings.Contains(string(resp.Body), runB) {
+			t.Errorf("A's %s shows B's resources", path)
+		}
+	}
+	// B's connection is intact after A's attempts.
+	if resp := ts.do("GET", "/v1/connections/"+connB, b[core.RoleViewer], nil); resp.Status != 200 {
+		t.Fatalf("B's connection: %d", resp.Status)
+	}
+}

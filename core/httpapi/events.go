@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/relayhq/relay/core"
+)
+
+// How run events are watched: by polling the store, so that a client
+// connected to any replica sees a run executed on another.
+const (
+	eventPoll    = 200 * time.Millisecond
+	eventMaxWait = 10 * time.Minute
+)
+
+// runEvents streams a run's status changes as Server-Sent Events, one
+// "status" event per change with the run as data, and ends after the run
+// reaches a final status.
+func (s *Server) runEvents(c *fiber.Ctx, p *principal) error {
+	ws, id := p.Workspace.ID, c.Params("id")
+	run, err := s.cfg.Actions.GetRun(c.UserContext(), ws, id)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("X-Accel-Buffering", "no")
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		ctx, cancel := context.WithTimeout(context.Background(), eventMaxWait)
+		defer cancel()
+		last := core.RunStatus("")
+		for {
+			if run.Status != last {
+				data, _ := json.Marshal(run)
+				if _, err := fmt.Fprintf(w, "event: status\nid: %s\ndata: %s\n\n", run.Status, data); err != nil {
+					return
+				}
+				if err := w.Flush(); err != nil {
+					return // the client went away
+				}
+				last = run.Status
+			}
+			if run.Status.Final() {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				fmt.Fprint(w, "event: timeout\ndata: {}\n\n")
+				w.Flush()
+				return
+			case <-time.After(eventPoll):
+			}
+			next, err := s.cfg.Actions.GetRun(ctx, ws, id)
+			if err != nil {
+				s.log.Warn("watching a run failed", "run_id", id, "error", err)
+				return
+			}
+			run = next
+		}
+	})
+	return nil
+}

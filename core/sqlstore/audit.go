@@ -1,0 +1,191 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/relayhq/relay/core"
+)
+
+var _ core.AuditStore = (*Store)(nil)
+
+const auditColumns = `workspace_id, seq, id, time, key_id, role, ip, request_id, action, target, outcome,
+	details, prev_hash, hash`
+
+// auditRow is an audit_records row; details is read as bytes because SQLite
+// hands TEXT back as a string.
+type auditRow struct {
+	WorkspaceID string    `db:"workspace_id"`
+	Seq         int64     `db:"seq"`
+	ID          string    `db:"id"`
+	Time        time.Time `db:"time"`
+	KeyID       string    `db:"key_id"`
+	Role        string    `db:"role"`
+	IP          string    `db:"ip"`
+	RequestID   string    `db:"request_id"`
+	Action      string    `db:"action"`
+	Target      string    `db:"target"`
+	Outcome     string    `db:"outcome"`
+	Details     []byte    `db:"details"`
+	PrevHash    []byte    `db:"prev_hash"`
+	Hash        []byte    `db:"hash"`
+}
+
+func (r *auditRow) record() *core.AuditRecord {
+	return &core.AuditRecord{
+		WorkspaceID: r.WorkspaceID,
+		Seq:         r.Seq,
+		ID:          r.ID,
+		Time:        r.Time.UTC(),
+		KeyID:       r.KeyID,
+		Role:        r.Role,
+		IP:          r.IP,
+		RequestID:   r.RequestID,
+		Action:      r.Action,
+		Target:      r.Target,
+		Outcome:     r.Outcome,
+		Details:     r.Details,
+		PrevHash:    r.PrevHash,
+		Hash:        r.Hash,
+	}
+}
+
+// AppendAudit appends r to its workspace's chain in a transaction of its
+// own; see appendAudit for what it sets. ENotFound for an unknown
+// workspace, EInvalid for a record without workspace or action or with
+// details that are not JSON.
+func (s *Store) AppendAudit(ctx context.Context, r *core.AuditRecord) error {
+	if err := prepareAudit(r); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.appendAudit(ctx, tx, r) })
+}
+
+// prepareAudit checks r and brings it to its stored form: an id, a time
+// in UTC whole microseconds (what both databases give back, so the hash
+// still verifies after a round trip), empty details as nil.
+func prepareAudit(r *core.AuditRecord) error {
+	if r == nil {
+		return core.Errorf(core.EInvalid, "missing audit record")
+	}
+	if r.WorkspaceID == "" || r.Action == "" {
+		return core.Errorf(core.EInvalid, "audit record without workspace or action")
+	}
+	if err := checkJSON("audit details", r.Details); err != nil {
+		return err
+	}
+	if len(r.Details) == 0 {
+		r.Details = nil
+	}
+	if r.ID == "" {
+		r.ID = core.NewID()
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	r.Time = dbTime(r.Time)
+	return nil
+}
+
+// appendAudit appends r, prepared, to its workspace's chain inside tx: it
+// sets r.Seq to one past the workspace's last record, r.PrevHash to that
+// record's hash (nil for the first) and r.Hash to r.ChainHash(r.PrevHash).
+//
+// Appends to one workspace must not interleave between reading the last
+// record and inserting the next. On PostgreSQL a transaction-scoped
+// advisory lock per workspace serializes them (the primary key would only
+// turn a race into a failure); on SQLite every write transaction already
+// holds the database's one write lock from BEGIN.
+func (s *Store) appendAudit(ctx context.Context, tx *sqlx.Tx, r *core.AuditRecord) error {
+	if err := s.dialect.serialize(ctx, tx, "audit:"+r.WorkspaceID); err != nil {
+		return fmt.Errorf("sqlstore: append audit record: %w", err)
+	}
+	var last struct {
+		Seq  int64  `db:"seq"`
+		Hash []byte `db:"hash"`
+	}
+	err := tx.GetContext(ctx, &last, tx.Rebind(`SELECT seq, hash FROM audit_records
+		WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`), r.WorkspaceID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlstore: read last audit record: %w", err)
+	}
+	r.Seq = last.Seq + 1
+	r.PrevHash = last.Hash
+	r.Hash = r.ChainHash(r.PrevHash)
+	_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO audit_records (`+auditColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		r.WorkspaceID, r.Seq, r.ID, r.Time, r.KeyID, r.Role, r.IP, r.RequestID, r.Action, r.Target, r.Outcome,
+		jsonArg(r.Details), bytesArg(r.PrevHash), r.Hash)
+	switch {
+	case isForeignKeyViolation(err):
+		return core.Errorf(core.ENotFound, "no workspace with id %q", r.WorkspaceID)
+	case isUniqueViolation(err):
+		// The id, or (were the lock ever missing) the seq.
+		return core.Errorf(core.EConflict, "audit record %s (seq %d) conflicts with a stored one", r.ID, r.Seq)
+	case err != nil:
+		return fmt.Errorf("sqlstore: insert audit record: %w", err)
+	}
+	return nil
+}
+
+// ListAudit lists the workspace's records in seq order, after the cursor.
+// next is the cursor of the following page, "" after the last one.
+// EInvalid for a malformed cursor.
+func (s *Store) ListAudit(ctx context.Context, workspaceID string, p core.Page) (records []*core.AuditRecord, next string, err error) {
+	after, err := decodeSeqCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := pageLimit(p.Limit)
+	var rows []auditRow
+	err = s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+auditColumns+` FROM audit_records
+		WHERE workspace_id = ? AND seq > ? ORDER BY seq LIMIT ?`), workspaceID, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlstore: list audit records: %w", err)
+	}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = encodeSeqCursor(rows[limit-1].Seq)
+	}
+	records = make([]*core.AuditRecord, len(rows))
+	for i := range rows {
+		records[i] = rows[i].record()
+	}
+	return records, next, nil
+}
+
+// ScanAudit calls fn for every record of the workspace in seq order, or
+// of every workspace (by workspace id, then seq) when workspaceID is
+// empty. Records are read one at a time, so a log of any size fits. The
+// scan holds a connection until it ends: on an in-memory SQLite store,
+// which has only one, fn must not use the store. The first error of fn
+// stops the scan and is returned as it is.
+func (s *Store) ScanAudit(ctx context.Context, workspaceID string, fn func(*core.AuditRecord) error) error {
+	query, args := `SELECT `+auditColumns+` FROM audit_records ORDER BY workspace_id, seq`, []any(nil)
+	if workspaceID != "" {
+		query, args = `SELECT `+auditColumns+` FROM audit_records WHERE workspace_id = ? ORDER BY seq`, []any{workspaceID}
+	}
+	rows, err := s.db.QueryxContext(ctx, s.db.Rebind(query), args...)
+	if err != nil {
+		return fmt.Errorf("sqlstore: scan audit records: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r auditRow
+		if err := rows.StructScan(&r); err != nil {
+			return fmt.Errorf("sqlstore: scan audit records: %w", err)
+		}
+		if err := fn(r.record()); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlstore: scan audit records: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/relayhq/relay/core"
+)
+
+var _ core.RunStore = (*Store)(nil)
+
+const runColumns = `id, workspace_id, action, connector, version, runtime, connection_id, connection_name,
+	key_id, idempotency_key, status, params, output, error_code, error_message, error_retryable,
+	created_at, started_at, finished_at`
+
+// runRow is a runs row. The error is three nullable columns rather than a
+// JSON blob so that failures can be counted by code in SQL; JSON is read as
+// bytes because SQLite hands TEXT back as a string.
+type runRow struct {
+	ID             string         `db:"id"`
+	WorkspaceID    string         `db:"workspace_id"`
+	Action         string         `db:"action"`
+	Connector      string         `db:"connector"`
+	Version        string         `db:"version"`
+	Runtime        string         `db:"runtime"`
+	ConnectionID   string         `db:"connection_id"`
+	ConnectionName string         `db:"connection_name"`
+	KeyID          string         `db:"key_id"`
+	IdempotencyKey string         `db:"idempotency_key"`
+	Status         string         `db:"status"`
+	Params         []byte         `db:"params"`
+	Output         []byte         `db:"output"`
+	ErrorCode      sql.NullString `db:"error_code"`
+	ErrorMessage   sql.NullString `db:"error_message"`
+	ErrorRetryable sql.NullBool   `db:"error_retryable"`
+	CreatedAt      time.Time      `db:"created_at"`
+	StartedAt      *time.Time     `db:"started_at"`
+	FinishedAt     *time.Time     `db:"finished_at"`
+}
+
+func (r *runRow) run() *core.Run {
+	run := &core.Run{
+		ID:             r.ID,
+		WorkspaceID:    r.WorkspaceID,
+		Action:         r.Action,
+		Connector:      r.Connector,
+		Version:        r.Version,
+		Runtime:        r.Runtime,
+		ConnectionID:   r.ConnectionID,
+		ConnectionName: r.ConnectionName,
+		KeyID:          r.KeyID,
+		IdempotencyKey: r.IdempotencyKey,
+		Status:         core.RunStatus(r.Status),
+		Params:         r.Params,
+		Output:         r.Output,
+		CreatedAt:      r.CreatedAt.UTC(),
+		StartedAt:      utcPtr(r.StartedAt),
+		FinishedAt:     utcPtr(r.FinishedAt),
+	}
+	if r.ErrorCode.Valid {
+		run.Error = &core.RunError{Code: r.ErrorCode.String, Message: r.ErrorMessage.String, Retryable: r.ErrorRetryable.Bool}
+	}
+	return run
+}
+
+// runErrorArgs are the values of error_code, error_message and
+// error_retryable: all NULL without an error.
+func runErrorArgs(e *core.RunError) (code, message, retryable any) {
+	if e == nil {
+		return nil, nil, nil
+	}
+	return e.Code, e.Message, e.Retryable
+}
+
+func validRunStatus(s core.RunStatus) bool {
+	switch s {
+	case core.RunQueued, core.RunRunning, core.RunSucceeded, core.RunFailed, core.RunInterrupted:
+		return true
+	}
+	return false
+}
+
+// unfinished is the SQL list of the statuses that may still change.
+const unfinished = `('` + string(core.RunQueued) + `', '` + string(core.RunRunning) + `')`
+
+// Run returns the workspace's run with that id, or ENotFound.
+func (s *Store) Run(ctx context.Context, workspaceID, id string) (*core.Run, error) {
+	var r runRow
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+runColumns+` FROM runs WHERE workspace_id = ? AND id = ?`), workspaceID, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, core.Errorf(core.ENotFound, "no run with id %q", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get run %s: %w", id, err)
+	}
+	return r.run(), nil
+}
+
+// ListRuns lists the workspace's runs, newest first (by id, so to the
+// millisecond), narrowed by f. next is the cursor of the following page,
+// "" after the last one. EInvalid for a malformed cursor or an unknown
+// status.
+func (s *Store) ListRuns(ctx context.Context, workspaceID string, f core.RunFilter, p core.Page) (runs []*core.Run, next string, err error) {
+	before, err := decodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	query, args := `SELECT `+runColumns+` FROM runs WHERE workspace_id = ?`, []any{workspaceID}
+	if f.Action != "" {
+		query, args = query+` AND action = ?`, append(args, f.Action)
+	}
+	if f.Status != "" {
+		if !validRunStatus(f.Status) {
+			return nil, "", core.Errorf(core.EInvalid, "unknown run status %q", f.Status)
+		}
+		query, args = query+` AND status = ?`, append(args, string(f.Status))
+	}
+	if before != "" {
+		query, args = query+` AND id < ?`, append(args, before)
+	}
+	limit := pageLimit(p.Limit)
+	query, args = query+` ORDER BY id DESC LIMIT ?`, append(args, limit+1)
+
+	var rows []runRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(query), args...); err != nil {
+		return nil, "", fmt.Errorf("sqlstore: list runs: %w", err)
+	}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = encodeCursor(rows[limit-1].ID)
+	}
+	runs = make([]*core.Run, len(rows))
+	for i := range rows {
+		runs[i] = rows[i].run()
+	}
+	return runs, next, nil
+}
+
+// MarkRunning moves the workspace's queued run to running, started at at.
+// ENotFound when there is no such run, EConflict when it is not queued.
+func (s *Store) MarkRunning(ctx context.Context, workspaceID, runID string, at time.Time) error {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE runs SET status = ?, started_at = ?
+		WHERE workspace_id = ? AND id = ? AND status = ?`),
+		string(core.RunRunning), dbTime(at), workspaceID, runID, string(core.RunQueued))
+	if err != nil {
+		return fmt.Errorf("sqlstore: mark run %s running: %w", runID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlstore: rows affected: %w", err)
+	}
+	if n == 0 {
+		return runStateError(ctx, s.db, workspaceID, runID, "queued")
+	}
+	return nil
+}
+
+// runStateError explains why an update guarded by the run's status
+// matched nothing: ENotFound when the workspace has no such run, EConflict
+// when the run is not in the state the update needed.
+func runStateError(ctx context.Context, db sqlx.ExtContext, workspaceID, runID, wanted string) error {
+	var status string
+	err := sqlx.GetContext(ctx, db, &status, db.Rebind(`SELECT status FROM runs WHERE workspace_id = ? AND id = ?`), workspaceID, runID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return core.Errorf(core.ENotFound, "no run with id %q", runID)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: get status of run %s: %w", runID, err)
+	}
+	return core.Errorf(core.EConflict, "run %s is %s, not %s", runID, status, wanted)
+}
+
+// interruptedError is what a run cut short by a stopping server failed
+// with. Not retryable: the action may have taken effect.
+var interruptedError = core.RunError{Code: "interrupted", Message: "the server stopped during the run", Retryable: false}
+
+// InterruptRuns marks every queued or running run, of every workspace,
+// interrupted at at, and completes the idempotency record of each keyed one
+// (when still in flight and still the run's) with the response responder
+// makes, so that a retry replays it instead of waiting forever. It is one
+// transaction and returns how many runs it marked.
+//
+// It knows nothing of which process a run belongs to: call it at start-up,
+// before serving, and only when no other process runs actions on the
+// database.
+func (s *Store) InterruptRuns(ctx context.Context, at time.Time, responder func(*core.Run) (status int, body []byte)) (int, error) {
+	if responder == nil {
+		return 0, errors.New("sqlstore: interrupt runs: no responder")
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	at = dbTime(at)
+	code, message, retryable := runErrorArgs(&interruptedError)
+	var n int
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// Read whole before writing: one connection cannot update while it
+		// still streams a result. Only the runs cut short are read.
+		var rows []runRow
+		if err := tx.SelectContext(ctx, &rows, `SELECT `+runColumns+` FROM runs WHERE status IN `+unfinished+` ORDER BY id`); err != nil {
+			return fmt.Errorf("sqlstore: find unfinished runs: %w", err)
+		}
+		n = 0
+		for i := range rows {
+			run := rows[i].run()
+			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE runs
+				SET status = ?, finished_at = ?, error_code = ?, error_message = ?, error_retryable = ?
+				WHERE workspace_id = ? AND id = ? AND status IN `+unfinished),
+				string(core.RunInterrupted), at, code, message, retryable, run.WorkspaceID, run.ID)
+			if err != nil {
+				return fmt.Errorf("sqlstore: interrupt run %s: %w", run.ID, err)
+			}
+			affected, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("sqlstore: rows affected: %w", err)
+			}
+			if affected == 0 {
+				// Finished meanwhile, by a PostgreSQL transaction that
+				// committed after the read: nothing to interrupt.
+				continue
+			}
+			n++
+			run.Status = core.RunInterrupted
+			run.FinishedAt = &at
+			runErr := interruptedError
+			run.Error = &runErr
+			if run.IdempotencyKey == "" {
+				continue
+			}
+			status, body := responder(run)
+			_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE idempotency_records
+				SET done = ?, response_status = ?, response_body = ?
+				WHERE workspace_id = ? AND key = ? AND run_id = ? AND done = ?`),
+				true, status, bytesArg(body), run.WorkspaceID, run.IdempotencyKey, run.ID, false)
+			if err != nil {
+				return fmt.Errorf("sqlstore: complete idempotency record of run %s: %w", run.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
