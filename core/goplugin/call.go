@@ -42,8 +42,11 @@ func (s *slot) call(ctx context.Context, what string, timeout time.Duration, fn 
 	}
 	perr, err := fn(callCtx, p.conn)
 	if err != nil {
-		return s.transportFailed(ctx, callCtx, p, what, limit, err)
+		err = s.transportFailed(ctx, callCtx, p, what, limit, err)
+		s.release(p, false)
+		return err
 	}
+	s.release(p, true)
 	if perr != nil {
 		// A handler that gave up on its deadline (the same one, carried
 		// by gRPC) can answer before our timer has fired; the caller
@@ -105,28 +108,49 @@ func (s *slot) transportFailed(ctx, callCtx context.Context, p *process, what st
 	// The process lives but the connection to it is gone: nothing more
 	// will get through, so replace it. A process still writing out a long
 	// panic lands here too, so look for the panic line once it is dead.
-	reason := "lost its connection: " + status.Convert(err).Message()
-	if s.retire(p, reason) {
-		s.log.Error("connector lost its connection; killing it", "pid", p.pid, "error", err)
+	msg := status.Convert(err).Message()
+	c, retired := s.retire(p, "lost its connection")
+	if retired {
+		s.log.Error("connector lost its connection; killing it", "crash", c.id, "pid", p.pid, "error", err, "calls_in_flight", c.inflight)
 	}
 	p.stop(true)
 	if line := p.stderr.panicLine(); line != "" {
-		reason = "crashed during " + what + ": " + line
-	} else {
-		reason += " during " + what
+		if retired {
+			s.log.Error("connector crashed", "crash", c.id, "during", what, "pid", p.pid, "reason", line)
+		}
+		return s.crashError(what, c, line)
 	}
-	return core.Errorf(core.EConnectorCrashed, "connector %s %s", s.ref, reason)
+	// The transport's message is this call's own, not the process's.
+	return core.Errorf(core.EConnectorCrashed, "connector %s lost its connection during %s: %s (crash %s)", s.ref, what, msg, c.id)
 }
 
 // crashed retires a process that exited during a call and reports the
-// crash with its panic line or exit status.
+// crash: the host log gets the panic line or exit status.
 func (s *slot) crashed(p *process, what string) error {
 	reason := p.exitReason()
-	if s.retire(p, reason) {
-		s.log.Error("connector crashed", append([]any{"during", what, "pid", p.pid, "reason", reason}, p.stderr.logArgs()...)...)
+	c, retired := s.retire(p, "crashed")
+	if retired {
+		s.log.Error("connector crashed", append([]any{"crash", c.id, "during", what, "pid", p.pid, "reason", reason, "calls_in_flight", c.inflight}, p.stderr.logArgs()...)...)
 	}
 	p.stop(false)
-	return core.Errorf(core.EConnectorCrashed, "connector %s crashed during %s: %s", s.ref, what, reason)
+	return s.crashError(what, c, reason)
+}
+
+// crashError is the error of a call that a crash cut off. The process is
+// shared by every workspace, and its panic message may carry whatever
+// input or secret the panicking handler held, so reason (the panic line or
+// exit status) goes only to a call that was alone on the process: the one
+// call in flight when the process was retired, with no call before it
+// left unanswered (a timed-out handler may still have been running). Then
+// the crash can only have been its own, bar a goroutine the connector
+// left behind from an earlier call. Every other call the crash hit learns
+// only that it happened and the crash id that the host log gives with the
+// reason.
+func (s *slot) crashError(what string, c crash, reason string) error {
+	if c.lone && reason != "" {
+		return core.Errorf(core.EConnectorCrashed, "connector %s crashed during %s: %s (crash %s)", s.ref, what, reason, c.id)
+	}
+	return core.Errorf(core.EConnectorCrashed, "connector %s crashed during %s (crash %s; the operator's log has the details)", s.ref, what, c.id)
 }
 
 // connectorFailed maps the connector's classified error to the core code.

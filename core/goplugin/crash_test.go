@@ -3,10 +3,12 @@ package goplugin
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,13 +24,99 @@ func TestPanicIsReportedAndRestarted(t *testing.T) {
 	r, _ := newRuntime(t, Config{})
 	pid := pidOf(t, r, testconn)
 
+	// The call was alone on the process, so the panic can only be its own.
 	_, err := execute(context.Background(), r, testconn, "panic", map[string]any{})
-	wantCode(t, err, core.EConnectorCrashed,
-		"connector testconn@0.1.0 crashed during action panic: panic: testconn: deliberate panic for the crash test")
+	e := wantCode(t, err, core.EConnectorCrashed,
+		"connector testconn@0.1.0 crashed during action panic: panic: testconn: deliberate panic for the crash test (crash ")
+	crashID(t, e)
 
 	if got := pidOf(t, r, testconn); got == pid {
 		t.Errorf("the next call went to the crashed process %d", pid)
 	}
+}
+
+// TestCrashKeepsPanicFromOtherCalls: the process is shared by every
+// workspace, so a panic line, which may carry the input or secrets of the
+// call that panicked, reaches no call but one that was alone on it.
+func TestCrashKeepsPanicFromOtherCalls(t *testing.T) {
+	r, logs := newRuntime(t, Config{})
+	pidOf(t, r, testconn)
+
+	bystander := make(chan error, 1)
+	go func() {
+		_, err := r.Execute(context.Background(), testconn, core.ActionCall{
+			Action: "sleep", Input: json.RawMessage(`{"ms":60000}`), WorkspaceID: "ws_bystander"})
+		bystander <- err
+	}()
+	eventually(t, "the sleep is in flight", func() bool { return inFlight(r, testconn) == 1 })
+	_, err := r.Execute(context.Background(), testconn, core.ActionCall{
+		Action: "panic", Input: json.RawMessage(`{}`), WorkspaceID: "ws_panicker"})
+
+	var ids []string
+	for _, tc := range []struct {
+		what string
+		err  error
+	}{{"panic", err}, {"sleep", <-bystander}} {
+		e := wantCode(t, tc.err, core.EConnectorCrashed,
+			"connector testconn@0.1.0 crashed during action "+tc.what+" (crash ", "; the operator's log has the details)")
+		if strings.Contains(e.Message, "panic:") || strings.Contains(e.Message, "deliberate") {
+			t.Errorf("the %s call was told the panic: %s", tc.what, e.Message)
+		}
+		ids = append(ids, crashID(t, e))
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("one crash has two ids: %s and %s", ids[0], ids[1])
+	}
+	// The operator gets the panic line with the id.
+	eventually(t, "the log has the crash", func() bool {
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "crash="+ids[0]) && strings.Contains(line, "panic: testconn: deliberate panic for the crash test") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestCrashAfterUnansweredCallKeepsPanic: a handler the host gave up on may
+// still be running in the process, so a call that is alone on it as far as
+// the host knows is not told the panic either.
+func TestCrashAfterUnansweredCallKeepsPanic(t *testing.T) {
+	r, _ := newRuntime(t, Config{})
+	pidOf(t, r, testconn)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := execute(ctx, r, testconn, "sleep_panic", map[string]any{"ms": 1000})
+	wantCode(t, err, core.EConnectorTimeout)
+
+	_, err = execute(context.Background(), r, testconn, "sleep", map[string]any{"ms": 60_000})
+	e := wantCode(t, err, core.EConnectorCrashed, "crashed during action sleep (crash ")
+	if strings.Contains(e.Message, "panic") {
+		t.Errorf("the next call was told the panic: %s", e.Message)
+	}
+}
+
+// crashID returns the crash id in e's message.
+func crashID(t *testing.T, e *core.Error) string {
+	t.Helper()
+	m := regexp.MustCompile(`\(crash ([^;)]*)[;)]`).FindStringSubmatch(e.Message)
+	if m == nil || !core.ValidID(m[1]) {
+		t.Fatalf("no crash id in %q", e.Message)
+	}
+	return m[1]
+}
+
+// inFlight is the number of calls on ref's live process.
+func inFlight(r *Runtime, ref core.ConnectorRef) int {
+	r.mu.Lock()
+	s := r.slots[ref]
+	r.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.inflight
 }
 
 func TestExitMidCallIsReportedAndRestarted(t *testing.T) {
@@ -94,7 +182,77 @@ func TestRestartBackoff(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err = execute(ctx, r, testconn, "pid", map[string]any{})
-	wantCode(t, err, core.EConnectorUnavailable, "restarting after 2 failures", "1h0m0s", "panic: testconn")
+	e := wantCode(t, err, core.EConnectorUnavailable, "restarting after 2 failures", "1h0m0s", "(last failure: crashed (crash ")
+	// Any workspace may see this: the panic stays in the log.
+	if strings.Contains(e.Message, "panic") {
+		t.Errorf("the message tells the panic: %s", e.Message)
+	}
+}
+
+// TestCrashesAfterServingRestartAtOnce: a process that answered calls and
+// then crashed most likely met one caller's bad input; holding the
+// connector back would let that caller deny it to every workspace.
+func TestCrashesAfterServingRestartAtOnce(t *testing.T) {
+	r, _ := newRuntime(t, Config{})
+	r.restartBase, r.restartMax = time.Hour, time.Hour // any wait fails the calls below
+	for i := range crashBurst {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := execute(ctx, r, testconn, "pid", map[string]any{})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		// A crash after serving counts for nothing; the next one, before
+		// serving, is the first of a crash loop, which the next answered
+		// call ends.
+		for range 2 {
+			_, err = execute(ctx, r, testconn, "panic", map[string]any{})
+			wantCode(t, err, core.EConnectorCrashed)
+		}
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := execute(ctx, r, testconn, "pid", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashStormIsBounded: processes that answered calls are replaced at
+// once, but no more than crashBurst times in crashWindow.
+func TestCrashStormIsBounded(t *testing.T) {
+	r, _ := newRuntime(t, Config{})
+	r.crashBurst, r.crashWindow = 2, time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 3 {
+		pidOf(t, r, testconn)
+		_, err := execute(ctx, r, testconn, "panic", map[string]any{})
+		wantCode(t, err, core.EConnectorCrashed)
+	}
+	_, err := execute(ctx, r, testconn, "pid", map[string]any{})
+	wantCode(t, err, core.EConnectorUnavailable, "testconn@0.1.0 crashed 3 times within 1h0m0s; its next start in", "(last failure: crashed (crash ")
+}
+
+// TestCrashAtStartBacksOff: a binary that will not start is a crash loop.
+func TestCrashAtStartBacksOff(t *testing.T) {
+	_, root := testCatalog(t)
+	dir := t.TempDir()
+	vdir := filepath.Join(dir, "testconn", "0.1.0")
+	copyDir(t, filepath.Join(root, "testconn", "0.1.0"), vdir)
+	if err := os.WriteFile(filepath.Join(vdir, "panic-at-start"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := catalog.Load(dir)
+	r, _ := newRuntime(t, Config{Lookup: cat.Get})
+	r.restartBase, r.restartMax = time.Hour, time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 { // the first restart is immediate
+		_, err := execute(ctx, r, testconn, "pid", map[string]any{})
+		wantCode(t, err, core.EConnectorUnavailable, "could not be started")
+	}
+	_, err := execute(ctx, r, testconn, "pid", map[string]any{})
+	wantCode(t, err, core.EConnectorUnavailable, "restarting after 2 failures in a row", "1h0m0s")
 }
 
 func TestBackoffSchedule(t *testing.T) {

@@ -37,7 +37,13 @@ type process struct {
 	probe    chan struct{} // asks the watcher for a health check now
 	gone     chan struct{} // closed once the process has exited and been reaped
 	stopOnce sync.Once
-	retired  bool // guarded by the slot's mu
+
+	// Guarded by the slot's mu.
+	retired  bool
+	crash    crash // set when retired
+	inflight int   // calls given this process by get and not yet released
+	served   bool  // it has answered a call
+	orphaned bool  // a call left it without an answer: that handler may still be running
 }
 
 // startProcess starts the connector's binary and connects to it. It

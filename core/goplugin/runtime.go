@@ -1,8 +1,8 @@
 // Package goplugin runs native connectors: each connector version is a plugin
 // binary that speaks relay.connector.v1 over hashicorp/go-plugin (gRPC with
 // mutual TLS). A version's process is started on first use, shared by every
-// workspace, health-checked, restarted with backoff after a crash, and never
-// outlives the host.
+// workspace, health-checked, restarted after a crash (with backoff while it
+// crash-loops), and never outlives the host.
 package goplugin
 
 import (
@@ -31,13 +31,18 @@ const (
 	DefaultHealthInterval = 10 * time.Second
 )
 
-// Restart backoff: the first restart after a failure is immediate; each
-// further consecutive failure doubles the wait from restartBase up to
-// restartMax. A process that stayed up for stableAfter wipes the slate.
+// Restart rules (see slot.retireLocked). A crash loop (failed starts and
+// processes that end before answering a call) backs off: the first restart
+// is immediate, and each further failure in a row doubles the wait from
+// restartBase up to restartMax; an answered call, or a process that stayed
+// up for stableAfter, wipes the slate. A process that had answered calls
+// is replaced at once, up to crashBurst times in any crashWindow.
 const (
 	restartBase = 250 * time.Millisecond
 	restartMax  = 30 * time.Second
 	stableAfter = time.Minute
+	crashBurst  = 5
+	crashWindow = 10 * time.Second
 )
 
 // Config configures a Runtime.
@@ -67,16 +72,20 @@ type Config struct {
 // Errors are *core.Error: ENotFound from Lookup; EConnectorUnavailable when
 // the version has no native binary, its checksum does not match, it will not
 // start, it is backing off after repeated crashes, or the runtime is closed;
-// EConnectorTimeout, EConnectorCrashed and EMessageTooLarge; and the
-// connector's own classified errors (EInvalidParams, EUnknownAction,
-// EUpstream*, EEgressDenied, EConnectorError). The one exception is a call
-// whose ctx the caller cancelled: its error wraps context.Canceled.
+// EConnectorTimeout; EConnectorCrashed, which names the crash's id and gives
+// its panic line only to a call that was alone on the process (see
+// slot.crashError); EMessageTooLarge; and the connector's own classified
+// errors (EInvalidParams, EUnknownAction, EUpstream*, EEgressDenied,
+// EConnectorError). The one exception is a call whose ctx the caller
+// cancelled: its error wraps context.Canceled.
 type Runtime struct {
 	cfg Config
 	env []string // the plugin's whole environment, besides go-plugin's own variables
 
-	// Restart backoff, fields so that tests can change them.
+	// Restart rules, fields so that tests can change them.
 	restartBase, restartMax, stableAfter time.Duration
+	crashBurst                           int
+	crashWindow                          time.Duration
 
 	mu     sync.Mutex
 	slots  map[core.ConnectorRef]*slot
@@ -110,6 +119,8 @@ func New(cfg Config) *Runtime {
 		restartBase: restartBase,
 		restartMax:  restartMax,
 		stableAfter: stableAfter,
+		crashBurst:  crashBurst,
+		crashWindow: crashWindow,
 		slots:       map[core.ConnectorRef]*slot{},
 	}
 }

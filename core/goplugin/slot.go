@@ -2,7 +2,9 @@ package goplugin
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,24 +26,32 @@ type slot struct {
 	closed bool
 	proc   *process      // the live process, nil when none
 	start  *startAttempt // the start under way, nil when none
-	// failures counts consecutive failed starts and crashes; the next
-	// start waits until notBefore.
+	// Restart bookkeeping; see retireLocked for the rules. failures counts
+	// the crash loop: failed starts, and processes that ended before they
+	// answered a call, since the last answered call. crashes holds when
+	// the latest processes that had answered calls ended, oldest first, at
+	// most crashBurst+1 of them. The next start waits until notBefore,
+	// waitWhy says why to a caller that cannot wait, and lastFailure is
+	// the latest failure as any caller may read it: never a panic line.
 	failures    int
+	crashes     []time.Time
 	notBefore   time.Time
+	waitWhy     string
 	lastFailure string
 }
 
 // startAttempt is one start that every caller arriving meanwhile waits for,
 // so that concurrent first calls start one process.
 type startAttempt struct {
-	done chan struct{} // closed when proc or err is set
-	proc *process
+	done chan struct{} // closed once s.proc or err is set
 	err  error
 }
 
-// get returns the live process, starting one if there is none. It waits
-// out the restart backoff when that fits ctx's deadline, and otherwise
-// fails with EConnectorUnavailable. A ctx that ends first returns ctx.Err().
+// get returns the live process, starting one if there is none, and counts
+// the caller among the process's calls in flight: the caller must pass it
+// to release once the call's outcome is known. It waits out the restart
+// backoff when that fits ctx's deadline, and otherwise fails with
+// EConnectorUnavailable. A ctx that ends first returns ctx.Err().
 func (s *slot) get(ctx context.Context) (*process, error) {
 	for {
 		s.mu.Lock()
@@ -51,15 +61,18 @@ func (s *slot) get(ctx context.Context) (*process, error) {
 		}
 		if p := s.proc; p != nil {
 			if !p.client.Exited() {
+				// Counted under the lock that retireLocked holds: a
+				// call either is counted before its process is
+				// retired or never gets that process.
+				p.inflight++
 				s.mu.Unlock()
 				return p, nil
 			}
 			// It died between calls and the health check has not seen it yet.
-			reason := p.exitReason()
-			retired := s.retireLocked(p, reason)
+			c, retired := s.retireLocked(p, "exited")
 			s.mu.Unlock()
 			if retired {
-				s.log.Error("connector exited", append([]any{"pid", p.pid, "reason", reason}, p.stderr.logArgs()...)...)
+				s.log.Error("connector exited", append([]any{"crash", c.id, "pid", p.pid, "reason", p.exitReason(), "calls_in_flight", c.inflight}, p.stderr.logArgs()...)...)
 			}
 			p.stop(false)
 			continue
@@ -67,12 +80,12 @@ func (s *slot) get(ctx context.Context) (*process, error) {
 		a := s.start
 		if a == nil {
 			if wait := time.Until(s.notBefore); wait > 0 {
-				failures, last := s.failures, s.lastFailure
+				why, last := s.waitWhy, s.lastFailure
 				s.mu.Unlock()
 				if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 					return nil, core.Errorf(core.EConnectorUnavailable,
-						"connector %s is restarting after %d failures in a row; its next start in %s is past this call's deadline (last failure: %s)",
-						s.ref, failures, formatDuration(wait), last)
+						"connector %s %s; its next start in %s is past this call's deadline (last failure: %s)",
+						s.ref, why, formatDuration(wait), last)
 				}
 				t := time.NewTimer(wait)
 				select {
@@ -91,9 +104,34 @@ func (s *slot) get(ctx context.Context) (*process, error) {
 		s.mu.Unlock()
 		select {
 		case <-a.done:
-			return a.proc, a.err
+			if a.err != nil {
+				return nil, a.err
+			}
+			// Take the new process as any caller does, counted.
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+	}
+}
+
+// release ends a call that get counted, once its outcome is known: after a
+// crash has been classified, so that every call the crash hit is still
+// counted when the process is retired. answered says whether the process
+// answered the call.
+func (s *slot) release(p *process, answered bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.inflight--
+	switch {
+	case !answered:
+		// Timed out, cancelled or cut off: its handler may still be
+		// running in the process, unseen.
+		p.orphaned = true
+	case !p.served:
+		p.served = true
+		if !p.retired {
+			// It works: whatever failed before is no crash loop.
+			s.failures = 0
 		}
 	}
 }
@@ -124,7 +162,7 @@ func (s *slot) supervise(a *startAttempt) {
 	case closed:
 		a.err = errClosed(s.ref)
 	default:
-		s.proc, a.proc = p, p
+		s.proc = p
 	}
 	close(a.done)
 	s.mu.Unlock()
@@ -155,16 +193,15 @@ func (s *slot) watch(p *process) {
 		case <-p.probe:
 		}
 		if p.client.Exited() {
-			reason := p.exitReason()
-			if s.retire(p, reason) {
-				s.log.Error("connector exited", append([]any{"pid", p.pid, "reason", reason}, p.stderr.logArgs()...)...)
+			if c, retired := s.retire(p, "exited"); retired {
+				s.log.Error("connector exited", append([]any{"crash", c.id, "pid", p.pid, "reason", p.exitReason(), "calls_in_flight", c.inflight}, p.stderr.logArgs()...)...)
 			}
 			p.stop(false)
 			return
 		}
 		if err := p.ping(timeout); err != nil {
-			if s.retire(p, "failed its health check: "+err.Error()) {
-				s.log.Warn("connector failed its health check; killing it", "pid", p.pid, "error", err)
+			if c, retired := s.retire(p, "failed its health check: "+err.Error()); retired {
+				s.log.Warn("connector failed its health check; killing it", "crash", c.id, "pid", p.pid, "error", err, "calls_in_flight", c.inflight)
 			}
 			p.stop(true)
 			return
@@ -172,34 +209,83 @@ func (s *slot) watch(p *process) {
 	}
 }
 
-// retire takes p out of service after a crash or a failed health check, and
-// counts the failure toward the restart backoff. It reports whether this
-// call retired p, so that one failure is logged once.
-func (s *slot) retire(p *process, reason string) bool {
+// crash is what the runtime keeps of a process's retirement: an id that
+// ties what callers are told to the host log, and who was affected.
+type crash struct {
+	id       string
+	inflight int // calls counted in flight on the process when it was retired
+	// lone: the process was running one call, this one, and no call had
+	// left it with a handler that might still run. Only then can the
+	// crash be told to that call in full; see crashError.
+	lone bool
+}
+
+// retire takes p out of service after a crash, an exit or a failed health
+// check, and books it for the restart rules. reason says what happened in
+// words any caller may read: never the process's own output. It returns
+// p's crash record, and whether this call retired p, so that one failure
+// is logged once.
+func (s *slot) retire(p *process, reason string) (crash, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.retireLocked(p, reason)
 }
 
-func (s *slot) retireLocked(p *process, reason string) bool {
+// retireLocked applies the restart rules, which keep a crash loop from
+// spinning while not letting a caller hold the connector down for the
+// workspaces that share it:
+//
+//   - A process that has answered a call proved that the binary starts and
+//     works; if it then crashes, the likeliest cause is one call's input,
+//     and the next call starts a new process at once. To bound the churn,
+//     when more than crashBurst such processes have ended within
+//     crashWindow, the next start waits until the oldest of them leaves the
+//     window: at most crashBurst immediate restarts in any crashWindow.
+//   - A failed start, or a process that ends before answering any call, is
+//     a crash loop: the first restart is immediate and each further one in
+//     a row waits twice as long as the last, from restartBase up to
+//     restartMax (see backoff). An answered call ends the loop, and so does
+//     a process that stayed up for stableAfter.
+func (s *slot) retireLocked(p *process, reason string) (crash, bool) {
 	if p.retired {
-		return false
+		return p.crash, false
 	}
 	p.retired = true
+	p.crash = crash{id: core.NewID(), inflight: p.inflight, lone: p.inflight == 1 && !p.orphaned}
 	if s.proc == p {
 		s.proc = nil
 	}
-	if time.Since(p.started) >= s.rt.stableAfter {
-		s.failures = 0
+	now := time.Now()
+	if p.served {
+		s.crashes = append(s.crashes, now)
+		if n := len(s.crashes); n > s.rt.crashBurst+1 {
+			s.crashes = slices.Delete(s.crashes, 0, n-s.rt.crashBurst-1)
+		}
+		s.notBefore = now
+		if oldest := s.crashes[0]; len(s.crashes) > s.rt.crashBurst && now.Sub(oldest) < s.rt.crashWindow {
+			s.notBefore = oldest.Add(s.rt.crashWindow)
+			s.waitWhy = fmt.Sprintf("crashed %d times within %s", len(s.crashes), formatDuration(s.rt.crashWindow))
+		}
+	} else {
+		if now.Sub(p.started) >= s.rt.stableAfter {
+			s.failures = 0
+		}
+		s.countFailureLocked()
 	}
-	s.failedLocked(reason)
-	return true
+	s.lastFailure = fmt.Sprintf("%s (crash %s)", reason, p.crash.id)
+	return p.crash, true
 }
 
+// failedLocked books a failed start.
 func (s *slot) failedLocked(reason string) {
+	s.countFailureLocked()
+	s.lastFailure = reason
+}
+
+func (s *slot) countFailureLocked() {
 	s.failures++
 	s.notBefore = time.Now().Add(backoff(s.failures, s.rt.restartBase, s.rt.restartMax))
-	s.lastFailure = reason
+	s.waitWhy = fmt.Sprintf("is restarting after %d failures in a row", s.failures)
 }
 
 // backoff is the wait before the start that follows the given number of

@@ -1,5 +1,6 @@
-// Command testconn is a connector for the goplugin tests: it echoes, panics,
-// exits, sleeps, shows its environment, answers big, and logs on request.
+// Command testconn is a connector for the goplugin tests: it echoes, panics
+// (at once, late, or at start), exits, sleeps, shows its environment, answers
+// big, and logs on request.
 package main
 
 import (
@@ -17,6 +18,10 @@ import (
 
 // PanicMessage is what the panic action panics with.
 const PanicMessage = "testconn: deliberate panic for the crash test"
+
+// PanicAtStartFile, in the working directory, makes testconn panic as it
+// starts, before it serves.
+const PanicAtStartFile = "panic-at-start"
 
 type (
 	empty   struct{}
@@ -52,6 +57,9 @@ func main() {
 		// Served by a host (not asked for its spec): leave a mark in the
 		// working directory, so a test can tell that the binary ran.
 		_ = os.WriteFile(filepath.Join(".", fmt.Sprintf("started-%d", os.Getpid())), nil, 0o644)
+		if _, err := os.Stat(PanicAtStartFile); err == nil {
+			panic("testconn: deliberate panic at start")
+		}
 	}
 	none := func(name string, timeout time.Duration) connector.ActionSpec {
 		return connector.ActionSpec{Name: name, Title: name, SideEffect: connector.None, Timeout: timeout}
@@ -81,6 +89,11 @@ func main() {
 			connector.NewAction(none("panic", 0), nil,
 				func(context.Context, connector.Request[empty]) (empty, error) {
 					panic(PanicMessage)
+				}),
+			connector.NewAction(none("sleep_panic", 0), nil, // panics after ms, whatever its deadline
+				func(_ context.Context, req connector.Request[sleepIn]) (empty, error) {
+					time.Sleep(time.Duration(req.Input.MS) * time.Millisecond)
+					panic("testconn: deliberate late panic for the crash test")
 				}),
 			connector.NewAction(none("exit", 0), nil,
 				func(context.Context, connector.Request[empty]) (empty, error) {
