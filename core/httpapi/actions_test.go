@@ -39,7 +39,10 @@ func vaultDeletions(t *testing.T) int {
 }
 
 func TestActionsEndToEnd(t *testing.T) {
-	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	eachDatabase(t, echoConnectors(t), testActionsEndToEnd)
+}
+
+func testActionsEndToEnd(t *testing.T, ts *testServer) {
 	_, keys := ts.workspace("acme")
 	admin, dev, viewer := keys[core.RoleAdmin], keys[core.RoleDeveloper], keys[core.RoleViewer]
 
@@ -133,7 +136,10 @@ func TestActionsEndToEnd(t *testing.T) {
 }
 
 func TestIdempotency(t *testing.T) {
-	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	eachDatabase(t, echoConnectors(t), testIdempotency)
+}
+
+func testIdempotency(t *testing.T, ts *testServer) {
 	_, keys := ts.workspace("acme")
 	dev := keys[core.RoleDeveloper]
 	ts.createEcho(keys[core.RoleAdmin], "main")
@@ -178,7 +184,10 @@ func TestIdempotency(t *testing.T) {
 }
 
 func TestConfirmationAndSecrets(t *testing.T) {
-	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	eachDatabase(t, echoConnectors(t), testConfirmationAndSecrets)
+}
+
+func testConfirmationAndSecrets(t *testing.T, ts *testServer) {
 	_, keys := ts.workspace("acme")
 	admin, dev := keys[core.RoleAdmin], keys[core.RoleDeveloper]
 	resp := ts.do("POST", "/v1/connections", admin, map[string]any{
@@ -298,7 +307,10 @@ func TestInFlightAndAsync(t *testing.T) {
 }
 
 func TestActionsIsolation(t *testing.T) {
-	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	eachDatabase(t, echoConnectors(t), testActionsIsolation)
+}
+
+func testActionsIsolation(t *testing.T, ts *testServer) {
 	_, a := ts.workspace("team-a")
 	_, b := ts.workspace("team-b")
 	runB := ts.connectEcho(b[core.RoleAdmin], "b-echo")

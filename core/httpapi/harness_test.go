@@ -22,6 +22,7 @@ import (
 	"github.com/relayhq/relay/core/ratelimit"
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
+	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 )
 
 // testServer is a real server on a loopback port over a SQLite store.
@@ -62,8 +63,24 @@ func newTestServer(t testing.TB, edit func(*Config)) *testServer {
 // connectorsDir, which may reach egressAllow.
 func newTestServerWith(t testing.TB, connectorsDir string, egressAllow []netip.Prefix, edit func(*Config)) *testServer {
 	t.Helper()
+	return newTestServerOn(t, filepath.Join(t.TempDir(), "relay.db"), connectorsDir, egressAllow, edit)
+}
+
+// eachDatabase runs a test on a server over SQLite and over PostgreSQL
+// (when RELAY_TEST_POSTGRES_URL is set; a fresh schema each time).
+func eachDatabase(t *testing.T, connectorsDir string, fn func(t *testing.T, ts *testServer)) {
+	for _, db := range sqlstoretest.Databases() {
+		t.Run(db.Name, func(t *testing.T) {
+			fn(t, newTestServerOn(t, db.URL(t), connectorsDir, nil, nil))
+		})
+	}
+}
+
+// newTestServerOn starts a server on the database databaseURL names.
+func newTestServerOn(t testing.TB, databaseURL, connectorsDir string, egressAllow []netip.Prefix, edit func(*Config)) *testServer {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "relay.db"))
+	st, err := sqlstore.Open(ctx, databaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
