@@ -125,7 +125,10 @@ func newTestServerOn(t testing.TB, databaseURL, connectorsDir string, egressAllo
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A client connection that never sent a request is not idle to
+		// fasthttp until its read timeout; let the client drop its spares.
+		http.DefaultClient.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
