@@ -129,6 +129,15 @@ func testActionsEndToEnd(t *testing.T, ts *testServer) {
 			t.Errorf("audit lacks %s: %v", want, actions)
 		}
 	}
+	metrics := string(ts.do("GET", "/metrics", "", nil).Body)
+	for _, want := range []string{
+		`action_exec_total{action="echo.echo",status="succeeded"} 1`,
+		`action_latency_seconds_count{action="echo.echo"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	nd := ts.do("GET", "/v1/audit", admin, nil, "Accept", "application/x-ndjson")
 	if nd.Header.Get("Content-Type") != "application/x-ndjson" || strings.Count(string(nd.Body), "\n") != len(audit.Data) {
 		t.Fatalf("ndjson audit: %s", nd.Body)
@@ -237,6 +246,10 @@ func testConfirmationAndSecrets(t *testing.T, ts *testServer) {
 	first, second := fail(), fail()
 	if first.Status != 502 || first.problem(t).Code != core.EUpstreamFailed || string(second.Body) != string(first.Body) || second.Status != 502 {
 		t.Fatalf("failure and its replay: %d %s / %d %s", first.Status, first.Body, second.Status, second.Body)
+	}
+
+	if m := string(ts.do("GET", "/metrics", "", nil).Body); !strings.Contains(m, `action_error_total{action="vault.fail",code="upstream_failed"} 1`) {
+		t.Error("/metrics does not count the failure by code")
 	}
 
 	// The secret is nowhere: responses, runs, audit, logs.
