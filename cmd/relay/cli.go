@@ -39,6 +39,15 @@ Usage:
   relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON]
                         [--secret k=v] [--preview]
                                               run one action as the server would
+  relay secrets rotate-master --new-key-file F [--install]
+                                              re-wrap every data key with the key in F;
+                                              stop every server first. --install then
+                                              replaces the current key file with F's
+                                              key; without it, do that yourself before
+                                              restarting. Existing API keys stop working
+  relay audit verify [--workspace NAME]       check the audit log's hash chains; exit 1
+                                              naming the first edited, inserted,
+                                              deleted or reordered record
   relay version                               print the version
 
 The store commands take --data-dir, --database-url and --master-key-file;
@@ -67,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"no command given"}
 	}
 	cmd, rest := args[0], args[1:]
-	if len(args) > 1 && (cmd == "workspaces" || cmd == "keys" || cmd == "connectors") {
+	if len(args) > 1 && (cmd == "workspaces" || cmd == "keys" || cmd == "connectors" || cmd == "secrets" || cmd == "audit") {
 		cmd, rest = cmd+" "+args[1], args[2:]
 	}
 	switch cmd {
@@ -91,6 +100,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdConnectorsList(ctx, rest, stdout, stderr)
 	case "connectors call":
 		return cmdConnectorsCall(ctx, rest, stdout, stderr)
+	case "secrets rotate-master":
+		return cmdSecretsRotateMaster(ctx, rest, stdout, stderr)
+	case "audit verify":
+		return cmdAuditVerify(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "relay", version)
 		return nil

@@ -89,6 +89,7 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 		}
 	}
 	started := c.audit("action.execute", "run:"+run.ID, "started", s.callDetails(t, params))
+	crashPoint("before-start")
 	prior, err := s.cfg.Store.StartExecution(ctx, run, idem, started)
 	if err != nil {
 		return nil, err
@@ -96,6 +97,7 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 	if prior != nil { // lost a race for the key to a concurrent request
 		return replay(prior, reqHash)
 	}
+	crashPoint("after-start")
 
 	if async {
 		accepted := mustJSON(run) // before the run changes under the goroutine
@@ -131,6 +133,7 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 			WorkspaceID: c.WorkspaceID, Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
 		})
 	}
+	crashPoint("after-call")
 	finished := s.now()
 	run.FinishedAt = &finished
 	outcome := "success"
@@ -148,6 +151,7 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 	if err := s.cfg.Store.FinishExecution(ctx, run, idemKey, status, body, c.audit("action.execute", "run:"+run.ID, outcome, details)); err != nil {
 		return nil, err
 	}
+	crashPoint("after-finish")
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(run, time.Since(began))
 	}

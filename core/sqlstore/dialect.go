@@ -92,9 +92,10 @@ var (
 		// wait its turn instead of failing.
 		{key: "_journal_mode", alias: "_journal", value: "WAL"},
 		{key: "_busy_timeout", alias: "_timeout", value: "10000"},
-		// Safe with WAL: a power cut may lose the last commits, never
-		// consistency.
-		{key: "_synchronous", alias: "_sync", value: "NORMAL"},
+		// FULL: every commit is on disk before it returns. An execution is
+		// acknowledged only after its commit, so a power cut must not take
+		// back a commit the caller was told about (NORMAL, with WAL, can).
+		{key: "_synchronous", alias: "_sync", value: "FULL"},
 	}
 )
 

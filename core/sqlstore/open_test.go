@@ -30,7 +30,7 @@ func TestParseDatabaseURL(t *testing.T) {
 			url: "relay-data/relay.db", dialect: sqliteDialect, wantPath: "relay-data/relay.db",
 			want: map[string]string{
 				"_txlock": "immediate", "_foreign_keys": "1", "_journal_mode": "WAL",
-				"_busy_timeout": "10000", "_synchronous": "NORMAL", "_time_format": "sqlite", "_timezone": "UTC",
+				"_busy_timeout": "10000", "_synchronous": "FULL", "_time_format": "sqlite", "_timezone": "UTC",
 			},
 		},
 		{url: "sqlite:relay.db", dialect: sqliteDialect, wantPath: "relay.db"},
@@ -100,7 +100,7 @@ func TestSQLiteSettings(t *testing.T) {
 			"journal_mode": "wal",
 			"foreign_keys": "1",
 			"busy_timeout": "10000",
-			"synchronous":  "1", // NORMAL
+			"synchronous":  "2", // FULL
 		} {
 			var got string
 			if err := c.GetContext(ctx, &got, "PRAGMA "+pragma); err != nil {

@@ -179,8 +179,10 @@ func runStateError(ctx context.Context, db sqlx.ExtContext, workspaceID, runID, 
 }
 
 // interruptedError is what a run cut short by a stopping server failed
-// with. Not retryable: the action may have taken effect.
-var interruptedError = core.RunError{Code: "interrupted", Message: "the server stopped during the run", Retryable: false}
+// with. Not retryable: the action may have taken effect. Its code is one the
+// API knows, so that the response a key replays names it (an unknown code
+// would be answered as internal).
+var interruptedError = core.RunError{Code: core.ERunInterrupted, Message: "the server stopped during the run; it may or may not have taken effect", Retryable: false}
 
 // InterruptRuns marks every queued or running run, of every workspace,
 // interrupted at at, and completes the idempotency record of each keyed one

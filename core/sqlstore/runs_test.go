@@ -337,7 +337,7 @@ func TestInterruptRuns(t *testing.T) {
 		var responded []string
 		n, err := s.InterruptRuns(ctx, at, func(r *core.Run) (int, []byte) {
 			responded = append(responded, r.ID)
-			if r.Status != core.RunInterrupted || r.Error == nil || r.Error.Code != "interrupted" {
+			if r.Status != core.RunInterrupted || r.Error == nil || r.Error.Code != core.ERunInterrupted {
 				t.Errorf("responder given %+v", r)
 			}
 			return 500, []byte(`{"code":"interrupted"}`)
@@ -352,7 +352,7 @@ func TestInterruptRuns(t *testing.T) {
 		wantAt := at.Truncate(time.Microsecond)
 		for _, r := range []*core.Run{queued, running} {
 			got := mustGetRun(t, s, r.WorkspaceID, r.ID)
-			wantErr := &core.RunError{Code: "interrupted", Message: "the server stopped during the run", Retryable: false}
+			wantErr := &core.RunError{Code: core.ERunInterrupted, Message: "the server stopped during the run; it may or may not have taken effect", Retryable: false}
 			if got.Status != core.RunInterrupted || got.FinishedAt == nil || *got.FinishedAt != wantAt || !reflect.DeepEqual(got.Error, wantErr) {
 				t.Errorf("interrupted run = %+v", got)
 			}

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/audit"
+	"github.com/relayhq/relay/core/secrets"
+	"github.com/relayhq/relay/core/sqlstore"
+)
+
+// This file holds the operator's maintenance commands: rotating the master
+// key and verifying the audit log.
+
+// cmdSecretsRotateMaster re-wraps every workspace's data key from the
+// current master key to the one in --new-key-file, in one transaction.
+//
+// Servers must be stopped first: a running server keeps the data keys it
+// has unwrapped, so it goes on working for a while, but it wraps the data
+// key of any workspace that seals its first secret with the old master
+// key, which the new one cannot unwrap. Data keys already wrapped with the
+// new key are kept as they are, so running the command again re-wraps
+// just those that such a server made.
+//
+// Without --install it changes only the database and tells the operator to
+// put the new key in place; with --install it also replaces the current key
+// file with the new key (a temporary file of mode 0600 renamed over it) and
+// keeps the old key beside it, as <file>.replaced-<UTC time>.
+func cmdSecretsRotateMaster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	var newKeyFile string
+	var install bool
+	fs := flag.NewFlagSet("relay secrets rotate-master", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	fs.StringVar(&newKeyFile, "new-key-file", "", "file holding the new master key: 64 hex digits, mode 0600 (required)")
+	fs.BoolVar(&install, "install", false, "after the rotation, replace the current master key file with the new key; stop every server first")
+	if pos, err := parse(fs, args, stderr); err != nil {
+		return err
+	} else if len(pos) > 0 || newKeyFile == "" {
+		return usageError{"usage: relay secrets rotate-master --new-key-file FILE [--install]"}
+	}
+	current := cfg.masterKeyFile()
+
+	// Never made here: a new current key would wrap nothing the store has.
+	oldKey, _, err := secrets.LoadOrCreateMasterKey(current, false)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("no master key at %s: nothing to rotate from; pass --master-key-file (or --data-dir) as the servers do", current)
+	} else if err != nil {
+		return fmt.Errorf("the current %w", err)
+	}
+	defer clear(oldKey)
+	newKey, _, err := secrets.LoadOrCreateMasterKey(newKeyFile, false)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("no new master key at %s: write one first, for example (umask 077; openssl rand -hex 32 > %s)", newKeyFile, newKeyFile)
+	} else if err != nil {
+		return fmt.Errorf("the new %w", err)
+	}
+	defer clear(newKey)
+	if subtle.ConstantTimeCompare(oldKey, newKey) == 1 {
+		return fmt.Errorf("the new master key in %s is the current one in %s: nothing to rotate", newKeyFile, current)
+	}
+
+	// With --install, the new key waits beside the current one to be
+	// renamed over it, and the current one gets a second name, so that it
+	// outlives the rename: data keys a server still on it wraps meanwhile
+	// need it (see docs/operations.md). Both are made before the rotation:
+	// a folder that refuses them stops it while nothing has changed.
+	var staged, kept string
+	if install {
+		if staged, err = stageMasterKey(current, newKey); err != nil {
+			return fmt.Errorf("--install: %w; nothing changed", err)
+		}
+		defer func() {
+			if staged != "" {
+				os.Remove(staged)
+			}
+		}()
+		kept = current + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := os.Link(current, kept); err != nil {
+			return fmt.Errorf("--install: keeping the current key: %w; nothing changed", err)
+		}
+		defer func() {
+			if staged != "" { // not installed: the current key is still in place
+				os.Remove(kept)
+			}
+		}()
+	}
+
+	var n, already, apiKeys int
+	err = withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+		var err error
+		if apiKeys, err = countAPIKeys(ctx, st); err != nil {
+			return err
+		}
+		rs := &resumingStore{Store: st, newKey: newKey}
+		total, err := secrets.RotateMaster(ctx, rs, oldKey, newKey)
+		if errors.Is(err, secrets.ErrUnwrap) {
+			return fmt.Errorf("%w; is %s the master key the servers run on?", err, current)
+		} else if err != nil {
+			return err
+		}
+		n, already = total-rs.kept, rs.kept
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "re-wrapped %s with the new master key from %s\n", plural(n, "workspace data key"), newKeyFile)
+	if already > 0 {
+		was := "data keys were"
+		if already == 1 {
+			was = "data key was"
+		}
+		fmt.Fprintf(stdout, "%d %s already wrapped with it, by an earlier rotation, and kept as is\n", already, was)
+	}
+
+	if install {
+		if err := os.Rename(staged, current); err != nil {
+			return fmt.Errorf("the data keys are now wrapped with the key in %s, but installing it failed: %w; "+
+				"copy %s over %s (mode 0600) yourself before any server starts", newKeyFile, err, newKeyFile, current)
+		}
+		staged = ""
+		syncDir(filepath.Dir(current))
+		fmt.Fprintf(stdout, "installed the new master key in %s\n", current)
+		fmt.Fprintf(stdout, "the old key is kept in %s: delete it once no server runs on it and no backup you keep needs it\n", kept)
+		fmt.Fprintln(stdout, "next: start the servers again; they read the new key at start")
+	} else {
+		fmt.Fprintf(stdout, "next: stop every server, replace %s with %s (mode 0600), start them again\n", current, newKeyFile)
+		fmt.Fprintf(stdout, "until then, a server started on %s cannot open any secret\n", current)
+	}
+	if apiKeys > 0 {
+		fmt.Fprintf(stdout, "warning: API key hashes are peppered by the master key: once the servers run on the new key, "+
+			"none of the store's %s will verify; make new ones with `relay keys create` then\n", plural(apiKeys, "active API key"))
+	}
+	return nil
+}
+
+// resumingStore re-wraps, through the store, only the data keys the new
+// master key does not already unwrap, so that rotate-master can be run again
+// after a rotation, or after a server on the old key made data keys since:
+// those are re-wrapped, the others kept, in the same one transaction.
+type resumingStore struct {
+	*sqlstore.Store
+	newKey []byte
+	kept   int // data keys already wrapped with newKey
+}
+
+func (r *resumingStore) RewrapDataKeys(ctx context.Context, rewrap func(string, []byte) ([]byte, error)) (int, error) {
+	r.kept = 0
+	return r.Store.RewrapDataKeys(ctx, func(workspaceID string, wrapped []byte) ([]byte, error) {
+		if unwraps(ctx, workspaceID, wrapped, r.newKey) {
+			r.kept++
+			return wrapped, nil
+		}
+		return rewrap(workspaceID, wrapped)
+	})
+}
+
+// unwraps reports whether master unwraps the workspace's wrapped data key,
+// by a rotation over a store of that one key that keeps nothing.
+func unwraps(ctx context.Context, workspaceID string, wrapped, master []byte) bool {
+	other := make([]byte, secrets.MasterKeySize)
+	rand.Read(other)
+	_, err := secrets.RotateMaster(ctx, probeStore{workspaceID, wrapped}, master, other)
+	return err == nil
+}
+
+// probeStore holds one wrapped data key; RewrapDataKeys shows it to rewrap
+// and drops the result.
+type probeStore struct {
+	workspaceID string
+	wrapped     []byte
+}
+
+func (p probeStore) WrappedDataKey(context.Context, string) ([]byte, error) { return p.wrapped, nil }
+
+func (p probeStore) CreateWrappedDataKey(context.Context, string, []byte) ([]byte, error) {
+	return nil, errors.New("probe store: read only")
+}
+
+func (p probeStore) RewrapDataKeys(_ context.Context, rewrap func(string, []byte) ([]byte, error)) (int, error) {
+	if _, err := rewrap(p.workspaceID, p.wrapped); err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// stageMasterKey writes key, as hex, to a new file of mode 0600 beside
+// path, synced, and returns its name, for a rename over path.
+func stageMasterKey(path string, key []byte) (string, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".master-key-*") // mode 0600
+	if err != nil {
+		return "", err
+	}
+	_, err = tmp.WriteString(hex.EncodeToString(key) + "\n")
+	if serr := tmp.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
+}
+
+// syncDir makes a rename in dir durable where the system allows it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// countAPIKeys counts the active API keys of every workspace.
+func countAPIKeys(ctx context.Context, st *sqlstore.Store) (int, error) {
+	list, err := st.ListWorkspaces(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ws := range list {
+		page := core.Page{Limit: core.MaxPageLimit}
+		for {
+			keys, next, err := st.ListKeys(ctx, ws.ID, page)
+			if err != nil {
+				return 0, err
+			}
+			n += len(keys)
+			if next == "" {
+				break
+			}
+			page.Cursor = next
+		}
+	}
+	return n, nil
+}
+
+// cmdAuditVerify checks the audit log's hash chains, of one workspace or of
+// all, and names the first record that was edited, inserted, deleted or
+// reordered. It fails (exit 1) on a break, with the record in the error.
+func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg Config
+	var workspace string
+	fs := flag.NewFlagSet("relay audit verify", flag.ContinueOnError)
+	storeFlags(fs, &cfg)
+	fs.StringVar(&workspace, "workspace", "", "the workspace to check, by name; default every workspace")
+	if pos, err := parse(fs, args, stderr); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"usage: relay audit verify [--workspace NAME]"}
+	}
+	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+		names := map[string]string{} // workspace id → name
+		var workspaceID string
+		if workspace != "" {
+			ws, err := st.WorkspaceByName(ctx, workspace)
+			if err != nil {
+				return err
+			}
+			workspaceID, names[ws.ID] = ws.ID, ws.Name
+		} else {
+			list, err := st.ListWorkspaces(ctx)
+			if err != nil {
+				return err
+			}
+			for _, ws := range list {
+				names[ws.ID] = ws.Name
+			}
+		}
+		// The records are counted as Verify reads them, so the count is
+		// of what was verified, even while a server appends meanwhile.
+		counted := &countingAudit{AuditStore: st, workspaces: map[string]bool{}}
+		b, err := audit.Verify(ctx, counted, workspaceID)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			for id := range names {
+				counted.workspaces[id] = true
+			}
+			fmt.Fprintf(stdout, "audit log intact: %s in %s\n",
+				plural(counted.records, "record"), plural(len(counted.workspaces), "workspace"))
+			return nil
+		}
+		name, ok := names[b.WorkspaceID]
+		if !ok { // made after the list was read
+			if ws, err := st.Workspace(ctx, b.WorkspaceID); err == nil {
+				name = ws.Name
+			} else {
+				name = "?"
+			}
+		}
+		fmt.Fprintf(stdout, "audit log BROKEN in workspace %s (id %s)\n", name, b.WorkspaceID)
+		fmt.Fprintf(stdout, "  record: seq %d, id %s\n", b.Seq, b.ID)
+		fmt.Fprintf(stdout, "  kind:   %s\n", b.Kind)
+		fmt.Fprintf(stdout, "  detail: %s\n", b.Detail)
+		return fmt.Errorf("audit log broken: workspace %s: record seq %d (id %s) %s: %s", name, b.Seq, b.ID, b.Kind, b.Detail)
+	})
+}
+
+// countingAudit counts the records and workspaces that ScanAudit hands on.
+type countingAudit struct {
+	core.AuditStore
+	records    int
+	workspaces map[string]bool
+}
+
+func (c *countingAudit) ScanAudit(ctx context.Context, workspaceID string, fn func(*core.AuditRecord) error) error {
+	return c.AuditStore.ScanAudit(ctx, workspaceID, func(r *core.AuditRecord) error {
+		c.records++
+		c.workspaces[r.WorkspaceID] = true
+		return fn(r)
+	})
+}
+
+// plural is "1 record", "2 records".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
