@@ -12,7 +12,9 @@ import (
 // The smtp connector passes the conformance kit as a real plugin process,
 // sending to test SMTP servers on loopback, which the operator's egress
 // allow-list admits. Every TCP connection to them is a side effect the kit
-// watches: preview and invalid input must cause none.
+// watches: preview and invalid input must cause none. The Hang fixture
+// points at the kit's hanging peer, which never greets, to check that
+// send_email honours its deadline.
 func TestConformance(t *testing.T) {
 	ok := startServer(t, "starttls")
 	refusing := startServer(t, "starttls")
@@ -43,6 +45,14 @@ func TestConformance(t *testing.T) {
 				Config: map[string]any{"host": "169.254.169.254", "from": "bot@relay.example", "username": testUser}, Input: input},
 			{Name: "cleartext off loopback", Action: "send_email", WantError: connector.CodeInvalidInput, Secrets: secrets,
 				Config: map[string]any{"host": "192.0.2.25", "tls": "none", "from": "bot@relay.example", "username": testUser}, Input: input},
+		},
+		// A server that accepts the connection and never greets: send_email
+		// must give up when its deadline passes and close the connection.
+		Hang: func(peer connectortest.HangingPeer) connectortest.Fixture {
+			return connectortest.Fixture{Action: "send_email", Secrets: secrets, Input: input, Config: map[string]any{
+				"host": peer.Host, "port": peer.Port, "from": "Relay Bot <bot@relay.example>",
+				"username": testUser, "ca_pem": testCert(t).pem,
+			}}
 		},
 	})
 	if n := len(ok.messages()); n != 1 {

@@ -13,6 +13,8 @@ import (
 // The webhook connector passes the conformance kit as a real plugin process,
 // delivering to a local sink that the operator's egress allow-list admits.
 // Every delivery is a side effect the kit watches: preview must cause none.
+// The Hang fixture sends to the kit's hanging peer, to check that send
+// honours its deadline.
 func TestConformance(t *testing.T) {
 	var deliveries atomic.Int64
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,6 +41,12 @@ func TestConformance(t *testing.T) {
 				Input: map[string]any{"url": gone.URL, "body": []int{1}}},
 			{Name: "metadata address", Action: "send", Secrets: secrets, WantError: connector.CodeEgressDenied,
 				Input: map[string]any{"url": "http://169.254.169.254/latest/meta-data", "body": "x"}},
+		},
+		// A receiver that accepts the connection and never answers: send
+		// must give up when its deadline passes and close the connection.
+		Hang: func(peer connectortest.HangingPeer) connectortest.Fixture {
+			return connectortest.Fixture{Action: "send", Secrets: secrets,
+				Input: map[string]any{"url": peer.URL + "/hooks", "body": map[string]any{"event": "order.paid"}}}
 		},
 	})
 	if deliveries.Load() == 0 {

@@ -109,7 +109,10 @@ type ActionSpec struct {
 	// Idempotent says that running it twice with the same input has the
 	// effect of running it once.
 	Idempotent bool
-	// Timeout overrides the host's default deadline for one call.
+	// Timeout overrides the host's default deadline (30 s) for one call.
+	// The manifest counts whole seconds, so it is rounded up (1.5s becomes
+	// 2s); NewServer refuses a Timeout under 1s or over 15 minutes. 0 keeps
+	// the host's default.
 	Timeout time.Duration
 	// InputSchema and OutputSchema, when set, replace the schemas derived
 	// from the handler's Go types.

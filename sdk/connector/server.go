@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -59,11 +60,15 @@ func NewServer(c *Connector, runtime string) (*Server, error) {
 		if d.inputErr != nil || d.outputErr != nil {
 			return nil, fmt.Errorf("connector %s: action %s: %w", c.Name, d.spec.Name, errors.Join(d.inputErr, d.outputErr))
 		}
+		timeout, err := timeoutSeconds(d.spec.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: action %s: %w", c.Name, d.spec.Name, err)
+		}
 		m.Actions = append(m.Actions, manifest.Action{
 			Name: d.spec.Name, Title: d.spec.Title, Description: d.spec.Description,
 			InputSchema: d.inputSchema, OutputSchema: d.outputSchema,
 			SideEffect: string(d.spec.SideEffect), RequiresConfirmation: d.spec.RequiresConfirmation,
-			Idempotent: d.spec.Idempotent, TimeoutSeconds: int(d.spec.Timeout.Seconds()),
+			Idempotent: d.spec.Idempotent, TimeoutSeconds: timeout,
 		})
 		compiled, err := manifest.CompileSchema(d.inputSchema)
 		if err != nil {
@@ -146,6 +151,28 @@ func (s *Server) run(ctx context.Context, req *connectorv1.ActionRequest, previe
 		return nil, toProto(&Error{Code: CodeTooLarge, Message: fmt.Sprintf("the result is %d bytes, over the %d-byte message limit", len(out), limit)})
 	}
 	return out, nil
+}
+
+// maxTimeout is the longest ActionSpec.Timeout a manifest can declare.
+const maxTimeout = 15 * time.Minute
+
+// timeoutSeconds turns ActionSpec.Timeout into the manifest's
+// timeout_seconds, rounded up to a whole second so that a call never gets
+// less time than the author asked for. 0 means the host's default. A
+// timeout under a second would otherwise round to a default the author did
+// not mean, and one over maxTimeout is more than a host grants.
+func timeoutSeconds(d time.Duration) (int, error) {
+	switch {
+	case d == 0:
+		return 0, nil
+	case d < 0:
+		return 0, fmt.Errorf("timeout %v is negative; leave it 0 for the host's default", d)
+	case d < time.Second:
+		return 0, fmt.Errorf("timeout %v is under a second, the manifest's unit; use at least 1s, or 0 for the host's default", d)
+	case d > maxTimeout:
+		return 0, fmt.Errorf("timeout %v is over 15 minutes, the most a host allows one call", d)
+	}
+	return int((d + time.Second - 1) / time.Second), nil
 }
 
 func validate(schema *jsonschema.Schema, input []byte) error {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/sdk/connector"
 	"github.com/relayhq/relay/sdk/manifest"
@@ -209,6 +210,57 @@ func TestNewServerRefusesABadDeclaration(t *testing.T) {
 				t.Error("NewServer accepted it")
 			}
 		})
+	}
+}
+
+// A Timeout becomes whole seconds in the manifest, rounded up so a call
+// never gets less time than the author asked for; one the manifest cannot
+// say is refused, not silently turned into the host's default.
+func TestActionTimeout(t *testing.T) {
+	declare := func(timeout time.Duration) (*connector.Server, error) {
+		return connector.NewServer(&connector.Connector{
+			Name: "mail", Version: "1.0.0", Title: "M",
+			Actions: []connector.Action{connector.NewAction(connector.ActionSpec{
+				Name: "run", Title: "Run", SideEffect: connector.None, Timeout: timeout,
+			}, nil, func(context.Context, connector.Request[struct{}]) (struct{}, error) { return struct{}{}, nil })},
+		}, manifest.RuntimeNative)
+	}
+	for _, tc := range []struct {
+		timeout time.Duration
+		want    int
+	}{
+		{0, 0}, // the host's default
+		{time.Second, 1},
+		{1500 * time.Millisecond, 2},
+		{time.Second + time.Nanosecond, 2},
+		{30 * time.Second, 30},
+		{899*time.Second + time.Millisecond, 900},
+		{15 * time.Minute, 900},
+	} {
+		s, err := declare(tc.timeout)
+		if err != nil {
+			t.Errorf("Timeout %v: %v", tc.timeout, err)
+			continue
+		}
+		if got := parse(t, s).Action("run").TimeoutSeconds; got != tc.want {
+			t.Errorf("Timeout %v: timeout_seconds %d, want %d", tc.timeout, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		timeout time.Duration
+		want    string
+	}{
+		{time.Nanosecond, "timeout 1ns is under a second"},
+		{500 * time.Millisecond, "timeout 500ms is under a second"},
+		{999 * time.Millisecond, "timeout 999ms is under a second"},
+		{15*time.Minute + time.Nanosecond, "timeout 15m0.000000001s is over 15 minutes"},
+		{time.Hour, "timeout 1h0m0s is over 15 minutes"},
+		{-time.Second, "timeout -1s is negative"},
+	} {
+		_, err := declare(tc.timeout)
+		if err == nil || !strings.Contains(err.Error(), "action run: "+tc.want) {
+			t.Errorf("Timeout %v: err = %v, want one saying %q", tc.timeout, err, tc.want)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,10 +24,20 @@ const (
 	// defaultCallTimeout bounds a call to an action that declares no
 	// timeout_seconds.
 	defaultCallTimeout = 30 * time.Second
-	// shortDeadline is the deadline of the deadline check, and
-	// promptBound how soon after it the call must have returned.
+	// shortDeadline is the deadline of the quick deadline check, and
+	// promptBound how soon after its deadline a call must have returned.
 	shortDeadline = time.Millisecond
 	promptBound   = 5 * time.Second
+	// hangDeadline is the deadline of the calls of the Hang fixture. By
+	// letGoBound after it the handler must have closed its connections to
+	// the hanging peer, and it must open none more than lateSlack after it.
+	// The kit watches the peer until settle after both the deadline and the
+	// answer, to see late connections too. The slack is for a loaded
+	// machine: a handler that ignores its context holds on for far longer.
+	hangDeadline = 500 * time.Millisecond
+	letGoBound   = 3 * time.Second
+	lateSlack    = 500 * time.Millisecond
+	settle       = time.Second
 	// unknownAction is an action name no connector is expected to declare.
 	unknownAction = "conformance_kit_no_such_action"
 )
@@ -46,7 +57,7 @@ func run(t tb, cfg Config) {
 	if err != nil {
 		t.Fatalf("Describe returned a manifest that does not parse: %v", err)
 	}
-	k := &kit{p: p, m: m, fixtures: cfg.Fixtures, sideEffects: cfg.SideEffects}
+	k := &kit{p: p, m: m, fixtures: cfg.Fixtures, sideEffects: cfg.SideEffects, hang: cfg.Hang}
 	if k.sideEffects == nil {
 		k.sideEffects = func() int { return 0 }
 	}
@@ -64,6 +75,7 @@ type kit struct {
 	m           *manifest.Manifest
 	fixtures    []Fixture
 	sideEffects func() int
+	hang        func(HangingPeer) Fixture
 }
 
 func (k *kit) checkSpec(t tb, described []byte) {
@@ -146,7 +158,7 @@ func (k *kit) runFixture(t tb, i int, f Fixture) {
 	if a == nil {
 		return // reported by checkFixtures
 	}
-	req, ok := k.request(t, i, f)
+	req, ok := k.request(t, fmt.Sprintf("fixture %d", i), strconv.Itoa(i), f)
 	if !ok {
 		return
 	}
@@ -270,21 +282,43 @@ func (k *kit) checkInvalidInput(t tb) {
 	}
 }
 
-// checkDeadline previews a fixture with a deadline too short to meet: the
-// call must return promptly, and the connector must still answer the next
-// call.
+// checkDeadline checks that a call whose deadline passes returns, that
+// the handler lets go of its work when its context is done (with a Hang
+// fixture), and that the connector goes on serving.
 func (k *kit) checkDeadline(t tb) {
 	i, f, ok := k.firstFixture(func(f Fixture) bool { return f.WantError == 0 && k.m.Action(f.Action) != nil })
 	if !ok {
-		if i, f, ok = k.firstFixture(func(f Fixture) bool { return k.m.Action(f.Action) != nil }); !ok {
-			t.Logf("no fixture of a declared action: nothing to call")
-			return
+		i, f, ok = k.firstFixture(func(f Fixture) bool { return k.m.Action(f.Action) != nil })
+	}
+	var req *connectorv1.ActionRequest
+	if ok {
+		req, ok = k.request(t, fmt.Sprintf("fixture %d", i), strconv.Itoa(i), f)
+	} else {
+		t.Logf("no fixture of a declared action: no quick deadline check")
+	}
+	if ok {
+		k.quickDeadline(t, f, req)
+	}
+	if k.hang != nil {
+		k.checkHang(t)
+	} else {
+		t.Logf("this check is limited: without Config.Hang it only sees that a preview with a %v deadline returns, which gRPC "+
+			"ensures whatever the handler does, not that the handlers honour their context; set Config.Hang to a fixture "+
+			"whose execute waits on the connectortest.HangingPeer it is given", shortDeadline)
+	}
+	if ok {
+		next := k.call(t, context.Background(), previewCall, req)
+		if next.rpcErr != nil || (next.err != nil && next.err.GetCode() != connectorv1.ErrorCode(f.WantError)) {
+			t.Errorf("preview %q after calls that missed their deadline: got %v; the connector must go on serving", f.Action, next)
 		}
 	}
-	req, ok := k.request(t, i, f)
-	if !ok {
-		return
-	}
+}
+
+// quickDeadline previews a fixture with a deadline too short to meet: the
+// call must return promptly, with nothing changed. gRPC ends the call at
+// the deadline whatever the handler does, so this cannot see the handler;
+// checkHang can.
+func (k *kit) quickDeadline(t tb, f Fixture, req *connectorv1.ActionRequest) {
 	before := k.sideEffects()
 	ctx, cancel := context.WithTimeout(context.Background(), shortDeadline)
 	started := time.Now()
@@ -309,18 +343,107 @@ func (k *kit) checkDeadline(t tb) {
 	if after := k.sideEffects(); after != before {
 		t.Errorf("preview %q changed SideEffects from %d to %d; a preview must not change anything", f.Action, before, after)
 	}
+}
 
-	next := k.call(t, context.Background(), previewCall, req)
-	if next.rpcErr != nil || (next.err != nil && next.err.GetCode() != connectorv1.ErrorCode(f.WantError)) {
-		t.Errorf("preview %q after a call that missed its deadline: got %v; the connector must go on serving", f.Action, next)
+// checkHang previews, then executes, the Hang fixture with a deadline of
+// hangDeadline while the peer it points at never answers.
+//
+// The gRPC answer cannot tell a handler that honours its context from one
+// that ignores it: the deadline travels with the call, so the kit's client
+// gives up at the same moment the handler's context ends, and the
+// connector's gRPC server ends the call at its deadline whatever the
+// handler is doing, dropping a later answer. What the kit can see is the
+// peer: a handler that honours its context closes its connection when the
+// deadline passes, and one that ignores it (sleeps, or reads without a
+// deadline) holds it open, or never gets there, or opens a new one later.
+func (k *kit) checkHang(t tb) {
+	peer := startHangingPeer(t)
+	f := k.hang(peer.HangingPeer)
+	if k.m.Action(f.Action) == nil {
+		t.Errorf("the Hang fixture names action %q, which the manifest does not declare (it declares %s)", f.Action, k.actionNames())
+		return
+	}
+	req, ok := k.request(t, "the Hang fixture", "hang", f)
+	if !ok {
+		return
+	}
+	k.checkConnection(t, req.GetConnection())
+	for _, c := range []callKind{previewCall, executeCall} {
+		what := fmt.Sprintf("%s %q with the Hang fixture and a %v deadline", c, f.Action, hangDeadline)
+		seen := peer.count()
+		before := k.sideEffects()
+		started := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+		deadline, _ := ctx.Deadline()
+		o := k.call(t, ctx, c, req)
+		answered := time.Now()
+		cancel()
+		answer := o.String()
+		if o.rpcErr == nil && o.err == nil {
+			answer = "success"
+		}
+		var conns []peerConnState
+		watched := time.Duration(0)
+		if c == previewCall && answered.Before(deadline) && peer.count() == seen {
+			// A preview that answered in time without the network, as
+			// most do: nothing to watch.
+			t.Logf("%s: got %s in %v, without connecting to the hanging peer", what, answer, answered.Sub(started).Round(time.Millisecond))
+		} else {
+			conns = peer.watch(seen, deadline, answered, settle, letGoBound)
+			watched = time.Since(deadline).Round(100 * time.Millisecond)
+			t.Logf("%s: got %s; the hanging peer saw %d connection(s), %d of them open %v after the deadline",
+				what, answer, len(conns), openConns(conns), watched)
+		}
+
+		if late := answered.Sub(deadline); late > promptBound {
+			t.Errorf("%s returned %v after its deadline; it must return promptly once its deadline passes", what, late.Round(time.Millisecond))
+		}
+		switch {
+		case o.rpcErr != nil:
+			if status.Code(o.rpcErr) != codes.DeadlineExceeded {
+				t.Errorf("%s: got %v, want gRPC DeadlineExceeded or the error %s", what, o, connector.CodeRetryable)
+			}
+		case o.err != nil:
+			if o.err.GetCode() != connectorv1.ErrorCode_ERROR_CODE_RETRYABLE {
+				hint := ""
+				if o.err.GetCode() == connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED {
+					hint = "; the hanging peer is on 127.0.0.1, which the connector may reach only if Config.Env holds RELAY_EGRESS_ALLOW=127.0.0.1/32"
+				}
+				t.Errorf("%s: got %v, want the error %s (or gRPC DeadlineExceeded)%s", what, o, connector.CodeRetryable, hint)
+			}
+		case c == executeCall:
+			t.Errorf("%s: got %v, but the hanging peer never answers; the Hang fixture must make execute wait on it", what, o)
+		}
+		if c == previewCall {
+			if after := k.sideEffects(); after != before {
+				t.Errorf("%s changed SideEffects from %d to %d; a preview must not change anything", what, before, after)
+			}
+		}
+
+		if c == executeCall && len(conns) == 0 {
+			t.Errorf("%s never connected to the hanging peer at %s (watched until %v after the deadline): either the Hang "+
+				"fixture does not point execute at the peer, or the handler was still busy, ignoring its context", what, peer.Addr, watched)
+		}
+		if n := openConns(conns); n > 0 {
+			t.Errorf("%s: %d connection(s) to the hanging peer still open %v after the deadline; a handler must stop when its "+
+				"context is done: pass ctx to every dial, request and read, or set the connection's deadline from it", what, n, watched)
+		}
+		for _, pc := range conns {
+			if after := pc.accepted.Sub(deadline); after > lateSlack {
+				t.Errorf("%s: connected to the hanging peer %v after the deadline had passed; a handler must not start new work once its context is done",
+					what, after.Round(time.Millisecond))
+				break
+			}
+		}
 	}
 }
 
-// request encodes a fixture as the host would send it.
-func (k *kit) request(t tb, i int, f Fixture) (*connectorv1.ActionRequest, bool) {
+// request encodes a fixture as the host would send it; name says which
+// fixture in a failure, and id makes the run id and idempotency key.
+func (k *kit) request(t tb, name, id string, f Fixture) (*connectorv1.ActionRequest, bool) {
 	input, err := encode(f.Input)
 	if err != nil {
-		t.Errorf("fixture %d: Input: %v", i, err)
+		t.Errorf("%s: Input: %v", name, err)
 		return nil, false
 	}
 	if input == nil {
@@ -328,14 +451,14 @@ func (k *kit) request(t tb, i int, f Fixture) (*connectorv1.ActionRequest, bool)
 	}
 	config, err := encode(f.Config)
 	if err != nil {
-		t.Errorf("fixture %d: Config: %v", i, err)
+		t.Errorf("%s: Config: %v", name, err)
 		return nil, false
 	}
 	return &connectorv1.ActionRequest{
 		Action: f.Action, InputJson: input,
 		Connection:     &connectorv1.Connection{ConfigJson: config, Secrets: f.Secrets},
-		RunId:          fmt.Sprintf("conformance-run-%d", i),
-		IdempotencyKey: fmt.Sprintf("conformance-key-%d", i),
+		RunId:          "conformance-run-" + id,
+		IdempotencyKey: "conformance-key-" + id,
 		WorkspaceId:    "conformance",
 	}, true
 }

@@ -4,7 +4,8 @@
 // does, and checks that it keeps the protocol's promises: a manifest that
 // parses and matches `spec` and `version`, schemas that compile, previews
 // without side effects, outputs that match their schemas, typed errors and
-// honoured deadlines.
+// honoured deadlines. The last needs Config.Hang: a fixture that the kit
+// points at a HangingPeer, a test peer that never answers.
 package connectortest
 
 import (
@@ -51,6 +52,19 @@ type Config struct {
 	// none of its own), e.g. "RELAY_EGRESS_ALLOW=127.0.0.1/32" to let it
 	// reach a test server on the loopback address.
 	Env []string
+	// Hang, if set, lets the deadline check see whether the connector's
+	// handlers honour their context. The kit starts a HangingPeer on
+	// 127.0.0.1 and calls Hang with it for a fixture whose execute connects
+	// to the peer and waits for its answer, which never comes: typically a
+	// URL, or a host and port, pointing at it. Env must let the connector
+	// reach 127.0.0.1. The kit previews and executes the fixture with a
+	// deadline of 500 ms and fails the connector unless execute connected
+	// to the peer, let go of every connection within 3 s of the deadline,
+	// opened none after it, and answered RETRYABLE if it answered before
+	// the transport reported the deadline. The fixture's WantError is not
+	// used. Without Hang the check only sees that a call with a passed
+	// deadline returns, which gRPC ensures whatever the handler does.
+	Hang func(peer HangingPeer) Fixture
 }
 
 // Run checks the connector as a real plugin process, one subtest per

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type recorder struct {
 	name     string
 	mu       *sync.Mutex
 	failures *[]string
+	logs     *[]string
 	cleanups []func()
 	failed   bool
 }
@@ -32,10 +34,15 @@ type recorder struct {
 // collect runs f against a recorder and returns the failures it recorded,
 // each prefixed with its subtest's path.
 func collect(t *testing.T, f func(tb)) []string {
-	var failures []string
-	r := &recorder{t: t, mu: &sync.Mutex{}, failures: &failures}
-	r.run(f)
+	failures, _ := record(t, f)
 	return failures
+}
+
+// record is collect that also returns what was logged.
+func record(t *testing.T, f func(tb)) (failures, logs []string) {
+	r := &recorder{t: t, mu: &sync.Mutex{}, failures: &failures, logs: &logs}
+	r.run(f)
+	return failures, logs
 }
 
 func (r *recorder) run(f func(tb)) {
@@ -57,7 +64,11 @@ func (r *recorder) runCleanups() {
 func (r *recorder) Helper() {}
 
 func (r *recorder) Logf(format string, args ...any) {
-	r.t.Logf("%s: %s", r.name, fmt.Sprintf(format, args...))
+	msg := r.name + ": " + fmt.Sprintf(format, args...)
+	r.t.Logf("%s", msg)
+	r.mu.Lock()
+	*r.logs = append(*r.logs, msg)
+	r.mu.Unlock()
 }
 
 func (r *recorder) Errorf(format string, args ...any) {
@@ -86,7 +97,7 @@ func (r *recorder) TempDir() string {
 }
 
 func (r *recorder) Run(name string, f func(tb)) bool {
-	child := &recorder{t: r.t, name: r.name + "/" + name, mu: r.mu, failures: r.failures}
+	child := &recorder{t: r.t, name: r.name + "/" + name, mu: r.mu, failures: r.failures, logs: r.logs}
 	child.run(f)
 	if child.failed {
 		r.failed = true
@@ -138,6 +149,11 @@ func conformingConfig(t *testing.T) Config {
 				Config: map[string]string{"base_url": "http://10.0.0.1"}, Secrets: secrets, WantError: connector.CodeEgressDenied},
 		},
 		SideEffects: func() int { return int(hits.Load()) },
+		// execute posts to the peer, which never answers.
+		Hang: func(peer HangingPeer) Fixture {
+			return Fixture{Action: "send", Input: map[string]any{"channel": "general", "text": "hello"},
+				Config: map[string]string{"base_url": peer.URL}, Secrets: secrets}
+		},
 	}
 }
 
@@ -190,6 +206,74 @@ func TestRunBroken(t *testing.T) {
 			t.Errorf("the kit did not report %q; it reported:\n%s", w, strings.Join(failures, "\n"))
 		}
 	}
+}
+
+// The deadline check fails a connector whose execute ignores its context,
+// however it does: each mode of testdata/stubborn breaks that promise and
+// keeps every other, so the only failures are the deadline check's.
+func TestRunStubborn(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want []string
+	}{
+		{"block", []string{"connection(s) to the hanging peer still open"}},
+		{"sleep", []string{"never connected to the hanging peer"}},
+		{"retry", []string{"connected to the hanging peer", "after the deadline had passed"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Parallel()
+			failures := collect(t, func(t tb) {
+				run(t, Config{
+					Package:  "./testdata/stubborn",
+					Env:      []string{"RELAY_EGRESS_ALLOW=127.0.0.1/32"},
+					Fixtures: []Fixture{{Action: "fetch", Input: map[string]any{"mode": "ok"}}},
+					Hang: func(peer HangingPeer) Fixture {
+						return Fixture{Action: "fetch", Input: map[string]any{"mode": tc.mode, "addr": peer.Addr}}
+					},
+				})
+			})
+			if len(failures) == 0 {
+				t.Fatal("the kit passed a connector whose execute ignores its context")
+			}
+			const prefix = `/deadline: execute "fetch" with the Hang fixture and a 500ms deadline`
+			for _, f := range failures {
+				if !strings.HasPrefix(f, prefix) {
+					t.Errorf("a failure that is not the deadline check's execute: %s", f)
+				}
+			}
+			found := false
+			for _, f := range failures {
+				found = found || containsAll(f, tc.want)
+			}
+			if !found {
+				t.Errorf("the kit did not report %q; it reported:\n%s", tc.want, strings.Join(failures, "\n"))
+			}
+		})
+	}
+}
+
+// Without a Hang fixture the deadline check says it is limited.
+func TestRunWithoutHang(t *testing.T) {
+	cfg := conformingConfig(t)
+	cfg.Hang = nil
+	failures, logs := record(t, func(t tb) { run(t, cfg) })
+	if len(failures) > 0 {
+		t.Errorf("the kit failed a conforming connector:\n%s", strings.Join(failures, "\n"))
+	}
+	if !slices.ContainsFunc(logs, func(l string) bool {
+		return strings.HasPrefix(l, "/deadline: this check is limited: without Config.Hang")
+	}) {
+		t.Errorf("the deadline check did not say it is limited; it logged:\n%s", strings.Join(logs, "\n"))
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 func containsPrefix(failures []string, prefix string) bool {
