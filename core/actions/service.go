@@ -40,6 +40,10 @@ type Config struct {
 	Respond func(*core.Run) (status int, body []byte)
 	// Observe, if set, is told of every run that ends, for metrics.
 	Observe func(run *core.Run, took time.Duration)
+	// SweepInterval is how often expired idempotency records and confirm
+	// tokens are deleted; default 10 minutes. They are ignored once
+	// expired either way: sweeping only keeps the tables small.
+	SweepInterval time.Duration
 }
 
 // Service is the engine. Make it with New and stop it with Close.
@@ -64,7 +68,28 @@ func New(cfg Config) *Service {
 	// Times are kept to the microsecond, as the store keeps them, so that a
 	// response stored for replay is byte for byte the one first sent.
 	now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-	return &Service{cfg: cfg, log: cfg.Logger, now: now, bg: bg, stopBG: stop}
+	s := &Service{cfg: cfg, log: cfg.Logger, now: now, bg: bg, stopBG: stop}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = 10 * time.Minute
+	}
+	go s.sweep(cfg.SweepInterval)
+	return s
+}
+
+// sweep deletes expired idempotency records and confirm tokens until Close.
+func (s *Service) sweep(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-t.C:
+			if err := s.cfg.Store.DeleteExpired(s.bg, s.now()); err != nil && s.bg.Err() == nil {
+				s.log.Warn("deleting expired idempotency records failed", "error", err)
+			}
+		}
+	}
 }
 
 // Recover marks the runs a previous process left unfinished interrupted,
