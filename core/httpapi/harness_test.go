@@ -87,7 +87,7 @@ func newTestServerOn(t testing.TB, databaseURL, connectorsDir string, egressAllo
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	hasher, err := core.NewKeyHasher(bytes.Repeat([]byte{7}, 32))
+	hasher, err := core.NewKeyHasherFromPepper(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}

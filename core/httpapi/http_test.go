@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,6 +213,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 func TestHealthReadyMetrics(t *testing.T) {
 	var redisDown error
 	ts := newTestServer(t, func(c *Config) {
+		c.ReadyCacheTTL = time.Nanosecond // every probe checks afresh
 		c.ReadyChecks = map[string]func(context.Context) error{
 			"redis": func(context.Context) error { return redisDown },
 		}
@@ -281,5 +283,24 @@ func TestKeysListPaginates(t *testing.T) {
 	}
 	if len(seen) != 7 || !sort.StringsAreSorted(seen) {
 		t.Fatalf("saw %d keys %v, want 7 in creation order", len(seen), seen)
+	}
+}
+
+// A burst of /readyz probes pings the dependencies once per ReadyCacheTTL.
+func TestReadyzReusesItsResult(t *testing.T) {
+	var probes atomic.Int64
+	ts := newTestServer(t, func(c *Config) {
+		c.ReadyCacheTTL = time.Hour
+		c.ReadyChecks = map[string]func(context.Context) error{
+			"redis": func(context.Context) error { probes.Add(1); return nil },
+		}
+	})
+	for range 5 {
+		if resp := ts.do(http.MethodGet, "/readyz", "", nil); resp.Status != http.StatusOK {
+			t.Fatalf("readyz %d", resp.Status)
+		}
+	}
+	if n := probes.Load(); n != 1 {
+		t.Fatalf("%d probes for 5 requests, want 1", n)
 	}
 }

@@ -37,6 +37,7 @@ type Config struct {
 	WriteTimeout   time.Duration // default 30 s
 	IdleTimeout    time.Duration // default 60 s
 	RequestTimeout time.Duration // deadline of a handler's context; default 25 s
+	ReadyCacheTTL  time.Duration // how long a /readyz result is reused; default 1 s
 }
 
 // Defaults for Config's zero values.
@@ -57,6 +58,7 @@ type Server struct {
 	metrics  *metrics
 	routes   []route
 	guessers guessers
+	ready    readiness
 }
 
 // New builds the server and registers every route.
@@ -69,6 +71,7 @@ func New(cfg Config) *Server {
 	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&cfg.ReadyCacheTTL, time.Second)
 
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
 	s.app = fiber.New(fiber.Config{
