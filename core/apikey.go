@@ -1,11 +1,12 @@
 package core
 
 import (
-	"crypto/hkdf"
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -81,19 +82,24 @@ func NewKeyToken(id string) (token, secret string) {
 }
 
 // KeyHasher computes the stored form of key secrets: HMAC-SHA256 under a
-// pepper derived from the master key. Without the master key a stolen
-// database does not let anyone test guesses offline.
+// secret pepper. The pepper is kept in the store wrapped by the master key
+// (see secrets.APIKeyPepper), so without the master key a stolen database
+// does not let anyone test guesses offline, and rotating the master key
+// re-wraps the pepper without changing it.
 type KeyHasher struct {
 	pepper []byte
 }
 
-// NewKeyHasher derives the pepper from the master key.
-func NewKeyHasher(masterKey []byte) (*KeyHasher, error) {
-	pepper, err := hkdf.Key(sha256.New, masterKey, nil, "relay api-key pepper v1", 32)
-	if err != nil {
-		return nil, err
+// PepperSize is the length of an API key pepper in bytes.
+const PepperSize = 32
+
+// NewKeyHasherFromPepper returns a hasher under pepper (PepperSize bytes),
+// which it copies.
+func NewKeyHasherFromPepper(pepper []byte) (*KeyHasher, error) {
+	if len(pepper) != PepperSize {
+		return nil, fmt.Errorf("API key pepper must be %d bytes, got %d", PepperSize, len(pepper))
 	}
-	return &KeyHasher{pepper: pepper}, nil
+	return &KeyHasher{pepper: bytes.Clone(pepper)}, nil
 }
 
 // Hash returns the stored form of the secret of key id. The id is bound into

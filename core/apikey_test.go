@@ -49,11 +49,11 @@ func TestParseKeyRejects(t *testing.T) {
 }
 
 func TestKeyHasher(t *testing.T) {
-	h1, err := NewKeyHasher(bytes.Repeat([]byte{1}, 32))
+	h1, err := NewKeyHasherFromPepper(bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, _ := NewKeyHasher(bytes.Repeat([]byte{2}, 32))
+	h2, _ := NewKeyHasherFromPepper(bytes.Repeat([]byte{2}, 32))
 	k, token, err := NewAPIKey(h1, NewID(), "ci", RoleDeveloper, "")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestKeyHasher(t *testing.T) {
 		t.Fatal("the key's own secret does not verify")
 	}
 	if h2.Verify(id, secret, k.Hash) {
-		t.Fatal("a hash verified under another master key")
+		t.Fatal("a hash verified under another pepper")
 	}
 	if h1.Verify(NewID(), secret, k.Hash) {
 		t.Fatal("a hash verified for another key id")
@@ -74,10 +74,23 @@ func TestKeyHasher(t *testing.T) {
 	if strings.Contains(string(k.Hash), secret) {
 		t.Fatal("the stored hash contains the secret")
 	}
+	for _, n := range []int{0, 16, 33} {
+		if _, err := NewKeyHasherFromPepper(make([]byte, n)); err == nil {
+			t.Errorf("a pepper of %d bytes was accepted", n)
+		}
+	}
+	// The hasher keeps its own copy of the pepper.
+	pepper := bytes.Repeat([]byte{3}, 32)
+	h3, _ := NewKeyHasherFromPepper(pepper)
+	want := h3.Hash(k.ID, secret)
+	clear(pepper)
+	if !h3.Verify(k.ID, secret, want) {
+		t.Fatal("clearing the caller's pepper changed the hasher")
+	}
 }
 
 func TestNewAPIKeyValidates(t *testing.T) {
-	h, _ := NewKeyHasher(make([]byte, 32))
+	h, _ := NewKeyHasherFromPepper(make([]byte, 32))
 	if _, _, err := NewAPIKey(h, NewID(), "x", Role("owner"), ""); ErrorCode(err) != EInvalid {
 		t.Fatalf("unknown role: error %v, want %s", err, EInvalid)
 	}
@@ -113,7 +126,7 @@ func FuzzParseKey(f *testing.F) {
 }
 
 func BenchmarkParseAndVerifyKey(b *testing.B) {
-	h, _ := NewKeyHasher(make([]byte, 32))
+	h, _ := NewKeyHasherFromPepper(make([]byte, 32))
 	k, token, _ := NewAPIKey(h, NewID(), "bench", RoleViewer, "")
 	b.ReportAllocs()
 	for b.Loop() {

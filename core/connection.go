@@ -73,7 +73,27 @@ type DataKeyStore interface {
 	// CreateWrappedDataKey stores the first data key of a workspace; when a
 	// concurrent caller stored one first, it returns that one instead.
 	CreateWrappedDataKey(ctx context.Context, workspaceID string, wrapped []byte) ([]byte, error)
-	// RewrapDataKeys replaces every wrapped data key with rewrap's result,
-	// all or none.
-	RewrapDataKeys(ctx context.Context, rewrap func(workspaceID string, wrapped []byte) ([]byte, error)) (int, error)
+	// RewrapDataKeys replaces every wrapped data key, and every wrapped
+	// server key (see ServerKeyStore), with rewrap's result, all or none,
+	// and returns how many workspace data keys it replaced (server keys are
+	// not counted). rewrap's first argument is the workspace id for a data
+	// key, and ServerKeyScope + name for a server key: a workspace id never
+	// holds a ':'.
+	RewrapDataKeys(ctx context.Context, rewrap func(id string, wrapped []byte) ([]byte, error)) (int, error)
+}
+
+// ServerKeyScope prefixes a server key's name in the id RewrapDataKeys
+// gives its rewrap function.
+const ServerKeyScope = "server:"
+
+// ServerKeyStore keeps keys of the whole server (such as the API key
+// pepper), each under a name, wrapped by the master key like a data key.
+// DataKeyStore.RewrapDataKeys re-wraps them with the data keys.
+type ServerKeyStore interface {
+	// WrappedServerKey returns the named wrapped key, or ENotFound.
+	WrappedServerKey(ctx context.Context, name string) ([]byte, error)
+	// CreateWrappedServerKey stores the named key unless one is stored
+	// already, and returns the one stored: when a concurrent caller stored
+	// one first, that one.
+	CreateWrappedServerKey(ctx context.Context, name string, wrapped []byte) ([]byte, error)
 }

@@ -60,6 +60,7 @@ type Store interface {
 	KeyStore
 	ConnectionStore
 	DataKeyStore
+	ServerKeyStore
 	RunStore
 	AuditStore
 	// Ping checks that the database answers.

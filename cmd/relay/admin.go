@@ -12,6 +12,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/relayhq/relay/core"
@@ -23,8 +24,12 @@ import (
 // This file holds the operator's maintenance commands: rotating the master
 // key and verifying the audit log.
 
-// cmdSecretsRotateMaster re-wraps every workspace's data key from the
-// current master key to the one in --new-key-file, in one transaction.
+// cmdSecretsRotateMaster re-wraps every workspace's data key, and the API
+// key pepper, from the current master key to the one in --new-key-file, in
+// one transaction, so that secrets keep opening and API keys keep verifying.
+// A store upgraded from a Relay that derived the pepper from the master key,
+// and not opened since by a server, has no stored pepper: it is stored
+// first, from the current key, once a data key proves that key right.
 //
 // Servers must be stopped first: a running server keeps the data keys it
 // has unwrapped, so it goes on working for a while, but it wraps the data
@@ -97,10 +102,10 @@ func cmdSecretsRotateMaster(ctx context.Context, args []string, stdout, stderr i
 		}()
 	}
 
-	var n, already, apiKeys int
+	var n, already int
+	var pepper string // what became of the API key pepper
 	err = withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		var err error
-		if apiKeys, err = countAPIKeys(ctx, st); err != nil {
+		if err := storeLegacyPepper(ctx, st, oldKey, current); err != nil {
 			return err
 		}
 		rs := &resumingStore{Store: st, newKey: newKey}
@@ -110,7 +115,7 @@ func cmdSecretsRotateMaster(ctx context.Context, args []string, stdout, stderr i
 		} else if err != nil {
 			return err
 		}
-		n, already = total-rs.kept, rs.kept
+		n, already, pepper = total-rs.kept, rs.kept, rs.pepper
 		return nil
 	})
 	if err != nil {
@@ -123,6 +128,9 @@ func cmdSecretsRotateMaster(ctx context.Context, args []string, stdout, stderr i
 			was = "data key was"
 		}
 		fmt.Fprintf(stdout, "%d %s already wrapped with it, by an earlier rotation, and kept as is\n", already, was)
+	}
+	if pepper != "" {
+		fmt.Fprintln(stdout, pepper)
 	}
 
 	if install {
@@ -139,48 +147,104 @@ func cmdSecretsRotateMaster(ctx context.Context, args []string, stdout, stderr i
 		fmt.Fprintf(stdout, "next: stop every server, replace %s with %s (mode 0600), start them again\n", current, newKeyFile)
 		fmt.Fprintf(stdout, "until then, a server started on %s cannot open any secret\n", current)
 	}
-	if apiKeys > 0 {
-		fmt.Fprintf(stdout, "warning: API key hashes are peppered by the master key: once the servers run on the new key, "+
-			"none of the store's %s will verify; make new ones with `relay keys create` then\n", plural(apiKeys, "active API key"))
-	}
 	return nil
 }
 
-// resumingStore re-wraps, through the store, only the data keys the new
-// master key does not already unwrap, so that rotate-master can be run again
-// after a rotation, or after a server on the old key made data keys since:
-// those are re-wrapped, the others kept, in the same one transaction.
+// storeLegacyPepper stores the API key pepper, from the current master key,
+// in a store that has none yet, so that the rotation re-wraps it: else the
+// servers on the new key would derive another pepper, under which no API
+// key of the store verifies. It stores it only once a data key unwraps
+// with the current key: a pepper from a wrong key would break every API
+// key for good. Without such proof it refuses when the store has API keys.
+func storeLegacyPepper(ctx context.Context, st *sqlstore.Store, current []byte, currentFile string) error {
+	_, err := st.WrappedServerKey(ctx, secrets.APIKeyPepperName)
+	if core.ErrorCode(err) != core.ENotFound {
+		return err // stored, or a store error
+	}
+	proven, err := unwrapsADataKey(ctx, st, current)
+	if err != nil {
+		return err
+	}
+	if proven {
+		_, err := secrets.APIKeyPepper(ctx, current, st)
+		return err
+	}
+	apiKeys, err := countAPIKeys(ctx, st)
+	if err != nil || apiKeys == 0 {
+		return err
+	}
+	return fmt.Errorf("the store has %s but no stored API key pepper, and no data key unwraps with %s to prove it the master key the servers run on; "+
+		"start relay serve once on the current key (it stores the pepper), stop it and rotate again; nothing changed",
+		plural(apiKeys, "active API key"), currentFile)
+}
+
+// unwrapsADataKey reports whether master unwraps the data key of some
+// workspace.
+func unwrapsADataKey(ctx context.Context, st *sqlstore.Store, master []byte) (bool, error) {
+	list, err := st.ListWorkspaces(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, ws := range list {
+		wrapped, err := st.WrappedDataKey(ctx, ws.ID)
+		if core.ErrorCode(err) == core.ENotFound {
+			continue
+		} else if err != nil {
+			return false, err
+		}
+		if unwraps(ctx, ws.ID, wrapped, master) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// resumingStore re-wraps, through the store, only the data keys (and server
+// keys) the new master key does not already unwrap, so that rotate-master
+// can be run again after a rotation, or after a server on the old key made
+// data keys since: those are re-wrapped, the others kept, in the same one
+// transaction.
 type resumingStore struct {
 	*sqlstore.Store
 	newKey []byte
-	kept   int // data keys already wrapped with newKey
+	kept   int    // data keys already wrapped with newKey
+	pepper string // what became of the API key pepper, when the store holds one
 }
 
 func (r *resumingStore) RewrapDataKeys(ctx context.Context, rewrap func(string, []byte) ([]byte, error)) (int, error) {
-	r.kept = 0
-	return r.Store.RewrapDataKeys(ctx, func(workspaceID string, wrapped []byte) ([]byte, error) {
-		if unwraps(ctx, workspaceID, wrapped, r.newKey) {
-			r.kept++
+	r.kept, r.pepper = 0, ""
+	return r.Store.RewrapDataKeys(ctx, func(id string, wrapped []byte) ([]byte, error) {
+		isPepper := id == core.ServerKeyScope+secrets.APIKeyPepperName
+		if unwraps(ctx, id, wrapped, r.newKey) {
+			if isPepper {
+				r.pepper = "the API key pepper was already wrapped with it, and kept as is"
+			} else if !strings.HasPrefix(id, core.ServerKeyScope) {
+				r.kept++
+			}
 			return wrapped, nil
 		}
-		return rewrap(workspaceID, wrapped)
+		if isPepper {
+			r.pepper = "re-wrapped the API key pepper too: API keys keep working"
+		}
+		return rewrap(id, wrapped)
 	})
 }
 
-// unwraps reports whether master unwraps the workspace's wrapped data key,
-// by a rotation over a store of that one key that keeps nothing.
-func unwraps(ctx context.Context, workspaceID string, wrapped, master []byte) bool {
+// unwraps reports whether master unwraps the wrapped key of id (a workspace
+// id, or core.ServerKeyScope and a server key's name), by a rotation over a
+// store of that one key that keeps nothing.
+func unwraps(ctx context.Context, id string, wrapped, master []byte) bool {
 	other := make([]byte, secrets.MasterKeySize)
 	rand.Read(other)
-	_, err := secrets.RotateMaster(ctx, probeStore{workspaceID, wrapped}, master, other)
+	_, err := secrets.RotateMaster(ctx, probeStore{id, wrapped}, master, other)
 	return err == nil
 }
 
-// probeStore holds one wrapped data key; RewrapDataKeys shows it to rewrap
-// and drops the result.
+// probeStore holds one wrapped key; RewrapDataKeys shows it to rewrap and
+// drops the result.
 type probeStore struct {
-	workspaceID string
-	wrapped     []byte
+	id      string // as RewrapDataKeys gives it
+	wrapped []byte
 }
 
 func (p probeStore) WrappedDataKey(context.Context, string) ([]byte, error) { return p.wrapped, nil }
@@ -190,7 +254,7 @@ func (p probeStore) CreateWrappedDataKey(context.Context, string, []byte) ([]byt
 }
 
 func (p probeStore) RewrapDataKeys(_ context.Context, rewrap func(string, []byte) ([]byte, error)) (int, error) {
-	if _, err := rewrap(p.workspaceID, p.wrapped); err != nil {
+	if _, err := rewrap(p.id, p.wrapped); err != nil {
 		return 0, err
 	}
 	return 1, nil

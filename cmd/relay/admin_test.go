@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
+	"github.com/relayhq/relay/sdk/client"
 )
 
 // adminDB is a fresh database for the admin commands' tests: the Config
@@ -301,11 +303,56 @@ func TestSecretsRotateMaster(t *testing.T) {
 				}
 				conns = append(conns, sc)
 			}
-			// An API key, hashed under m1's pepper: the rotation warns of it.
-			hasher, _ := core.NewKeyHasher(m1)
-			k, _, _ := core.NewAPIKey(hasher, conns[0].ws, "ops", core.RoleAdmin, "")
+			// An API key, hashed under the pepper an older Relay derived
+			// from m1: the pepper is stored, then deleted, as in a store
+			// upgraded but not yet opened by a server. The rotation stores
+			// it (the data keys prove m1 right) and re-wraps it.
+			hasherUnder := func(t *testing.T, master []byte) (*core.KeyHasher, error) {
+				t.Helper()
+				pepper, err := secrets.APIKeyPepper(ctx, master, st)
+				if err != nil {
+					return nil, err
+				}
+				return core.NewKeyHasherFromPepper(pepper)
+			}
+			hasher, err := hasherUnder(t, m1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, token, _ := core.NewAPIKey(hasher, conns[0].ws, "ops", core.RoleAdmin, "")
 			if err := st.CreateKey(ctx, k); err != nil {
 				t.Fatal(err)
+			}
+			a.exec(t, `DELETE FROM server_keys`)
+			serverKeys := func() int {
+				var n int
+				a.sql(t, func(tx *sqlx.Tx) {
+					if err := tx.Get(&n, `SELECT COUNT(*) FROM server_keys`); err != nil {
+						t.Fatal(err)
+					}
+				})
+				return n
+			}
+			// authenticates checks the key as the server does, with the
+			// pepper loaded under master.
+			authenticates := func(t *testing.T, master []byte) error {
+				t.Helper()
+				h, err := hasherUnder(t, master)
+				if err != nil {
+					return err
+				}
+				id, secret, err := core.ParseKey(token)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stored, err := st.KeyForAuth(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !h.Verify(id, secret, stored.Hash) {
+					return errors.New("the API key does not verify")
+				}
+				return nil
 			}
 
 			openAll := func(t *testing.T, master []byte) error {
@@ -452,6 +499,9 @@ func TestSecretsRotateMaster(t *testing.T) {
 				if err := openAll(t, m1); err != nil {
 					t.Errorf("%s: a secret no longer opens with the current key: %v", tc.name, err)
 				}
+				if n := serverKeys(); n != 0 {
+					t.Errorf("%s: %d server keys stored", tc.name, n)
+				}
 			}
 			assertNoStagedKeys(t, a.cfg.DataDir)
 			assertNoStagedKeys(t, dir)
@@ -467,11 +517,22 @@ func TestSecretsRotateMaster(t *testing.T) {
 			for _, w := range []string{
 				"re-wrapped 2 workspace data keys",
 				"next: stop every server, replace " + a.masterPath + " with " + good,
-				"none of the store's 1 active API key will verify",
+				"re-wrapped the API key pepper too: API keys keep working",
 			} {
 				if !strings.Contains(out, w) {
 					t.Errorf("rotate-master output lacks %q:\n%s", w, out)
 				}
+			}
+			if strings.Contains(out, "warning") {
+				t.Errorf("rotate-master warns:\n%s", out)
+			}
+			// The key made before the rotation verifies under the new key,
+			// and the old key no longer unwraps the pepper.
+			if err := authenticates(t, m2); err != nil {
+				t.Fatalf("after rotate-master, with the new key: %v", err)
+			}
+			if err := authenticates(t, m1); !errors.Is(err, secrets.ErrUnwrap) {
+				t.Fatalf("after rotate-master, the pepper with the old key: %v, want ErrUnwrap", err)
 			}
 			if got, _ := os.ReadFile(a.masterPath); !bytes.Equal(got, masterBefore) {
 				t.Error("rotate-master without --install changed the master key file")
@@ -516,7 +577,8 @@ func TestSecretsRotateMaster(t *testing.T) {
 			if err != nil {
 				t.Fatalf("rotate-master again: %v\n%s", err, out)
 			}
-			if !strings.Contains(out, "re-wrapped 1 workspace data key ") || !strings.Contains(out, "2 data keys were already wrapped with it") {
+			if !strings.Contains(out, "re-wrapped 1 workspace data key ") || !strings.Contains(out, "2 data keys were already wrapped with it") ||
+				!strings.Contains(out, "the API key pepper was already wrapped with it, and kept as is") {
 				t.Errorf("rotate-master again:\n%s", out)
 			}
 			for ws, w := range dataKeys() {
@@ -559,6 +621,13 @@ func TestSecretsRotateMaster(t *testing.T) {
 			if err := openAll(t, m3); err != nil {
 				t.Fatalf("after rotate-master --install, with the new key: %v", err)
 			}
+			// A server started on the installed key accepts the API key
+			// made before the first rotation.
+			srv, _ := startMain(t, a.cfg, io.Discard)
+			if _, err := client.New(srv.URL(), token, nil).Workspace(ctx); err != nil {
+				t.Fatalf("after two rotations, the server refuses the API key: %v", err)
+			}
+			srv.Close()
 			for _, old := range [][]byte{m1, m2} {
 				if err := openAll(t, old); !errors.Is(err, secrets.ErrUnwrap) {
 					t.Fatalf("after rotate-master --install, with an old key: %v, want ErrUnwrap", err)

@@ -218,6 +218,21 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return errors.Join(err, m.Close())
 }
 
+// apiKeyHasher returns the hasher of API keys, under the pepper stored in
+// st (stored first, from the master key, on a store that has none yet).
+// keyFile names the master key's file in the error of a key that does not
+// unwrap the stored pepper.
+func apiKeyHasher(ctx context.Context, masterKey []byte, st core.ServerKeyStore, keyFile string) (*core.KeyHasher, error) {
+	pepper, err := secrets.APIKeyPepper(ctx, masterKey, st)
+	if errors.Is(err, secrets.ErrUnwrap) {
+		return nil, fmt.Errorf("%w; is %s the master key the servers run on?", err, keyFile)
+	} else if err != nil {
+		return nil, err
+	}
+	defer clear(pepper)
+	return core.NewKeyHasherFromPepper(pepper)
+}
+
 // withStore runs f against the store named by the flags, migrated to the
 // current schema. The server may be running on the same store meanwhile.
 func withStore(ctx context.Context, cfg Config, stderr io.Writer, f func(*sqlstore.Store) error) error {
@@ -371,12 +386,13 @@ func cmdKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	} else if err != nil {
 		return err
 	}
-	hasher, err := core.NewKeyHasher(masterKey)
-	if err != nil {
-		return err
-	}
+	defer clear(masterKey)
 	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
 		ws, err := st.WorkspaceByName(ctx, workspace)
+		if err != nil {
+			return err
+		}
+		hasher, err := apiKeyHasher(ctx, masterKey, st, cfg.masterKeyFile())
 		if err != nil {
 			return err
 		}

@@ -99,11 +99,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if created {
 		m.Log.Info("created a new master key", "path", m.Config.masterKeyFile())
 	}
-	hasher, err := core.NewKeyHasher(masterKey)
-	if err != nil {
+	if m.store, err = openStore(ctx, m.Config, m.Log); err != nil {
 		return err
 	}
-	if m.store, err = openStore(ctx, m.Config, m.Log); err != nil {
+	hasher, err := apiKeyHasher(ctx, masterKey, m.store, m.Config.masterKeyFile())
+	if err != nil {
 		return err
 	}
 	m.catalog, m.runtime = openConnectors(m.Config, m.Log)

@@ -24,6 +24,12 @@ import (
 //	wrapKey = HKDF-SHA256(master key, no salt, info "relay data-key wrap v1", 32 bytes)
 //	ad      = 0x01 | lp("relay data key") | lp(workspace id)
 //
+// A wrapped server key (what core.ServerKeyStore keeps, such as the API key
+// pepper, 73 bytes) is the same but for its associated data:
+//
+//	0x01 | nonce (24) | XChaCha20-Poly1305(wrapKey, nonce, key (32), ad) (32+16)
+//	ad      = 0x01 | lp("relay server key") | lp(name)
+//
 // A sealed secret (core.SealedSecret.Ciphertext, 41 bytes + the plaintext):
 //
 //	0x01 | nonce (24) | XChaCha20-Poly1305(dataKey, nonce, plaintext, ad) (len+16)
@@ -42,6 +48,7 @@ const (
 	wrappedSize  = headerSize + dataKeySize + tagSize
 	wrapKeyInfo  = "relay data-key wrap v1"
 	dataKeyLabel = "relay data key"
+	serverLabel  = "relay server key"
 	secretLabel  = "relay connection secret"
 )
 
@@ -52,9 +59,10 @@ var (
 	// ErrNotAuthentic: a ciphertext did not open. It was tampered with or
 	// truncated, or it was sealed for another workspace, connection or field.
 	ErrNotAuthentic = errors.New("ciphertext does not authenticate: it was altered, or sealed for another workspace, connection or field")
-	// ErrUnwrap: a workspace's wrapped data key did not open under the
-	// master key. The master key is the wrong one, or the wrapped key was
-	// altered or copied from another workspace.
+	// ErrUnwrap: a workspace's wrapped data key (or a wrapped server key,
+	// such as the API key pepper) did not open under the master key. The
+	// master key is the wrong one, or the wrapped key was altered or copied
+	// from another workspace or name.
 	ErrUnwrap = errors.New("data key does not unwrap: wrong master key, or the wrapped key was altered or belongs to another workspace")
 	// ErrNoDataKey: Open was asked for a workspace that never sealed a secret.
 	ErrNoDataKey = errors.New("workspace has no data key")
@@ -88,6 +96,13 @@ func dataKeyAD(workspaceID string) []byte {
 	b = append(b, formatV1)
 	b = appendLP(b, dataKeyLabel)
 	return appendLP(b, workspaceID)
+}
+
+func serverKeyAD(name string) []byte {
+	b := make([]byte, 0, 1+4+len(serverLabel)+4+len(name))
+	b = append(b, formatV1)
+	b = appendLP(b, serverLabel)
+	return appendLP(b, name)
 }
 
 func secretAD(workspaceID, connectionID, field string) []byte {
@@ -149,17 +164,32 @@ func wrapDataKey(wrap cipher.AEAD, workspaceID string, dataKey []byte) []byte {
 
 // unwrapDataKey returns the raw data key; the caller clears it after use.
 func unwrapDataKey(wrap cipher.AEAD, workspaceID string, wrapped []byte) ([]byte, error) {
+	return unwrapKey(wrap, dataKeyAD(workspaceID), wrapped)
+}
+
+// wrapServerKey encrypts a server key under the wrapping cipher, bound to
+// its name.
+func wrapServerKey(wrap cipher.AEAD, name string, key []byte) []byte {
+	return sealV1(wrap, key, serverKeyAD(name))
+}
+
+// unwrapServerKey returns the raw server key; the caller clears it after use.
+func unwrapServerKey(wrap cipher.AEAD, name string, wrapped []byte) ([]byte, error) {
+	return unwrapKey(wrap, serverKeyAD(name), wrapped)
+}
+
+func unwrapKey(wrap cipher.AEAD, ad, wrapped []byte) ([]byte, error) {
 	if len(wrapped) > 0 && wrapped[0] != formatV1 {
-		return nil, fmt.Errorf("wrapped data key: %w %d", ErrUnsupportedVersion, wrapped[0])
+		return nil, fmt.Errorf("wrapped key: %w %d", ErrUnsupportedVersion, wrapped[0])
 	}
 	if len(wrapped) != wrappedSize {
 		return nil, ErrUnwrap
 	}
-	dataKey, err := openV1(wrap, wrapped, dataKeyAD(workspaceID))
+	key, err := openV1(wrap, wrapped, ad)
 	if err != nil {
 		return nil, ErrUnwrap
 	}
-	return dataKey, nil
+	return key, nil
 }
 
 // dataKeyCipher unwraps a data key into the cipher that seals secrets.

@@ -1,7 +1,7 @@
 // Package secrets holds the master key, the root of every secret Relay
-// keeps, and the Keyring that encrypts connection secrets: API key hashes
-// are peppered with a key derived from the master key, and each workspace's
-// data key, which seals its connection secrets, is stored wrapped by it.
+// keeps, and the Keyring that encrypts connection secrets: the pepper of API
+// key hashes and each workspace's data key, which seals its connection
+// secrets, are stored wrapped by it.
 package secrets
 
 import (

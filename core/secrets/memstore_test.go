@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/relayhq/relay/core"
@@ -17,14 +18,31 @@ import (
 // altering a slice cannot go unnoticed.
 type memDataKeyStore struct {
 	mu      sync.Mutex
-	keys    map[string][]byte
-	created int // how many CreateWrappedDataKey calls stored a key
+	keys    map[string][]byte // by workspace id, and by core.ServerKeyScope + name for server keys
+	created int               // how many CreateWrappedDataKey calls stored a key
 }
 
-var _ core.DataKeyStore = (*memDataKeyStore)(nil)
+var (
+	_ core.DataKeyStore   = (*memDataKeyStore)(nil)
+	_ core.ServerKeyStore = (*memDataKeyStore)(nil)
+)
 
 func newMemDataKeyStore() *memDataKeyStore {
 	return &memDataKeyStore{keys: map[string][]byte{}}
+}
+
+func (s *memDataKeyStore) WrappedServerKey(ctx context.Context, name string) ([]byte, error) {
+	return s.WrappedDataKey(ctx, core.ServerKeyScope+name)
+}
+
+func (s *memDataKeyStore) CreateWrappedServerKey(_ context.Context, name string, wrapped []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w, ok := s.keys[core.ServerKeyScope+name]; ok {
+		return bytes.Clone(w), nil
+	}
+	s.keys[core.ServerKeyScope+name] = bytes.Clone(wrapped)
+	return bytes.Clone(wrapped), nil
 }
 
 func (s *memDataKeyStore) WrappedDataKey(_ context.Context, workspaceID string) ([]byte, error) {
@@ -49,11 +67,13 @@ func (s *memDataKeyStore) CreateWrappedDataKey(_ context.Context, workspaceID st
 }
 
 // RewrapDataKeys rewraps a copy and swaps it in only when every key
-// rewrapped: all or none, as the transaction of the real store.
+// rewrapped: all or none, as the transaction of the real store. Like it, it
+// counts only data keys.
 func (s *memDataKeyStore) RewrapDataKeys(_ context.Context, rewrap func(workspaceID string, wrapped []byte) ([]byte, error)) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := make(map[string][]byte, len(s.keys))
+	n := 0
 	for _, ws := range slices.Sorted(maps.Keys(s.keys)) {
 		w, err := rewrap(ws, bytes.Clone(s.keys[ws]))
 		if err != nil {
@@ -63,9 +83,12 @@ func (s *memDataKeyStore) RewrapDataKeys(_ context.Context, rewrap func(workspac
 			return 0, errors.New("rewrap returned nothing")
 		}
 		next[ws] = bytes.Clone(w)
+		if !strings.HasPrefix(ws, core.ServerKeyScope) {
+			n++
+		}
 	}
 	s.keys = next
-	return len(next), nil
+	return n, nil
 }
 
 // snapshot returns a deep copy of what is stored, to compare before and after.

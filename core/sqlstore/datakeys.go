@@ -11,10 +11,13 @@ import (
 	"github.com/relayhq/relay/core"
 )
 
-var _ core.DataKeyStore = (*Store)(nil)
+var (
+	_ core.DataKeyStore   = (*Store)(nil)
+	_ core.ServerKeyStore = (*Store)(nil)
+)
 
-// dataKeysLock is the lock name that makes creating a data key and
-// re-wrapping them all exclusive on PostgreSQL, so that a key created
+// dataKeysLock is the lock name that makes creating a data key or a server
+// key, and re-wrapping them all, exclusive on PostgreSQL, so that a key created
 // during a rotation is either re-wrapped by it or created after it, never
 // skipped half-way. SQLite's write lock does the same on its own.
 const dataKeysLock = "data-keys"
@@ -66,11 +69,60 @@ func (s *Store) CreateWrappedDataKey(ctx context.Context, workspaceID string, wr
 	return stored, nil
 }
 
-// RewrapDataKeys replaces every wrapped data key with what rewrap returns
-// for it, in one transaction, and returns how many it replaced. When rewrap
-// fails (or returns nothing) for any key, nothing changes and its error is
-// returned, wrapped.
-func (s *Store) RewrapDataKeys(ctx context.Context, rewrap func(workspaceID string, wrapped []byte) ([]byte, error)) (int, error) {
+// WrappedServerKey returns the named wrapped server key, or ENotFound.
+func (s *Store) WrappedServerKey(ctx context.Context, name string) ([]byte, error) {
+	var wrapped []byte
+	err := s.db.GetContext(ctx, &wrapped, s.db.Rebind(`SELECT wrapped FROM server_keys WHERE name = ?`), name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, core.Errorf(core.ENotFound, "no server key %q", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get server key %s: %w", name, err)
+	}
+	return wrapped, nil
+}
+
+// CreateWrappedServerKey stores the named server key and returns it; when
+// one of that name is stored already, it keeps that and returns it, so that
+// racing callers all end up with the same key. EInvalid for an empty name
+// or key.
+func (s *Store) CreateWrappedServerKey(ctx context.Context, name string, wrapped []byte) ([]byte, error) {
+	if name == "" {
+		return nil, core.Errorf(core.EInvalid, "empty server key name")
+	}
+	if len(wrapped) == 0 {
+		return nil, core.Errorf(core.EInvalid, "empty server key")
+	}
+	var stored []byte
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.dialect.serialize(ctx, tx, dataKeysLock); err != nil {
+			return fmt.Errorf("sqlstore: create server key: %w", err)
+		}
+		at := now()
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO server_keys (name, wrapped, created_at, updated_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`), name, wrapped, at, at)
+		if err != nil {
+			return fmt.Errorf("sqlstore: insert server key %s: %w", name, err)
+		}
+		err = tx.GetContext(ctx, &stored, tx.Rebind(`SELECT wrapped FROM server_keys WHERE name = ?`), name)
+		if err != nil {
+			return fmt.Errorf("sqlstore: read server key %s: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
+
+// RewrapDataKeys replaces every wrapped data key and every wrapped server
+// key with what rewrap returns for it, in one transaction, and returns how
+// many data keys it replaced. rewrap gets a data key's workspace id, or
+// core.ServerKeyScope and a server key's name. When rewrap fails (or
+// returns nothing) for any key, nothing changes and its error is returned,
+// wrapped.
+func (s *Store) RewrapDataKeys(ctx context.Context, rewrap func(id string, wrapped []byte) ([]byte, error)) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := s.dialect.serialize(ctx, tx, dataKeysLock); err != nil {
@@ -85,6 +137,13 @@ func (s *Store) RewrapDataKeys(ctx context.Context, rewrap func(workspaceID stri
 		if err := tx.SelectContext(ctx, &keys, `SELECT workspace_id, wrapped FROM workspace_data_keys ORDER BY workspace_id`); err != nil {
 			return fmt.Errorf("sqlstore: read data keys: %w", err)
 		}
+		var serverKeys []struct {
+			Name    string `db:"name"`
+			Wrapped []byte `db:"wrapped"`
+		}
+		if err := tx.SelectContext(ctx, &serverKeys, `SELECT name, wrapped FROM server_keys ORDER BY name`); err != nil {
+			return fmt.Errorf("sqlstore: read server keys: %w", err)
+		}
 		at := now()
 		for _, k := range keys {
 			rewrapped, err := rewrap(k.WorkspaceID, k.Wrapped)
@@ -98,6 +157,20 @@ func (s *Store) RewrapDataKeys(ctx context.Context, rewrap func(workspaceID stri
 				rewrapped, at, k.WorkspaceID)
 			if err != nil {
 				return fmt.Errorf("sqlstore: store rewrapped data key of workspace %s: %w", k.WorkspaceID, err)
+			}
+		}
+		for _, k := range serverKeys {
+			rewrapped, err := rewrap(core.ServerKeyScope+k.Name, k.Wrapped)
+			if err != nil {
+				return fmt.Errorf("sqlstore: rewrap server key %s: %w", k.Name, err)
+			}
+			if len(rewrapped) == 0 {
+				return fmt.Errorf("sqlstore: rewrap server key %s: empty result", k.Name)
+			}
+			_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE server_keys SET wrapped = ?, updated_at = ? WHERE name = ?`),
+				rewrapped, at, k.Name)
+			if err != nil {
+				return fmt.Errorf("sqlstore: store rewrapped server key %s: %w", k.Name, err)
 			}
 		}
 		n = len(keys)
