@@ -41,6 +41,10 @@ type Run struct {
 	CreatedAt      time.Time       `json:"created_at" db:"created_at"`
 	StartedAt      *time.Time      `json:"started_at,omitempty" db:"started_at"`
 	FinishedAt     *time.Time      `json:"finished_at,omitempty" db:"finished_at"`
+	// Owner is the engine instance (one per server process) that runs it;
+	// empty on runs stored before runs had owners. Recovery interrupts
+	// only the unfinished runs whose owner has stopped heartbeating.
+	Owner string `json:"-" db:"owner"`
 }
 
 // RunError is why a run failed.
@@ -108,10 +112,21 @@ type RunStore interface {
 	MarkRunning(ctx context.Context, workspaceID, runID string, at time.Time) error
 	Run(ctx context.Context, workspaceID, id string) (*Run, error)
 	ListRuns(ctx context.Context, workspaceID string, f RunFilter, p Page) ([]*Run, string, error)
-	// InterruptRuns marks every run left queued or running by a previous
-	// process interrupted, completing their idempotency records with the
-	// response responder makes, and returns how many it marked.
-	InterruptRuns(ctx context.Context, at time.Time, responder func(*Run) (status int, body []byte)) (int, error)
+	// InterruptOrphanedRuns marks interrupted, at at, every queued or
+	// running run whose owner is not alive: it has no owner, its owner has
+	// no instance record, or its owner's last heartbeat is before
+	// staleBefore. It completes their idempotency records with the
+	// response responder makes, and returns how many runs it marked.
+	InterruptOrphanedRuns(ctx context.Context, at, staleBefore time.Time, responder func(*Run) (status int, body []byte)) (int, error)
+	// Heartbeat records that the engine instance id is alive at at,
+	// creating its instance record on the first beat.
+	Heartbeat(ctx context.Context, instanceID string, at time.Time) error
+	// DeleteInstance drops an instance's record, so that its unfinished
+	// runs count as orphaned at once; for an engine that stops cleanly.
+	DeleteInstance(ctx context.Context, instanceID string) error
+	// DeleteDeadInstances drops the records of instances whose last
+	// heartbeat is before before, and returns how many it dropped.
+	DeleteDeadInstances(ctx context.Context, before time.Time) (int, error)
 
 	// SaveConfirmToken stores a token's hash and binding.
 	SaveConfirmToken(ctx context.Context, t *ConfirmToken) error

@@ -52,7 +52,7 @@ Usage:
 
 The store commands take --data-dir, --database-url and --master-key-file;
 serve and the connectors commands take --connectors-dir and --egress-allow;
-serve also takes --addr, --redis-url and --log-level.
+serve also takes --addr, --redis-url, --log-level and --run-stale-after.
 Each flag can be set with its RELAY_* variable: --data-dir is RELAY_DATA_DIR.
 Run "relay COMMAND -h" for a command's flags.
 `
@@ -198,6 +198,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "address to listen on (RELAY_ADDR)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://… to share rate limits between replicas (RELAY_REDIS_URL)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("LOG_LEVEL", "info"), "trace, debug, info, warn or error (RELAY_LOG_LEVEL)")
+	staleAfter, perr := time.ParseDuration(env("RUN_STALE_AFTER", "30s"))
+	if perr != nil || staleAfter <= 0 {
+		return usageError{"RELAY_RUN_STALE_AFTER: want a positive duration such as 30s"}
+	}
+	fs.DurationVar(&cfg.RunStaleAfter, "run-stale-after", staleAfter, "how long a server may miss heartbeats before its unfinished runs are interrupted (RELAY_RUN_STALE_AFTER)")
 	if err := connectorFlags(fs, &cfg); err != nil {
 		return err
 	}
@@ -208,6 +213,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if hclog.LevelFromString(cfg.LogLevel) == hclog.NoLevel {
 		return usageError{fmt.Sprintf("--log-level %q: want trace, debug, info, warn or error", cfg.LogLevel)}
+	}
+	if cfg.RunStaleAfter <= 0 {
+		return usageError{fmt.Sprintf("--run-stale-after %s: want a positive duration", cfg.RunStaleAfter)}
 	}
 	m := &Main{Config: cfg, Stdout: stdout, Log: newLogger(cfg.LogLevel, stdout)}
 	if err := m.Open(ctx); err != nil {

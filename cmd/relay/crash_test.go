@@ -169,13 +169,19 @@ func testCrash(t *testing.T, env crashEnv, c crashCase) {
 		t.Fatalf("the sink got %d deliveries before the restart, want %d", got, c.deliveredBefore)
 	}
 
-	// The second process, on the same database: Recover has run before it
-	// listens.
+	// The second process, on the same database. The dead process's
+	// instance record still has a recent heartbeat: its run is interrupted
+	// once that heartbeat is older than crashStaleAfter, by Recover at
+	// start or by the new process's heartbeat sweep soon after.
 	srv = env.start(t, "")
 	if crashKeyRE.MatchString(srv.stdout.String()) {
 		t.Fatal("a restart printed a new admin key")
 	}
 	runs := api.runs(srv.url)
+	if len(runs) == 1 && !runs[0].Status.Final() {
+		api.waitRun(srv.url, runs[0].ID)
+		runs = api.runs(srv.url)
+	}
 	var run *crashRun
 	switch {
 	case c.runAfter == "" && len(runs) != 0:
@@ -337,6 +343,10 @@ func (e crashEnv) verifyAudit(t *testing.T, ctx context.Context) {
 	}
 }
 
+// crashStaleAfter is the servers' --run-stale-after: short, so that a
+// restart interrupts the dead process's runs within about a second.
+const crashStaleAfter = time.Second
+
 // crashServer is one `relay serve` process.
 type crashServer struct {
 	cmd    *exec.Cmd
@@ -351,7 +361,8 @@ type crashServer struct {
 func (e crashEnv) start(t *testing.T, crashAt string) *crashServer {
 	t.Helper()
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", e.dataDir,
-		"--connectors-dir", e.connectors, "--egress-allow", "127.0.0.1/32"}
+		"--connectors-dir", e.connectors, "--egress-allow", "127.0.0.1/32",
+		"--run-stale-after", crashStaleAfter.String()}
 	if e.databaseURL != "" {
 		args = append(args, "--database-url", e.databaseURL)
 	}

@@ -34,6 +34,10 @@ type Config struct {
 	MasterKeyFile string // empty: master.key in DataDir
 	LogLevel      string
 	ShutdownGrace time.Duration
+	// RunStaleAfter is how long a server may go without a heartbeat
+	// before the others (or its own next start) interrupt its unfinished
+	// runs; zero: the engine's default, 30 s.
+	RunStaleAfter time.Duration
 	// ConnectorsDir holds the connectors the server can run; empty: the
 	// connectors folder beside the relay binary.
 	ConnectorsDir string
@@ -149,17 +153,22 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	var srv *httpapi.Server
 	m.actions = actions.New(actions.Config{
 		Store: m.store, Catalog: m.catalog, Runtime: m.runtime, Secrets: keyring,
-		Logger:  m.Log.Named("actions"),
-		Respond: httpapi.RunResponse,
-		Observe: func(run *core.Run, took time.Duration) { srv.ObserveRun(run, took) },
+		Logger:     m.Log.Named("actions"),
+		Respond:    httpapi.RunResponse,
+		Observe:    func(run *core.Run, took time.Duration) { srv.ObserveRun(run, took) },
+		StaleAfter: m.Config.RunStaleAfter,
 	})
-	// Runs a previous process left unfinished are marked interrupted
-	// before anything can ask for them.
+	// Runs left unfinished by processes that are gone (no heartbeat for
+	// RunStaleAfter, or stopped cleanly) are marked interrupted before
+	// anything can ask for them; the runs of live replicas are left alone.
+	// The engine repeats this with each heartbeat.
 	if n, err := m.actions.Recover(ctx); err != nil {
+		m.actions.Close(ctx)
 		return fmt.Errorf("recovering unfinished runs: %w", err)
 	} else if n > 0 {
-		m.Log.Warn("marked runs left unfinished by the previous process interrupted", "runs", n)
+		m.Log.Warn("marked runs left unfinished by stopped servers interrupted", "runs", n)
 	}
+	m.Log.Info("engine started", "instance", m.actions.InstanceID())
 	srv = httpapi.New(httpapi.Config{
 		Store:       m.store,
 		Hasher:      hasher,

@@ -72,6 +72,7 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 		Version: t.conn.Version, Runtime: t.conn.Runtime, ConnectionID: t.conn.ID, ConnectionName: t.conn.Name,
 		KeyID: c.KeyID, IdempotencyKey: idemKey, Status: core.RunRunning,
 		Params: redact.Value(t.action.InputSchema, params), CreatedAt: now, StartedAt: &now,
+		Owner: s.id,
 	}
 	var idem *core.IdempotencyRecord
 	if async {
@@ -118,7 +119,13 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 		return &Result{Status: http.StatusAccepted, Body: accepted}, nil
 	}
 	// The run goes on if the caller hangs up: its outcome must be recorded.
-	return s.complete(context.WithoutCancel(ctx), c, t, run, params, idemKey)
+	// Close waits for it, and cancels it only when its wait is over.
+	s.inflight.Add(1)
+	defer s.inflight.Done()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(s.bg, cancel)()
+	return s.complete(runCtx, c, t, run, params, idemKey)
 }
 
 // complete calls the connector and records the outcome: the run, the key's

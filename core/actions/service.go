@@ -44,7 +44,22 @@ type Config struct {
 	// tokens are deleted; default 10 minutes. They are ignored once
 	// expired either way: sweeping only keeps the tables small.
 	SweepInterval time.Duration
+	// StaleAfter is how long an engine instance may go without a
+	// heartbeat before its unfinished runs are presumed orphaned and
+	// interrupted by another (or the next) engine; default 30 seconds.
+	// Every engine on one database should use the same value, and their
+	// clocks must agree to well within it.
+	StaleAfter time.Duration
+	// HeartbeatInterval is how often the engine records that it is alive
+	// and looks for orphaned runs to interrupt; default StaleAfter/6 (5
+	// seconds by default). It must be well below StaleAfter, or the
+	// engine's own runs may be presumed orphaned.
+	HeartbeatInterval time.Duration
 }
+
+// DeadInstanceAfter is how long after its last heartbeat an engine
+// instance's record is deleted.
+const DeadInstanceAfter = time.Hour
 
 // Service is the engine. Make it with New and stop it with Close.
 type Service struct {
@@ -52,11 +67,19 @@ type Service struct {
 	log     hclog.Logger
 	schemas schemaCache
 	now     func() time.Time
+	// id is this engine's instance id: the owner of the runs it starts.
+	id string
 
-	// Async runs go on after their request; they are stopped by Close.
+	// Async runs go on after their request; they, and sync runs still
+	// going when Close gives up waiting, are stopped by Close.
 	bg       context.Context
 	stopBG   context.CancelFunc
 	inflight sync.WaitGroup
+
+	// The heartbeat goes on until the runs in flight are done.
+	hb        context.Context
+	stopHB    context.CancelFunc
+	hbStopped chan struct{}
 }
 
 // New returns the engine.
@@ -68,12 +91,73 @@ func New(cfg Config) *Service {
 	// Times are kept to the microsecond, as the store keeps them, so that a
 	// response stored for replay is byte for byte the one first sent.
 	now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-	s := &Service{cfg: cfg, log: cfg.Logger, now: now, bg: bg, stopBG: stop}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = 10 * time.Minute
 	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = 30 * time.Second
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = cfg.StaleAfter / 6
+	}
+	hb, stopHB := context.WithCancel(context.Background())
+	s := &Service{
+		cfg: cfg, log: cfg.Logger, now: now, id: core.NewID(), bg: bg, stopBG: stop,
+		hb: hb, stopHB: stopHB, hbStopped: make(chan struct{}),
+	}
 	go s.sweep(cfg.SweepInterval)
+	go s.heartbeat()
 	return s
+}
+
+// InstanceID is this engine's instance id, the owner of the runs it
+// starts. Each engine gets a new one.
+func (s *Service) InstanceID() string { return s.id }
+
+// heartbeat records that the engine is alive, at once and then every
+// HeartbeatInterval, and each time interrupts the runs of engines that
+// stopped heartbeating, until Close stops it.
+func (s *Service) heartbeat() {
+	defer close(s.hbStopped)
+	if err := s.cfg.Store.Heartbeat(s.hb, s.id, s.now()); err != nil && s.hb.Err() == nil {
+		s.log.Warn("recording the engine's heartbeat failed", "instance", s.id, "error", err)
+	}
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.hb.Done():
+			return
+		case <-t.C:
+			if err := s.cfg.Store.Heartbeat(s.hb, s.id, s.now()); err != nil {
+				if s.hb.Err() == nil {
+					s.log.Warn("recording the engine's heartbeat failed", "instance", s.id, "error", err)
+				}
+				continue
+			}
+			if n, err := s.reclaim(s.hb); err != nil {
+				if s.hb.Err() == nil {
+					s.log.Warn("interrupting the runs of stopped engines failed", "error", err)
+				}
+			} else if n > 0 {
+				s.log.Warn("marked runs of an engine that stopped heartbeating interrupted", "runs", n)
+			}
+		}
+	}
+}
+
+// reclaim interrupts the unfinished runs whose owner is not alive, and
+// deletes the records of instances dead for DeadInstanceAfter.
+func (s *Service) reclaim(ctx context.Context) (int, error) {
+	now := s.now()
+	n, err := s.cfg.Store.InterruptOrphanedRuns(ctx, now, now.Add(-s.cfg.StaleAfter), s.cfg.Respond)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.cfg.Store.DeleteDeadInstances(ctx, now.Add(-DeadInstanceAfter)); err != nil {
+		return n, err
+	}
+	return n, nil
 }
 
 // sweep deletes expired idempotency records and confirm tokens until Close.
@@ -92,15 +176,25 @@ func (s *Service) sweep(every time.Duration) {
 	}
 }
 
-// Recover marks the runs a previous process left unfinished interrupted,
-// and answers their idempotency keys with that, so a retry replays the
-// interruption instead of running the action a second time.
+// Recover, called at start before serving, records the engine's first
+// heartbeat, then marks interrupted the unfinished runs whose owner is not
+// alive (none, no instance record, or no heartbeat for StaleAfter), and
+// answers their idempotency keys with that, so a retry replays the
+// interruption instead of running the action a second time. Runs of other
+// live engines on the same database are left alone. The heartbeat repeats
+// the same sweep every HeartbeatInterval.
 func (s *Service) Recover(ctx context.Context) (int, error) {
-	return s.cfg.Store.InterruptRuns(ctx, s.now(), s.cfg.Respond)
+	if err := s.cfg.Store.Heartbeat(ctx, s.id, s.now()); err != nil {
+		return 0, err
+	}
+	return s.reclaim(ctx)
 }
 
-// Close waits for async runs until ctx ends, then cancels those still going;
-// the next start marks them interrupted.
+// Close waits for the runs in flight, sync and async, until ctx ends, then
+// cancels those still going (they cannot record their end, and are
+// interrupted as orphaned). Then it stops the heartbeat and deletes the
+// engine's instance record, so that any run it leaves unfinished is
+// interrupted at once by another engine or the next start.
 func (s *Service) Close(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
@@ -111,6 +205,21 @@ func (s *Service) Close(ctx context.Context) {
 		<-done
 	}
 	s.stopBG()
+	s.stopHB()
+	<-s.hbStopped
+	// ctx may be over: the record is deleted all the same.
+	del, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.DeleteInstance(del, s.id); err != nil {
+		s.log.Warn("deleting the engine's instance record failed; its unfinished runs are interrupted once it is stale", "instance", s.id, "error", err)
+	}
+}
+
+// stopHeartbeat stops the heartbeat without deleting the instance record,
+// as if the process had died: for tests.
+func (s *Service) stopHeartbeat() {
+	s.stopHB()
+	<-s.hbStopped
 }
 
 // Caller is who makes a request: the API key, and where from.

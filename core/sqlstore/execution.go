@@ -32,6 +32,9 @@ var errKeyVanished = errors.New("sqlstore: idempotency record vanished during th
 // with the response to replay. A record expired by idem.CreatedAt is
 // replaced by idem, as if it were not there.
 //
+// run.Owner, the engine instance that runs it, is stored as it is (NULL
+// when empty: such a run counts as orphaned at once).
+//
 // Defaults: a new id for an empty run.ID, queued for an empty status, now
 // for zero times, IdempotencyTTL after creation for a zero idem.ExpiresAt;
 // idem.RunID, idem.WorkspaceID, run.IdempotencyKey and audit.WorkspaceID
@@ -245,10 +248,10 @@ func getIdempotencyRecord(ctx context.Context, db sqlx.ExtContext, where string,
 func insertRun(ctx context.Context, tx *sqlx.Tx, run *core.Run) error {
 	code, message, retryable := runErrorArgs(run.Error)
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (`+runColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		run.ID, run.WorkspaceID, run.Action, run.Connector, run.Version, run.Runtime, run.ConnectionID, run.ConnectionName,
 		run.KeyID, run.IdempotencyKey, string(run.Status), jsonArg(run.Params), jsonArg(run.Output), code, message, retryable,
-		run.CreatedAt, timeArg(run.StartedAt), timeArg(run.FinishedAt))
+		run.CreatedAt, timeArg(run.StartedAt), timeArg(run.FinishedAt), stringArg(run.Owner))
 	switch {
 	case isUniqueViolation(err):
 		return core.Errorf(core.EConflict, "run %s already exists", run.ID)
@@ -269,7 +272,8 @@ func insertRun(ctx context.Context, tx *sqlx.Tx, run *core.Run) error {
 //
 // EInvalid for a status that is not final, ENotFound when the workspace
 // has no such run, EConflict when the run has already finished (a final
-// status never changes; InterruptRuns may have got there first).
+// status never changes; InterruptOrphanedRuns may have got there first,
+// its owner presumed dead).
 func (s *Store) FinishExecution(ctx context.Context, run *core.Run, idemKey string, status int, body []byte, audit *core.AuditRecord) error {
 	if run == nil {
 		return core.Errorf(core.EInvalid, "missing run")

@@ -16,7 +16,7 @@ var _ core.RunStore = (*Store)(nil)
 
 const runColumns = `id, workspace_id, action, connector, version, runtime, connection_id, connection_name,
 	key_id, idempotency_key, status, params, output, error_code, error_message, error_retryable,
-	created_at, started_at, finished_at`
+	created_at, started_at, finished_at, owner`
 
 // runRow is a runs row. The error is three nullable columns rather than a
 // JSON blob so that failures can be counted by code in SQL; JSON is read as
@@ -41,6 +41,7 @@ type runRow struct {
 	CreatedAt      time.Time      `db:"created_at"`
 	StartedAt      *time.Time     `db:"started_at"`
 	FinishedAt     *time.Time     `db:"finished_at"`
+	Owner          sql.NullString `db:"owner"`
 }
 
 func (r *runRow) run() *core.Run {
@@ -61,6 +62,7 @@ func (r *runRow) run() *core.Run {
 		CreatedAt:      r.CreatedAt.UTC(),
 		StartedAt:      utcPtr(r.StartedAt),
 		FinishedAt:     utcPtr(r.FinishedAt),
+		Owner:          r.Owner.String,
 	}
 	if r.ErrorCode.Valid {
 		run.Error = &core.RunError{Code: r.ErrorCode.String, Message: r.ErrorMessage.String, Retryable: r.ErrorRetryable.Bool}
@@ -184,39 +186,57 @@ func runStateError(ctx context.Context, db sqlx.ExtContext, workspaceID, runID, 
 // would be answered as internal).
 var interruptedError = core.RunError{Code: core.ERunInterrupted, Message: "the server stopped during the run; it may or may not have taken effect", Retryable: false}
 
-// InterruptRuns marks every queued or running run, of every workspace,
-// interrupted at at, and completes the idempotency record of each keyed one
-// (when still in flight and still the run's) with the response responder
-// makes, so that a retry replays it instead of waiting forever. It is one
-// transaction and returns how many runs it marked.
+// orphaned is the SQL condition, on a row of runs, of having no live owner:
+// none at all (a run stored before runs had owners), an owner with no
+// instance record (it stopped cleanly, or its record was dropped as dead),
+// or one whose last heartbeat is before the one argument it takes.
+const orphaned = `(runs.owner IS NULL OR NOT EXISTS (
+	SELECT 1 FROM instances WHERE instances.id = runs.owner AND instances.heartbeat_at >= ?))`
+
+// InterruptOrphanedRuns marks every queued or running run, of every
+// workspace, whose owner is not alive (see orphaned; staleBefore is the
+// oldest heartbeat that still counts as alive) interrupted at at, and
+// completes the idempotency record of each keyed one (when still in flight
+// and still the run's) with the response responder makes, so that a retry
+// replays it instead of waiting forever. It returns how many runs it
+// marked.
 //
-// It knows nothing of which process a run belongs to: call it at start-up,
-// before serving, and only when no other process runs actions on the
-// database.
-func (s *Store) InterruptRuns(ctx context.Context, at time.Time, responder func(*core.Run) (status int, body []byte)) (int, error) {
+// A cheap read finds the candidates first; only when there are some does
+// it write, in one transaction. Replicas may call it concurrently: a run
+// is interrupted once.
+func (s *Store) InterruptOrphanedRuns(ctx context.Context, at, staleBefore time.Time, responder func(*core.Run) (status int, body []byte)) (int, error) {
 	if responder == nil {
 		return 0, errors.New("sqlstore: interrupt runs: no responder")
 	}
 	if at.IsZero() {
 		at = time.Now()
 	}
-	at = dbTime(at)
+	at, staleBefore = dbTime(at), dbTime(staleBefore)
+	var candidates int
+	if err := s.db.GetContext(ctx, &candidates, s.db.Rebind(`SELECT COUNT(*) FROM runs
+		WHERE status IN `+unfinished+` AND `+orphaned), staleBefore); err != nil {
+		return 0, fmt.Errorf("sqlstore: count orphaned runs: %w", err)
+	}
+	if candidates == 0 {
+		return 0, nil
+	}
 	code, message, retryable := runErrorArgs(&interruptedError)
 	var n int
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Read whole before writing: one connection cannot update while it
 		// still streams a result. Only the runs cut short are read.
 		var rows []runRow
-		if err := tx.SelectContext(ctx, &rows, `SELECT `+runColumns+` FROM runs WHERE status IN `+unfinished+` ORDER BY id`); err != nil {
-			return fmt.Errorf("sqlstore: find unfinished runs: %w", err)
+		if err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT `+runColumns+` FROM runs
+			WHERE status IN `+unfinished+` AND `+orphaned+` ORDER BY id`), staleBefore); err != nil {
+			return fmt.Errorf("sqlstore: find orphaned runs: %w", err)
 		}
 		n = 0
 		for i := range rows {
 			run := rows[i].run()
 			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE runs
 				SET status = ?, finished_at = ?, error_code = ?, error_message = ?, error_retryable = ?
-				WHERE workspace_id = ? AND id = ? AND status IN `+unfinished),
-				string(core.RunInterrupted), at, code, message, retryable, run.WorkspaceID, run.ID)
+				WHERE workspace_id = ? AND id = ? AND status IN `+unfinished+` AND `+orphaned),
+				string(core.RunInterrupted), at, code, message, retryable, run.WorkspaceID, run.ID, staleBefore)
 			if err != nil {
 				return fmt.Errorf("sqlstore: interrupt run %s: %w", run.ID, err)
 			}
@@ -225,8 +245,9 @@ func (s *Store) InterruptRuns(ctx context.Context, at time.Time, responder func(
 				return fmt.Errorf("sqlstore: rows affected: %w", err)
 			}
 			if affected == 0 {
-				// Finished meanwhile, by a PostgreSQL transaction that
-				// committed after the read: nothing to interrupt.
+				// Finished meanwhile, or its owner beat again, in a
+				// PostgreSQL transaction that committed after the read:
+				// nothing to interrupt.
 				continue
 			}
 			n++
@@ -252,4 +273,46 @@ func (s *Store) InterruptRuns(ctx context.Context, at time.Time, responder func(
 		return 0, err
 	}
 	return n, nil
+}
+
+// Heartbeat records that the engine instance id is alive at at: it
+// inserts the instance's record, started at at, on the first beat, and
+// moves its heartbeat_at forward after. EInvalid for an empty id.
+func (s *Store) Heartbeat(ctx context.Context, instanceID string, at time.Time) error {
+	if instanceID == "" {
+		return core.Errorf(core.EInvalid, "empty instance id")
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	at = dbTime(at)
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO instances (id, started_at, heartbeat_at) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`), instanceID, at, at)
+	if err != nil {
+		return fmt.Errorf("sqlstore: heartbeat of instance %s: %w", instanceID, err)
+	}
+	return nil
+}
+
+// DeleteInstance drops the instance's record; none is no error.
+func (s *Store) DeleteInstance(ctx context.Context, instanceID string) error {
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM instances WHERE id = ?`), instanceID); err != nil {
+		return fmt.Errorf("sqlstore: delete instance %s: %w", instanceID, err)
+	}
+	return nil
+}
+
+// DeleteDeadInstances drops the records of instances whose last heartbeat
+// is before before, and returns how many it dropped. Their unfinished runs,
+// if any are left, are orphaned either way.
+func (s *Store) DeleteDeadInstances(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM instances WHERE heartbeat_at < ?`), dbTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: delete dead instances: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: rows affected: %w", err)
+	}
+	return int(n), nil
 }

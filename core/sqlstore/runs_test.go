@@ -314,7 +314,8 @@ func TestIdempotencyClaimConcurrent(t *testing.T) {
 	})
 }
 
-func TestInterruptRuns(t *testing.T) {
+// Runs without an owner (stored before runs had owners) are all orphaned.
+func TestInterruptOrphanedRuns(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		a := mustCreateWorkspace(t, s, "a")
@@ -335,7 +336,7 @@ func TestInterruptRuns(t *testing.T) {
 
 		at := time.Date(2030, 1, 1, 0, 0, 0, 1500, time.UTC)
 		var responded []string
-		n, err := s.InterruptRuns(ctx, at, func(r *core.Run) (int, []byte) {
+		n, err := s.InterruptOrphanedRuns(ctx, at, at.Add(-time.Minute), func(r *core.Run) (int, []byte) {
 			responded = append(responded, r.ID)
 			if r.Status != core.RunInterrupted || r.Error == nil || r.Error.Code != core.ERunInterrupted {
 				t.Errorf("responder given %+v", r)
@@ -343,7 +344,7 @@ func TestInterruptRuns(t *testing.T) {
 			return 500, []byte(`{"code":"interrupted"}`)
 		})
 		if err != nil || n != 2 {
-			t.Fatalf("InterruptRuns = %d, %v; want 2", n, err)
+			t.Fatalf("InterruptOrphanedRuns = %d, %v; want 2", n, err)
 		}
 		// Only keyed runs need a response.
 		if !slices.Equal(responded, []string{running.ID}) {
@@ -372,9 +373,135 @@ func TestInterruptRuns(t *testing.T) {
 		// The interrupted run's own late finish is refused.
 		running.Status = core.RunSucceeded
 		wantCode(t, s.FinishExecution(ctx, running, "k", 200, nil, nil), core.EConflict)
-		n, err = s.InterruptRuns(ctx, at, func(*core.Run) (int, []byte) { return 0, nil })
+		n, err = s.InterruptOrphanedRuns(ctx, at, at.Add(-time.Minute), func(*core.Run) (int, []byte) { return 0, nil })
 		if err != nil || n != 0 {
-			t.Errorf("second InterruptRuns = %d, %v", n, err)
+			t.Errorf("second InterruptOrphanedRuns = %d, %v", n, err)
+		}
+	})
+}
+
+// Only the runs whose owner is not alive are interrupted: a live owner's
+// runs are left alone; a stale owner's, a missing owner's and a deleted
+// owner's are interrupted.
+func TestInterruptOrphanedRunsByOwner(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		w := mustCreateWorkspace(t, s, "acme")
+		now := time.Now().UTC()
+		staleBefore := now.Add(-30 * time.Second)
+		for id, beat := range map[string]time.Time{
+			"live":    now.Add(-time.Second),
+			"edge":    staleBefore, // exactly at the threshold: still alive
+			"stale":   staleBefore.Add(-time.Microsecond),
+			"deleted": now,
+		} {
+			if err := s.Heartbeat(ctx, id, beat); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.DeleteInstance(ctx, "deleted"); err != nil {
+			t.Fatal(err)
+		}
+		runs := map[string]*core.Run{}
+		for _, owner := range []string{"live", "edge", "stale", "missing", "deleted"} {
+			run := newRun(w.ID, "webhook.send")
+			run.Owner = owner
+			mustStart(t, s, run, newClaim("key-"+owner))
+			runs[owner] = run
+			if got := mustGetRun(t, s, w.ID, run.ID); got.Owner != owner {
+				t.Fatalf("stored owner %q, want %q", got.Owner, owner)
+			}
+		}
+		var responded []string
+		n, err := s.InterruptOrphanedRuns(ctx, now, staleBefore, func(r *core.Run) (int, []byte) {
+			responded = append(responded, r.Owner)
+			return 500, []byte(`{"code":"run_interrupted"}`)
+		})
+		if err != nil || n != 3 {
+			t.Fatalf("InterruptOrphanedRuns = %d, %v; want 3", n, err)
+		}
+		slices.Sort(responded)
+		if !slices.Equal(responded, []string{"deleted", "missing", "stale"}) {
+			t.Errorf("responder called for the runs of %v", responded)
+		}
+		for owner, run := range runs {
+			got := mustGetRun(t, s, w.ID, run.ID)
+			orphan := owner == "stale" || owner == "missing" || owner == "deleted"
+			if orphan != (got.Status == core.RunInterrupted) {
+				t.Errorf("run of %s: %s", owner, got.Status)
+			}
+			rec, err := s.Idempotency(ctx, w.ID, "key-"+owner, now)
+			if err != nil || rec.Done != orphan {
+				t.Errorf("key of the run of %s: %+v, %v", owner, rec, err)
+			}
+		}
+		// The live owner finishes its run as usual.
+		live := runs["live"]
+		live.Status = core.RunSucceeded
+		if err := s.FinishExecution(ctx, live, "key-live", 200, []byte("ok"), nil); err != nil {
+			t.Errorf("live owner's finish: %v", err)
+		}
+		// Nothing more to do: no write at all.
+		if n, err := s.InterruptOrphanedRuns(ctx, now, staleBefore, func(*core.Run) (int, []byte) { return 0, nil }); err != nil || n != 0 {
+			t.Errorf("second InterruptOrphanedRuns = %d, %v", n, err)
+		}
+		// Once the edge owner misses its beats, its run goes too.
+		if n, err := s.InterruptOrphanedRuns(ctx, now, staleBefore.Add(time.Second), func(*core.Run) (int, []byte) { return 0, nil }); err != nil || n != 1 {
+			t.Errorf("InterruptOrphanedRuns after the edge owner went stale = %d, %v; want 1", n, err)
+		}
+	})
+}
+
+// A heartbeat inserts the instance's record once and then moves only its
+// heartbeat; dead instances are deleted by their last heartbeat.
+func TestHeartbeatAndDeadInstances(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		type instance struct {
+			ID          string    `db:"id"`
+			StartedAt   time.Time `db:"started_at"`
+			HeartbeatAt time.Time `db:"heartbeat_at"`
+		}
+		read := func() []instance {
+			t.Helper()
+			var got []instance
+			if err := s.db.SelectContext(ctx, &got, `SELECT id, started_at, heartbeat_at FROM instances ORDER BY id`); err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				got[i].StartedAt, got[i].HeartbeatAt = got[i].StartedAt.UTC(), got[i].HeartbeatAt.UTC()
+			}
+			return got
+		}
+		wantCode(t, s.Heartbeat(ctx, "", t0), core.EInvalid)
+		for _, beat := range []struct {
+			id string
+			at time.Time
+		}{{"a", t0}, {"b", t0}, {"a", t0.Add(5 * time.Second)}, {"b", t0.Add(2 * time.Hour)}} {
+			if err := s.Heartbeat(ctx, beat.id, beat.at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []instance{{"a", t0, t0.Add(5 * time.Second)}, {"b", t0, t0.Add(2 * time.Hour)}}
+		if got := read(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("instances = %+v, want %+v", got, want)
+		}
+		n, err := s.DeleteDeadInstances(ctx, t0.Add(time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("DeleteDeadInstances = %d, %v; want 1", n, err)
+		}
+		if got := read(); len(got) != 1 || got[0].ID != "b" {
+			t.Fatalf("instances after the cleanup = %+v", got)
+		}
+		if err := s.DeleteInstance(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteInstance(ctx, "never-there"); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(); len(got) != 0 {
+			t.Fatalf("instances after deleting = %+v", got)
 		}
 	})
 }

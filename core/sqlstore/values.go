@@ -42,6 +42,14 @@ func bytesArg(b []byte) any {
 	return b
 }
 
+// stringArg is NULL for an empty string, else the string.
+func stringArg(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 // timeArg is the column value of an optional time.
 func timeArg(t *time.Time) any {
 	if t == nil {
