@@ -63,7 +63,7 @@ func (s *Store) AppendAudit(ctx context.Context, r *core.AuditRecord) error {
 	if err := prepareAudit(r); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.appendAudit(ctx, tx, r) })
+	return s.inGroupTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error { return s.appendAudit(ctx, tx, r) })
 }
 
 // prepareAudit checks r and brings it to its stored form: an id, a time

@@ -55,7 +55,7 @@ func (s *Store) StartExecution(ctx context.Context, run *core.Run, idem *core.Id
 	}
 	for attempt := 1; ; attempt++ {
 		existing = nil
-		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		err = s.inGroupTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 			if idem != nil {
 				claimed, err := claimKey(ctx, tx, idem)
 				if err != nil {
@@ -297,7 +297,7 @@ func (s *Store) FinishExecution(ctx context.Context, run *core.Run, idemKey stri
 		started = dbTimePtr(run.StartedAt)
 	}
 	code, message, retryable := runErrorArgs(run.Error)
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+	return s.inGroupTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE runs
 			SET status = ?, output = ?, error_code = ?, error_message = ?, error_retryable = ?,
 				finished_at = ?, started_at = COALESCE(started_at, ?)

@@ -27,6 +27,7 @@ var _ core.Store = (*Store)(nil)
 type Store struct {
 	db      *sqlx.DB
 	dialect *dialect
+	group   *committer
 }
 
 // Open connects to the database that databaseURL names and checks that it
@@ -59,7 +60,9 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: connect to %s: %w", d.name, err)
 	}
-	return &Store{db: db, dialect: d}, nil
+	st := &Store{db: db, dialect: d}
+	st.startCommitter()
+	return st, nil
 }
 
 // parseDatabaseURL picks the dialect and the driver's DSN.
@@ -95,7 +98,10 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stopCommitter()
+	return s.db.Close()
+}
 
 // inTx runs fn in a transaction and commits when fn returns nil; fn's
 // errors come back as they are. On SQLite the transaction begins IMMEDIATE
