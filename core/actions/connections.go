@@ -252,7 +252,8 @@ func (s *Service) checkConnection(ctx context.Context, entry *catalog.Entry, con
 	if !check {
 		return nil
 	}
-	return s.cfg.Runtime.CheckConfig(ctx, entry.Ref, core.ConnectionData{Config: conn.Config, Secrets: secrets})
+	err := s.cfg.Runtime.CheckConfig(ctx, entry.Ref, core.ConnectionData{Config: conn.Config, Secrets: secrets})
+	return scrubErr(err, secrets)
 }
 
 func (s *Service) seal(ctx context.Context, conn *core.Connection, secrets map[string]string) ([]core.SealedSecret, error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 	"unicode"
 
@@ -61,6 +63,13 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 	}
 	if t.action.NeedsConfirmation() {
 		if err := s.useConfirmToken(ctx, c, t, req.ConfirmToken, reqHash); err != nil {
+			// A concurrent request with the same key may have used the
+			// token meanwhile: its claim, not the token, decides.
+			if idemKey != "" {
+				if prior, lerr := s.cfg.Store.Idempotency(ctx, c.WorkspaceID, idemKey, s.now()); lerr == nil {
+					return replay(prior, reqHash)
+				}
+			}
 			s.auditOutcome(ctx, c, "action.execute", "action:"+actionID, err, s.callDetails(t, params))
 			return nil, err
 		}
@@ -91,6 +100,17 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 	}
 	started := c.audit("action.execute", "run:"+run.ID, "started", s.callDetails(t, params))
 	crashPoint("before-start")
+	// Counted before anything is written, so Close either waits for this
+	// run or refuses it before it exists.
+	if !s.track() {
+		return nil, core.Errorf(core.EUnavailable, "the server is shutting down; retry")
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.inflight.Done()
+		}
+	}()
 	prior, err := s.cfg.Store.StartExecution(ctx, run, idem, started)
 	if err != nil {
 		return nil, err
@@ -102,7 +122,7 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 
 	if async {
 		accepted := mustJSON(run) // before the run changes under the goroutine
-		s.inflight.Add(1)
+		handedOff = true
 		go func() {
 			defer s.inflight.Done()
 			if err := s.cfg.Store.MarkRunning(s.bg, c.WorkspaceID, run.ID, s.now()); err != nil {
@@ -120,8 +140,6 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 	}
 	// The run goes on if the caller hangs up: its outcome must be recorded.
 	// Close waits for it, and cancels it only when its wait is over.
-	s.inflight.Add(1)
-	defer s.inflight.Done()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	defer context.AfterFunc(s.bg, cancel)()
@@ -141,21 +159,33 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 		})
 	}
 	crashPoint("after-call")
+	if err != nil && ctx.Err() != nil {
+		// Cancelled by shutdown mid-call: whether it took effect is
+		// unknown, so the run is left for the sweep to mark interrupted.
+		return nil, fmt.Errorf("run %s cancelled during the connector call: %w", run.ID, ctx.Err())
+	}
 	finished := s.now()
 	run.FinishedAt = &finished
 	outcome := "success"
 	if err != nil {
 		run.Status, run.Error = core.RunFailed, runError(err)
+		// A connector may quote what it was given in an error; the
+		// connection's secrets must not reach the run, the log or a replay.
+		run.Error.Message = scrub(run.Error.Message, secrets)
 		outcome = "failure"
 		if core.ErrorCode(err) == core.EInternal {
-			s.log.Error("action failed", "run_id", run.ID, "error", err)
+			s.log.Error("action failed", "run_id", run.ID, "error", scrub(err.Error(), secrets))
 		}
 	} else {
-		run.Status, run.Output = core.RunSucceeded, out
+		run.Status, run.Output = core.RunSucceeded, redact.Value(t.action.OutputSchema, out)
 	}
 	status, body := s.cfg.Respond(run)
 	details, _ := json.Marshal(map[string]any{"status": run.Status, "error": run.Error})
-	if err := s.cfg.Store.FinishExecution(ctx, run, idemKey, status, body, c.audit("action.execute", "run:"+run.ID, outcome, details)); err != nil {
+	// The outcome is known and must be recorded even when the connector
+	// call was cancelled by shutdown.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.FinishExecution(recordCtx, run, idemKey, status, body, c.audit("action.execute", "run:"+run.ID, outcome, details)); err != nil {
 		return nil, err
 	}
 	crashPoint("after-finish")
@@ -163,6 +193,33 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 		s.cfg.Observe(run, time.Since(began))
 	}
 	return &Result{Status: status, Body: body}, nil
+}
+
+// scrub replaces every secret value in msg with the redaction placeholder.
+// Values shorter than 4 characters are left: they would match everywhere
+// and protect nothing.
+func scrub(msg string, secrets map[string]string) string {
+	for _, v := range secrets {
+		if len(v) >= 4 {
+			msg = strings.ReplaceAll(msg, v, redact.Placeholder)
+		}
+	}
+	return msg
+}
+
+// scrubErr is err with secrets scrubbed from the message its caller sees.
+func scrubErr(err error, secrets map[string]string) error {
+	var e *core.Error
+	if err == nil || !errors.As(err, &e) {
+		return err
+	}
+	out := *e
+	out.Message = scrub(e.Message, secrets)
+	out.Fields = nil
+	for _, f := range e.Fields {
+		out.Fields = append(out.Fields, core.FieldError{Pointer: f.Pointer, Message: scrub(f.Message, secrets)})
+	}
+	return &out
 }
 
 func replay(prior *core.IdempotencyRecord, reqHash []byte) (*Result, error) {

@@ -51,6 +51,7 @@ func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Re
 	})
 	details := s.callDetails(t, params)
 	if err != nil {
+		err = scrubErr(err, secrets)
 		s.auditOutcome(ctx, c, "action.preview", "action:"+actionID, err, details)
 		return nil, err
 	}

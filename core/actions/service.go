@@ -75,6 +75,8 @@ type Service struct {
 	bg       context.Context
 	stopBG   context.CancelFunc
 	inflight sync.WaitGroup
+	closeMu  sync.Mutex
+	closing  bool
 
 	// The heartbeat goes on until the runs in flight are done.
 	hb        context.Context
@@ -196,6 +198,9 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 // engine's instance record, so that any run it leaves unfinished is
 // interrupted at once by another engine or the next start.
 func (s *Service) Close(ctx context.Context) {
+	s.closeMu.Lock()
+	s.closing = true
+	s.closeMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
 	select {
@@ -243,4 +248,15 @@ func (c Caller) audit(action, target, outcome string, details []byte) *core.Audi
 // not go through the engine (keys, for example).
 func (s *Service) Audit(ctx context.Context, c Caller, action, target, outcome string, details []byte) error {
 	return s.cfg.Store.AppendAudit(ctx, c.audit(action, target, outcome, details))
+}
+
+// track counts a run in flight, unless Close has begun.
+func (s *Service) track() bool {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
 }

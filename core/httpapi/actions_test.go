@@ -229,7 +229,7 @@ func testConfirmationAndSecrets(t *testing.T, ts *testServer) {
 	resp = ts.do("POST", "/v1/actions/vault.delete_item/execute", dev, body)
 	var run runJSON
 	resp.decode(t, &run)
-	if resp.Status != 200 || !strings.Contains(string(run.Output), `"token_length":30`) {
+	if resp.Status != 200 || !strings.Contains(string(run.Output), `"key_chars":30`) {
 		t.Fatalf("confirmed execute: %d %s", resp.Status, resp.Body)
 	}
 	if resp := ts.do("POST", "/v1/actions/vault.delete_item/execute", dev, body); resp.Status != 422 {

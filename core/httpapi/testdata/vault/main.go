@@ -51,7 +51,7 @@ func main() {
 					}
 					defer f.Close()
 					fmt.Fprintf(f, "%s %s\n", req.IdempotencyKey, req.Input.ID)
-					return map[string]any{"deleted": req.Input.ID, "token_length": len(cfg.Token)}, nil
+					return map[string]any{"deleted": req.Input.ID, "key_chars": len(cfg.Token)}, nil
 				}),
 			connector.NewAction(connector.ActionSpec{Name: "fail", Title: "Always fails", SideEffect: connector.Write},
 				nil,
