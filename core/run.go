@@ -47,6 +47,21 @@ type Run struct {
 	Owner string `json:"-" db:"owner"`
 }
 
+// MarshalJSON adds duration_ms, the time from start to finish, once both
+// are known.
+func (r Run) MarshalJSON() ([]byte, error) {
+	type plain Run // without this method
+	out := struct {
+		plain
+		DurationMS *int64 `json:"duration_ms,omitempty"`
+	}{plain: plain(r)}
+	if r.StartedAt != nil && r.FinishedAt != nil {
+		d := r.FinishedAt.Sub(*r.StartedAt).Milliseconds()
+		out.DurationMS = &d
+	}
+	return json.Marshal(out)
+}
+
 // RunError is why a run failed.
 type RunError struct {
 	Code      string `json:"code"`

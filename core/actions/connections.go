@@ -246,7 +246,7 @@ func (s *Service) checkConnection(ctx context.Context, entry *catalog.Entry, con
 	raw, _ := json.Marshal(merged)
 	if len(entry.Manifest.ConfigSchema) > 0 {
 		if err := s.schemas.validate(entry.Manifest.ConfigSchema, raw, core.EInvalidParams, "the connection's config"); err != nil {
-			return err
+			return scrubErr(err, secrets) // a pattern or format message quotes the value
 		}
 	}
 	if !check {

@@ -23,6 +23,7 @@ type runJSON struct {
 	Output     json.RawMessage `json:"output"`
 	Error      *core.RunError  `json:"error"`
 	KeyID      string          `json:"key_id"`
+	DurationMS *int64          `json:"duration_ms"`
 }
 
 const vaultToken = "vt-7f3c9a1e-secret-token-value"
@@ -93,7 +94,7 @@ func testActionsEndToEnd(t *testing.T, ts *testServer) {
 	// The run is on record, and its events end with its final status.
 	var got runJSON
 	ts.do("GET", "/v1/runs/"+run.ID, viewer, nil).decode(t, &got)
-	if got.Status != "succeeded" || got.KeyID == "" {
+	if got.Status != "succeeded" || got.KeyID == "" || got.DurationMS == nil {
 		t.Fatalf("run: %+v", got)
 	}
 	var runs struct {

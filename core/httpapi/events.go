@@ -35,7 +35,7 @@ func (s *Server) runEvents(c *fiber.Ctx, p *principal) error {
 		ctx, cancel := context.WithTimeout(context.Background(), eventMaxWait)
 		defer cancel()
 		last := core.RunStatus("")
-		for {
+		for polls := 1; ; polls++ {
 			if run.Status != last {
 				data, _ := json.Marshal(run)
 				if _, err := fmt.Fprintf(w, "event: status\nid: %s\ndata: %s\n\n", run.Status, data); err != nil {
@@ -48,6 +48,13 @@ func (s *Server) runEvents(c *fiber.Ctx, p *principal) error {
 			}
 			if run.Status.Final() {
 				return
+			}
+			// A comment now and then: a client that has gone away is
+			// noticed by the failed write, not 10 minutes later.
+			if polls%25 == 0 {
+				if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil || w.Flush() != nil {
+					return
+				}
 			}
 			select {
 			case <-ctx.Done():
