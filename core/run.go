@@ -145,9 +145,12 @@ type RunStore interface {
 
 	// SaveConfirmToken stores a token's hash and binding.
 	SaveConfirmToken(ctx context.Context, t *ConfirmToken) error
-	// UseConfirmToken consumes the token with that hash: ENotFound when it
-	// does not exist in the workspace, was used, or expired.
-	UseConfirmToken(ctx context.Context, workspaceID string, hash []byte, now time.Time) (*ConfirmToken, error)
+	// UseConfirmToken consumes the token whose hash and binding
+	// (workspace, action, connection, request hash) are want's: ENotFound
+	// when there is none, it was used, or it expired. A token presented
+	// with another request is not consumed, so a mistaken call does not
+	// spend the token the right one needs.
+	UseConfirmToken(ctx context.Context, want *ConfirmToken, now time.Time) (*ConfirmToken, error)
 	// DeleteExpired drops idempotency records and confirm tokens past
 	// their expiry.
 	DeleteExpired(ctx context.Context, now time.Time) error

@@ -126,8 +126,8 @@ func hashToken(token string) []byte {
 	return h[:]
 }
 
-// useConfirmToken consumes the token and checks it was issued for exactly
-// this request.
+// useConfirmToken consumes the token if it was issued for exactly this
+// request; a token presented with other params is refused and kept.
 func (s *Service) useConfirmToken(ctx context.Context, c Caller, t *target, token string, reqHash []byte) error {
 	if token == "" {
 		return core.Errorf(core.EConfirmationRequired,
@@ -137,14 +137,13 @@ func (s *Service) useConfirmToken(ctx context.Context, c Caller, t *target, toke
 	if !strings.HasPrefix(token, confirmTokenPrefix) || len(token) > 100 {
 		return invalid
 	}
-	ct, err := s.cfg.Store.UseConfirmToken(ctx, c.WorkspaceID, hashToken(token), s.now())
+	_, err := s.cfg.Store.UseConfirmToken(ctx, &core.ConfirmToken{
+		Hash: hashToken(token), WorkspaceID: c.WorkspaceID, Action: t.id, ConnectionID: t.conn.ID, RequestHash: reqHash,
+	}, s.now())
 	if core.ErrorCode(err) == core.ENotFound {
 		return invalid
 	} else if err != nil {
 		return err
-	}
-	if ct.Action != t.id || ct.ConnectionID != t.conn.ID || string(ct.RequestHash) != string(reqHash) {
-		return core.Errorf(core.EConfirmationInvalid, "the confirm token was issued for other params or another action; preview again")
 	}
 	return nil
 }

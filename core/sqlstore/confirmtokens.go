@@ -42,7 +42,11 @@ func (s *Store) SaveConfirmToken(ctx context.Context, t *core.ConfirmToken) erro
 // The guarded UPDATE is what makes a token single-use: of concurrent
 // callers, exactly one changes the row (PostgreSQL re-checks the guard
 // after waiting for the row lock; SQLite runs one writer at a time).
-func (s *Store) UseConfirmToken(ctx context.Context, workspaceID string, hash []byte, now time.Time) (*core.ConfirmToken, error) {
+func (s *Store) UseConfirmToken(ctx context.Context, want *core.ConfirmToken, now time.Time) (*core.ConfirmToken, error) {
+	if want == nil {
+		return nil, core.Errorf(core.EInvalid, "missing confirm token")
+	}
+	hash := want.Hash
 	if now.IsZero() {
 		now = time.Now()
 	}
@@ -50,12 +54,13 @@ func (s *Store) UseConfirmToken(ctx context.Context, workspaceID string, hash []
 	var t core.ConfirmToken
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE confirm_tokens SET used_at = ?
-			WHERE token_hash = ? AND workspace_id = ? AND used_at IS NULL AND expires_at > ?`),
-			now, hash, workspaceID, now)
+			WHERE token_hash = ? AND workspace_id = ? AND action = ? AND connection_id = ? AND request_hash = ?
+				AND used_at IS NULL AND expires_at > ?`),
+			now, hash, want.WorkspaceID, want.Action, want.ConnectionID, want.RequestHash, now)
 		if err != nil {
 			return fmt.Errorf("sqlstore: use confirm token: %w", err)
 		}
-		if err := requireOneRow(res, "no such confirm token, or it was used or has expired"); err != nil {
+		if err := requireOneRow(res, "no such confirm token for this request, or it was used or has expired"); err != nil {
 			return err
 		}
 		// Read in the same transaction, while the row is ours.

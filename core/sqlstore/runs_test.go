@@ -644,27 +644,39 @@ func TestConfirmTokens(t *testing.T) {
 		wantCode(t, s.SaveConfirmToken(ctx, newToken(a.ID, time.Time{})), core.EInvalid)
 
 		// Another workspace cannot use it, and trying does not spend it.
-		_, err := s.UseConfirmToken(ctx, b.ID, tok.Hash, time.Now())
+		_, err := s.UseConfirmToken(ctx, bound(tok, b.ID), time.Now())
 		wantCode(t, err, core.ENotFound)
-		got, err := s.UseConfirmToken(ctx, a.ID, tok.Hash, time.Now())
+		// Nor can another request, and trying does not spend it either.
+		other := bound(tok, a.ID)
+		other.RequestHash = []byte("another request")
+		_, err = s.UseConfirmToken(ctx, other, time.Now())
+		wantCode(t, err, core.ENotFound)
+		got, err := s.UseConfirmToken(ctx, bound(tok, a.ID), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, tok) {
 			t.Errorf("UseConfirmToken = %+v\nwant %+v", got, tok)
 		}
-		_, err = s.UseConfirmToken(ctx, a.ID, tok.Hash, time.Now())
+		_, err = s.UseConfirmToken(ctx, bound(tok, a.ID), time.Now())
 		wantCode(t, err, core.ENotFound)
 
 		expired := newToken(a.ID, time.Now().Add(-time.Second))
 		if err := s.SaveConfirmToken(ctx, expired); err != nil {
 			t.Fatal(err)
 		}
-		_, err = s.UseConfirmToken(ctx, a.ID, expired.Hash, time.Now())
+		_, err = s.UseConfirmToken(ctx, bound(expired, a.ID), time.Now())
 		wantCode(t, err, core.ENotFound)
-		_, err = s.UseConfirmToken(ctx, a.ID, []byte("never saved"), time.Now())
+		_, err = s.UseConfirmToken(ctx, &core.ConfirmToken{Hash: []byte("never saved"), WorkspaceID: a.ID}, time.Now())
 		wantCode(t, err, core.ENotFound)
 	})
+}
+
+// bound is the binding a caller presents for tok, from workspace ws.
+func bound(tok *core.ConfirmToken, ws string) *core.ConfirmToken {
+	b := *tok
+	b.WorkspaceID = ws
+	return &b
 }
 
 // Of many concurrent uses of one token, exactly one succeeds.
@@ -679,7 +691,7 @@ func TestUseConfirmTokenConcurrent(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 10 {
 			wg.Go(func() {
-				_, err := s.UseConfirmToken(context.Background(), w.ID, tok.Hash, time.Now())
+				_, err := s.UseConfirmToken(context.Background(), bound(tok, w.ID), time.Now())
 				switch core.ErrorCode(err) {
 				case "":
 					used.Add(1)
