@@ -324,7 +324,7 @@ func TestActionsIsolation(t *testing.T) {
 }
 
 func testActionsIsolation(t *testing.T, ts *testServer) {
-	_, a := ts.workspace("team-a")
+	wsA, a := ts.workspace("team-a")
 	_, b := ts.workspace("team-b")
 	runB := ts.connectEcho(b[core.RoleAdmin], "b-echo")
 	var conns struct {
@@ -348,10 +348,28 @@ func testActionsIsolation(t *testing.T, ts *testServer) {
 			t.Errorf("%s %s with A's key: %d %s, want 404", c.method, c.path, resp.Status, resp.Body)
 		}
 	}
-	for _, path := range []string{"/v1/connections", "/v1/runs", "/v1/actions", "/v1/audit"} {
+	for _, path := range []string{"/v1/connections", "/v1/runs", "/v1/actions"} {
 		if resp := ts.do("GET", path, a[core.RoleAdmin], nil); strings.Contains(string(resp.Body), connB) || strings.Contains(string(resp.Body), runB) {
 			t.Errorf("A's %s shows B's resources", path)
 		}
+	}
+	// A's audit log holds only A's records: its own failed attempts name
+	// the id A sent, and nothing of B's.
+	var audit struct {
+		Data []core.AuditRecord `json:"data"`
+	}
+	ts.do("GET", "/v1/audit?limit=200", a[core.RoleAdmin], nil).decode(t, &audit)
+	failures := 0
+	for _, r := range audit.Data {
+		if r.WorkspaceID != wsA.ID || strings.Contains(string(r.Details), runB) {
+			t.Errorf("A's audit log shows a record of B's: %+v", r)
+		}
+		if r.Outcome == "failure" {
+			failures++
+		}
+	}
+	if failures < 2 { // the PATCH and the DELETE at least
+		t.Errorf("A's refused mutations left %d failure records", failures)
 	}
 	// B's connection is intact after A's attempts.
 	if resp := ts.do("GET", "/v1/connections/"+connB, b[core.RoleViewer], nil); resp.Status != 200 {

@@ -261,3 +261,22 @@ func TestMalformedKeyNeverReachesTheStore(t *testing.T) {
 		t.Fatalf("a good key: %d after %d lookups, want 200 after 1", resp.Status, counting.lookups.Load())
 	}
 }
+
+// A mutation refused for the key's role is on the audit record.
+func TestDeniedMutationIsAudited(t *testing.T) {
+	ts := newTestServer(t, nil)
+	_, keys := ts.workspace("acme")
+	if resp := ts.do(http.MethodPost, "/v1/keys", keys[core.RoleViewer], map[string]string{"role": "admin"}); resp.Status != http.StatusForbidden {
+		t.Fatalf("viewer creating a key: %d", resp.Status)
+	}
+	var audit struct {
+		Data []core.AuditRecord `json:"data"`
+	}
+	ts.do(http.MethodGet, "/v1/audit", keys[core.RoleAdmin], nil).decode(t, &audit)
+	for _, r := range audit.Data {
+		if r.Outcome == "denied" && r.Action == "post /v1/keys" && r.Role == "viewer" {
+			return
+		}
+	}
+	t.Fatalf("no denied record in %+v", audit.Data)
+}

@@ -21,6 +21,7 @@ func (s *Server) createConnection(c *fiber.Ctx, p *principal) error {
 	}
 	v, err := s.cfg.Actions.CreateConnection(c.UserContext(), p.caller(c), in, checkParam(c))
 	if err != nil {
+		s.auditFailure(c, p, "connection.create", "", err)
 		return err
 	}
 	c.Location("/v1/connections/" + v.ID)
@@ -54,6 +55,7 @@ func (s *Server) updateConnection(c *fiber.Ctx, p *principal) error {
 	}
 	v, err := s.cfg.Actions.UpdateConnection(c.UserContext(), p.caller(c), c.Params("id"), in, checkParam(c))
 	if err != nil {
+		s.auditFailure(c, p, "connection.update", "connection:"+c.Params("id"), err)
 		return err
 	}
 	return c.JSON(v)
@@ -61,6 +63,7 @@ func (s *Server) updateConnection(c *fiber.Ctx, p *principal) error {
 
 func (s *Server) deleteConnection(c *fiber.Ctx, p *principal) error {
 	if err := s.cfg.Actions.DeleteConnection(c.UserContext(), p.caller(c), c.Params("id")); err != nil {
+		s.auditFailure(c, p, "connection.delete", "connection:"+c.Params("id"), err)
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

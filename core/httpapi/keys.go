@@ -19,24 +19,34 @@ type createdKey struct {
 }
 
 func (s *Server) createKey(c *fiber.Ctx, p *principal) error {
-	var req createKeyRequest
-	if err := decodeBody(c, &req); err != nil {
-		return err
-	}
-	role, err := core.ParseRole(req.Role)
+	k, token, err := s.newKey(c, p)
 	if err != nil {
-		return err
-	}
-	k, token, err := core.NewAPIKey(s.cfg.Hasher, p.Workspace.ID, req.Name, role, p.Key.ID)
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.Store.CreateKey(c.UserContext(), k); err != nil {
+		s.auditFailure(c, p, "key.create", "", err)
 		return err
 	}
 	s.audit(c, p, "key.create", "key:"+k.ID, map[string]any{"role": k.Role, "name": k.Name})
 	c.Location("/v1/keys/" + k.ID)
 	return c.Status(fiber.StatusCreated).JSON(createdKey{APIKey: k, Key: token})
+}
+
+// newKey makes and stores the key a create request asks for.
+func (s *Server) newKey(c *fiber.Ctx, p *principal) (*core.APIKey, string, error) {
+	var req createKeyRequest
+	if err := decodeBody(c, &req); err != nil {
+		return nil, "", err
+	}
+	role, err := core.ParseRole(req.Role)
+	if err != nil {
+		return nil, "", err
+	}
+	k, token, err := core.NewAPIKey(s.cfg.Hasher, p.Workspace.ID, req.Name, role, p.Key.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.cfg.Store.CreateKey(c.UserContext(), k); err != nil {
+		return nil, "", err
+	}
+	return k, token, nil
 }
 
 func (s *Server) listKeys(c *fiber.Ctx, p *principal) error {
@@ -62,10 +72,20 @@ func (s *Server) getKey(c *fiber.Ctx, p *principal) error {
 // revokeKey takes effect at once: every request looks its key up afresh.
 func (s *Server) revokeKey(c *fiber.Ctx, p *principal) error {
 	if err := s.cfg.Store.RevokeKey(c.UserContext(), p.Workspace.ID, c.Params("id"), time.Now().UTC()); err != nil {
+		s.auditFailure(c, p, "key.revoke", "key:"+c.Params("id"), err)
 		return err
 	}
 	s.audit(c, p, "key.revoke", "key:"+c.Params("id"), nil)
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// auditFailure records a mutation that was refused or failed, with the
+// error's code (never its text, which may quote input).
+func (s *Server) auditFailure(c *fiber.Ctx, p *principal, action, target string, err error) {
+	raw, _ := jsonMarshal(map[string]string{"error": core.ErrorCode(err)})
+	if aerr := s.cfg.Actions.Audit(c.UserContext(), p.caller(c), action, target, "failure", raw); aerr != nil {
+		s.log.Error("audit append failed", "action", action, "error", aerr)
+	}
 }
 
 // audit records a successful mutation made outside the engine. A failure to

@@ -160,6 +160,10 @@ func (s *Server) handle(r route) fiber.Handler {
 			return err
 		}
 		if !p.Key.Role.Allows(r.role) {
+			if r.method != fiber.MethodGet {
+				// A refused attempt to change something is on record too.
+				s.auditDenied(c, p, r)
+			}
 			return core.Errorf(core.EForbidden, "this needs a key with the %s role; this key is %s", r.role, p.Key.Role)
 		}
 		return r.handler(c, p)
@@ -258,4 +262,13 @@ func (g *guessers) block(ip string, until time.Time) {
 		}
 	}
 	g.until[ip] = until
+}
+
+// auditDenied records a mutation refused for the key's role.
+func (s *Server) auditDenied(c *fiber.Ctx, p *principal, r route) {
+	details, _ := jsonMarshal(map[string]string{"needs": string(r.role)})
+	action := strings.ToLower(r.method) + " " + openAPIPath(r.path)
+	if err := s.cfg.Actions.Audit(c.UserContext(), p.caller(c), action, c.Path(), "denied", details); err != nil {
+		s.log.Error("audit append failed", "action", action, "error", err)
+	}
 }
