@@ -183,9 +183,9 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 	details, _ := json.Marshal(map[string]any{"status": run.Status, "error": run.Error})
 	// The outcome is known and must be recorded even when the connector
 	// call was cancelled by shutdown.
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := s.cfg.Store.FinishExecution(recordCtx, run, idemKey, status, body, c.audit("action.execute", "run:"+run.ID, outcome, details)); err != nil {
+	if err := s.finish(recordCtx, run, idemKey, status, body, c.audit("action.execute", "run:"+run.ID, outcome, details)); err != nil {
 		return nil, err
 	}
 	crashPoint("after-finish")
@@ -193,6 +193,27 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 		s.cfg.Observe(run, time.Since(began))
 	}
 	return &Result{Status: status, Body: body}, nil
+}
+
+// finish records a run's outcome, retrying a store that fails for a moment:
+// the connector has acted, and an outcome not recorded leaves the run
+// running and its key in flight until this process stops.
+func (s *Service) finish(ctx context.Context, run *core.Run, idemKey string, status int, body []byte, audit *core.AuditRecord) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := s.cfg.Store.FinishExecution(ctx, run, idemKey, status, body, audit)
+		switch core.ErrorCode(err) {
+		case "", core.EConflict, core.EInvalid, core.ENotFound:
+			return err // done, or retrying cannot help
+		}
+		s.log.Warn("recording a run's outcome failed; retrying", "run_id", run.ID, "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // scrub replaces every secret value in msg with the redaction placeholder.

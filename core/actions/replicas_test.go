@@ -66,8 +66,14 @@ func newReplicaEnv(t *testing.T, databaseURL, connectorsDir string) *replicaEnv 
 // engine starts an engine on the shared store, as a replica's start does.
 func (e *replicaEnv) engine() *Service {
 	e.t.Helper()
+	return e.engineOn(e.store)
+}
+
+// engineOn starts an engine on store, which wraps the shared one.
+func (e *replicaEnv) engineOn(store Store) *Service {
+	e.t.Helper()
 	s := New(Config{
-		Store: e.store, Catalog: e.catalog, Runtime: e.runtime, Secrets: e.keyring,
+		Store: store, Catalog: e.catalog, Runtime: e.runtime, Secrets: e.keyring,
 		Respond: func(run *core.Run) (int, []byte) {
 			status := http.StatusOK
 			if run.Status != core.RunSucceeded {
