@@ -104,18 +104,35 @@ func (s *Service) ListActions(ctx context.Context, workspaceID string) ([]Action
 	return out, nil
 }
 
-// GetAction describes one action of the workspace.
+// GetAction describes one action of the workspace, looking only at the
+// connections of its connector.
 func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*ActionInfo, error) {
-	all, err := s.ListActions(ctx, workspaceID)
+	connector, name, _ := strings.Cut(id, ".")
+	conns, err := s.cfg.Store.ConnectionsOf(ctx, workspaceID, connector)
 	if err != nil {
 		return nil, err
 	}
-	for i := range all {
-		if all[i].ID == id {
-			return &all[i], nil
+	var info *ActionInfo
+	for _, conn := range conns {
+		entry, err := s.cfg.Catalog.Get(conn.Ref())
+		if err != nil {
+			continue
+		}
+		a := entry.Manifest.Action(name)
+		if a == nil {
+			continue
+		}
+		if info == nil {
+			info = actionInfo(entry, a, conn.Name)
+		} else {
+			info.Connections = append(info.Connections, conn.Name)
 		}
 	}
-	return nil, core.Errorf(core.ENotFound, "no action %q in this workspace", id)
+	if info == nil {
+		return nil, core.Errorf(core.ENotFound, "no action %q in this workspace", id)
+	}
+	sort.Strings(info.Connections)
+	return info, nil
 }
 
 func actionInfo(e *catalog.Entry, a *manifest.Action, connection string) *ActionInfo {

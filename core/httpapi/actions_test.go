@@ -139,6 +139,9 @@ func testActionsEndToEnd(t *testing.T, ts *testServer) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	if page := ts.do("GET", "/v1/audit?limit=1", admin, nil, "Accept", "application/x-ndjson"); !strings.HasPrefix(page.Header.Get("Link"), "</v1/audit?limit=1&cursor=") {
+		t.Errorf("NDJSON page Link %q, want the next page with the same limit", page.Header.Get("Link"))
+	}
 	nd := ts.do("GET", "/v1/audit", admin, nil, "Accept", "application/x-ndjson")
 	if nd.Header.Get("Content-Type") != "application/x-ndjson" || strings.Count(string(nd.Body), "\n") != len(audit.Data) {
 		t.Fatalf("ndjson audit: %s", nd.Body)

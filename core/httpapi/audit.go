@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -21,7 +23,7 @@ func (s *Server) listAudit(c *fiber.Ctx, p *principal) error {
 	if strings.Contains(c.Get(fiber.HeaderAccept), "application/x-ndjson") {
 		c.Set(fiber.HeaderContentType, "application/x-ndjson")
 		if next != "" {
-			c.Set("Link", `</v1/audit?cursor=`+next+`>; rel="next"`)
+			c.Set("Link", `</v1/audit?limit=`+strconv.Itoa(page.Limit)+`&cursor=`+url.QueryEscape(next)+`>; rel="next"`)
 		}
 		var b strings.Builder
 		for _, r := range records {
