@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -377,5 +378,32 @@ func testActionsIsolation(t *testing.T, ts *testServer) {
 	// B's connection is intact after A's attempts.
 	if resp := ts.do("GET", "/v1/connections/"+connB, b[core.RoleViewer], nil); resp.Status != 200 {
 		t.Fatalf("B's connection: %d", resp.Status)
+	}
+}
+
+// Shutting down ends event streams at once rather than waiting for their
+// runs: the stream says so, and the client reconnects elsewhere.
+func TestShutdownEndsEventStreams(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	ts.do("POST", "/v1/connections", keys[core.RoleAdmin], map[string]any{
+		"connector": "vault", "name": "prod", "secrets": map[string]any{"token": vaultToken}})
+	resp := ts.do("POST", "/v1/actions/vault.slow/execute", keys[core.RoleDeveloper],
+		map[string]any{"params": map[string]any{"ms": 3000}, "mode": "async"})
+	var run runJSON
+	resp.decode(t, &run)
+	stream := make(chan string, 1)
+	go func() {
+		stream <- string(ts.with(t).do("GET", "/v1/runs/"+run.ID+"/events", keys[core.RoleViewer], nil).Body)
+	}()
+	time.Sleep(300 * time.Millisecond) // let the stream start
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.Server.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	body := <-stream
+	if !strings.Contains(body, "event: timeout") || strings.Contains(body, "id: succeeded") {
+		t.Fatalf("the stream did not end with the shutdown:\n%s", body)
 	}
 }

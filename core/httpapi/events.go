@@ -32,7 +32,7 @@ func (s *Server) runEvents(c *fiber.Ctx, p *principal) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no")
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		ctx, cancel := context.WithTimeout(context.Background(), eventMaxWait)
+		ctx, cancel := context.WithTimeout(s.streams, eventMaxWait)
 		defer cancel()
 		last := core.RunStatus("")
 		for polls := 1; ; polls++ {
@@ -58,6 +58,8 @@ func (s *Server) runEvents(c *fiber.Ctx, p *principal) error {
 			}
 			select {
 			case <-ctx.Done():
+				// The client reconnects to follow on (to another replica,
+				// after a shutdown).
 				fmt.Fprint(w, "event: timeout\ndata: {}\n\n")
 				w.Flush()
 				return

@@ -59,6 +59,10 @@ type Server struct {
 	routes   []route
 	guessers guessers
 	ready    readiness
+
+	// streams ends every event stream when the server shuts down.
+	streams     context.Context
+	stopStreams context.CancelFunc
 }
 
 // New builds the server and registers every route.
@@ -74,6 +78,7 @@ func New(cfg Config) *Server {
 	setDefault(&cfg.ReadyCacheTTL, time.Second)
 
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "relay",
 		BodyLimit:             cfg.BodyLimit,
@@ -111,4 +116,10 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in flight to finish.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+//
+// Event streams end first: they would otherwise hold their connections
+// open, and the shutdown with them, for as long as their runs take.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopStreams()
+	return s.app.ShutdownWithContext(ctx)
+}
