@@ -51,8 +51,9 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 	reqHash := requestHash(actionID, t.conn.ID, params)
 
 	// A retry of a request already answered replays the answer, even when
-	// its confirm token has since been used.
-	if idemKey != "" {
+	// its confirm token has since been used. Without a token to check,
+	// StartExecution's claim finds the record itself: no read twice.
+	if idemKey != "" && t.action.NeedsConfirmation() {
 		prior, err := s.cfg.Store.Idempotency(ctx, c.WorkspaceID, idemKey, s.now())
 		if err != nil && core.ErrorCode(err) != core.ENotFound {
 			return nil, err

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -138,8 +139,8 @@ func (s *Server) handle(r route) fiber.Handler {
 		// An address that used up its quota of failed attempts is refused
 		// before its key is looked up, so guessing costs the database nothing.
 		if wait := s.guessers.blockedFor(ip, time.Now()); wait > 0 {
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, ceilSeconds(wait))))
-			return core.Errorf(core.ERateLimited, "too many failed authentications from this address; retry in %d s", max(1, ceilSeconds(wait)))
+			return &core.Error{Code: core.ERateLimited, RetryAfter: wait, // handleError sets Retry-After
+				Message: fmt.Sprintf("too many failed authentications from this address; retry in %d s", max(1, ceilSeconds(wait)))}
 		}
 		p, authErr := s.authenticate(c)
 		if authErr != nil {
@@ -215,8 +216,8 @@ func (s *Server) charge(c *fiber.Ctx, bucket string, limit core.RateLimit) (core
 	c.Set("RateLimit", `"workspace";r=`+strconv.Itoa(d.Remaining)+";t="+strconv.Itoa(ceilSeconds(d.ResetAfter)))
 	if !d.Allowed {
 		wait := max(1, ceilSeconds(d.RetryAfter))
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(wait))
-		return d, core.Errorf(core.ERateLimited, "over the limit of %d requests/s (burst %d); retry in %d s", limit.Rate, limit.Burst, wait)
+		return d, &core.Error{Code: core.ERateLimited, RetryAfter: time.Duration(wait) * time.Second, // handleError sets Retry-After
+			Message: fmt.Sprintf("over the limit of %d requests/s (burst %d); retry in %d s", limit.Rate, limit.Burst, wait)}
 	}
 	return d, nil
 }
