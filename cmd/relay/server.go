@@ -186,14 +186,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	addr := m.URL()
 	m.Log.Info("relay is listening", "url", addr, "database", redactURL(m.Config.databaseURL()), "redis", m.Config.RedisURL != "")
-	fmt.Fprintf(m.Stdout, "Relay is listening on %s\n", addr)
+	banner := fmt.Sprintf("Relay is listening on %s\n", addr)
 	if bootstrapped {
 		// The key goes to stdout once, never through the logger.
-		fmt.Fprintf(m.Stdout, "\nCreated the workspace %q and its first admin API key.\n"+
+		banner += fmt.Sprintf("\nCreated the workspace %q and its first admin API key.\n"+
 			"It is shown only this once, so keep it safe:\n\n    %s\n\n"+
 			"Try it:\n    curl -H \"Authorization: Bearer %s\" %s/v1/keys\n\n",
 			core.DefaultWorkspace, token, token, addr)
 	}
+	// One write, so that whoever watches for the URL sees the key with it.
+	fmt.Fprint(m.Stdout, banner)
 	return nil
 }
 
