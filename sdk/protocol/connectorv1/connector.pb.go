@@ -655,6 +655,219 @@ func (x *FieldError) GetMessage() string {
 	return ""
 }
 
+// HttpRequest is one HTTP request a WASM connector asks the host to make.
+type HttpRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// GET, POST, …; empty means GET.
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// An absolute http or https URL.
+	Url     string    `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Headers []*Header `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body    []byte    `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	// The request's own time limit; 0 means the host's default. The host
+	// also ends the request when the call that made it ends.
+	TimeoutMs     int64 `protobuf:"varint,5,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HttpRequest) Reset() {
+	*x = HttpRequest{}
+	mi := &file_connector_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HttpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HttpRequest) ProtoMessage() {}
+
+func (x *HttpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HttpRequest.ProtoReflect.Descriptor instead.
+func (*HttpRequest) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HttpRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HttpRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *HttpRequest) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HttpRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *HttpRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+// Header is one header field; a name may repeat.
+type Header struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Header) Reset() {
+	*x = Header{}
+	mi := &file_connector_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Header) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Header) ProtoMessage() {}
+
+func (x *Header) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Header.ProtoReflect.Descriptor instead.
+func (*Header) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Header) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Header) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// HttpResponse is the host's answer to an HttpRequest: the response, or
+// error when there is none (egress refused, timeout, bad request).
+type HttpResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Status  int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Headers []*Header              `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body    []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// The body was longer than the host's cap and was cut there.
+	BodyTruncated bool   `protobuf:"varint,4,opt,name=body_truncated,json=bodyTruncated,proto3" json:"body_truncated,omitempty"`
+	Error         *Error `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HttpResponse) Reset() {
+	*x = HttpResponse{}
+	mi := &file_connector_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HttpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HttpResponse) ProtoMessage() {}
+
+func (x *HttpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HttpResponse.ProtoReflect.Descriptor instead.
+func (*HttpResponse) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *HttpResponse) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *HttpResponse) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HttpResponse) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *HttpResponse) GetBodyTruncated() bool {
+	if x != nil {
+		return x.BodyTruncated
+	}
+	return false
+}
+
+func (x *HttpResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_connector_proto protoreflect.FileDescriptor
 
 const file_connector_proto_rawDesc = "" +
@@ -702,7 +915,23 @@ const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"FieldError\x12\x18\n" +
 	"\apointer\x18\x01 \x01(\tR\apointer\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\xa8\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xa0\x01\n" +
+	"\vHttpRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x124\n" +
+	"\aheaders\x18\x03 \x03(\v2\x1a.relay.connector.v1.HeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\"2\n" +
+	"\x06Header\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xc8\x01\n" +
+	"\fHttpResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\x05R\x06status\x124\n" +
+	"\aheaders\x18\x02 \x03(\v2\x1a.relay.connector.v1.HeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\x12%\n" +
+	"\x0ebody_truncated\x18\x04 \x01(\bR\rbodyTruncated\x12/\n" +
+	"\x05error\x18\x05 \x01(\v2\x19.relay.connector.v1.ErrorR\x05error*\xa8\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ERROR_CODE_INVALID_INPUT\x10\x01\x12\x18\n" +
@@ -733,7 +962,7 @@ func file_connector_proto_rawDescGZIP() []byte {
 }
 
 var file_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_connector_proto_goTypes = []any{
 	(ErrorCode)(0),              // 0: relay.connector.v1.ErrorCode
 	(*DescribeRequest)(nil),     // 1: relay.connector.v1.DescribeRequest
@@ -746,10 +975,13 @@ var file_connector_proto_goTypes = []any{
 	(*ExecuteResponse)(nil),     // 8: relay.connector.v1.ExecuteResponse
 	(*Error)(nil),               // 9: relay.connector.v1.Error
 	(*FieldError)(nil),          // 10: relay.connector.v1.FieldError
-	nil,                         // 11: relay.connector.v1.Connection.SecretsEntry
+	(*HttpRequest)(nil),         // 11: relay.connector.v1.HttpRequest
+	(*Header)(nil),              // 12: relay.connector.v1.Header
+	(*HttpResponse)(nil),        // 13: relay.connector.v1.HttpResponse
+	nil,                         // 14: relay.connector.v1.Connection.SecretsEntry
 }
 var file_connector_proto_depIdxs = []int32{
-	11, // 0: relay.connector.v1.Connection.secrets:type_name -> relay.connector.v1.Connection.SecretsEntry
+	14, // 0: relay.connector.v1.Connection.secrets:type_name -> relay.connector.v1.Connection.SecretsEntry
 	3,  // 1: relay.connector.v1.CheckConfigRequest.connection:type_name -> relay.connector.v1.Connection
 	9,  // 2: relay.connector.v1.CheckConfigResponse.error:type_name -> relay.connector.v1.Error
 	3,  // 3: relay.connector.v1.ActionRequest.connection:type_name -> relay.connector.v1.Connection
@@ -757,19 +989,22 @@ var file_connector_proto_depIdxs = []int32{
 	9,  // 5: relay.connector.v1.ExecuteResponse.error:type_name -> relay.connector.v1.Error
 	0,  // 6: relay.connector.v1.Error.code:type_name -> relay.connector.v1.ErrorCode
 	10, // 7: relay.connector.v1.Error.fields:type_name -> relay.connector.v1.FieldError
-	1,  // 8: relay.connector.v1.Connector.Describe:input_type -> relay.connector.v1.DescribeRequest
-	4,  // 9: relay.connector.v1.Connector.CheckConfig:input_type -> relay.connector.v1.CheckConfigRequest
-	6,  // 10: relay.connector.v1.Connector.Preview:input_type -> relay.connector.v1.ActionRequest
-	6,  // 11: relay.connector.v1.Connector.Execute:input_type -> relay.connector.v1.ActionRequest
-	2,  // 12: relay.connector.v1.Connector.Describe:output_type -> relay.connector.v1.DescribeResponse
-	5,  // 13: relay.connector.v1.Connector.CheckConfig:output_type -> relay.connector.v1.CheckConfigResponse
-	7,  // 14: relay.connector.v1.Connector.Preview:output_type -> relay.connector.v1.PreviewResponse
-	8,  // 15: relay.connector.v1.Connector.Execute:output_type -> relay.connector.v1.ExecuteResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 8: relay.connector.v1.HttpRequest.headers:type_name -> relay.connector.v1.Header
+	12, // 9: relay.connector.v1.HttpResponse.headers:type_name -> relay.connector.v1.Header
+	9,  // 10: relay.connector.v1.HttpResponse.error:type_name -> relay.connector.v1.Error
+	1,  // 11: relay.connector.v1.Connector.Describe:input_type -> relay.connector.v1.DescribeRequest
+	4,  // 12: relay.connector.v1.Connector.CheckConfig:input_type -> relay.connector.v1.CheckConfigRequest
+	6,  // 13: relay.connector.v1.Connector.Preview:input_type -> relay.connector.v1.ActionRequest
+	6,  // 14: relay.connector.v1.Connector.Execute:input_type -> relay.connector.v1.ActionRequest
+	2,  // 15: relay.connector.v1.Connector.Describe:output_type -> relay.connector.v1.DescribeResponse
+	5,  // 16: relay.connector.v1.Connector.CheckConfig:output_type -> relay.connector.v1.CheckConfigResponse
+	7,  // 17: relay.connector.v1.Connector.Preview:output_type -> relay.connector.v1.PreviewResponse
+	8,  // 18: relay.connector.v1.Connector.Execute:output_type -> relay.connector.v1.ExecuteResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_connector_proto_init() }
@@ -783,7 +1018,7 @@ func file_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_connector_proto_rawDesc), len(file_connector_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
