@@ -151,17 +151,19 @@ func TestPluginGetsOnlyItsEnvironment(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	r, _ := newRuntime(t, Config{CallTimeout: 300 * time.Millisecond})
+	// Long enough for the first call to start the plugin on a loaded
+	// machine: a start that outlasts a call's deadline fails the call.
+	r, _ := newRuntime(t, Config{CallTimeout: time.Second})
 	pid := pidOf(t, r, testconn)
 	ctx := context.Background()
 
 	t.Run("call timeout, handler honours ctx", func(t *testing.T) {
 		_, err := execute(ctx, r, testconn, "sleep", map[string]any{"ms": 60_000})
-		wantCode(t, err, core.EConnectorTimeout, "connector testconn@0.1.0 action sleep did not answer within 300ms")
+		wantCode(t, err, core.EConnectorTimeout, "connector testconn@0.1.0 action sleep did not answer within 1s")
 	})
 	t.Run("call timeout, handler ignores ctx", func(t *testing.T) {
 		_, err := execute(ctx, r, testconn, "sleep", map[string]any{"ms": 60_000, "ignore_ctx": true})
-		wantCode(t, err, core.EConnectorTimeout, "did not answer within 300ms")
+		wantCode(t, err, core.EConnectorTimeout, "did not answer within 1s")
 	})
 	t.Run("caller's deadline is shorter", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)

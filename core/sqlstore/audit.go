@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -55,15 +57,18 @@ func (r *auditRow) record() *core.AuditRecord {
 	}
 }
 
-// AppendAudit appends r to its workspace's chain in a transaction of its
-// own; see appendAudit for what it sets. ENotFound for an unknown
+// AppendAudit appends r to its workspace's chain, durably; see
+// appendAudits for what it sets. ENotFound for an unknown
 // workspace, EInvalid for a record without workspace or action or with
 // details that are not JSON.
 func (s *Store) AppendAudit(ctx context.Context, r *core.AuditRecord) error {
 	if err := prepareAudit(r); err != nil {
 		return err
 	}
-	return s.inGroupTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error { return s.appendAudit(ctx, tx, r) })
+	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+		g.appendAudit(r)
+		return nil
+	})
 }
 
 // prepareAudit checks r and brings it to its stored form: an id, a time
@@ -92,46 +97,95 @@ func prepareAudit(r *core.AuditRecord) error {
 	return nil
 }
 
-// appendAudit appends r, prepared, to its workspace's chain inside tx: it
-// sets r.Seq to one past the workspace's last record, r.PrevHash to that
-// record's hash (nil for the first) and r.Hash to r.ChainHash(r.PrevHash).
+// appendAudits appends records, prepared (prepareAudit), to their
+// workspaces' chains inside tx, in order: each gets the seq one past its
+// workspace's last record, PrevHash that record's hash (nil for the
+// first) and Hash = ChainHash(PrevHash).
 //
 // Appends to one workspace must not interleave between reading the last
 // record and inserting the next. On PostgreSQL a transaction-scoped
 // advisory lock per workspace serializes them (the primary key would only
-// turn a race into a failure); on SQLite every write transaction already
-// holds the database's one write lock from BEGIN.
-func (s *Store) appendAudit(ctx context.Context, tx *sqlx.Tx, r *core.AuditRecord) error {
-	if err := s.dialect.serialize(ctx, tx, "audit:"+r.WorkspaceID); err != nil {
-		return fmt.Errorf("sqlstore: append audit record: %w", err)
+// turn a race into a failure), taken in workspace order so that two
+// transactions never wait on each other's; on SQLite every write
+// transaction already holds the database's one write lock from BEGIN.
+func (s *Store) appendAudits(ctx context.Context, tx *sqlx.Tx, records []*core.AuditRecord) error {
+	if len(records) == 0 {
+		return nil
 	}
-	var last struct {
-		Seq  int64  `db:"seq"`
-		Hash []byte `db:"hash"`
+	var workspaces []string
+	for _, r := range records {
+		if !slices.Contains(workspaces, r.WorkspaceID) {
+			workspaces = append(workspaces, r.WorkspaceID)
+		}
 	}
-	err := tx.GetContext(ctx, &last, tx.Rebind(`SELECT seq, hash FROM audit_records
-		WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`), r.WorkspaceID)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlstore: read last audit record: %w", err)
+	slices.Sort(workspaces)
+	for _, ws := range workspaces {
+		if err := s.dialect.serialize(ctx, tx, "audit:"+ws); err != nil {
+			return fmt.Errorf("sqlstore: append audit record: %w", err)
+		}
+		var last struct {
+			Seq  int64  `db:"seq"`
+			Hash []byte `db:"hash"`
+		}
+		err := tx.GetContext(ctx, &last, tx.Rebind(`SELECT seq, hash FROM audit_records
+			WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`), ws)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlstore: read last audit record: %w", err)
+		}
+		for _, r := range records {
+			if r.WorkspaceID == ws {
+				last.Seq++
+				r.Seq, r.PrevHash = last.Seq, last.Hash
+				r.Hash = r.ChainHash(r.PrevHash)
+				last.Hash = r.Hash
+			}
+		}
 	}
-	r.Seq = last.Seq + 1
-	r.PrevHash = last.Hash
-	r.Hash = r.ChainHash(r.PrevHash)
-	_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO audit_records (`+auditColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		r.WorkspaceID, r.Seq, r.ID, r.Time, r.KeyID, r.Role, r.IP, r.RequestID, r.Action, r.Target, r.Outcome,
-		jsonArg(r.Details), bytesArg(r.PrevHash), r.Hash)
-	switch {
-	case isForeignKeyViolation(err):
-		return core.Errorf(core.ENotFound, "no workspace with id %q", r.WorkspaceID)
-	case isUniqueViolation(err):
-		// The id, or (were the lock ever missing) the seq.
-		return core.Errorf(core.EConflict, "audit record %s (seq %d) conflicts with a stored one", r.ID, r.Seq)
-	case err != nil:
-		return fmt.Errorf("sqlstore: insert audit record: %w", err)
+	for chunk := range slices.Chunk(records, auditInsertRows) {
+		if err := insertAudits(ctx, tx, chunk); err != nil {
+			return err
+		}
 	}
 	return nil
 }
+
+// auditInsertRows is how many records one INSERT writes: 14 parameters
+// each, well under both databases' limits.
+const auditInsertRows = 64
+
+func insertAudits(ctx context.Context, tx *sqlx.Tx, records []*core.AuditRecord) error {
+	query := auditInsertSQL(len(records))
+	args := make([]any, 0, 14*len(records))
+	for _, r := range records {
+		args = append(args, r.WorkspaceID, r.Seq, r.ID, r.Time, r.KeyID, r.Role, r.IP, r.RequestID, r.Action,
+			r.Target, r.Outcome, jsonArg(r.Details), bytesArg(r.PrevHash), r.Hash)
+	}
+	_, err := tx.ExecContext(ctx, tx.Rebind(query), args...)
+	switch {
+	case isForeignKeyViolation(err):
+		return core.Errorf(core.ENotFound, "no workspace with id %q", records[0].WorkspaceID)
+	case isUniqueViolation(err):
+		// An id, or (were the lock ever missing) a seq.
+		return core.Errorf(core.EConflict, "an audit record conflicts with a stored one (ids and seqs are unique)")
+	case err != nil:
+		return fmt.Errorf("sqlstore: insert audit records: %w", err)
+	}
+	return nil
+}
+
+// auditInsertSQLs caches the INSERT text for each row count, so that the
+// statement cache sees the same few texts.
+var auditInsertSQLs [auditInsertRows + 1]string
+
+func init() {
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	for n := 1; n <= auditInsertRows; n++ {
+		auditInsertSQLs[n] = `INSERT INTO audit_records (` + auditColumns + `) VALUES ` +
+			strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	}
+}
+
+func auditInsertSQL(n int) string { return auditInsertSQLs[n] }
 
 // ListAudit lists the workspace's records in seq order, after the cursor.
 // next is the cursor of the following page, "" after the last one.

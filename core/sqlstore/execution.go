@@ -54,25 +54,25 @@ func (s *Store) StartExecution(ctx context.Context, run *core.Run, idem *core.Id
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		existing = nil
-		err = s.inGroupTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+		err = s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+			existing = nil // a group that failed may have run this before
 			if idem != nil {
-				claimed, err := claimKey(ctx, tx, idem)
+				claimed, err := claimKey(ctx, g.Tx, idem)
 				if err != nil {
 					return err
 				}
 				if !claimed {
 					// Nothing was written: committing this is as good as
 					// rolling it back.
-					existing, err = idempotencyRecord(ctx, tx, idem.WorkspaceID, idem.Key)
+					existing, err = idempotencyRecord(ctx, g.Tx, idem.WorkspaceID, idem.Key)
 					return err
 				}
 			}
-			if err := insertRun(ctx, tx, run); err != nil {
+			if err := insertRun(ctx, g.Tx, run); err != nil {
 				return err
 			}
 			if audit != nil {
-				return s.appendAudit(ctx, tx, audit)
+				g.appendAudit(audit)
 			}
 			return nil
 		})
@@ -297,26 +297,20 @@ func (s *Store) FinishExecution(ctx context.Context, run *core.Run, idemKey stri
 		started = dbTimePtr(run.StartedAt)
 	}
 	code, message, retryable := runErrorArgs(run.Error)
-	return s.inGroupTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE runs
+	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+		var stored time.Time
+		err := g.GetContext(ctx, &stored, g.Rebind(`UPDATE runs
 			SET status = ?, output = ?, error_code = ?, error_message = ?, error_retryable = ?,
 				finished_at = ?, started_at = COALESCE(started_at, ?)
-			WHERE workspace_id = ? AND id = ? AND status IN `+unfinished),
+			WHERE workspace_id = ? AND id = ? AND status IN `+unfinished+`
+			RETURNING started_at`),
 			string(run.Status), jsonArg(run.Output), code, message, retryable,
 			*run.FinishedAt, *started, run.WorkspaceID, run.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return runStateError(ctx, g.Tx, run.WorkspaceID, run.ID, "queued or running")
+		}
 		if err != nil {
 			return fmt.Errorf("sqlstore: finish run %s: %w", run.ID, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("sqlstore: rows affected: %w", err)
-		}
-		if n == 0 {
-			return runStateError(ctx, tx, run.WorkspaceID, run.ID, "queued or running")
-		}
-		var stored time.Time
-		if err := tx.GetContext(ctx, &stored, tx.Rebind(`SELECT started_at FROM runs WHERE workspace_id = ? AND id = ?`), run.WorkspaceID, run.ID); err != nil {
-			return fmt.Errorf("sqlstore: read start of run %s: %w", run.ID, err)
 		}
 		run.StartedAt = dbTimePtr(&stored)
 
@@ -324,7 +318,7 @@ func (s *Store) FinishExecution(ctx context.Context, run *core.Run, idemKey stri
 			// Only the run's own record: after expiring, the key may have
 			// been claimed again by another request. Finding none is no
 			// error; the run's result is what must not be lost.
-			_, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE idempotency_records
+			_, err := g.ExecContext(ctx, g.Rebind(`UPDATE idempotency_records
 				SET done = ?, response_status = ?, response_body = ?
 				WHERE workspace_id = ? AND key = ? AND run_id = ?`),
 				true, status, bytesArg(body), run.WorkspaceID, idemKey, run.ID)
@@ -333,7 +327,7 @@ func (s *Store) FinishExecution(ctx context.Context, run *core.Run, idemKey stri
 			}
 		}
 		if audit != nil {
-			return s.appendAudit(ctx, tx, audit)
+			g.appendAudit(audit)
 		}
 		return nil
 	})

@@ -7,24 +7,48 @@ import (
 	"sync"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/relayhq/relay/core"
 )
 
-// Group commit, on SQLite. Every execution writes twice, each time durably, before
-// its caller hears back; one transaction per write would cap throughput at
-// the disk's commit rate. Writes submitted while a transaction is in
-// progress wait for it and then share the next one: each runs inside its
-// own savepoint, so one write's failure is rolled back alone, and all of
-// them become durable with a single commit. A caller is answered only after
-// that commit, so nothing is acknowledged before it is on disk.
+// Group commit. Every execution writes twice, each time durably, before its
+// caller hears back; a transaction per write would cap throughput at the
+// database's commit rate and, on PostgreSQL, at the rate one workspace's
+// audit chain lock can be passed from transaction to transaction. Writes
+// submitted while a group is being written wait and then share the next
+// transaction:
+//
+//   - each write runs its statements in turn; the audit records they append
+//     are chained and inserted together at the end, each workspace's
+//     chain locked and read once per group;
+//   - the group commits once, and each caller is answered only after that
+//     commit, so nothing is acknowledged before it is durable;
+//   - if any write fails, the whole transaction is rolled back and every
+//     write of the group is run again alone, in a transaction of its own,
+//     so one write's failure never undoes or fails another's. Writes must
+//     therefore be safe to run twice: the first run's effects are gone.
+//
+// One goroutine writes the groups of a store, on one connection; reads use
+// the rest of the pool.
 
 // maxGroup caps the writes in one transaction, bounding how long a lock is
-// held and how much work one failed commit throws away.
-const maxGroup = 256
+// held and how much work a failed write makes the others redo.
+const maxGroup = 128
+
+// groupTx is the transaction a group's writes share.
+type groupTx struct {
+	*sqlx.Tx
+	audits []*core.AuditRecord
+}
+
+// appendAudit queues r, prepared (prepareAudit), for the end of the group:
+// it gets its seq and hashes there, in the order of the calls.
+func (g *groupTx) appendAudit(r *core.AuditRecord) { g.audits = append(g.audits, r) }
 
 // groupOp is one write waiting for a group.
 type groupOp struct {
 	ctx  context.Context
-	fn   func(ctx context.Context, tx *sqlx.Tx) error
+	fn   func(ctx context.Context, g *groupTx) error
 	done chan error
 }
 
@@ -47,13 +71,7 @@ func (s *Store) startCommitter() {
 // inGroupTx runs fn in a transaction shared with other writes submitted at
 // about the same time, and returns when that transaction has committed
 // (nil) or fn's work was rolled back (fn's error, or the commit's).
-func (s *Store) inGroupTx(ctx context.Context, fn func(ctx context.Context, tx *sqlx.Tx) error) error {
-	if s.dialect != sqliteDialect {
-		// PostgreSQL runs writes in parallel on many connections, and its
-		// statements are round trips: queueing them behind one connection
-		// measured slower than committing each on its own.
-		return s.inTx(ctx, func(tx *sqlx.Tx) error { return fn(ctx, tx) })
-	}
+func (s *Store) inGroupTx(ctx context.Context, fn func(ctx context.Context, g *groupTx) error) error {
 	op := groupOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.group.ops <- op:
@@ -90,40 +108,60 @@ func (s *Store) commitLoop() {
 	}
 }
 
-// runGroup runs a batch in one transaction, each write in a savepoint.
+// runGroup writes a batch in one transaction, or, when one of its writes
+// fails, each write alone.
 func (s *Store) runGroup(batch []groupOp) {
-	results := make([]error, len(batch))
+	live := batch[:0:0]
+	for _, op := range batch {
+		if err := op.ctx.Err(); err != nil {
+			op.done <- err // given up on before it started: not written
+			continue
+		}
+		live = append(live, op)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err, opFailed := s.writeGroup(live)
+	if !opFailed || len(live) == 1 {
+		// All written, or the commit itself failed (its outcome may be
+		// unknown, so nothing is run again), or the one write failed.
+		for _, op := range live {
+			op.done <- err
+		}
+		return
+	}
+	for _, op := range live {
+		err, _ := s.writeGroup([]groupOp{op})
+		op.done <- err
+	}
+}
+
+// writeGroup runs ops and their audit appends in one transaction. opFailed
+// says that the error came from an op or the appends, before the commit.
+func (s *Store) writeGroup(ops []groupOp) (err error, opFailed bool) {
 	// The group's statements must not be cut off by one caller's context:
 	// they share a transaction with everyone else's.
-	ctx := context.WithoutCancel(batch[0].ctx)
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		for i, op := range batch {
-			if err := op.ctx.Err(); err != nil {
-				results[i] = err // given up on before it started: not written
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT group_op"); err != nil {
-				return fmt.Errorf("sqlstore: savepoint: %w", err)
-			}
-			if err := op.fn(ctx, tx); err != nil {
-				results[i] = err
-				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT group_op"); rerr != nil {
-					return fmt.Errorf("sqlstore: rollback to savepoint: %w", rerr)
-				}
-			}
-			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT group_op"); err != nil {
-				return fmt.Errorf("sqlstore: release savepoint: %w", err)
-			}
-		}
-		return nil
-	})
-	for i, op := range batch {
-		if err != nil {
-			op.done <- err // the whole group was rolled back
-		} else {
-			op.done <- results[i]
+	ctx := context.WithoutCancel(ops[0].ctx)
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin transaction: %w", err), false
+	}
+	g := &groupTx{Tx: tx}
+	for _, op := range ops {
+		if err := op.fn(ctx, g); err != nil {
+			tx.Rollback()
+			return err, true
 		}
 	}
+	if err := s.appendAudits(ctx, tx, g.audits); err != nil {
+		tx.Rollback()
+		return err, true
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w", err), false
+	}
+	return nil, false
 }
 
 // stopCommitter lets the group in progress finish and refuses new writes.

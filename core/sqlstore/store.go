@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"  // registers "postgres"
-	_ "modernc.org/sqlite" // registers "sqlite"
 
 	"github.com/relayhq/relay/core"
 )
@@ -43,10 +41,16 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlx.Open(d.driver, dsn)
+	pool, err := openCached(d, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open %s: %w", d.name, err)
 	}
+	db := sqlx.NewDb(pool, d.driver)
+	// database/sql keeps 2 idle connections by default: under a burst of
+	// concurrent requests it would open and close connections all the time,
+	// and opening one is costly on both databases (a PostgreSQL backend
+	// process; SQLite's pragmas and, here, its statement cache).
+	db.SetMaxIdleConns(maxIdleConns)
 	if d == sqliteDialect && isSQLiteMemory(dsn) {
 		// Every connection to :memory: is a database of its own, so the
 		// pool must keep exactly one, and never close it: closing it
@@ -64,6 +68,9 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	st.startCommitter()
 	return st, nil
 }
+
+// maxIdleConns is how many open connections the pool keeps for reuse.
+const maxIdleConns = 32
 
 // parseDatabaseURL picks the dialect and the driver's DSN.
 func parseDatabaseURL(databaseURL string) (*dialect, string, error) {
