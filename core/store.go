@@ -43,8 +43,8 @@ type KeyStore interface {
 	// CreateKey stores k; the caller sets ID, Hash and CreatedAt.
 	CreateKey(ctx context.Context, k *APIKey) error
 	// KeyForAuth returns the active (not revoked) key with that id, hash
-	// included, or ENotFound.
-	KeyForAuth(ctx context.Context, id string) (*APIKey, error)
+	// included, and its workspace, or ENotFound.
+	KeyForAuth(ctx context.Context, id string) (*APIKey, *Workspace, error)
 	// Key returns an active key of the workspace, or ENotFound.
 	Key(ctx context.Context, workspaceID, id string) (*APIKey, error)
 	// ListKeys lists the workspace's active keys, oldest first.

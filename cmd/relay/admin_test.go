@@ -345,7 +345,7 @@ func TestSecretsRotateMaster(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				stored, err := st.KeyForAuth(ctx, id)
+				stored, _, err := st.KeyForAuth(ctx, id)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -236,7 +236,7 @@ type countingStore struct {
 	lookups atomic.Int64
 }
 
-func (s *countingStore) KeyForAuth(ctx context.Context, id string) (*core.APIKey, error) {
+func (s *countingStore) KeyForAuth(ctx context.Context, id string) (*core.APIKey, *core.Workspace, error) {
 	s.lookups.Add(1)
 	return s.Store.KeyForAuth(ctx, id)
 }

@@ -185,7 +185,7 @@ func (s *Server) authenticate(c *fiber.Ctx) (*principal, error) {
 		return nil, unauth
 	}
 	ctx := c.UserContext()
-	key, err := s.cfg.Store.KeyForAuth(ctx, id)
+	key, ws, err := s.cfg.Store.KeyForAuth(ctx, id)
 	if core.ErrorCode(err) == core.ENotFound {
 		return nil, unauth
 	} else if err != nil {
@@ -193,10 +193,6 @@ func (s *Server) authenticate(c *fiber.Ctx) (*principal, error) {
 	}
 	if !s.cfg.Hasher.Verify(id, secret, key.Hash) {
 		return nil, unauth
-	}
-	ws, err := s.cfg.Store.Workspace(ctx, key.WorkspaceID)
-	if err != nil {
-		return nil, err
 	}
 	return &principal{Key: key, Workspace: ws}, nil
 }

@@ -15,10 +15,7 @@ import (
 
 // Only KeyForAuth reads secret_hash: a key listed or shown has no use for it,
 // and a hash that is never loaded cannot leak.
-const (
-	keyColumns     = `id, workspace_id, name, role, created_at, created_by, revoked_at`
-	authKeyColumns = keyColumns + `, secret_hash`
-)
+const keyColumns = `id, workspace_id, name, role, created_at, created_by, revoked_at`
 
 // CreateKey stores k. The caller sets ID (from core.NewID), WorkspaceID, Hash
 // and CreatedAt; k.CreatedAt is left as stored (UTC, whole microseconds).
@@ -74,9 +71,27 @@ func insertKey(ctx context.Context, db sqlx.ExtContext, k *core.APIKey) error {
 }
 
 // KeyForAuth returns the active key with that id, Hash included, whatever
-// its workspace, or ENotFound. It is one primary-key lookup.
-func (s *Store) KeyForAuth(ctx context.Context, id string) (*core.APIKey, error) {
-	return s.getKey(ctx, s.db.Rebind(`SELECT `+authKeyColumns+` FROM api_keys WHERE id = ? AND revoked_at IS NULL`), id)
+// its workspace, and that workspace, or ENotFound. It is one query: a
+// primary-key lookup joined with the workspace's row.
+func (s *Store) KeyForAuth(ctx context.Context, id string) (*core.APIKey, *core.Workspace, error) {
+	var r struct {
+		core.APIKey
+		WS workspaceRow `db:"ws"`
+	}
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT k.id, k.workspace_id, k.name, k.role, k.created_at, k.created_by,
+			k.revoked_at, k.secret_hash, w.id AS "ws.id", w.name AS "ws.name", w.rate_limit_rate AS "ws.rate_limit_rate",
+			w.rate_limit_burst AS "ws.rate_limit_burst", w.created_at AS "ws.created_at"
+		FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
+		WHERE k.id = ? AND k.revoked_at IS NULL`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, core.Errorf(core.ENotFound, "no API key %v", id)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: get API key %v: %w", id, err)
+	}
+	k := r.APIKey
+	fromDB(&k)
+	return &k, r.WS.workspace(), nil
 }
 
 // Key returns the active key id of the workspace, without its Hash, or

@@ -22,12 +22,15 @@ func TestCreateAndGetKey(t *testing.T) {
 			t.Fatalf("CreateKey: %v", err)
 		}
 
-		got, err := s.KeyForAuth(ctx, k.ID)
+		got, gotWS, err := s.KeyForAuth(ctx, k.ID)
 		if err != nil {
 			t.Fatalf("KeyForAuth: %v", err)
 		}
 		if !reflect.DeepEqual(got, k) {
 			t.Errorf("KeyForAuth = %+v\nwant %+v", got, k)
+		}
+		if !reflect.DeepEqual(gotWS, w) {
+			t.Errorf("KeyForAuth's workspace = %+v\nwant %+v", gotWS, w)
 		}
 
 		// Outside authentication the hash is never loaded.
@@ -41,7 +44,7 @@ func TestCreateAndGetKey(t *testing.T) {
 			t.Errorf("Key = %+v\nwant %+v", got, &withoutHash)
 		}
 
-		_, err = s.KeyForAuth(ctx, core.NewID())
+		_, _, err = s.KeyForAuth(ctx, core.NewID())
 		wantCode(t, err, core.ENotFound)
 		_, err = s.Key(ctx, w.ID, core.NewID())
 		wantCode(t, err, core.ENotFound)
@@ -107,7 +110,7 @@ func TestKeyTimesRoundTrip(t *testing.T) {
 		if k.CreatedAt != wantCreated {
 			t.Errorf("CreateKey left CreatedAt %v, want %v", k.CreatedAt, wantCreated)
 		}
-		got, err := s.KeyForAuth(ctx, k.ID)
+		got, _, err := s.KeyForAuth(ctx, k.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +271,7 @@ func TestKeysTenantIsolation(t *testing.T) {
 		}
 
 		// The failed revoke from a left b's key alone.
-		if _, err := s.KeyForAuth(ctx, kb.ID); err != nil {
+		if _, _, err := s.KeyForAuth(ctx, kb.ID); err != nil {
 			t.Errorf("b's key after a's revoke: %v", err)
 		}
 		if _, err := s.Key(ctx, b.ID, kb.ID); err != nil {
@@ -287,7 +290,7 @@ func TestRevokeKey(t *testing.T) {
 		if err := s.RevokeKey(ctx, w.ID, k.ID, time.Now()); err != nil {
 			t.Fatalf("RevokeKey: %v", err)
 		}
-		_, err := s.KeyForAuth(ctx, k.ID)
+		_, _, err := s.KeyForAuth(ctx, k.ID)
 		wantCode(t, err, core.ENotFound)
 		_, err = s.Key(ctx, w.ID, k.ID)
 		wantCode(t, err, core.ENotFound)
@@ -302,7 +305,7 @@ func TestRevokeKey(t *testing.T) {
 		wantCode(t, s.RevokeKey(ctx, w.ID, k.ID, time.Now()), core.ENotFound)
 		wantCode(t, s.RevokeKey(ctx, w.ID, core.NewID(), time.Now()), core.ENotFound)
 		wantCode(t, s.RevokeKey(ctx, w.ID, keep.ID, time.Time{}), core.EInvalid)
-		if _, err := s.KeyForAuth(ctx, keep.ID); err != nil {
+		if _, _, err := s.KeyForAuth(ctx, keep.ID); err != nil {
 			t.Errorf("untouched key: %v", err)
 		}
 	})

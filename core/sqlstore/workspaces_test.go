@@ -162,7 +162,7 @@ func TestBootstrap(t *testing.T) {
 		if first.WorkspaceID != w.ID {
 			t.Errorf("key.WorkspaceID = %q, want the new workspace %q", first.WorkspaceID, w.ID)
 		}
-		got, err := s.KeyForAuth(ctx, first.ID)
+		got, _, err := s.KeyForAuth(ctx, first.ID)
 		if err != nil {
 			t.Fatalf("bootstrapped key: %v", err)
 		}
@@ -179,7 +179,7 @@ func TestBootstrap(t *testing.T) {
 			if again.WorkspaceID != "" {
 				t.Errorf("Bootstrap that did nothing set key.WorkspaceID")
 			}
-			_, err = s.KeyForAuth(ctx, again.ID)
+			_, _, err = s.KeyForAuth(ctx, again.ID)
 			wantCode(t, err, core.ENotFound)
 		}
 		ws, err := s.ListWorkspaces(ctx)
