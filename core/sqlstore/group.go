@@ -35,6 +35,11 @@ import (
 // held and how much work a failed write makes the others redo.
 const maxGroup = 128
 
+// pgGroupWorkers is how many groups are written at once on PostgreSQL:
+// while one waits for its commit to be flushed, or for a workspace's audit
+// chain, the next runs its statements. SQLite has one writer at a time.
+const pgGroupWorkers = 4
+
 // groupTx is the transaction a group's writes share.
 type groupTx struct {
 	*sqlx.Tx
@@ -64,8 +69,14 @@ var errStoreClosed = errors.New("sqlstore: the store is closed")
 
 func (s *Store) startCommitter() {
 	s.group = &committer{ops: make(chan groupOp), stop: make(chan struct{})}
-	s.group.stopped.Add(1)
-	go s.commitLoop()
+	workers := 1
+	if s.dialect == postgresDialect {
+		workers = pgGroupWorkers
+	}
+	for range workers {
+		s.group.stopped.Add(1)
+		go s.commitLoop()
+	}
 }
 
 // inGroupTx runs fn in a transaction shared with other writes submitted at
