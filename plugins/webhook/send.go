@@ -86,20 +86,15 @@ func send(ctx context.Context, req connector.Request[SendInput]) (SendOutput, er
 	}
 }
 
-// newClient returns a client for one delivery that dials only through the
-// guard, ignores proxy settings, never follows a redirect and asks for no
-// compression (so the request is exactly what the preview shows). The
-// caller closes its idle connections when done.
+// newClient returns a client for one delivery on the SDK's transport, which
+// dials only through the guard natively and asks the host to make the
+// request in a WASM module; either way it ignores proxy settings and asks
+// for no compression (so the request is exactly what the preview shows).
+// It never follows a redirect. The caller closes its idle connections when
+// done.
 func newClient(guard *egress.Guard) *http.Client {
 	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                  nil,
-			DialContext:            guard.DialContext,
-			ForceAttemptHTTP2:      true,
-			TLSHandshakeTimeout:    requestTimeout,
-			MaxResponseHeaderBytes: 64 << 10,
-			DisableCompression:     true,
-		},
+		Transport:     connector.HTTPTransport(guard),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
@@ -114,13 +109,16 @@ func (d *delivery) transportError(ctx context.Context, err error) error {
 		err = ue.Err
 	}
 	var (
-		denied *egress.DeniedError
-		cert   *tls.CertificateVerificationError
-		dnsErr *net.DNSError
+		denied     *egress.DeniedError
+		classified *connector.Error // from the host, in a WASM module
+		cert       *tls.CertificateVerificationError
+		dnsErr     *net.DNSError
 	)
 	switch {
 	case errors.As(err, &denied):
 		return fmt.Errorf("webhook to %s: %w", d.host, err)
+	case errors.As(err, &classified) && ctx.Err() == nil:
+		return &connector.Error{Code: classified.Code, Message: fmt.Sprintf("webhook to %s: %s", d.host, classified.Message), RetryAfter: classified.RetryAfter}
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 		// The request may have arrived: a retry is still right, since it
 		// carries the same webhook-id.

@@ -1,13 +1,16 @@
+//go:build !wasip1
+
 package connector
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/relayhq/relay/sdk/egress"
 	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol"
 )
@@ -40,10 +43,14 @@ func Serve(c *Connector) {
 		VersionedPlugins: protocol.VersionedPlugins(s),
 		GRPCServer:       protocol.ServerOptions,
 		// JSON on stderr: the host re-logs each line under the connector's name.
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name: c.Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info,
-		}),
+		Logger: s.logger,
 	})
+}
+
+// operatorAllow reads the operator's egress exceptions, which the host
+// passes in RELAY_EGRESS_ALLOW.
+func operatorAllow() ([]netip.Prefix, error) {
+	return egress.ParseAllow(os.Getenv(protocol.EnvEgressAllow))
 }
 
 // exitWithParent ends the process when the host that started it is gone,

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/relayhq/relay/sdk/egress"
@@ -27,6 +27,7 @@ type Server struct {
 	manifestJSON []byte
 	actions      map[string]*boundAction
 	egress       *egress.Guard
+	logger       hclog.Logger
 }
 
 type boundAction struct {
@@ -38,13 +39,14 @@ var _ connectorv1.ConnectorServer = (*Server)(nil)
 
 // NewServer checks the connector's declaration and builds its manifest. The
 // operator's egress exceptions come from the RELAY_EGRESS_ALLOW variable the
-// host sets.
+// host sets; built for wasip1, where the host checks every address itself,
+// the guard in the module checks host names only.
 func NewServer(c *Connector, runtime string) (*Server, error) {
-	allow, err := egress.ParseAllow(os.Getenv(protocol.EnvEgressAllow))
+	allow, err := operatorAllow()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, actions: map[string]*boundAction{}, egress: egress.New(c.Egress, allow)}
+	s := &Server{c: c, actions: map[string]*boundAction{}, egress: egress.New(c.Egress, allow), logger: newLogger(c.Name)}
 	m := &manifest.Manifest{
 		Name: c.Name, Version: c.Version, Runtime: runtime, Protocol: protocol.Version,
 		Title: c.Title, Description: c.Description, Publisher: c.Publisher, License: c.License,
@@ -99,7 +101,7 @@ func (s *Server) CheckConfig(ctx context.Context, req *connectorv1.CheckConfigRe
 	if s.c.CheckConfig == nil {
 		return &connectorv1.CheckConfigResponse{}, nil
 	}
-	err := s.c.CheckConfig(withEgress(ctx, s.egress), connection(req.GetConnection()))
+	err := s.c.CheckConfig(s.callContext(ctx), connection(req.GetConnection()))
 	return &connectorv1.CheckConfigResponse{Error: toProto(err)}, nil
 }
 
@@ -138,7 +140,7 @@ func (s *Server) run(ctx context.Context, req *connectorv1.ActionRequest, previe
 	if preview {
 		handler = a.def.preview
 	}
-	result, err := handler(withEgress(ctx, s.egress), c)
+	result, err := handler(s.callContext(ctx), c)
 	if err != nil {
 		return nil, toProto(err)
 	}

@@ -1,0 +1,121 @@
+//go:build wasip1
+
+//lint:file-ignore U1000 the host calls the go:wasmexport functions, which staticcheck does not count as uses.
+
+package connector
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/relayhq/relay/sdk/protocol"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
+)
+
+// The exports of the WASM ABI, version 1 (docs/wasm-abi.md). The host calls
+// them one at a time, never concurrently and never re-entering, so they
+// share the package's state without locks.
+//
+// A failure the ABI counts as the host's or the module's fault (a block the
+// guest never handed out, bytes that do not decode) panics: the panic is a
+// trap, which the host reports as connector_crashed, with the panic's text
+// in its log. So does a panic in a handler.
+
+// abiVersion is the ABI this module speaks.
+const abiVersion = 1
+
+// pinned holds every block handed to the host, a request block from
+// relay_alloc or a response, by its address in linear memory, until the
+// host frees it or the request is decoded: the host writes and reads
+// through addresses the GC cannot see.
+var pinned = map[uint32][]byte{}
+
+// pin keeps b alive for the host and returns its address.
+func pin(b []byte) uint32 {
+	ptr := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	pinned[ptr] = b
+	return ptr
+}
+
+//go:wasmexport relay_abi_version
+func relayABIVersion() int32 { return abiVersion }
+
+// relayAlloc reserves a block for a request. A request is never larger than
+// the protocol's message limit, so a larger one is refused with 0.
+//
+//go:wasmexport relay_alloc
+func relayAlloc(size uint32) uint32 {
+	if size == 0 || size > protocol.MaxMessageSize {
+		return 0
+	}
+	return pin(make([]byte, size))
+}
+
+//go:wasmexport relay_free
+func relayFree(ptr, size uint32) {
+	delete(pinned, ptr)
+}
+
+//go:wasmexport relay_describe
+func relayDescribe(ptr, size uint32) uint64 {
+	req := &connectorv1.DescribeRequest{}
+	take("relay_describe", ptr, size, req)
+	return answer(server().Describe(context.Background(), req))
+}
+
+//go:wasmexport relay_check_config
+func relayCheckConfig(ptr, size uint32) uint64 {
+	req := &connectorv1.CheckConfigRequest{}
+	take("relay_check_config", ptr, size, req)
+	return answer(server().CheckConfig(context.Background(), req))
+}
+
+//go:wasmexport relay_preview
+func relayPreview(ptr, size uint32) uint64 {
+	req := &connectorv1.ActionRequest{}
+	take("relay_preview", ptr, size, req)
+	return answer(server().Preview(context.Background(), req))
+}
+
+//go:wasmexport relay_execute
+func relayExecute(ptr, size uint32) uint64 {
+	req := &connectorv1.ActionRequest{}
+	take("relay_execute", ptr, size, req)
+	return answer(server().Execute(context.Background(), req))
+}
+
+// take decodes the request the host wrote at ptr, a block from relay_alloc,
+// and releases the block. (0, 0) is the empty message.
+func take(export string, ptr, size uint32, req proto.Message) {
+	if size == 0 {
+		return
+	}
+	b, ok := pinned[ptr]
+	if !ok || int(size) > len(b) {
+		panic(fmt.Sprintf("%s(%d, %d): not a block relay_alloc handed out", export, ptr, size))
+	}
+	delete(pinned, ptr)
+	if err := proto.Unmarshal(b[:size], req); err != nil {
+		panic(fmt.Sprintf("%s: the request does not decode as %s: %v", export, req.ProtoReflect().Descriptor().FullName(), err))
+	}
+}
+
+// answer encodes a response, pins it until the host frees it, and returns
+// its address in the high 32 bits and its length in the low 32 bits.
+func answer[M proto.Message](resp M, err error) uint64 {
+	if err != nil {
+		// Server reports every failure in the response; this is a bug.
+		panic(err)
+	}
+	b, err := proto.Marshal(resp)
+	if err != nil {
+		panic(fmt.Sprintf("encoding the response: %v", err))
+	}
+	if len(b) == 0 {
+		return 0
+	}
+	return uint64(pin(b))<<32 | uint64(len(b))
+}

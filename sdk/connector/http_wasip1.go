@@ -1,0 +1,140 @@
+//go:build wasip1
+
+package connector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/protocol"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
+)
+
+func newHTTPTransport(*egress.Guard) http.RoundTripper { return hostTransport{} }
+
+// hostTransport makes HTTP requests through the host function
+// relay.http_request. The host enforces the egress policy, follows
+// redirects only to the same scheme, host and port (a redirect elsewhere
+// comes back as the 3xx, for the http.Client to follow or not through this
+// transport again), and caps the time and the response body.
+type hostTransport struct{}
+
+// errBodyTruncated ends the body of a response the host cut at its cap.
+var errBodyTruncated = errors.New("the response body is longer than the host passes on; it was cut there")
+
+func (hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(req.Body, protocol.MaxMessageSize+1))
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading the request body: %w", err)
+		}
+		if len(body) > protocol.MaxMessageSize {
+			return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("the request body is over the %d-byte message limit", protocol.MaxMessageSize)}
+		}
+	}
+	ctx := req.Context()
+	hreq := &connectorv1.HttpRequest{Method: req.Method, Url: req.URL.String(), Body: body}
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+		hreq.TimeoutMs = max(left.Milliseconds(), 1)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for name, values := range req.Header {
+		for _, v := range values {
+			hreq.Headers = append(hreq.Headers, &connectorv1.Header{Name: name, Value: v})
+		}
+	}
+	encoded, err := proto.Marshal(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the request: %w", err)
+	}
+	raw, err := hostCall(encoded)
+	if err != nil {
+		return nil, err
+	}
+	resp := &connectorv1.HttpResponse{}
+	if err := proto.Unmarshal(raw, resp); err != nil {
+		return nil, fmt.Errorf("relay.http_request: the answer does not decode: %w", err)
+	}
+	if e := resp.GetError(); e != nil {
+		// The host gave up at the deadline that became timeout_ms. The
+		// context's timer has not fired yet: the module ran nothing while
+		// the host worked.
+		if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("%s: %w", e.GetMessage(), context.DeadlineExceeded)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, hostHTTPError(req, e)
+	}
+	header := http.Header{}
+	for _, h := range resp.GetHeaders() {
+		header.Add(h.GetName(), h.GetValue())
+	}
+	code := int(resp.GetStatus())
+	out := &http.Response{
+		Status: strconv.Itoa(code) + " " + http.StatusText(code), StatusCode: code,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: header, ContentLength: int64(len(resp.GetBody())),
+		Body:    io.NopCloser(bytes.NewReader(resp.GetBody())),
+		Request: req,
+	}
+	if resp.GetBodyTruncated() {
+		out.ContentLength = -1
+		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(resp.GetBody()), errReader{errBodyTruncated}))
+	}
+	return out, nil
+}
+
+// hostCall passes an encoded HttpRequest to relay.http_request and reads
+// back the encoded HttpResponse.
+func hostCall(req []byte) ([]byte, error) {
+	n := hostHTTPRequest(unsafe.SliceData(req), uint32(len(req)))
+	if n < 0 {
+		return nil, errors.New("relay.http_request refused the request's memory")
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]byte, n)
+	if got := hostResultRead(&out[0], uint32(n)); got != n {
+		return nil, fmt.Errorf("relay.result_read returned %d of the %d bytes pending", got, n)
+	}
+	return out, nil
+}
+
+// hostHTTPError turns the host's classified failure into the error net/http
+// callers and the SDK's own classification expect.
+func hostHTTPError(req *http.Request, e *connectorv1.Error) error {
+	if e.GetCode() == connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED {
+		return &egress.DeniedError{Host: req.URL.Hostname(), Reason: e.GetMessage()}
+	}
+	code := Code(e.GetCode())
+	if code == 0 {
+		code = CodeInternal
+	}
+	return &Error{Code: code, Message: e.GetMessage(), RetryAfter: time.Duration(e.GetRetryAfterMs()) * time.Millisecond}
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
