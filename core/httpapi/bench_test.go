@@ -59,14 +59,7 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 func BenchmarkExecuteEcho(b *testing.B) {
 	for _, db := range sqlstoretest.Databases() {
 		b.Run(db.Name, func(b *testing.B) {
-			ts := newTestServerOn(b, db.URL(b), echoConnectors(b), nil, func(c *Config) {
-				c.Logger = hclog.NewNullLogger()
-				c.DefaultRateLimit = core.RateLimit{Rate: 1_000_000, Burst: 1_000_000}
-			})
-			_, keys := ts.workspace("bench")
-			ts.createEcho(keys[core.RoleAdmin], "echo")
-			body := []byte(`{"params":{"order":42,"items":["a","b"],"note":"benchmark"}}`)
-			var seq atomic.Int64
+			ex := newEchoExecutor(b, db.URL(b))
 			var mu sync.Mutex
 			var lat []time.Duration
 			b.ReportAllocs()
@@ -78,21 +71,7 @@ func BenchmarkExecuteEcho(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				var mine []time.Duration
 				for pb.Next() {
-					req, _ := http.NewRequest(http.MethodPost, ts.URL+"/v1/actions/echo.echo/execute", bytes.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+keys[core.RoleDeveloper])
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Idempotency-Key", "bench-"+strconv.FormatInt(seq.Add(1), 10))
-					t0 := time.Now()
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						b.Fatal(err)
-					}
-					out, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					mine = append(mine, time.Since(t0))
-					if resp.StatusCode != http.StatusOK {
-						b.Fatalf("status %d: %s", resp.StatusCode, out)
-					}
+					mine = append(mine, ex.execute(b))
 				}
 				mu.Lock()
 				lat = append(lat, mine...)
@@ -107,6 +86,72 @@ func BenchmarkExecuteEcho(b *testing.B) {
 			b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/exec")
 		})
 	}
+}
+
+// BenchmarkExecuteEchoPaced sends the same executions at a steady 1,000
+// requests/s, each on time whether or not earlier ones have been answered
+// (an open loop, as independent clients behave), and reports the latency
+// they see. Run it with a count, e.g. -benchtime 5000x.
+func BenchmarkExecuteEchoPaced(b *testing.B) {
+	const interval = time.Millisecond // 1,000 requests/s
+	for _, db := range sqlstoretest.Databases() {
+		b.Run(db.Name, func(b *testing.B) {
+			ex := newEchoExecutor(b, db.URL(b))
+			lat := make([]time.Duration, b.N)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+				wg.Go(func() { lat[i] = ex.execute(b) })
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			reportLatency(b, lat, elapsed)
+		})
+	}
+}
+
+// echoExecutor executes echo.echo over HTTP with a fresh key each time.
+type echoExecutor struct {
+	url, key string
+	body     []byte
+	seq      atomic.Int64
+}
+
+func newEchoExecutor(b *testing.B, dbURL string) *echoExecutor {
+	ts := newTestServerOn(b, dbURL, echoConnectors(b), nil, func(c *Config) {
+		c.Logger = hclog.NewNullLogger()
+		c.DefaultRateLimit = core.RateLimit{Rate: 1_000_000, Burst: 1_000_000}
+	})
+	_, keys := ts.workspace("bench")
+	ts.createEcho(keys[core.RoleAdmin], "echo")
+	return &echoExecutor{
+		url: ts.URL + "/v1/actions/echo.echo/execute", key: keys[core.RoleDeveloper],
+		body: []byte(`{"params":{"order":42,"items":["a","b"],"note":"benchmark"}}`),
+	}
+}
+
+// execute runs one execution and returns its latency.
+func (e *echoExecutor) execute(b *testing.B) time.Duration {
+	req, _ := http.NewRequest(http.MethodPost, e.url, bytes.NewReader(e.body))
+	req.Header.Set("Authorization", "Bearer "+e.key)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "bench-"+strconv.FormatInt(e.seq.Add(1), 10))
+	t0 := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d := time.Since(t0)
+	if resp.StatusCode != http.StatusOK {
+		b.Errorf("status %d: %s", resp.StatusCode, out)
+	}
+	return d
 }
 
 // BenchmarkEchoDirect is the same echo call on the connector's own server,

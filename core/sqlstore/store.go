@@ -51,6 +51,12 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	// and opening one is costly on both databases (a PostgreSQL backend
 	// process; SQLite's pragmas and, here, its statement cache).
 	db.SetMaxIdleConns(maxIdleConns)
+	if d == postgresDialect {
+		// A PostgreSQL server takes 100 connections by default, for every
+		// replica and tool: past this, requests wait for a connection
+		// instead of failing with "too many clients".
+		db.SetMaxOpenConns(maxPostgresConns)
+	}
 	if d == sqliteDialect && isSQLiteMemory(dsn) {
 		// Every connection to :memory: is a database of its own, so the
 		// pool must keep exactly one, and never close it: closing it
@@ -69,8 +75,12 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	return st, nil
 }
 
-// maxIdleConns is how many open connections the pool keeps for reuse.
-const maxIdleConns = 32
+// maxIdleConns is how many open connections the pool keeps for reuse;
+// maxPostgresConns is how many it opens at most on PostgreSQL.
+const (
+	maxIdleConns     = 32
+	maxPostgresConns = 32
+)
 
 // parseDatabaseURL picks the dialect and the driver's DSN.
 func parseDatabaseURL(databaseURL string) (*dialect, string, error) {
