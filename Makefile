@@ -12,23 +12,35 @@ MODULES     := . sdk
 
 .PHONY: build connector run test lint bench generate tools fuzz clean
 
-# First-party connectors, each built from plugins/<name>/cmd/<name>.
-CONNECTORS  := echo webhook smtp
+# First-party connectors, each built from plugins/<name>/cmd/<name>; those
+# in WASM_CONNECTORS ship both forms from that one source.
+CONNECTORS      := echo webhook smtp
+WASM_CONNECTORS := echo webhook
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/relay ./cmd/relay
 	@for c in $(CONNECTORS); do $(MAKE) --no-print-directory connector NAME=$$c || exit 1; done
 
 # Installs one connector as the catalog lays it out:
-# bin/connectors/<name>/<version>/{connector, connector.sha256, manifest.json}.
+# bin/connectors/<name>/<version>/{connector, connector.sha256, manifest.json},
+# plus {connector.wasm, connector.wasm.sha256} for WASM_CONNECTORS, whose
+# manifest is then the wasm form's (runtime wasm; docs/wasm-abi.md,
+# Packaging), printed by the native binary's `spec wasm`.
 connector:
 	@tmp=$(BIN)/connectors/.$(NAME).build; mkdir -p $(BIN)/connectors; \
 	$(GO) build -trimpath -o $$tmp ./plugins/$(NAME)/cmd/$(NAME) || exit 1; \
 	v=$$($$tmp version) || exit 1; d=$(BIN)/connectors/$(NAME)/$$v; \
 	mkdir -p $$d && mv $$tmp $$d/connector && \
-	$$d/connector spec > $$d/manifest.json && \
-	sha256sum $$d/connector | cut -d' ' -f1 > $$d/connector.sha256 && \
-	echo "built connector $(NAME)@$$v"
+	sha256sum $$d/connector | cut -d' ' -f1 > $$d/connector.sha256 || exit 1; \
+	if echo " $(WASM_CONNECTORS) " | grep -q " $(NAME) "; then \
+		GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $$d/connector.wasm ./plugins/$(NAME)/cmd/$(NAME) && \
+		sha256sum $$d/connector.wasm | cut -d' ' -f1 > $$d/connector.wasm.sha256 && \
+		$$d/connector spec wasm > $$d/manifest.json && \
+		echo "built connector $(NAME)@$$v (native and wasm)"; \
+	else \
+		$$d/connector spec > $$d/manifest.json && \
+		echo "built connector $(NAME)@$$v"; \
+	fi
 
 run: build
 	./$(BIN)/relay serve

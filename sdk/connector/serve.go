@@ -18,22 +18,29 @@ import (
 // Serve is a connector binary's whole main. Run by a Relay host it serves
 // the connector over go-plugin until the host stops it. Run by hand it
 // answers two commands: `spec` prints the manifest, `version` the version.
+// `spec wasm` prints the manifest of the same source built for wasip1
+// (runtime wasm), which is what a connector version that ships both forms
+// installs, since a module has no command line to ask.
 func Serve(c *Connector) {
-	s, err := NewServer(c, manifest.RuntimeNative)
+	runtime := manifest.RuntimeNative
+	if len(os.Args) == 3 && os.Args[1] == "spec" && os.Args[2] == manifest.RuntimeWASM {
+		runtime = manifest.RuntimeWASM
+	}
+	s, err := NewServer(c, runtime)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "spec":
+		switch {
+		case os.Args[1] == "spec" && (len(os.Args) == 2 || runtime == manifest.RuntimeWASM):
 			os.Stdout.Write(append(s.Manifest(), '\n'))
 			os.Exit(0)
-		case "version":
+		case os.Args[1] == "version" && len(os.Args) == 2:
 			fmt.Println(c.Version)
 			os.Exit(0)
 		default:
-			fmt.Fprintf(os.Stderr, "usage: %s [spec|version]\n", os.Args[0])
+			fmt.Fprintf(os.Stderr, "usage: %s [spec [wasm] | version]\n", os.Args[0])
 			os.Exit(2)
 		}
 	}
