@@ -26,7 +26,9 @@ type Connection struct {
 }
 
 // Ref is the connector version the connection uses.
-func (c *Connection) Ref() ConnectorRef { return ConnectorRef{Name: c.Connector, Version: c.Version} }
+func (c *Connection) Ref() ConnectorRef {
+	return ConnectorRef{Name: c.Connector, Version: c.Version, Runtime: c.Runtime}
+}
 
 var connectionNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 

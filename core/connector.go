@@ -5,13 +5,61 @@ import (
 	"encoding/json"
 )
 
-// ConnectorRef names one version of a connector.
+// ConnectorRef names one version of a connector and, for a call, the form
+// that runs it.
 type ConnectorRef struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
+	// Runtime is RuntimeNative or RuntimeWASM; empty where the form does
+	// not matter (the catalog's entries).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 func (r ConnectorRef) String() string { return r.Name + "@" + r.Version }
+
+// The forms a connector version can ship in.
+const (
+	RuntimeNative = "native" // a plugin process (go-plugin)
+	RuntimeWASM   = "wasm"   // a WebAssembly module, sandboxed in process
+)
+
+// RuntimeMux runs each call on the runtime of the call's form.
+type RuntimeMux map[string]ConnectorRuntime
+
+func (m RuntimeMux) runtime(ref ConnectorRef) (ConnectorRuntime, error) {
+	form := ref.Runtime
+	if form == "" {
+		form = RuntimeNative
+	}
+	if rt, ok := m[form]; ok {
+		return rt, nil
+	}
+	return nil, Errorf(EConnectorUnavailable, "connector %s: this server cannot run the %s form", ref, form)
+}
+
+func (m RuntimeMux) CheckConfig(ctx context.Context, ref ConnectorRef, conn ConnectionData) error {
+	rt, err := m.runtime(ref)
+	if err != nil {
+		return err
+	}
+	return rt.CheckConfig(ctx, ref, conn)
+}
+
+func (m RuntimeMux) Preview(ctx context.Context, ref ConnectorRef, call ActionCall) (json.RawMessage, error) {
+	rt, err := m.runtime(ref)
+	if err != nil {
+		return nil, err
+	}
+	return rt.Preview(ctx, ref, call)
+}
+
+func (m RuntimeMux) Execute(ctx context.Context, ref ConnectorRef, call ActionCall) (json.RawMessage, error) {
+	rt, err := m.runtime(ref)
+	if err != nil {
+		return nil, err
+	}
+	return rt.Execute(ctx, ref, call)
+}
 
 // ConnectionData is what a call carries of a workspace's connection: the
 // config and, for the length of the call, the decrypted secrets.

@@ -35,7 +35,8 @@ type ConnectorInfo struct {
 	Versions    []string `json:"versions"` // newest first
 	Latest      struct {
 		Version      string          `json:"version"`
-		Runtime      string          `json:"runtime"`
+		Runtime      string          `json:"runtime"`  // the default form
+		Runtimes     []string        `json:"runtimes"` // the forms it ships
 		ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
 		Actions      []string        `json:"actions"`
 		Egress       []string        `json:"egress,omitempty"`
@@ -55,7 +56,11 @@ func (s *Service) ListConnectors() []ConnectorInfo {
 		for _, v := range s.cfg.Catalog.Versions(e.Ref.Name) {
 			info.Versions = append(info.Versions, v.Ref.Version)
 		}
-		info.Latest.Version, info.Latest.Runtime = e.Ref.Version, e.Manifest.Runtime
+		info.Latest.Version, info.Latest.Runtimes = e.Ref.Version, e.Runtimes()
+		info.Latest.Runtime = core.RuntimeNative
+		if e.Ships(core.RuntimeWASM) {
+			info.Latest.Runtime = core.RuntimeWASM
+		}
 		info.Latest.ConfigSchema, info.Latest.Egress = e.Manifest.ConfigSchema, e.Manifest.Egress
 		for _, a := range e.Manifest.Actions {
 			info.Latest.Actions = append(info.Latest.Actions, e.Ref.Name+"."+a.Name)

@@ -3,7 +3,9 @@ package actions
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog"
@@ -25,6 +27,34 @@ type ConnectionInput struct {
 	Name      *string            `json:"name,omitempty"`
 	Config    json.RawMessage    `json:"config,omitempty"`
 	Secrets   map[string]*string `json:"secrets,omitempty"` // a null value removes the secret
+	// Runtime picks the form that runs the connection when its version
+	// ships both: "wasm" (sandboxed, the default) or "native".
+	Runtime *string `json:"runtime,omitempty"`
+}
+
+// chooseRuntime is the form a connection of entry runs in: the one asked
+// for, which entry must ship; else current, if entry ships it; else wasm,
+// the sandboxed form, when entry ships it, else native.
+func chooseRuntime(entry *catalog.Entry, asked *string, current string) (string, error) {
+	if asked != nil {
+		if *asked != core.RuntimeWASM && *asked != core.RuntimeNative {
+			return "", &core.Error{Code: core.EInvalid, Message: `runtime must be "wasm" or "native"`,
+				Fields: []core.FieldError{{Pointer: "/runtime", Message: `must be "wasm" or "native"`}}}
+		}
+		if !entry.Ships(*asked) {
+			return "", &core.Error{Code: core.EInvalid,
+				Message: fmt.Sprintf("connector %s does not ship a %s form; it ships %s", entry.Ref, *asked, strings.Join(entry.Runtimes(), " and ")),
+				Fields:  []core.FieldError{{Pointer: "/runtime", Message: "not shipped by this connector version"}}}
+		}
+		return *asked, nil
+	}
+	if current != "" && entry.Ships(current) {
+		return current, nil
+	}
+	if entry.Ships(core.RuntimeWASM) {
+		return core.RuntimeWASM, nil
+	}
+	return core.RuntimeNative, nil
 }
 
 // CreateConnection validates the config against the connector's schema,
@@ -41,10 +71,14 @@ func (s *Service) CreateConnection(ctx context.Context, c Caller, in ConnectionI
 	if err != nil {
 		return nil, err
 	}
+	runtime, err := chooseRuntime(entry, in.Runtime, "")
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	conn := &core.Connection{
 		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Name: *in.Name, Connector: entry.Ref.Name,
-		VersionConstraint: deref(in.Version), Version: entry.Ref.Version, Runtime: entry.Manifest.Runtime,
+		VersionConstraint: deref(in.Version), Version: entry.Ref.Version, Runtime: runtime,
 		Config: json.RawMessage(`{}`), CreatedAt: now, UpdatedAt: now, CreatedBy: c.KeyID,
 	}
 	if len(in.Config) > 0 {
@@ -93,7 +127,11 @@ func (s *Service) UpdateConnection(ctx context.Context, c Caller, id string, in 
 	if err != nil {
 		return nil, err
 	}
-	conn.Version, conn.Runtime = entry.Ref.Version, entry.Manifest.Runtime
+	runtime, err := chooseRuntime(entry, in.Runtime, conn.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	conn.Version, conn.Runtime = entry.Ref.Version, runtime
 	if len(in.Config) > 0 {
 		conn.Config = in.Config
 	}
@@ -252,7 +290,7 @@ func (s *Service) checkConnection(ctx context.Context, entry *catalog.Entry, con
 	if !check {
 		return nil
 	}
-	err := s.cfg.Runtime.CheckConfig(ctx, entry.Ref, core.ConnectionData{Config: conn.Config, Secrets: secrets})
+	err := s.cfg.Runtime.CheckConfig(ctx, entry.RefFor(conn.Runtime), core.ConnectionData{Config: conn.Config, Secrets: secrets})
 	return scrubErr(err, secrets)
 }
 

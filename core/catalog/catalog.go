@@ -3,8 +3,13 @@
 // artifact, whose SHA-256 the runtime checks before every start.
 //
 //	<dir>/<name>/<version>/manifest.json
-//	<dir>/<name>/<version>/connector          native binary
-//	<dir>/<name>/<version>/connector.sha256   its SHA-256, hex
+//	<dir>/<name>/<version>/connector               native binary
+//	<dir>/<name>/<version>/connector.sha256        its SHA-256, hex
+//	<dir>/<name>/<version>/connector.wasm          WebAssembly module
+//	<dir>/<name>/<version>/connector.wasm.sha256   its SHA-256, hex
+//
+// A version ships one form or both; the manifest's runtime names one it
+// ships, the form a new connection gets by default.
 package catalog
 
 import (
@@ -28,6 +33,7 @@ import (
 const (
 	ManifestFile = "manifest.json"
 	NativeFile   = "connector"
+	WASMFile     = "connector.wasm"
 	DigestSuffix = ".sha256"
 )
 
@@ -36,8 +42,37 @@ type Entry struct {
 	Ref      core.ConnectorRef
 	Manifest *manifest.Manifest
 	Dir      string
-	// Native is the plugin binary; nil when the version ships none.
+	// Native is the plugin binary, WASM the WebAssembly module; nil when
+	// the version does not ship that form.
 	Native *Artifact
+	WASM   *Artifact
+}
+
+// Runtimes returns the forms the version ships, the manifest's first.
+func (e *Entry) Runtimes() []string {
+	var out []string
+	if e.Native != nil {
+		out = append(out, core.RuntimeNative)
+	}
+	if e.WASM != nil {
+		out = append(out, core.RuntimeWASM)
+	}
+	if len(out) == 2 && e.Manifest.Runtime == core.RuntimeWASM {
+		out[0], out[1] = out[1], out[0]
+	}
+	return out
+}
+
+// Ships reports whether the version ships the form runtime.
+func (e *Entry) Ships(runtime string) bool {
+	return (runtime == core.RuntimeNative && e.Native != nil) || (runtime == core.RuntimeWASM && e.WASM != nil)
+}
+
+// RefFor is the version's ref for a call on the form runtime.
+func (e *Entry) RefFor(runtime string) core.ConnectorRef {
+	ref := e.Ref
+	ref.Runtime = runtime
+	return ref
 }
 
 // Artifact is a file to run and the digest it must have.
@@ -106,8 +141,16 @@ func loadEntry(dir, name, version string) (*Entry, error) {
 		return nil, fmt.Errorf("connector folder %s/%s holds the manifest of %s@%s", name, version, m.Name, m.Version)
 	}
 	e := &Entry{Ref: core.ConnectorRef{Name: name, Version: version}, Manifest: m, Dir: dir}
-	if m.Runtime == manifest.RuntimeNative {
-		if e.Native, err = loadArtifact(filepath.Join(dir, NativeFile)); err != nil {
+	for _, form := range []struct {
+		file     string
+		artifact **Artifact
+		runtime  string
+	}{{NativeFile, &e.Native, manifest.RuntimeNative}, {WASMFile, &e.WASM, manifest.RuntimeWASM}} {
+		path := filepath.Join(dir, form.file)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && m.Runtime != form.runtime {
+			continue // this form is not shipped, and the manifest does not name it
+		}
+		if *form.artifact, err = loadArtifact(path); err != nil {
 			return nil, fmt.Errorf("connector %s@%s: %w", name, version, err)
 		}
 	}

@@ -214,10 +214,11 @@ func (r *Runtime) slot(ref core.ConnectorRef) (*slot, *catalog.Entry, error) {
 	if r.closed {
 		return nil, nil, errClosed(ref)
 	}
-	s := r.slots[ref]
+	// One process per version, whatever form the caller's ref names.
+	s := r.slots[e.Ref]
 	if s == nil {
-		s = &slot{rt: r, ref: ref, entry: e, log: r.cfg.Logger.Named(ref.String())}
-		r.slots[ref] = s
+		s = &slot{rt: r, ref: e.Ref, entry: e, log: r.cfg.Logger.Named(e.Ref.String())}
+		r.slots[e.Ref] = s
 	}
 	return s, e, nil
 }
