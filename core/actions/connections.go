@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog"
@@ -180,6 +182,7 @@ func (s *Service) DeleteConnection(ctx context.Context, c Caller, id string) err
 	if err := s.cfg.Store.DeleteConnection(ctx, c.WorkspaceID, id); err != nil {
 		return err
 	}
+	s.sealed.m.Delete(id)
 	s.auditMutation(ctx, c, "connection.delete", conn)
 	return nil
 }
@@ -306,11 +309,40 @@ func (s *Service) seal(ctx context.Context, conn *core.Connection, secrets map[s
 	return out, nil
 }
 
+// sealedCache keeps the sealed (still encrypted) secrets of connections as
+// they were at a connection's updated_at: every change of a connection's
+// secrets sets a new updated_at, and a call has just read the connection,
+// so an entry for another time is stale and read again. It saves the
+// secrets' read on every call; plaintexts are never kept.
+type sealedCache struct{ m sync.Map } // connection id → sealedEntry
+
+type sealedEntry struct {
+	updatedAt time.Time
+	sealed    []core.SealedSecret
+}
+
+func (c *sealedCache) get(conn *core.Connection) ([]core.SealedSecret, bool) {
+	v, ok := c.m.Load(conn.ID)
+	if !ok {
+		return nil, false
+	}
+	e := v.(sealedEntry)
+	return e.sealed, e.updatedAt.Equal(conn.UpdatedAt)
+}
+
+func (c *sealedCache) put(conn *core.Connection, sealed []core.SealedSecret) {
+	c.m.Store(conn.ID, sealedEntry{updatedAt: conn.UpdatedAt, sealed: sealed})
+}
+
 // openSecrets decrypts a connection's secrets for one call.
 func (s *Service) openSecrets(ctx context.Context, conn *core.Connection) (map[string]string, error) {
-	sealed, err := s.cfg.Store.Secrets(ctx, conn.WorkspaceID, conn.ID)
-	if err != nil {
-		return nil, err
+	sealed, ok := s.sealed.get(conn)
+	if !ok {
+		var err error
+		if sealed, err = s.cfg.Store.Secrets(ctx, conn.WorkspaceID, conn.ID); err != nil {
+			return nil, err
+		}
+		s.sealed.put(conn, sealed)
 	}
 	out := make(map[string]string, len(sealed))
 	for _, sec := range sealed {

@@ -66,6 +66,7 @@ type Service struct {
 	cfg     Config
 	log     hclog.Logger
 	schemas schemaCache
+	sealed  sealedCache
 	now     func() time.Time
 	// id is this engine's instance id: the owner of the runs it starts.
 	id string

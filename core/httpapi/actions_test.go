@@ -243,6 +243,37 @@ func testConfirmationAndSecrets(t *testing.T, ts *testServer) {
 		t.Fatalf("%d deletions, want 1", n)
 	}
 
+	// A changed secret is the one the next call gets, never a copy kept
+	// from the call before.
+	var connID string
+	resp = ts.do("GET", "/v1/connections", admin, nil)
+	var list struct {
+		Data []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"data"`
+	}
+	resp.decode(t, &list)
+	for _, c := range list.Data {
+		if c.Name == "prod" {
+			connID = c.ID
+		}
+	}
+	for _, tc := range []struct {
+		token string
+		want  string
+	}{{"rotated-token", `"key_chars":13`}, {"rotated-again", `"key_chars":13`}, {"third-token-value", `"key_chars":17`}} {
+		if resp := ts.do("PATCH", "/v1/connections/"+connID+"?check=false", admin, map[string]any{"secrets": map[string]any{"token": tc.token}}); resp.Status != 200 {
+			t.Fatalf("patch the token: %d %s", resp.Status, resp.Body)
+		}
+		again := map[string]any{"params": map[string]any{"id": "item-3"}}
+		ts.do("POST", "/v1/actions/vault.delete_item/preview", dev, again).decode(t, &preview)
+		again["confirm_token"] = preview.ConfirmToken
+		if resp := ts.do("POST", "/v1/actions/vault.delete_item/execute", dev, again); !strings.Contains(string(resp.Body), tc.want) {
+			t.Fatalf("execute after the token became %s: %d %s", tc.token, resp.Status, resp.Body)
+		}
+	}
+
 	// A failure is a run too, replayed as it was.
 	fail := func() *response {
 		return ts.do("POST", "/v1/actions/vault.fail/execute", dev, map[string]any{"params": map[string]any{}}, "Idempotency-Key", "f-1")
