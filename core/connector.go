@@ -23,8 +23,25 @@ const (
 	RuntimeWASM   = "wasm"   // a WebAssembly module, sandboxed in process
 )
 
+// FormRunner is a ConnectorRuntime that says which forms it runs. A
+// runtime that is not one runs the native form only.
+type FormRunner interface {
+	Runs(form string) bool
+}
+
+// Runs reports whether rt runs connectors in the form runtime.
+func Runs(rt ConnectorRuntime, runtime string) bool {
+	if f, ok := rt.(FormRunner); ok {
+		return f.Runs(runtime)
+	}
+	return runtime == RuntimeNative
+}
+
 // RuntimeMux runs each call on the runtime of the call's form.
 type RuntimeMux map[string]ConnectorRuntime
+
+// Runs reports whether the mux has a runtime for the form.
+func (m RuntimeMux) Runs(form string) bool { return m[form] != nil }
 
 func (m RuntimeMux) runtime(ref ConnectorRef) (ConnectorRuntime, error) {
 	form := ref.Runtime

@@ -57,10 +57,7 @@ func (s *Service) ListConnectors() []ConnectorInfo {
 			info.Versions = append(info.Versions, v.Ref.Version)
 		}
 		info.Latest.Version, info.Latest.Runtimes = e.Ref.Version, e.Runtimes()
-		info.Latest.Runtime = core.RuntimeNative
-		if e.Ships(core.RuntimeWASM) {
-			info.Latest.Runtime = core.RuntimeWASM
-		}
+		info.Latest.Runtime, _ = s.chooseRuntime(e, nil, "")
 		info.Latest.ConfigSchema, info.Latest.Egress = e.Manifest.ConfigSchema, e.Manifest.Egress
 		for _, a := range e.Manifest.Actions {
 			info.Latest.Actions = append(info.Latest.Actions, e.Ref.Name+"."+a.Name)

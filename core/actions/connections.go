@@ -35,28 +35,30 @@ type ConnectionInput struct {
 }
 
 // chooseRuntime is the form a connection of entry runs in: the one asked
-// for, which entry must ship; else current, if entry ships it; else wasm,
-// the sandboxed form, when entry ships it, else native.
-func chooseRuntime(entry *catalog.Entry, asked *string, current string) (string, error) {
+// for, which entry must ship and this server run; else current, if still
+// possible; else wasm, the sandboxed form, when possible, else native.
+func (s *Service) chooseRuntime(entry *catalog.Entry, asked *string, current string) (string, error) {
+	possible := func(form string) bool { return entry.Ships(form) && core.Runs(s.cfg.Runtime, form) }
 	if asked != nil {
-		if *asked != core.RuntimeWASM && *asked != core.RuntimeNative {
-			return "", &core.Error{Code: core.EInvalid, Message: `runtime must be "wasm" or "native"`,
-				Fields: []core.FieldError{{Pointer: "/runtime", Message: `must be "wasm" or "native"`}}}
+		field := func(msg string) *core.Error {
+			return &core.Error{Code: core.EInvalid, Message: msg, Fields: []core.FieldError{{Pointer: "/runtime", Message: msg}}}
 		}
-		if !entry.Ships(*asked) {
-			return "", &core.Error{Code: core.EInvalid,
-				Message: fmt.Sprintf("connector %s does not ship a %s form; it ships %s", entry.Ref, *asked, strings.Join(entry.Runtimes(), " and ")),
-				Fields:  []core.FieldError{{Pointer: "/runtime", Message: "not shipped by this connector version"}}}
+		switch {
+		case *asked != core.RuntimeWASM && *asked != core.RuntimeNative:
+			return "", field(`runtime must be "wasm" or "native"`)
+		case !entry.Ships(*asked):
+			return "", field(fmt.Sprintf("connector %s does not ship a %s form; it ships %s", entry.Ref, *asked, strings.Join(entry.Runtimes(), " and ")))
+		case !core.Runs(s.cfg.Runtime, *asked):
+			return "", field(fmt.Sprintf("this server does not run %s connectors", *asked))
 		}
 		return *asked, nil
 	}
-	if current != "" && entry.Ships(current) {
-		return current, nil
+	for _, form := range []string{current, core.RuntimeWASM, core.RuntimeNative} {
+		if form != "" && possible(form) {
+			return form, nil
+		}
 	}
-	if entry.Ships(core.RuntimeWASM) {
-		return core.RuntimeWASM, nil
-	}
-	return core.RuntimeNative, nil
+	return "", core.Errorf(core.EConnectorUnavailable, "this server cannot run connector %s: it ships %s", entry.Ref, strings.Join(entry.Runtimes(), " and "))
 }
 
 // CreateConnection validates the config against the connector's schema,
@@ -73,7 +75,7 @@ func (s *Service) CreateConnection(ctx context.Context, c Caller, in ConnectionI
 	if err != nil {
 		return nil, err
 	}
-	runtime, err := chooseRuntime(entry, in.Runtime, "")
+	runtime, err := s.chooseRuntime(entry, in.Runtime, "")
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +131,7 @@ func (s *Service) UpdateConnection(ctx context.Context, c Caller, id string, in 
 	if err != nil {
 		return nil, err
 	}
-	runtime, err := chooseRuntime(entry, in.Runtime, conn.Runtime)
+	runtime, err := s.chooseRuntime(entry, in.Runtime, conn.Runtime)
 	if err != nil {
 		return nil, err
 	}
