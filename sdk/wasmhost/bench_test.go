@@ -1,0 +1,120 @@
+package wasmhost_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/sdk/wasmhost"
+)
+
+// BenchmarkWasmEcho is a warm call of the hand-written echo guest through a
+// pool: 1 and 8 callers, with p50 and p99 latency.
+func BenchmarkWasmEcho(b *testing.B) {
+	m := compile(b, newEngine(b, wasmhost.Options{}), guest(b, "echo"))
+	req := action("echo", `{"message":"hello, world","n":42}`)
+	for _, callers := range []int{1, 8} {
+		b.Run(map[int]string{1: "callers=1", 8: "callers=8"}[callers], func(b *testing.B) {
+			p := wasmhost.NewPool(m, callers)
+			defer p.Close(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			lat := make([][]time.Duration, callers)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for c := range callers {
+				n := b.N / callers
+				if c < b.N%callers {
+					n++
+				}
+				lat[c] = make([]time.Duration, 0, n)
+				wg.Go(func() {
+					for range n {
+						start := time.Now()
+						i, err := p.Get(ctx)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						resp, err := i.Execute(ctx, req)
+						p.Put(i)
+						if err != nil || len(resp.GetOutputJson()) == 0 {
+							b.Errorf("Execute = %v, %v", resp, err)
+							return
+						}
+						lat[c] = append(lat[c], time.Since(start))
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			reportLatency(b, slices.Concat(lat...))
+		})
+	}
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+}
+
+// BenchmarkCompile compiles the echo guest in a new engine: cold (no
+// cache), and from a warm compilation cache on disk.
+func BenchmarkCompile(b *testing.B) {
+	wasm := guest(b, "echo")
+	ctx := context.Background()
+	once := func(b *testing.B, dir string) {
+		e, err := wasmhost.NewEngine(ctx, wasmhost.Options{CompilationCacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Compile(ctx, wasm); err != nil {
+			b.Fatal(err)
+		}
+		_ = e.Close(ctx)
+	}
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			once(b, "")
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		dir := b.TempDir()
+		once(b, dir) // fill the cache
+		for b.Loop() {
+			once(b, dir)
+		}
+	})
+}
+
+// BenchmarkInstantiate makes a fresh sandbox of the echo guest and closes it.
+func BenchmarkInstantiate(b *testing.B) {
+	m := compile(b, newEngine(b, wasmhost.Options{}), guest(b, "echo"))
+	ctx := context.Background()
+	for b.Loop() {
+		i, err := m.Instantiate(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = i.Close(ctx)
+	}
+}
+
+// BenchmarkBusyLoop measures the guest's spin of 200,000 iterations. It
+// shows the cost of the deadline checks wazero compiles into every loop
+// (WithCloseOnContextDone): tens of nanoseconds an iteration.
+func BenchmarkBusyLoop(b *testing.B) {
+	i := instantiate(b, compile(b, newEngine(b, wasmhost.Options{}), guest(b, "misbehave")))
+	req := action("busy", `{}`)
+	for b.Loop() {
+		if _, err := i.Execute(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

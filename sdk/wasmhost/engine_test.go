@@ -1,0 +1,139 @@
+package wasmhost_test
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/relayhq/relay/sdk/wasmhost"
+)
+
+// minimal is a module that follows the ABI, with its pieces replaceable
+// by the cases below.
+const minimal = `(module
+  IMPORTS
+  (memory (export "memory") MEMORY)
+  (func (export "relay_abi_version") (result i32) (i32.const VERSION))
+  (func (export "relay_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "relay_free") (param i32 i32))
+  (func (export "relay_describe") (param i32 i32) (result i64) (i64.const 0))
+  (func (export "relay_check_config") (param i32 i32) (result i64) (i64.const 0))
+  (func (export "relay_preview") (param i32 i32) (result i64) (i64.const 0))
+  (func (export "relay_execute") (param i32 i32) (result i64) (i64.const 0))
+  EXTRA
+)`
+
+// module is minimal with the placeholders given (pairs of placeholder and
+// text) replaced, and the others emptied or set to their defaults.
+func module(repl ...string) string {
+	src := strings.NewReplacer(repl...).Replace(minimal)
+	return strings.NewReplacer("IMPORTS", "", "MEMORY", "1", "VERSION", "1", "EXTRA", "").Replace(src)
+}
+
+// Compile refuses a module that breaks the ABI, saying how.
+func TestCompileRefuses(t *testing.T) {
+	e := newEngine(t, wasmhost.Options{MemoryLimitPages: 64})
+	if _, err := e.Compile(context.Background(), buildWAT(t, module())); err != nil {
+		t.Fatalf("the minimal module: %v", err)
+	}
+	for _, tc := range []struct {
+		name, src, says string
+	}{
+		{"memory minimum over the ceiling", module("MEMORY", "65"), "memory's declared minimum is over the host's ceiling of 64 pages (4 MiB)"},
+		{"command", module("EXTRA", `(func (export "_start"))`), "it is a command"},
+		{"missing export", strings.Replace(module(), `(func (export "relay_preview") (param i32 i32) (result i64) (i64.const 0))`, "", 1),
+			"it does not export the function relay_preview(i32, i32) -> (i64)"},
+		{"wrong signature", strings.Replace(module(), `(func (export "relay_free") (param i32 i32))`, `(func (export "relay_free") (param i32))`, 1),
+			"its export relay_free is (i32) -> (), not (i32, i32) -> ()"},
+		{"unknown relay import", module("IMPORTS", `(import "relay" "nope" (func (param i32)))`), "it imports relay.nope, which the host does not provide"},
+		{"unknown module", module("IMPORTS", `(import "env" "f" (func))`), `it imports env.f, from module "env", which the host does not provide`},
+		{"import with the wrong signature", module("IMPORTS", `(import "relay" "log" (func (param i32 i32)))`), "it imports relay.log as (i32, i32) -> (), but the host's is (i32, i32, i32) -> ()"},
+		{"no memory export", strings.Replace(module(), `(memory (export "memory") 1)`, `(memory 1)`, 1), `it does not export its memory as "memory"`},
+		{"bad _initialize", module("EXTRA", `(func (export "_initialize") (param i32))`), "its export _initialize is (i32) -> (), not () -> ()"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.Compile(context.Background(), buildWAT(t, tc.src))
+			if err == nil || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("Compile = %v; want an error saying %q", err, tc.says)
+			}
+		})
+	}
+	if _, err := e.Compile(context.Background(), []byte("not wasm")); err == nil || !strings.Contains(err.Error(), "does not compile") {
+		t.Fatalf("Compile of garbage = %v", err)
+	}
+}
+
+// Instantiate refuses a module of another ABI version, and one whose
+// _initialize traps.
+func TestInstantiateRefuses(t *testing.T) {
+	e := newEngine(t, wasmhost.Options{})
+	m := compile(t, e, buildWAT(t, module("VERSION", "2")))
+	if _, err := m.Instantiate(context.Background()); err == nil || !strings.Contains(err.Error(), "ABI version 2; this host speaks version 1") {
+		t.Fatalf("Instantiate = %v", err)
+	}
+	m = compile(t, e, buildWAT(t, module("EXTRA", `(func (export "_initialize") unreachable)`)))
+	_, err := m.Instantiate(context.Background())
+	wantError(t, err, wasmhost.KindCrashed, "during _initialize", "unreachable")
+}
+
+// Compiling the same bytes twice shares the compiled code; closing one
+// Module leaves the other usable.
+func TestCompileTwice(t *testing.T) {
+	e := newEngine(t, wasmhost.Options{})
+	wasm := guest(t, "echo")
+	a, b := compile(t, e, wasm), compile(t, e, wasm)
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Instantiate(context.Background()); err == nil {
+		t.Fatal("a closed module instantiated")
+	}
+	i := instantiate(t, b)
+	if _, err := i.Execute(context.Background(), action("echo", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The compilation cache is a 0700 folder that a second engine reuses.
+func TestCompilationCache(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data", "wasm-cache")
+	wasm := guest(t, "echo")
+	for round := range 2 {
+		e := newEngine(t, wasmhost.Options{CompilationCacheDir: dir})
+		i := instantiate(t, compile(t, e, wasm))
+		if _, err := i.Execute(ctx, action("echo", `{}`)); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		_ = e.Close(ctx)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("the cache folder has mode %s; want 0700", st.Mode().Perm())
+	}
+	var files int
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files++
+		}
+		return nil
+	})
+	if files == 0 {
+		t.Error("the cache folder holds no compiled module")
+	}
+
+	loose := filepath.Join(t.TempDir(), "loose")
+	if err := os.Mkdir(loose, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	newEngine(t, wasmhost.Options{CompilationCacheDir: loose})
+	if st, err := os.Stat(loose); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("a 0755 cache folder was left %v (%v); want 0700", st.Mode().Perm(), err)
+	}
+}

@@ -1,0 +1,104 @@
+package wasmhost
+
+import (
+	"context"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// relayModule builds the host module "relay": the functions a guest may
+// import besides WASI. Each finds the calling Instance by its module.
+func (e *Engine) relayModule() wazero.HostModuleBuilder {
+	b := e.rt.NewHostModuleBuilder(relayModuleName)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(e.hostLog), []api.ValueType{i32, i32, i32}, nil).
+		WithParameterNames("level", "ptr", "len").
+		Export("log")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(e.hostHTTPRequest), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("ptr", "len").
+		Export("http_request")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(e.hostResultRead), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("ptr", "len").
+		Export("result_read")
+	return b
+}
+
+func (e *Engine) instance(mod api.Module) *Instance {
+	v, ok := e.instances.Load(mod)
+	if !ok {
+		// Only guests instantiated by Module.Instantiate import "relay".
+		panic("wasmhost: a host function was called by a module this engine did not instantiate")
+	}
+	return v.(*Instance)
+}
+
+// logLevels maps the ABI's levels to the logger's.
+var logLevels = [...]hclog.Level{1: hclog.Trace, 2: hclog.Debug, 3: hclog.Info, 4: hclog.Warn, 5: hclog.Error}
+
+// hostLog is relay.log(level, ptr, len): one line for the host's log. A
+// range outside memory traps.
+func (e *Engine) hostLog(_ context.Context, mod api.Module, stack []uint64) {
+	i := e.instance(mod)
+	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
+	b, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		panic("relay.log: the line is outside memory")
+	}
+	if len(b) > maxLogLine {
+		// Cut at a rune boundary: drop the bytes of a rune cut in two.
+		b = b[:maxLogLine]
+		for k := 0; k < utf8.UTFMax-1 && len(b) > 0; k++ {
+			if r, size := utf8.DecodeLastRune(b); r != utf8.RuneError || size > 1 {
+				break
+			}
+			b = b[:len(b)-1]
+		}
+	}
+	l := hclog.Info
+	if level >= 1 && int(level) < len(logLevels) {
+		l = logLevels[level]
+	}
+	i.m.log.Log(l, string(b), "stream", "log")
+}
+
+// hostResultRead is relay.result_read(ptr, len): copies the pending result
+// into guest memory and clears it.
+func (e *Engine) hostResultRead(_ context.Context, mod api.Module, stack []uint64) {
+	i := e.instance(mod)
+	ptr, n := uint32(stack[0]), uint32(stack[1])
+	if i.pending == nil {
+		stack[0] = api.EncodeI32(-1)
+		return
+	}
+	out := i.pending[:min(int(n), len(i.pending))]
+	if !mod.Memory().Write(ptr, out) {
+		stack[0] = api.EncodeI32(-1)
+		return
+	}
+	i.pending = nil
+	stack[0] = api.EncodeI32(int32(len(out)))
+}
+
+// hostHTTPRequest is relay.http_request(ptr, len): makes the request and
+// leaves the encoded HttpResponse pending, returning its length.
+func (e *Engine) hostHTTPRequest(ctx context.Context, mod api.Module, stack []uint64) {
+	i := e.instance(mod)
+	ptr, n := uint32(stack[0]), uint32(stack[1])
+	b, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		stack[0] = api.EncodeI32(-1)
+		return
+	}
+	resp := i.m.doHTTP(ctx, b, i.max)
+	out, err := marshal.Marshal(resp)
+	if err != nil { // not expected: the response is built by the host
+		panic("relay.http_request: encoding the response: " + err.Error())
+	}
+	i.pending = out
+	stack[0] = api.EncodeI32(int32(len(out)))
+}
