@@ -438,3 +438,59 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 		t.Fatalf("the stream did not end with the shutdown:\n%s", body)
 	}
 }
+
+// A workspace may hold only so many event streams open at once; the next
+// is refused with 429 until one closes.
+func TestEventStreamsAreCappedPerWorkspace(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, func(c *Config) { c.MaxEventStreams = 2 })
+	_, keys := ts.workspace("acme")
+	_, other := ts.workspace("other")
+	ts.do("POST", "/v1/connections", keys[core.RoleAdmin], map[string]any{
+		"connector": "vault", "name": "prod", "secrets": map[string]any{"token": vaultToken}})
+	var run runJSON
+	ts.do("POST", "/v1/actions/vault.slow/execute", keys[core.RoleDeveloper],
+		map[string]any{"params": map[string]any{"ms": 8000}, "mode": "async"}).decode(t, &run)
+	open := func() *http.Response {
+		req, _ := http.NewRequest("GET", ts.URL+"/v1/runs/"+run.ID+"/events", nil)
+		req.Header.Set("Authorization", "Bearer "+keys[core.RoleViewer])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode == 200 {
+			// Read the first event: the stream is open and counted.
+			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp
+	}
+	first, second := open(), open()
+	if first.StatusCode != 200 || second.StatusCode != 200 {
+		t.Fatalf("first streams: %d, %d", first.StatusCode, second.StatusCode)
+	}
+	third := open()
+	if third.StatusCode != 429 || third.Header.Get("Retry-After") == "" {
+		t.Fatalf("a third stream: %d, Retry-After %q; want 429 with Retry-After", third.StatusCode, third.Header.Get("Retry-After"))
+	}
+	// The cap is no oracle: another workspace asking for the run is told
+	// it does not exist, not that its streams are used up.
+	if resp := ts.do("GET", "/v1/runs/"+run.ID+"/events", other[core.RoleViewer], nil); resp.Status != 404 {
+		t.Fatalf("another workspace's stream of a run it cannot see: %d", resp.Status)
+	}
+	// A stream whose client left is noticed at its next ping (5 s).
+	first.Body.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp := open()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a stream closed, a new one still gets %d", resp.StatusCode)
+		}
+		resp.Body.Close()
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -28,10 +29,15 @@ func (s *Server) runEvents(c *fiber.Ctx, p *principal) error {
 	if err != nil {
 		return err
 	}
+	if !s.openStreams.open(ws, s.cfg.MaxEventStreams) {
+		return &core.Error{Code: core.ERateLimited, RetryAfter: eventPoll,
+			Message: fmt.Sprintf("this workspace has %d run event streams open, the most allowed; close one, or poll GET /v1/runs/%s", s.cfg.MaxEventStreams, id)}
+	}
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no")
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.openStreams.close(ws)
 		ctx, cancel := context.WithTimeout(s.streams, eventMaxWait)
 		defer cancel()
 		last := core.RunStatus("")
@@ -74,4 +80,32 @@ func (s *Server) runEvents(c *fiber.Ctx, p *principal) error {
 		}
 	})
 	return nil
+}
+
+// streamCounts counts the open event streams of each workspace.
+type streamCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// open counts one more stream for the workspace unless it has max already.
+func (c *streamCounts) open(workspace string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	if c.n[workspace] >= max {
+		return false
+	}
+	c.n[workspace]++
+	return true
+}
+
+func (c *streamCounts) close(workspace string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[workspace]--; c.n[workspace] <= 0 {
+		delete(c.n, workspace)
+	}
 }

@@ -38,6 +38,9 @@ type Config struct {
 	IdleTimeout    time.Duration // default 60 s
 	RequestTimeout time.Duration // deadline of a handler's context; default 25 s
 	ReadyCacheTTL  time.Duration // how long a /readyz result is reused; default 1 s
+	// MaxEventStreams caps the run event streams a workspace holds open
+	// at once on this server; default 32.
+	MaxEventStreams int
 }
 
 // Defaults for Config's zero values.
@@ -47,6 +50,7 @@ const (
 	DefaultWriteTimeout   = 30 * time.Second
 	DefaultIdleTimeout    = 60 * time.Second
 	DefaultRequestTimeout = 25 * time.Second
+	DefaultMaxEventStreams = 32
 )
 
 // Server is the HTTP API. Make it with New, run it with Serve, stop it with
@@ -63,6 +67,7 @@ type Server struct {
 	// streams ends every event stream when the server shuts down.
 	streams     context.Context
 	stopStreams context.CancelFunc
+	openStreams streamCounts
 }
 
 // New builds the server and registers every route.
@@ -76,6 +81,7 @@ func New(cfg Config) *Server {
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
 	setDefault(&cfg.ReadyCacheTTL, time.Second)
+	setDefault(&cfg.MaxEventStreams, DefaultMaxEventStreams)
 
 	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
