@@ -155,7 +155,14 @@ func (s *slot) crashError(what string, c crash, reason string) error {
 
 // connectorFailed maps the connector's classified error to the core code.
 func (s *slot) connectorFailed(e *connectorv1.Error) error {
-	out := &core.Error{Message: s.ref.String() + ": " + e.GetMessage()}
+	return ConnectorError(s.ref, e)
+}
+
+// ConnectorError maps an error a connector classified (the error field of
+// a relay.connector.v1 response) to the core error a caller sees. The wasm
+// runtime maps its connectors' errors with it too.
+func ConnectorError(ref core.ConnectorRef, e *connectorv1.Error) error {
+	out := &core.Error{Message: ref.String() + ": " + e.GetMessage()}
 	switch e.GetCode() {
 	case connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT:
 		out.Code = core.EInvalidParams

@@ -24,7 +24,7 @@ func buildWAT(tb testing.TB, src string) []byte {
 	}
 	dir := tb.TempDir()
 	in := src
-	if strings.HasPrefix(strings.TrimSpace(src), "(module") {
+	if strings.Contains(src, "(module") {
 		in = filepath.Join(dir, "guest.wat")
 		if err := os.WriteFile(in, []byte(src), 0o600); err != nil {
 			tb.Fatal(err)

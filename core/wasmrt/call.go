@@ -1,0 +1,126 @@
+package wasmrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/goplugin"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
+	"github.com/relayhq/relay/sdk/wasmhost"
+)
+
+// callFunc is one call on an instance. It returns the connector's own
+// error from the response, or the host's.
+type callFunc func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error)
+
+// call runs fn on an instance of ref's pool within min(ctx's deadline, the
+// action's timeout), and turns every failure into the caller's error. what
+// names the call in messages ("action send"); action is "" for a config
+// check.
+func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action string, fn callFunc) error {
+	v, err := r.version(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer r.calls.Done()
+
+	limit := r.timeout(v, action)
+	if dl, ok := ctx.Deadline(); ok {
+		limit = max(min(limit, time.Until(dl)), 0)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+
+	i, err := v.pool.Get(callCtx)
+	if err != nil {
+		return r.startFailed(ctx, v, what, limit, err)
+	}
+	perr, err := fn(callCtx, i)
+	v.pool.Put(i) // a broken instance is closed, never handed out again
+	if err != nil {
+		return r.failed(ctx, v, what, limit, err)
+	}
+	if perr != nil {
+		// A guest that answers once its deadline has passed is late all
+		// the same.
+		if pastDeadline(callCtx) {
+			return ended(ctx, v.ref, what, limit, "")
+		}
+		return goplugin.ConnectorError(v.ref, perr)
+	}
+	return nil
+}
+
+// timeout is the action's own timeout_seconds, or CallTimeout.
+func (r *Runtime) timeout(v *version, action string) time.Duration {
+	if action != "" && v.manifest != nil {
+		if a := v.manifest.Action(action); a != nil && a.TimeoutSeconds > 0 {
+			return time.Duration(a.TimeoutSeconds) * time.Second
+		}
+	}
+	return r.cfg.CallTimeout
+}
+
+// startFailed is the error of a call that got no instance: every instance
+// was busy until the deadline, or a new one did not start.
+func (r *Runtime) startFailed(ctx context.Context, v *version, what string, limit time.Duration, err error) error {
+	var we *wasmhost.Error
+	switch {
+	case errors.As(err, &we) && (we.Kind == wasmhost.KindTimeout || we.Kind == wasmhost.KindCanceled):
+		return ended(ctx, v.ref, what, limit, fmt.Sprintf(" (all %d instances were busy)", r.cfg.PoolSize))
+	case errors.Is(err, wasmhost.ErrPoolClosed):
+		return errClosed(v.ref)
+	}
+	v.log.Error("wasm instance did not start", "during", what, "error", err)
+	return core.Errorf(core.EConnectorUnavailable, "connector %s: an instance did not start for %s: %v", v.ref, what, err)
+}
+
+// failed maps the host's error of a call.
+func (r *Runtime) failed(ctx context.Context, v *version, what string, limit time.Duration, err error) error {
+	var we *wasmhost.Error
+	if !errors.As(err, &we) {
+		v.log.Error("wasm call failed", "during", what, "error", err)
+		return core.Errorf(core.EConnectorError, "connector %s failed during %s: %v", v.ref, what, err)
+	}
+	switch we.Kind {
+	case wasmhost.KindTimeout, wasmhost.KindCanceled:
+		v.log.Warn("wasm call stopped at its deadline; instance thrown away", "during", what, "limit", limit)
+		return ended(ctx, v.ref, what, limit, "")
+	case wasmhost.KindTooLarge:
+		return core.Errorf(core.EMessageTooLarge, "connector %s, %s: %s", v.ref, what, we.Message)
+	default:
+		// The instance served this call alone, so the trap and what the
+		// guest wrote before it are this call's own.
+		v.log.Error("wasm connector crashed; instance thrown away", "during", what, "reason", we.Message)
+		return core.Errorf(core.EConnectorCrashed, "connector %s crashed during %s: %s", v.ref, what, we.Message)
+	}
+}
+
+// ended is the error of a call whose context ended: a timeout, or the
+// caller's own cancellation (which no one but the caller sees).
+func ended(ctx context.Context, ref core.ConnectorRef, what string, limit time.Duration, note string) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("connector %s %s: %w", ref, what, context.Canceled)
+	}
+	return core.Errorf(core.EConnectorTimeout, "connector %s %s did not answer within %s%s", ref, what, formatDuration(limit), note)
+}
+
+// pastDeadline reports whether ctx has ended or its deadline has passed.
+func pastDeadline(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// formatDuration rounds a deadline for a message: "30s", "1.5s", "200ms".
+func formatDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

@@ -1,0 +1,372 @@
+// Package wasmrt runs WASM connectors in process: each connector version is
+// a WebAssembly module speaking the Relay WASM ABI v1 (docs/wasm-abi.md),
+// compiled once (with a compilation cache in the data dir) and served by a
+// pool of sandboxed instances (sdk/wasmhost on wazero). It is the wasm
+// counterpart of core/goplugin, with the same errors.
+package wasmrt
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/core/goplugin"
+	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/manifest"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
+	"github.com/relayhq/relay/sdk/wasmhost"
+)
+
+var (
+	_ core.ConnectorRuntime = (*Runtime)(nil)
+	_ core.FormRunner       = (*Runtime)(nil)
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultPoolSize    = 4
+	DefaultCallTimeout = goplugin.DefaultCallTimeout
+	DefaultLoadTimeout = 30 * time.Second
+	// CacheDir is the compilation cache's folder inside the data dir.
+	CacheDir = "wasm-cache"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// Lookup finds a connector version on its first call, usually
+	// (*catalog.Catalog).Get; the version is loaded from its WASM artifact
+	// then. Its errors (ENotFound) are returned as they are. Nil means only
+	// versions given to Load are known.
+	Lookup func(core.ConnectorRef) (*catalog.Entry, error)
+	// DataDir holds the compilation cache, in DataDir/wasm-cache (mode
+	// 0700), so that a restart does not compile the modules again. "" keeps
+	// no cache on disk.
+	DataDir string
+	// PoolSize is the most instances of one connector version, so the most
+	// calls it serves at once; callers beyond it wait for a free instance
+	// within their deadline. 0 means DefaultPoolSize.
+	PoolSize int
+	// MemoryLimitPages is the memory ceiling of an instance, in 64 KiB
+	// pages; 0 means wasmhost.DefaultMemoryLimitPages (128 MiB). A module
+	// that declares more is refused when it is loaded.
+	MemoryLimitPages uint32
+	// EgressAllow is the operator's --egress-allow: the special ranges
+	// (private, loopback, …) a connector may reach after all, when its
+	// manifest's egress names the host.
+	EgressAllow []netip.Prefix
+	// Logger receives the runtime's events and the guests' log lines,
+	// stdout and stderr, under Named("<name>@<version>"). Nil discards them.
+	Logger hclog.Logger
+	// CallTimeout bounds a call when its action declares no
+	// timeout_seconds, and every config check.
+	CallTimeout time.Duration
+	// LoadTimeout bounds loading a version on its first call: reading,
+	// compiling and instantiating its first instance.
+	LoadTimeout time.Duration
+}
+
+// Runtime runs WASM connectors. Its methods are safe for concurrent use.
+//
+// Errors are *core.Error: ENotFound from Lookup or for an unknown version;
+// EConnectorUnavailable when the version has no WASM module, its checksum
+// does not match, it does not compile or follow the ABI, its memory minimum
+// is over the ceiling, an instance will not start, or the runtime is
+// closed; EConnectorTimeout (the call's deadline passed, running or
+// waiting for a free instance); EConnectorCrashed (a trap, with its reason;
+// the instance is thrown away); EMessageTooLarge; and the connector's own
+// classified errors, mapped as for native connectors
+// (goplugin.ConnectorError). The one exception is a call whose ctx the
+// caller cancelled: its error wraps context.Canceled.
+type Runtime struct {
+	cfg    Config
+	engine *wasmhost.Engine
+	log    hclog.Logger
+
+	mu       sync.Mutex
+	versions map[core.ConnectorRef]*version
+	closed   bool
+	calls    sync.WaitGroup // loads and calls under way, which Close waits for
+}
+
+// version is one loaded connector version.
+type version struct {
+	ref      core.ConnectorRef
+	manifest *manifest.Manifest
+	log      hclog.Logger
+
+	ready chan struct{} // closed when the load is done
+	err   error         // the load's failure
+	mod   *wasmhost.Module
+	pool  *wasmhost.Pool
+}
+
+// New starts a runtime: the wazero engine and its compilation cache. It
+// loads no connector.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.PoolSize <= 0 {
+		cfg.PoolSize = DefaultPoolSize
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.LoadTimeout <= 0 {
+		cfg.LoadTimeout = DefaultLoadTimeout
+	}
+	o := wasmhost.Options{MemoryLimitPages: cfg.MemoryLimitPages, Logger: cfg.Logger}
+	if cfg.DataDir != "" {
+		o.CompilationCacheDir = filepath.Join(cfg.DataDir, CacheDir)
+	}
+	engine, err := wasmhost.NewEngine(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("wasm runtime: %w", err)
+	}
+	return &Runtime{cfg: cfg, engine: engine, log: cfg.Logger, versions: map[core.ConnectorRef]*version{}}, nil
+}
+
+// Runs reports whether the runtime runs connectors in the form: wasm.
+func (r *Runtime) Runs(form string) bool { return form == core.RuntimeWASM }
+
+// key is a version's key in the runtime, whatever form the ref names.
+func key(ref core.ConnectorRef) core.ConnectorRef {
+	return core.ConnectorRef{Name: ref.Name, Version: ref.Version}
+}
+
+// Load loads a connector version from its module at wasmPath, whose SHA-256
+// must be sum, with its manifest (for action timeouts and egress): it
+// checks the digest, compiles the module (or takes it from the cache),
+// checks it against the ABI and starts its first instance. A version
+// loaded before is replaced; its calls under way finish on the old module.
+// Errors are EConnectorUnavailable, saying why.
+func (r *Runtime) Load(ctx context.Context, ref core.ConnectorRef, wasmPath string, sum []byte, m *manifest.Manifest) error {
+	ref = key(ref)
+	v := &version{ref: ref, manifest: m, log: r.log.Named(ref.String()), ready: make(chan struct{})}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errClosed(ref)
+	}
+	old := r.versions[ref]
+	r.versions[ref] = v
+	r.calls.Add(1)
+	r.mu.Unlock()
+	defer r.calls.Done()
+	r.load(ctx, v, wasmPath, sum)
+	if v.err != nil {
+		r.forget(v)
+	}
+	if old != nil {
+		<-old.ready
+		old.close()
+	}
+	return v.err
+}
+
+// load fills v and closes v.ready.
+func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []byte) {
+	defer close(v.ready)
+	fail := func(format string, args ...any) {
+		v.err = core.Errorf(core.EConnectorUnavailable, "connector %s was not loaded: "+format, append([]any{v.ref}, args...)...)
+		v.log.Error("wasm connector not loaded", "path", wasmPath, "error", v.err)
+	}
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		fail("%v", err)
+		return
+	}
+	if got := sha256.Sum256(wasm); !bytes.Equal(got[:], sum) {
+		v.log.Error("wasm module does not match its digest; not loaded", "path", wasmPath,
+			"expected_sha256", hex.EncodeToString(sum), "sha256", hex.EncodeToString(got[:]))
+		fail("the SHA-256 checksum of its module does not match %s%s (checksum mismatch)", catalog.WASMFile, catalog.DigestSuffix)
+		return
+	}
+	var hosts []string
+	if v.manifest != nil {
+		hosts = v.manifest.Egress
+	}
+	start := time.Now()
+	mod, err := r.engine.CompileWith(ctx, wasm, wasmhost.ModuleOptions{
+		Egress: egress.New(hosts, r.cfg.EgressAllow),
+		Logger: v.log,
+	})
+	if err != nil {
+		fail("%v", err)
+		return
+	}
+	v.mod, v.pool = mod, wasmhost.NewPool(mod, r.cfg.PoolSize)
+	// Start one instance now: a module that traps while it initializes, or
+	// speaks another ABI version, fails here rather than at its first call.
+	i, err := v.pool.Get(ctx)
+	if err != nil {
+		v.close()
+		fail("its first instance did not start: %v", err)
+		return
+	}
+	v.pool.Put(i)
+	v.log.Debug("wasm connector loaded", "duration", time.Since(start), "memory_min_pages", mod.MemoryMinPages(), "pool_size", r.cfg.PoolSize)
+}
+
+// forget drops v if it is still the version of its ref.
+func (r *Runtime) forget(v *version) {
+	r.mu.Lock()
+	if r.versions[v.ref] == v {
+		delete(r.versions, v.ref)
+	}
+	r.mu.Unlock()
+}
+
+func (v *version) close() {
+	ctx := context.Background()
+	if v.pool != nil {
+		_ = v.pool.Close(ctx)
+	}
+	if v.mod != nil {
+		_ = v.mod.Close(ctx)
+	}
+}
+
+// version returns the loaded version of ref, loading it through Lookup on
+// first use; the caller must call r.calls.Done once done with it.
+func (r *Runtime) version(ctx context.Context, ref core.ConnectorRef) (*version, error) {
+	ref = key(ref)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errClosed(ref)
+	}
+	v := r.versions[ref]
+	if v == nil {
+		if r.cfg.Lookup == nil {
+			r.mu.Unlock()
+			return nil, core.Errorf(core.ENotFound, "no wasm connector %s", ref)
+		}
+		e, err := r.cfg.Lookup(ref)
+		if err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
+		if e.WASM == nil {
+			r.mu.Unlock()
+			return nil, core.Errorf(core.EConnectorUnavailable, "connector %s has no WASM module", ref)
+		}
+		v = &version{ref: ref, manifest: e.Manifest, log: r.log.Named(ref.String()), ready: make(chan struct{})}
+		r.versions[ref] = v
+		r.calls.Add(2) // the load's, and this call's
+		r.mu.Unlock()
+		go func() {
+			defer r.calls.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.LoadTimeout)
+			defer cancel()
+			r.load(ctx, v, e.WASM.Path, e.WASM.SHA256)
+			if v.err != nil {
+				r.forget(v) // the next call tries again
+			}
+		}()
+	} else {
+		r.calls.Add(1)
+		r.mu.Unlock()
+	}
+	select {
+	case <-v.ready:
+	case <-ctx.Done():
+		r.calls.Done()
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil, fmt.Errorf("connector %s: %w", ref, context.Canceled)
+		}
+		return nil, core.Errorf(core.EConnectorTimeout, "connector %s did not answer in time: it was still loading", ref)
+	}
+	if v.err != nil {
+		r.calls.Done()
+		return nil, v.err
+	}
+	return v, nil
+}
+
+// Close closes every connector version and the engine, after the calls
+// under way have ended. Calls made after Close fail with
+// EConnectorUnavailable. The compilation cache stays on disk.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	versions := r.versions
+	r.versions = nil
+	r.mu.Unlock()
+	r.calls.Wait()
+	for _, v := range versions {
+		v.close()
+	}
+	return r.engine.Close(context.Background())
+}
+
+func errClosed(ref core.ConnectorRef) error {
+	return core.Errorf(core.EConnectorUnavailable, "connector %s is not available: the runtime is shutting down", ref)
+}
+
+// CheckConfig asks the connector whether a connection's config and secrets
+// work. It is bounded by CallTimeout.
+func (r *Runtime) CheckConfig(ctx context.Context, ref core.ConnectorRef, conn core.ConnectionData) error {
+	req := &connectorv1.CheckConfigRequest{Connection: protoConnection(conn)}
+	return r.call(ctx, ref, "config check", "", func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error) {
+		resp, err := i.CheckConfig(ctx, req)
+		return resp.GetError(), err
+	})
+}
+
+// Preview asks the connector what Execute would do.
+func (r *Runtime) Preview(ctx context.Context, ref core.ConnectorRef, call core.ActionCall) (json.RawMessage, error) {
+	return r.action(ctx, ref, call, true)
+}
+
+// Execute performs the action.
+func (r *Runtime) Execute(ctx context.Context, ref core.ConnectorRef, call core.ActionCall) (json.RawMessage, error) {
+	return r.action(ctx, ref, call, false)
+}
+
+func (r *Runtime) action(ctx context.Context, ref core.ConnectorRef, call core.ActionCall, preview bool) (json.RawMessage, error) {
+	req := &connectorv1.ActionRequest{
+		Action:         call.Action,
+		InputJson:      call.Input,
+		Connection:     protoConnection(call.Connection),
+		RunId:          call.RunID,
+		IdempotencyKey: call.IdempotencyKey,
+		WorkspaceId:    call.WorkspaceID,
+	}
+	var out []byte
+	err := r.call(ctx, ref, "action "+call.Action, call.Action, func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error) {
+		if preview {
+			resp, err := i.Preview(ctx, req)
+			out = resp.GetPreviewJson()
+			return resp.GetError(), err
+		}
+		resp, err := i.Execute(ctx, req)
+		out = resp.GetOutputJson()
+		return resp.GetError(), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func protoConnection(c core.ConnectionData) *connectorv1.Connection {
+	return &connectorv1.Connection{ConfigJson: c.Config, Secrets: c.Secrets}
+}
