@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/mod/semver"
+
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog"
 	"github.com/relayhq/relay/sdk/manifest"
@@ -67,10 +69,13 @@ func (s *Service) ListConnectors() []ConnectorInfo {
 	return out
 }
 
-// ListActions lists the actions of the workspace's connections. Two
-// connections of one connector version offer the same actions once.
+// ListActions lists the actions of the workspace's connections, by id.
+// Two connections of one connector version offer the same actions once;
+// connections on different versions of a connector each list theirs, as
+// their schemas may differ (newest version first).
 func (s *Service) ListActions(ctx context.Context, workspaceID string) ([]ActionInfo, error) {
-	byID := map[string]*ActionInfo{}
+	type key struct{ id, version string }
+	byID := map[key]*ActionInfo{}
 	page := core.Page{Limit: core.MaxPageLimit}
 	for {
 		conns, next, err := s.cfg.Store.ListConnections(ctx, workspaceID, page)
@@ -84,12 +89,12 @@ func (s *Service) ListActions(ctx context.Context, workspaceID string) ([]Action
 			}
 			for i := range entry.Manifest.Actions {
 				a := &entry.Manifest.Actions[i]
-				id := conn.Connector + "." + a.Name
-				if info, ok := byID[id]; ok {
+				k := key{conn.Connector + "." + a.Name, entry.Ref.Version}
+				if info, ok := byID[k]; ok {
 					info.Connections = append(info.Connections, conn.Name)
 					continue
 				}
-				byID[id] = actionInfo(entry, a, conn.Name)
+				byID[k] = actionInfo(entry, a, conn.Name)
 			}
 		}
 		if next == "" {
@@ -102,12 +107,18 @@ func (s *Service) ListActions(ctx context.Context, workspaceID string) ([]Action
 		sort.Strings(info.Connections)
 		out = append(out, *info)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return semver.Compare("v"+out[i].Version, "v"+out[j].Version) > 0
+	})
 	return out, nil
 }
 
 // GetAction describes one action of the workspace, looking only at the
-// connections of its connector.
+// connections of its connector. When they are on different versions of
+// it, it is the newest version's action, with that version's connections.
 func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*ActionInfo, error) {
 	connector, name, _ := strings.Cut(id, ".")
 	conns, err := s.cfg.Store.ConnectionsOf(ctx, workspaceID, connector)
@@ -124,9 +135,10 @@ func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*Actio
 		if a == nil {
 			continue
 		}
-		if info == nil {
+		switch {
+		case info == nil || semver.Compare("v"+entry.Ref.Version, "v"+info.Version) > 0:
 			info = actionInfo(entry, a, conn.Name)
-		} else {
+		case entry.Ref.Version == info.Version:
 			info.Connections = append(info.Connections, conn.Name)
 		}
 	}

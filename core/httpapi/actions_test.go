@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog/catalogtest"
 )
 
 type runJSON struct {
@@ -492,5 +494,47 @@ func TestEventStreamsAreCappedPerWorkspace(t *testing.T) {
 		}
 		resp.Body.Close()
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Connections on two versions of a connector each list their version's
+// actions; GET of one action describes the newest version's.
+func TestActionsOfTwoVersions(t *testing.T) {
+	dir := t.TempDir()
+	catalogtest.Build(t, dir, "github.com/relayhq/relay/core/httpapi/testdata/vault")
+	catalogtest.BuildWith(t, dir, "github.com/relayhq/relay/core/httpapi/testdata/vault", "-X main.version=1.1.0")
+	ts := newTestServerWith(t, dir, nil, nil)
+	_, keys := ts.workspace("acme")
+	for name, version := range map[string]string{"old": "1.0.0", "new": ""} {
+		resp := ts.do("POST", "/v1/connections", keys[core.RoleAdmin], map[string]any{
+			"connector": "vault", "name": name, "version": version, "secrets": map[string]any{"token": vaultToken}})
+		if resp.Status != 201 {
+			t.Fatalf("create %s: %d %s", name, resp.Status, resp.Body)
+		}
+	}
+	var list struct {
+		Data []struct {
+			ID          string   `json:"id"`
+			Version     string   `json:"version"`
+			Connections []string `json:"connections"`
+		} `json:"data"`
+	}
+	ts.do("GET", "/v1/actions", keys[core.RoleViewer], nil).decode(t, &list)
+	var got []string
+	for _, a := range list.Data {
+		if a.ID == "vault.delete_item" {
+			got = append(got, a.Version+":"+strings.Join(a.Connections, ","))
+		}
+	}
+	if want := []string{"1.1.0:new", "1.0.0:old"}; !slices.Equal(got, want) {
+		t.Fatalf("vault.delete_item listed as %q, want %q", got, want)
+	}
+	var one struct {
+		Version     string   `json:"version"`
+		Connections []string `json:"connections"`
+	}
+	ts.do("GET", "/v1/actions/vault.delete_item", keys[core.RoleViewer], nil).decode(t, &one)
+	if one.Version != "1.1.0" || !slices.Equal(one.Connections, []string{"new"}) {
+		t.Fatalf("GET vault.delete_item: %+v, want version 1.1.0 with connection new", one)
 	}
 }

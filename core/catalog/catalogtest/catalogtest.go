@@ -19,8 +19,16 @@ import (
 // folder. Go's build cache makes repeated builds of one package cheap.
 func Build(t testing.TB, dir, pkg string) string {
 	t.Helper()
+	return BuildWith(t, dir, pkg, "")
+}
+
+// BuildWith is Build with linker flags, e.g. "-X main.version=1.1.0" to
+// make another version of a connector that takes its version from a
+// variable.
+func BuildWith(t testing.TB, dir, pkg, ldflags string) string {
+	t.Helper()
 	tmp := filepath.Join(t.TempDir(), "connector")
-	cmd := exec.Command("go", "build", "-o", tmp, pkg)
+	cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", tmp, pkg)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("go build %s: %v", pkg, err)

@@ -29,9 +29,12 @@ type slow struct {
 // working dir (its catalog folder), so the test can count side effects.
 const deletions = "deletions.log"
 
+// version is set at link time to make other versions for tests.
+var version = "1.0.0"
+
 func main() {
 	connector.Serve(&connector.Connector{
-		Name: "vault", Version: "1.0.0", Title: "Vault", Config: config{},
+		Name: "vault", Version: version, Title: "Vault", Config: config{},
 		Actions: []connector.Action{
 			connector.NewAction(connector.ActionSpec{Name: "delete_item", Title: "Delete an item", SideEffect: connector.Destructive},
 				func(_ context.Context, req connector.Request[item]) (any, error) {
