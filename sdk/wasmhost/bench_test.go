@@ -2,6 +2,7 @@ package wasmhost_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -115,6 +116,36 @@ func BenchmarkBusyLoop(b *testing.B) {
 	for b.Loop() {
 		if _, err := i.Execute(context.Background(), req); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInstanceMemory reports what a warm instance of the echo guest
+// costs: its linear memory plus the host's heap for it.
+func BenchmarkInstanceMemory(b *testing.B) {
+	m := compile(b, newEngine(b, wasmhost.Options{}), guest(b, "echo"))
+	ctx := context.Background()
+	const n = 100
+	var before, after runtime.MemStats
+	for b.Loop() {
+		instances := make([]*wasmhost.Instance, 0, n)
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range n {
+			i, err := m.Instantiate(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := i.Execute(ctx, action("echo", `{}`)); err != nil {
+				b.Fatal(err)
+			}
+			instances = append(instances, i)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/instance")
+		for _, i := range instances {
+			_ = i.Close(ctx)
 		}
 	}
 }

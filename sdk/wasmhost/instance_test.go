@@ -94,6 +94,7 @@ func TestMisbehavingGuest(t *testing.T) {
 	}{
 		{"trap", wasmhost.KindCrashed, []string{"trapped during relay_execute", "unreachable", "in function action"}},
 		{"grow", wasmhost.KindCrashed, []string{"unreachable", "its memory had grown to 7.1 MiB of its 8.0 MiB ceiling"}},
+		{"kaboom", wasmhost.KindCrashed, []string{`unreachable (in function action); it wrote "panic: boom"`}},
 		{"xit", wasmhost.KindCrashed, []string{"exited with code 3 during relay_execute"}},
 		{"zbig", wasmhost.KindTooLarge, []string{"response of relay_execute is 5242880 bytes, over the 4 MiB message limit"}},
 		{"oob", wasmhost.KindCrashed, []string{"outside memory"}},

@@ -12,6 +12,7 @@
 ;;          and answer the input
 ;;   print  write a line to stdout and one to relay.log, answer the input
 ;;   xit    proc_exit(3)
+;;   kaboom write "panic: boom" to stderr, as Go's runtime does, then trap
 ;;   zbig   answer a response over the 4 MiB limit
 ;;   oob    answer a response outside memory
 ;;   dbad   answer bytes that do not decode
@@ -32,6 +33,7 @@
 
   (data (i32.const 768) "hello from stdout\n")
   (data (i32.const 800) "hello from relay.log")
+  (data (i32.const 864) "panic: boom\n\ngoroutine 1 [running]:\n")
   ;; a response that does not decode: a key with wire type 7
   (data (i32.const 832) "\0f\0f\0f\0f")
 
@@ -197,6 +199,13 @@
     (if (i32.eq (local.get $first) (i32.const 0x67))
       (then
         (loop $more (br_if $more (i32.ge_s (memory.grow (i32.const 16)) (i32.const 0))))
+        unreachable))
+    ;; kaboom: iovec {864, 36} at 48
+    (if (i32.eq (local.get $first) (i32.const 0x6b))
+      (then
+        (i32.store (i32.const 48) (i32.const 864))
+        (i32.store (i32.const 52) (i32.const 36))
+        (drop (call $fd_write (i32.const 2) (i32.const 48) (i32.const 1) (i32.const 56)))
         unreachable))
     ;; xit
     (if (i32.eq (local.get $first) (i32.const 0x78)) (then (call $proc_exit (i32.const 3))))

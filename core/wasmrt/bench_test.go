@@ -1,0 +1,79 @@
+package wasmrt_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/core/wasmrt"
+)
+
+// BenchmarkWasmEcho is a warm call of the hand-written echo guest through
+// the runtime, as the actions engine makes it: 1 and 8 callers, a pool of
+// as many instances, p50 and p99 latency.
+func BenchmarkWasmEcho(b *testing.B) {
+	for _, callers := range []int{1, 8} {
+		name := "callers=1"
+		if callers == 8 {
+			name = "callers=8"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := newRuntime(b, wasmrt.Config{PoolSize: callers})
+			ctx := context.Background()
+			c := call("echo", `{"message":"hello, world","n":42}`)
+			if _, err := r.Execute(ctx, watecho, c); err != nil { // load, and one warm instance
+				b.Fatal(err)
+			}
+			lat := make([][]time.Duration, callers)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := range callers {
+				n := b.N / callers
+				if w < b.N%callers {
+					n++
+				}
+				lat[w] = make([]time.Duration, 0, n)
+				wg.Go(func() {
+					for range n {
+						start := time.Now()
+						if _, err := r.Execute(ctx, watecho, c); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[w] = append(lat[w], time.Since(start))
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			all := slices.Concat(lat...)
+			if len(all) == 0 {
+				return
+			}
+			slices.Sort(all)
+			b.ReportMetric(float64(all[len(all)/2].Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds())/1e3, "p99-µs")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		})
+	}
+}
+
+// BenchmarkLoad loads the echo guest into a new runtime on a data dir
+// whose compilation cache already holds it: a restart, per module.
+func BenchmarkLoad(b *testing.B) {
+	data := b.TempDir()
+	warm := newRuntime(b, wasmrt.Config{DataDir: data})
+	if _, err := warm.Execute(context.Background(), watecho, call("echo", `{}`)); err != nil {
+		b.Fatal(err)
+	}
+	_ = warm.Close()
+	for b.Loop() {
+		r := newRuntime(b, wasmrt.Config{DataDir: data})
+		if _, err := r.Execute(context.Background(), watecho, call("echo", `{}`)); err != nil {
+			b.Fatal(err)
+		}
+		_ = r.Close()
+	}
+}
