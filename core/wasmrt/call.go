@@ -69,8 +69,10 @@ func (r *Runtime) timeout(v *version, action string) time.Duration {
 func (r *Runtime) startFailed(ctx context.Context, v *version, what string, limit time.Duration, err error) error {
 	var we *wasmhost.Error
 	switch {
-	case errors.As(err, &we) && (we.Kind == wasmhost.KindTimeout || we.Kind == wasmhost.KindCanceled):
+	case errors.As(err, &we) && we.Busy:
 		return ended(ctx, v.ref, what, limit, fmt.Sprintf(" (all %d instances were busy)", r.cfg.PoolSize))
+	case errors.As(err, &we) && (we.Kind == wasmhost.KindTimeout || we.Kind == wasmhost.KindCanceled):
+		return ended(ctx, v.ref, what, limit, " (a new instance was still starting)")
 	case errors.Is(err, wasmhost.ErrPoolClosed):
 		return errClosed(v.ref)
 	}
@@ -87,7 +89,7 @@ func (r *Runtime) failed(ctx context.Context, v *version, what string, limit tim
 	}
 	switch we.Kind {
 	case wasmhost.KindTimeout, wasmhost.KindCanceled:
-		v.log.Warn("wasm call stopped at its deadline; instance thrown away", "during", what, "limit", limit)
+		v.log.Warn("wasm call stopped at its deadline or cancelled; instance thrown away", "during", what, "limit", limit)
 		return ended(ctx, v.ref, what, limit, "")
 	case wasmhost.KindTooLarge:
 		return core.Errorf(core.EMessageTooLarge, "connector %s, %s: %s", v.ref, what, we.Message)

@@ -177,6 +177,17 @@ func (r *Runtime) Load(ctx context.Context, ref core.ConnectorRef, wasmPath stri
 	return v.err
 }
 
+// LoadEntry loads a catalog entry's WASM module, as Load does. A runtime
+// with a Lookup loads each version on its first call anyway; loading them
+// all at start-up takes the compilation (seconds for a large module
+// without a cache) out of the first calls.
+func (r *Runtime) LoadEntry(ctx context.Context, e *catalog.Entry) error {
+	if e.WASM == nil {
+		return core.Errorf(core.EConnectorUnavailable, "connector %s has no WASM module", e.Ref)
+	}
+	return r.Load(ctx, e.Ref, e.WASM.Path, e.WASM.SHA256, e.Manifest)
+}
+
 // load fills v and closes v.ready.
 func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []byte) {
 	defer close(v.ready)

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
 	"github.com/relayhq/relay/core/wasmrt"
 	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
@@ -321,4 +322,29 @@ func TestClose(t *testing.T) {
 	}
 	_, err := r.Execute(context.Background(), watecho, call("echo", `{}`))
 	wantCode(t, err, core.EConnectorUnavailable, "shutting down")
+}
+
+// LoadEntry loads a catalog entry ahead of its first call.
+func TestLoadEntry(t *testing.T) {
+	root := t.TempDir()
+	connectorDir(t, root, echoManifest(t), guest(t, "echo"))
+	cat, problems := catalog.Load(root)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	r, err := wasmrt.New(context.Background(), wasmrt.Config{}) // no Lookup: only what is loaded
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = r.Execute(context.Background(), watecho, call("echo", `{}`))
+	wantCode(t, err, core.ENotFound)
+	for _, e := range cat.List() {
+		if err := r.LoadEntry(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := r.Execute(context.Background(), watecho, call("echo", `{"x":1}`)); err != nil || string(out) != `{"x":1}` {
+		t.Fatalf("Execute = %s, %v", out, err)
+	}
 }

@@ -45,6 +45,9 @@ func (k Kind) String() string {
 type Error struct {
 	Kind    Kind
 	Message string
+	// Busy is set by Pool.Get when ctx ended while every instance of the
+	// pool was in use.
+	Busy bool
 }
 
 func (e *Error) Error() string { return "wasm connector " + e.Kind.String() + ": " + e.Message }

@@ -256,7 +256,9 @@ func TestPoolWaitsAndDropsBroken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	_, err = p.Get(ctx)
 	cancel()
-	wantError(t, err, wasmhost.KindTimeout, "waiting for a free instance")
+	if we := wantError(t, err, wasmhost.KindTimeout, "waiting for a free instance"); !we.Busy {
+		t.Error("Busy is not set")
+	}
 
 	got := make(chan *wasmhost.Instance)
 	go func() {

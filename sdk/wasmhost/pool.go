@@ -32,16 +32,21 @@ var ErrPoolClosed = errors.New("wasmhost: the pool is closed")
 // Get returns an idle instance, or a new one while the pool has fewer than
 // its size, or waits for one to be put back. The caller owns it until Put.
 // When ctx ends first, the error is an *Error of KindTimeout or
-// KindCanceled; a failed instantiation is returned as Module.Instantiate
-// returns it.
+// KindCanceled, with Busy set if every instance was in use; a failed
+// instantiation is returned as Module.Instantiate returns it.
 func (p *Pool) Get(ctx context.Context) (*Instance, error) {
+	if ctx.Err() != nil {
+		return nil, ctxError(ctx, "getting an instance")
+	}
 	select {
 	case p.tokens <- struct{}{}:
 	default:
 		select {
 		case p.tokens <- struct{}{}:
 		case <-ctx.Done():
-			return nil, ctxError(ctx, "waiting for a free instance")
+			err := ctxError(ctx, "waiting for a free instance")
+			err.Busy = true
+			return nil, err
 		}
 	}
 	p.mu.Lock()
