@@ -137,3 +137,20 @@ func TestCompilationCache(t *testing.T) {
 		t.Errorf("a 0755 cache folder was left %v (%v); want 0700", st.Mode().Perm(), err)
 	}
 }
+
+// A start section that calls host functions runs before the host knows
+// the instance: log does nothing, http_request fails with -1, and the
+// instance starts.
+func TestStartSectionCallsHost(t *testing.T) {
+	src := module(
+		"IMPORTS", `(import "relay" "log" (func $log (param i32 i32 i32)))
+  (import "relay" "http_request" (func $http (param i32 i32) (result i32)))`,
+		"EXTRA", `(func $start
+    (call $log (i32.const 3) (i32.const 0) (i32.const 4))
+    (if (i32.ne (call $http (i32.const 0) (i32.const 4)) (i32.const -1)) (then unreachable)))
+  (start $start)`)
+	i := instantiate(t, compile(t, newEngine(t, wasmhost.Options{}), buildWAT(t, src)))
+	if _, err := i.Describe(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,11 +28,13 @@ func (e *Engine) relayModule() wazero.HostModuleBuilder {
 	return b
 }
 
+// instance is the Instance of the guest calling a host function, nil for a
+// module's start section, which runs before Instantiate knows the module:
+// there the host functions do nothing (log) or fail (-1).
 func (e *Engine) instance(mod api.Module) *Instance {
 	v, ok := e.instances.Load(mod)
 	if !ok {
-		// Only guests instantiated by Module.Instantiate import "relay".
-		panic("wasmhost: a host function was called by a module this engine did not instantiate")
+		return nil
 	}
 	return v.(*Instance)
 }
@@ -44,6 +46,9 @@ var logLevels = [...]hclog.Level{1: hclog.Trace, 2: hclog.Debug, 3: hclog.Info, 
 // range outside memory traps.
 func (e *Engine) hostLog(_ context.Context, mod api.Module, stack []uint64) {
 	i := e.instance(mod)
+	if i == nil {
+		return
+	}
 	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
 	b, ok := mod.Memory().Read(ptr, n)
 	if !ok {
@@ -71,7 +76,7 @@ func (e *Engine) hostLog(_ context.Context, mod api.Module, stack []uint64) {
 func (e *Engine) hostResultRead(_ context.Context, mod api.Module, stack []uint64) {
 	i := e.instance(mod)
 	ptr, n := uint32(stack[0]), uint32(stack[1])
-	if i.pending == nil {
+	if i == nil || i.pending == nil {
 		stack[0] = api.EncodeI32(-1)
 		return
 	}
@@ -90,7 +95,7 @@ func (e *Engine) hostHTTPRequest(ctx context.Context, mod api.Module, stack []ui
 	i := e.instance(mod)
 	ptr, n := uint32(stack[0]), uint32(stack[1])
 	b, ok := mod.Memory().Read(ptr, n)
-	if !ok {
+	if i == nil || !ok {
 		stack[0] = api.EncodeI32(-1)
 		return
 	}
