@@ -39,7 +39,7 @@ var (
 const (
 	DefaultPoolSize    = 4
 	DefaultCallTimeout = goplugin.DefaultCallTimeout
-	DefaultLoadTimeout = 30 * time.Second
+	DefaultLoadTimeout = 2 * time.Minute
 	// CacheDir is the compilation cache's folder inside the data dir.
 	CacheDir = "wasm-cache"
 )
@@ -74,7 +74,10 @@ type Config struct {
 	// timeout_seconds, and every config check.
 	CallTimeout time.Duration
 	// LoadTimeout bounds loading a version on its first call: reading,
-	// compiling and instantiating its first instance.
+	// compiling and instantiating its first instance. A cold compile of a
+	// Go module of tens of MiB takes tens of seconds; a caller whose
+	// deadline comes first fails with EConnectorTimeout while the load
+	// goes on for the next caller. 0 means DefaultLoadTimeout (2 min).
 	LoadTimeout time.Duration
 }
 
