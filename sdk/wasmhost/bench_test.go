@@ -63,6 +63,7 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+	b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "calls/s")
 }
 
 // BenchmarkCompile compiles the echo guest in a new engine: cold (no
