@@ -40,8 +40,16 @@ func pin(b []byte) uint32 {
 	return ptr
 }
 
+// relayABIVersion is the host's first call, once the instance is
+// initialized: it also runs main, so that the connector's declaration is
+// checked, its schemas compiled and a broken one refused when the instance
+// starts, not in the first call's time.
+//
 //go:wasmexport relay_abi_version
-func relayABIVersion() int32 { return abiVersion }
+func relayABIVersion() int32 {
+	server()
+	return abiVersion
+}
 
 // relayAlloc reserves a block for a request. A request is never larger than
 // the protocol's message limit, so a larger one is refused with 0.
@@ -88,7 +96,7 @@ func relayExecute(ptr, size uint32) uint64 {
 }
 
 // take decodes the request the host wrote at ptr, a block from relay_alloc,
-// and releases the block. (0, 0) is the empty message.
+// and releases the block, zeroed. (0, 0) is the empty message.
 func take(export string, ptr, size uint32, req proto.Message) {
 	if size == 0 {
 		return
@@ -98,7 +106,12 @@ func take(export string, ptr, size uint32, req proto.Message) {
 		panic(fmt.Sprintf("%s(%d, %d): not a block relay_alloc handed out", export, ptr, size))
 	}
 	delete(pinned, ptr)
-	if err := proto.Unmarshal(b[:size], req); err != nil {
+	err := proto.Unmarshal(b[:size], req)
+	// The decoded message holds copies. The host reuses an instance for
+	// other calls (of other workspaces too): leave no secret behind in
+	// memory the GC has yet to reuse.
+	clear(b)
+	if err != nil {
 		panic(fmt.Sprintf("%s: the request does not decode as %s: %v", export, req.ProtoReflect().Descriptor().FullName(), err))
 	}
 }

@@ -15,8 +15,8 @@ import (
 // WASM reactor (docs/wasm-abi.md): the host runs the package inits, then
 // calls the module's relay_* exports (abi_wasip1.go), and never runs main.
 // So that one main.go serves both forms unchanged, `func main() {
-// connector.Serve(New()) }`, the first call into the connector runs main
-// itself, and Serve, built for wasip1, only records the connector and
+// connector.Serve(New()) }`, the host's first call (relay_abi_version) runs
+// main itself, and Serve, built for wasip1, only records the connector and
 // returns.
 
 // mainMain is the program's main.main. A reactor's runtime links it but does
@@ -36,8 +36,8 @@ var (
 // Serve is a connector's whole main. Built for wasip1 it makes the
 // connector the one this module serves through the WASM ABI, with
 // "runtime": "wasm" in its manifest, and returns. A declaration NewServer
-// refuses panics, which fails the call that ran main with
-// connector_crashed and the reason in the host's log.
+// refuses panics, which fails the instance's start (the call that ran
+// main) as a crash, with the reason in the host's log.
 func Serve(c *Connector) {
 	s, err := NewServer(c, manifest.RuntimeWASM)
 	if err != nil {

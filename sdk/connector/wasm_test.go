@@ -1,0 +1,248 @@
+package connector_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
+	"github.com/relayhq/relay/sdk/wasmhost"
+)
+
+// guest is testdata/guest built as a WASM module and run by sdk/wasmhost,
+// whose log lines are kept.
+type guest struct {
+	mod  *wasmhost.Module
+	logs *syncBuffer
+}
+
+var (
+	guestOnce sync.Once
+	guestWasm []byte
+	guestErr  error
+)
+
+func newGuest(t *testing.T) *guest {
+	t.Helper()
+	guestOnce.Do(func() {
+		out := filepath.Join(os.TempDir(), "relay-sdk-guest-test.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/guest")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			guestErr = errors.New(string(msg))
+			return
+		}
+		guestWasm, guestErr = os.ReadFile(out)
+		os.Remove(out)
+	})
+	if guestErr != nil {
+		t.Fatalf("building testdata/guest for wasip1: %v", guestErr)
+	}
+	ctx := context.Background()
+	logs := &syncBuffer{}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = ""
+	} else {
+		dir = filepath.Join(dir, "relay", "connectortest-wasm")
+	}
+	e, err := wasmhost.NewEngine(ctx, wasmhost.Options{
+		CompilationCacheDir: dir,
+		Logger:              hclog.New(&hclog.LoggerOptions{Output: logs, JSONFormat: true, Level: hclog.Trace}),
+		Egress:              egress.New([]string{"*"}, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	mod, err := e.Compile(ctx, guestWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &guest{mod: mod, logs: logs}
+}
+
+func (g *guest) instance(t *testing.T) *wasmhost.Instance {
+	t.Helper()
+	i, err := g.mod.Instantiate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { i.Close(context.Background()) })
+	return i
+}
+
+func execute(t *testing.T, i *wasmhost.Instance, action string, input any) (*connectorv1.ExecuteResponse, error) {
+	t.Helper()
+	raw, err := json.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return i.Execute(ctx, &connectorv1.ActionRequest{Action: action, InputJson: raw})
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Built for wasip1, the same main serves the connector through the ABI:
+// Describe says runtime wasm, and a handler runs, sleeps and logs at its
+// level through relay.log.
+func TestWasmGuestServes(t *testing.T) {
+	g := newGuest(t)
+	i := g.instance(t)
+	d, err := i.Describe(context.Background(), &connectorv1.DescribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct{ Name, Runtime string }
+	if err := json.Unmarshal(d.GetManifestJson(), &m); err != nil || m.Name != "guest" || m.Runtime != "wasm" {
+		t.Errorf("manifest %s: %v", d.GetManifestJson(), err)
+	}
+
+	start := time.Now()
+	if r, err := execute(t, i, "sleep", map[string]int{"ms": 50}); err != nil || r.GetError() != nil {
+		t.Fatalf("sleep: %v %v", err, r.GetError())
+	}
+	if slept := time.Since(start); slept < 50*time.Millisecond {
+		t.Errorf("time.Sleep(50ms) returned after %v", slept)
+	}
+
+	if r, err := execute(t, i, "log", map[string]any{}); err != nil || r.GetError() != nil {
+		t.Fatalf("log: %v %v", err, r.GetError())
+	}
+	var found bool
+	for _, line := range strings.Split(g.logs.String(), "\n") {
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) != nil {
+			continue
+		}
+		msg, _ := entry["@message"].(string)
+		if strings.Contains(msg, "guest says hello") {
+			found = true
+			if entry["@level"] != "warn" || !strings.Contains(msg, "answer=42") || strings.Contains(msg, "[WARN]") {
+				t.Errorf("the guest's warning reached the host as %s; want level warn, the field, and no level in the text", line)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the guest's log line did not reach the host's log:\n%s", g.logs)
+	}
+}
+
+// A panic in a handler is a trap: the call fails as crashed and the
+// instance is broken; a fresh instance serves.
+func TestWasmGuestPanicIsACrash(t *testing.T) {
+	g := newGuest(t)
+	i := g.instance(t)
+	_, err := execute(t, i, "panic", map[string]any{})
+	var werr *wasmhost.Error
+	if !errors.As(err, &werr) || werr.Kind != wasmhost.KindCrashed {
+		t.Fatalf("a panicking handler: got %v, want a wasmhost error of kind crashed", err)
+	}
+	if !i.Broken() {
+		t.Error("the instance that panicked is not broken")
+	}
+	if !strings.Contains(g.logs.String(), "guest panics on purpose") {
+		t.Errorf("the panic's text is not in the host's log:\n%s", g.logs)
+	}
+	if r, err := execute(t, g.instance(t), "sleep", map[string]int{"ms": 1}); err != nil || r.GetError() != nil {
+		t.Errorf("a fresh instance: %v %v", err, r.GetError())
+	}
+}
+
+// The SDK's HTTP client in a module: the request leaves through the host
+// with its headers, a cut body ends in an error, a redirect to another
+// origin comes back to the client, which follows it or not, and a refused
+// address is EGRESS_DENIED.
+func TestWasmGuestHTTP(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 2<<20)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Answer", "other")
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Answer", r.Header.Get("X-Guest"))
+		switch r.URL.Path {
+		case "/big":
+			w.Write(big)
+		case "/away":
+			http.Redirect(w, r, other.URL+"/", http.StatusFound)
+		default:
+			w.Write([]byte("hello"))
+		}
+	}))
+	defer srv.Close()
+	g := newGuest(t)
+	i := g.instance(t)
+
+	type output struct {
+		Status    int    `json:"status"`
+		Header    string `json:"header"`
+		BodyBytes int    `json:"body_bytes"`
+		ReadError string `json:"read_error"`
+	}
+	fetch := func(input map[string]any) (output, *connectorv1.Error) {
+		t.Helper()
+		r, err := execute(t, i, "fetch", input)
+		if err != nil {
+			t.Fatalf("fetch %v: %v", input, err)
+		}
+		var out output
+		if r.GetError() == nil {
+			if err := json.Unmarshal(r.GetOutputJson(), &out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out, r.GetError()
+	}
+
+	if out, perr := fetch(map[string]any{"url": srv.URL + "/"}); perr != nil || out != (output{Status: 200, Header: "yes", BodyBytes: 5}) {
+		t.Errorf("a plain GET: %+v %v", out, perr)
+	}
+	out, perr := fetch(map[string]any{"url": srv.URL + "/big"})
+	if perr != nil || out.Status != 200 || out.BodyBytes != wasmhost.DefaultMaxHTTPResponse || !strings.Contains(out.ReadError, "cut") {
+		t.Errorf("a body over the host's cap: %+v %v; want %d bytes, then an error saying it was cut", out, perr, wasmhost.DefaultMaxHTTPResponse)
+	}
+	if out, perr := fetch(map[string]any{"url": srv.URL + "/away"}); perr != nil || out.Status != 200 || out.Header != "other" {
+		t.Errorf("a redirect to another origin, followed by the client: %+v %v", out, perr)
+	}
+	if out, perr := fetch(map[string]any{"url": srv.URL + "/away", "no_redirect": true}); perr != nil || out.Status != http.StatusFound {
+		t.Errorf("a redirect to another origin, not followed: %+v %v", out, perr)
+	}
+	if _, perr := fetch(map[string]any{"url": "http://169.254.169.254/latest/meta-data"}); perr.GetCode() != connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED {
+		t.Errorf("the metadata address: got %v, want EGRESS_DENIED", perr)
+	}
+	if _, perr := fetch(map[string]any{"url": "http://127.0.0.1:1/"}); perr.GetCode() != connectorv1.ErrorCode_ERROR_CODE_RETRYABLE {
+		t.Errorf("a closed port: got %v, want RETRYABLE", perr)
+	}
+}
