@@ -12,15 +12,21 @@ import (
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
 
-// Echo passes the conformance kit as a real plugin process.
+// Echo passes the conformance kit in both forms, built from one source: a
+// real plugin process and a real WASM module.
 func TestConformance(t *testing.T) {
-	connectortest.Run(t, connectortest.Config{
-		Package: "github.com/relayhq/relay/plugins/echo/cmd/echo",
-		Fixtures: []connectortest.Fixture{
-			{Action: "echo", Input: map[string]any{"hello": "world", "n": 1, "nested": map[string]any{"list": []int{1, 2}}}},
-			{Name: "empty object", Action: "echo", Input: json.RawMessage(`{}`)},
-		},
-	})
+	for _, runtime := range []string{manifest.RuntimeNative, manifest.RuntimeWASM} {
+		t.Run(runtime, func(t *testing.T) {
+			connectortest.Run(t, connectortest.Config{
+				Runtime: runtime,
+				Package: "github.com/relayhq/relay/plugins/echo/cmd/echo",
+				Fixtures: []connectortest.Fixture{
+					{Action: "echo", Input: map[string]any{"hello": "world", "n": 1, "nested": map[string]any{"list": []int{1, 2}}}},
+					{Name: "empty object", Action: "echo", Input: json.RawMessage(`{}`)},
+				},
+			})
+		})
+	}
 }
 
 // Echo's output is its input, byte for byte once compacted.

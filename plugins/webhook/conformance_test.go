@@ -8,14 +8,22 @@ import (
 
 	"github.com/relayhq/relay/sdk/connector"
 	"github.com/relayhq/relay/sdk/connectortest"
+	"github.com/relayhq/relay/sdk/manifest"
 )
 
-// The webhook connector passes the conformance kit as a real plugin process,
-// delivering to a local sink that the operator's egress allow-list admits.
-// Every delivery is a side effect the kit watches: preview must cause none.
-// The Hang fixture sends to the kit's hanging peer, to check that send
-// honours its deadline.
+// The webhook connector passes the conformance kit in both forms, built from
+// one source: a real plugin process and a real WASM module, delivering to a
+// local sink that the operator's egress allow-list admits. Every delivery
+// is a side effect the kit watches: preview must cause none. The Hang
+// fixture sends to the kit's hanging peer, to check that send honours its
+// deadline.
 func TestConformance(t *testing.T) {
+	for _, runtime := range []string{manifest.RuntimeNative, manifest.RuntimeWASM} {
+		t.Run(runtime, func(t *testing.T) { conformance(t, runtime) })
+	}
+}
+
+func conformance(t *testing.T, runtime string) {
 	var deliveries atomic.Int64
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deliveries.Add(1)
@@ -29,6 +37,7 @@ func TestConformance(t *testing.T) {
 
 	secrets := map[string]string{"signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 	connectortest.Run(t, connectortest.Config{
+		Runtime:     runtime,
 		Package:     "github.com/relayhq/relay/plugins/webhook/cmd/webhook",
 		Env:         []string{"RELAY_EGRESS_ALLOW=127.0.0.1/32"},
 		SideEffects: func() int { return int(deliveries.Load()) },

@@ -46,7 +46,7 @@ const (
 // that one broken promise does not hide the others.
 func run(t tb, cfg Config) {
 	t.Helper()
-	p := start(t, binary(t, cfg), cfg.Env)
+	p := startConnector(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), defaultCallTimeout)
 	resp, err := p.rpc.Describe(ctx, &connectorv1.DescribeRequest{})
 	cancel()
@@ -79,28 +79,52 @@ type kit struct {
 }
 
 func (k *kit) checkSpec(t tb, described []byte) {
-	out, err := k.p.command("spec")
+	runtime, args := manifest.RuntimeNative, []string{"spec"}
+	if k.p.wasm != "" {
+		runtime, args = manifest.RuntimeWASM, []string{"spec", manifest.RuntimeWASM}
+	}
+	if k.m.Runtime != runtime {
+		t.Errorf("the manifest says runtime %q, but the connector runs as %s (%q)", k.m.Runtime, formName(runtime), runtime)
+	}
+	if k.p.wasm == "" {
+		// The handshake settles on the newest version both sides speak;
+		// the manifest names the newest the connector speaks.
+		if want := min(k.m.Protocol, protocol.Version); k.p.version != want {
+			t.Errorf("the manifest says protocol %d and the kit speaks up to %d, but the handshake settled on protocol %d", k.m.Protocol, protocol.Version, k.p.version)
+		}
+	} else if k.m.Protocol != protocol.Version {
+		t.Errorf("the manifest says protocol %d, but a WASM module exchanges the messages of protocol %d (docs/wasm-abi.md)", k.m.Protocol, protocol.Version)
+	}
+	if k.p.path == "" {
+		t.Logf("the kit was given the module only (Config.Binary): no native build to compare its manifest with `spec wasm`")
+		return
+	}
+	out, err := k.p.command(args...)
 	if err != nil {
-		t.Errorf("`spec` failed: %v", err)
+		t.Errorf("`%s` failed: %v", strings.Join(args, " "), err)
 		return
 	}
 	if _, err := manifest.Parse(out); err != nil {
-		t.Errorf("`spec` printed a manifest that does not parse: %v", err)
+		t.Errorf("`%s` printed a manifest that does not parse: %v", strings.Join(args, " "), err)
 	}
 	if !sameJSON(out, described) {
-		t.Errorf("`spec` and Describe disagree; they must print the same manifest\nspec:     %s\nDescribe: %s", compact(out), compact(described))
-	}
-	if k.m.Runtime != manifest.RuntimeNative {
-		t.Errorf("the manifest says runtime %q, but the connector runs as a native plugin (%q)", k.m.Runtime, manifest.RuntimeNative)
-	}
-	// The handshake settles on the newest version both sides speak; the
-	// manifest names the newest the connector speaks.
-	if want := min(k.m.Protocol, protocol.Version); k.p.version != want {
-		t.Errorf("the manifest says protocol %d and the kit speaks up to %d, but the handshake settled on protocol %d", k.m.Protocol, protocol.Version, k.p.version)
+		t.Errorf("`%s` and Describe disagree; they must print the same manifest (a version that ships both forms installs `spec wasm`)\n%-10s%s\nDescribe: %s",
+			strings.Join(args, " "), "spec:", compact(out), compact(described))
 	}
 }
 
+func formName(runtime string) string {
+	if runtime == manifest.RuntimeWASM {
+		return "a WASM module"
+	}
+	return "a native plugin"
+}
+
 func (k *kit) checkVersion(t tb) {
+	if k.p.path == "" {
+		t.Logf("the kit was given the module only (Config.Binary): no native build to run `version`")
+		return
+	}
 	out, err := k.p.command("version")
 	if err != nil {
 		t.Errorf("`version` failed: %v", err)
@@ -320,6 +344,7 @@ func (k *kit) checkDeadline(t tb) {
 // checkHang can.
 func (k *kit) quickDeadline(t tb, f Fixture, req *connectorv1.ActionRequest) {
 	before := k.sideEffects()
+	k.p.warmUp(t)
 	ctx, cancel := context.WithTimeout(context.Background(), shortDeadline)
 	started := time.Now()
 	o := k.call(t, ctx, previewCall, req)
@@ -370,6 +395,7 @@ func (k *kit) checkHang(t tb) {
 	k.checkConnection(t, req.GetConnection())
 	for _, c := range []callKind{previewCall, executeCall} {
 		what := fmt.Sprintf("%s %q with the Hang fixture and a %v deadline", c, f.Action, hangDeadline)
+		k.p.warmUp(t)
 		seen := peer.count()
 		before := k.sideEffects()
 		started := time.Now()

@@ -1,10 +1,10 @@
 // Package connectortest is the conformance kit for connector authors. Call
 // Run from a `go test` of your own connector: it builds (or takes) the
-// connector binary, starts it as a real plugin process the way a Relay host
-// does, and checks that it keeps the protocol's promises: a manifest that
-// parses and matches `spec` and `version`, schemas that compile, previews
-// without side effects, outputs that match their schemas, typed errors and
-// honoured deadlines. The last needs Config.Hang: a fixture that the kit
+// connector, starts it as a real plugin process, or as a real WASM module
+// (Config.Runtime), the way a Relay host does, and checks that it keeps the
+// protocol's promises: a manifest that parses and matches `spec` and
+// `version`, schemas that compile, previews without side effects, outputs
+// that match their schemas, typed errors and honoured deadlines. The last needs Config.Hang: a fixture that the kit
 // points at a HangingPeer, a test peer that never answers.
 package connectortest
 
@@ -38,10 +38,20 @@ type Fixture struct {
 // Config says which connector to check and how to call it. Set exactly one
 // of Binary and Package.
 type Config struct {
-	// Binary is the path of a built connector.
+	// Runtime is the form to check: "native" (manifest.RuntimeNative, the
+	// default) runs the connector as a plugin process; "wasm"
+	// (manifest.RuntimeWASM) runs it as a WASM module in the test's own
+	// process through sdk/wasmhost, as a Relay host does. To check both
+	// forms, call Run once for each.
+	Runtime string
+	// Binary is the path of a built connector: the plugin binary, or for
+	// Runtime "wasm" the .wasm module (the kit then cannot compare the
+	// manifest with `spec wasm` or run `version`).
 	Binary string
 	// Package is the import path (or a ./relative path) of the connector's
-	// main package; the kit builds it with `go build` in the test's folder.
+	// main package; the kit builds it with `go build` in the test's folder,
+	// and for Runtime "wasm" also with GOOS=wasip1 GOARCH=wasm
+	// -buildmode=c-shared.
 	Package string
 	// Fixtures are example calls; every action needs at least one.
 	Fixtures []Fixture
@@ -50,7 +60,9 @@ type Config struct {
 	SideEffects func() int
 	// Env is the connector process's whole environment (a Relay host passes
 	// none of its own), e.g. "RELAY_EGRESS_ALLOW=127.0.0.1/32" to let it
-	// reach a test server on the loopback address.
+	// reach a test server on the loopback address. A WASM module has no
+	// environment: the kit reads RELAY_EGRESS_ALLOW from Env as the
+	// operator's allow list, which the host's egress guard applies.
 	Env []string
 	// Hang, if set, lets the deadline check see whether the connector's
 	// handlers honour their context. The kit starts a HangingPeer on
@@ -67,8 +79,9 @@ type Config struct {
 	Hang func(peer HangingPeer) Fixture
 }
 
-// Run checks the connector as a real plugin process, one subtest per
-// promise, and stops the process when the test ends. Every failure names
+// Run checks the connector as a real plugin process (or a real WASM
+// module, see Config.Runtime), one subtest per promise, and stops it when
+// the test ends. Every failure names
 // what the connector did and what the protocol expects.
 func Run(t *testing.T, cfg Config) {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/relayhq/relay/sdk/connector"
+	"github.com/relayhq/relay/sdk/manifest"
 )
 
 // recorder is a tb that collects failures instead of failing the test, so
@@ -163,6 +164,14 @@ func TestRunConforming(t *testing.T) {
 	Run(t, conformingConfig(t))
 }
 
+// The kit passes the same connector built as a WASM module and run through
+// sdk/wasmhost, with every check, the deadline's included.
+func TestRunConformingWasm(t *testing.T) {
+	cfg := conformingConfig(t)
+	cfg.Runtime = manifest.RuntimeWASM
+	Run(t, cfg)
+}
+
 // The recorder reports nothing for a conforming connector, so the failures
 // it reports for the broken one come from the connector, not the recorder.
 func TestRecorderConforming(t *testing.T) {
@@ -297,6 +306,8 @@ func TestRunNotAConnector(t *testing.T) {
 		"both":           {Binary: script, Package: "./testdata/conforming"},
 		"neither":        {},
 		"does not build": {Package: "./testdata/no-such-package"},
+		"not a module":   {Runtime: manifest.RuntimeWASM, Binary: script},
+		"no runtime":     {Runtime: "jvm", Package: "./testdata/conforming"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if name == "not a plugin" && runtime.GOOS == "windows" {

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
@@ -24,16 +25,15 @@ const (
 	commandTimeout = 30 * time.Second
 )
 
-// binary returns the connector to run, building cfg.Package if need be.
+// binary returns the native connector to run, building cfg.Package if need
+// be.
 func binary(t tb, cfg Config) string {
 	t.Helper()
-	switch {
-	case cfg.Binary != "" && cfg.Package != "":
-		t.Fatalf("connectortest: set Config.Binary or Config.Package, not both")
-	case cfg.Binary != "":
+	if err := checkSource(cfg); err != nil {
+		t.Fatalf("connectortest: %v", err)
+	}
+	if cfg.Binary != "" {
 		return cfg.Binary
-	case cfg.Package == "":
-		t.Fatalf("connectortest: set Config.Binary (a built connector) or Config.Package (its main package)")
 	}
 	out := filepath.Join(t.TempDir(), "connector")
 	if runtime.GOOS == "windows" {
@@ -46,13 +46,60 @@ func binary(t tb, cfg Config) string {
 	return out
 }
 
-// process is the connector running as a plugin.
+// checkSource wants exactly one of Binary and Package, and a known Runtime.
+func checkSource(cfg Config) error {
+	switch {
+	case cfg.Runtime != "" && cfg.Runtime != manifest.RuntimeNative && cfg.Runtime != manifest.RuntimeWASM:
+		return fmt.Errorf("Config.Runtime is %q; set %q, %q or nothing (native)", cfg.Runtime, manifest.RuntimeNative, manifest.RuntimeWASM)
+	case cfg.Binary != "" && cfg.Package != "":
+		return fmt.Errorf("set Config.Binary or Config.Package, not both")
+	case cfg.Binary == "" && cfg.Package == "":
+		return fmt.Errorf("set Config.Binary (a built connector) or Config.Package (its main package)")
+	}
+	return nil
+}
+
+// startConnector starts the connector in the form cfg.Runtime names.
+func startConnector(t tb, cfg Config) *process {
+	t.Helper()
+	if cfg.Runtime != manifest.RuntimeWASM {
+		return start(t, binary(t, cfg), cfg.Env)
+	}
+	if err := checkSource(cfg); err != nil {
+		t.Fatalf("connectortest: %v", err)
+	}
+	if cfg.Binary != "" {
+		return startWasm(t, cfg.Binary, "", cfg.Env)
+	}
+	// The native build of the same source answers `spec wasm` and
+	// `version`, which a module cannot.
+	return startWasm(t, buildWasm(t, cfg.Package), binary(t, cfg), cfg.Env)
+}
+
+// process is the connector running as a plugin, or as a WASM module.
 type process struct {
+	// path is the native binary; for a module, the native build of the
+	// same source, or "" when the kit was given the module only.
 	path string
 	env  []string
 	rpc  connectorv1.ConnectorClient
-	// version is the protocol version the handshake settled on.
+	// version is the protocol version the handshake settled on (native).
 	version int
+	// wasm is the module's path when the connector runs as one, and warm
+	// leaves an instance ready for the next call.
+	wasm string
+	warm func() error
+}
+
+// warmUp readies a module's instance before a call with a short deadline;
+// a plugin process is always warm.
+func (p *process) warmUp(t tb) {
+	if p.warm == nil {
+		return
+	}
+	if err := p.warm(); err != nil {
+		t.Errorf("starting an instance of the module: %v", err)
+	}
 }
 
 // start runs the connector as a Relay host does: go-plugin over gRPC with
@@ -102,17 +149,17 @@ func start(t tb, path string, env []string) *process {
 
 // command runs the connector by hand, as `<connector> spec` is run, with
 // the same environment as the plugin process.
-func (p *process) command(arg string) ([]byte, error) {
+func (p *process) command(args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, p.path, arg)
+	cmd := exec.CommandContext(ctx, p.path, args...)
 	cmd.Dir = filepath.Dir(p.path)
 	cmd.Env = append([]string{}, p.env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", p.path, arg, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("%s %s: %w: %s", p.path, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
 }

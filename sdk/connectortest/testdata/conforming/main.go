@@ -69,7 +69,7 @@ func executeSend(ctx context.Context, req connector.Request[SendInput]) (SendOut
 		return SendOutput{}, connector.InvalidInput("base_url: %v", err)
 	}
 	hreq.Header.Set("Authorization", "Bearer "+cfg.Token)
-	resp, err := req.Egress.HTTPClient(10 * time.Second).Do(hreq)
+	resp, err := req.HTTPClient(10 * time.Second).Do(hreq)
 	if err != nil {
 		var denied *egress.DeniedError
 		if errors.As(err, &denied) || ctx.Err() != nil {
