@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -126,13 +128,35 @@ func hostCall(req []byte) ([]byte, error) {
 // callers and the SDK's own classification expect.
 func hostHTTPError(req *http.Request, e *connectorv1.Error) error {
 	if e.GetCode() == connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED {
-		return &egress.DeniedError{Host: req.URL.Hostname(), Reason: e.GetMessage()}
+		return deniedError(req.URL.Hostname(), e.GetMessage())
 	}
 	code := Code(e.GetCode())
 	if code == 0 {
 		code = CodeInternal
 	}
 	return &Error{Code: code, Message: e.GetMessage(), RetryAfter: time.Duration(e.GetRetryAfterMs()) * time.Millisecond}
+}
+
+// deniedError rebuilds the host's refusal as the *egress.DeniedError a
+// native connector gets. The host's message is that error's own text,
+// "egress to <host> [(<addr>)] refused: <reason>", which is taken apart so
+// that the text does not say it twice.
+func deniedError(host, msg string) *egress.DeniedError {
+	e := &egress.DeniedError{Host: host, Reason: msg}
+	head, reason, ok := strings.Cut(msg, " refused: ")
+	head, found := strings.CutPrefix(head, "egress to ")
+	if !ok || !found {
+		return e
+	}
+	e.Reason = reason
+	if name, addr, ok := strings.Cut(head, " ("); ok {
+		if a, err := netip.ParseAddr(strings.TrimSuffix(addr, ")")); err == nil {
+			e.Host, e.Addr = name, a
+		}
+	} else {
+		e.Host = head
+	}
+	return e
 }
 
 type errReader struct{ err error }
