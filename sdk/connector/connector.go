@@ -1,8 +1,11 @@
 // Package connector is how an author writes a Relay connector: declare the
 // connector and its actions with Go types, write Preview and Execute
 // handlers, and call Serve from main. The same code is served to the host as
-// a native plugin process (go-plugin over gRPC) or, built for wasip1, as a
-// WASM module.
+// a native plugin process (go-plugin over gRPC) or, built with GOOS=wasip1
+// GOARCH=wasm -buildmode=c-shared, as a WASM module that speaks the Relay
+// WASM ABI (docs/wasm-abi.md) with the same main. Make HTTP requests with
+// Request.HTTPClient and log with LoggerFromContext: both work in either
+// form.
 package connector
 
 import (
