@@ -34,6 +34,10 @@ func conformance(t *testing.T, runtime string) {
 		w.WriteHeader(http.StatusGone)
 	}))
 	defer gone.Close()
+	// A receiver that redirects to the cloud metadata address: neither form
+	// follows it (the WASM host makes no connection to another origin).
+	redirector := httptest.NewServer(http.RedirectHandler("http://169.254.169.254/latest/meta-data", http.StatusTemporaryRedirect))
+	defer redirector.Close()
 
 	secrets := map[string]string{"signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 	connectortest.Run(t, connectortest.Config{
@@ -48,6 +52,8 @@ func conformance(t *testing.T, runtime string) {
 			}},
 			{Name: "receiver refuses", Action: "send", Secrets: secrets, WantError: connector.CodePermanent,
 				Input: map[string]any{"url": gone.URL, "body": []int{1}}},
+			{Name: "redirect to metadata", Action: "send", Secrets: secrets, WantError: connector.CodePermanent,
+				Input: map[string]any{"url": redirector.URL, "body": "x"}},
 			{Name: "metadata address", Action: "send", Secrets: secrets, WantError: connector.CodeEgressDenied,
 				Input: map[string]any{"url": "http://169.254.169.254/latest/meta-data", "body": "x"}},
 		},
