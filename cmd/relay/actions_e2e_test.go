@@ -12,11 +12,13 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -36,11 +38,15 @@ const (
 // Idempotency-Key, read the run. Webhooks go to a local sink that checks
 // the signature itself; mail goes to a local SMTP server that requires a
 // sign-in.
+//
+// echo and webhook ship both forms, as `make build` makes them: each runs
+// once as WASM (the default) and once native.
 func TestActionsOverHTTP(t *testing.T) {
 	connectors := t.TempDir()
-	for _, pkg := range []string{"echo", "webhook", "smtp"} {
-		catalogtest.Build(t, connectors, "github.com/relayhq/relay/plugins/"+pkg+"/cmd/"+pkg)
+	for _, pkg := range []string{"echo", "webhook"} {
+		catalogtest.BuildBoth(t, connectors, "github.com/relayhq/relay/plugins/"+pkg+"/cmd/"+pkg)
 	}
+	catalogtest.Build(t, connectors, "github.com/relayhq/relay/plugins/smtp/cmd/smtp")
 	for _, db := range sqlstoretest.Databases() {
 		t.Run(db.Name, func(t *testing.T) {
 			cfg := Config{
@@ -50,11 +56,20 @@ func TestActionsOverHTTP(t *testing.T) {
 			if db.Name != "sqlite" {
 				cfg.DatabaseURL = db.URL(t)
 			}
+			// Compiling a Go-built module takes minutes under the race
+			// detector: the modules compiled once (here, or by the
+			// conformance kit, which builds the same bytes) are shared.
+			if dir, err := os.UserCacheDir(); err == nil {
+				cfg.WASMCacheDir = filepath.Join(dir, "relay", "connectortest-wasm")
+			}
 			logs := &syncBuffer{}
 			m, banner := startMain(t, cfg, logs)
+			waitForLog(t, logs, "WASM connector loaded", 2, 8*time.Minute)
 			api := &apiClient{t: t, url: m.URL(), key: keyRE.FindString(banner)}
-			testEcho(api)
-			testWebhook(api)
+			for _, runtime := range []string{"wasm", "native"} {
+				testEcho(api, runtime)
+				testWebhook(api, runtime)
+			}
 			testSMTP(api)
 			for _, secret := range []string{signingSecret, smtpPassword} {
 				if strings.Contains(logs.String(), secret) {
@@ -106,15 +121,44 @@ func (a *apiClient) must(status int, method, path string, body any, headers ...s
 	return data
 }
 
-func testEcho(a *apiClient) {
-	a.must(201, "POST", "/v1/connections", map[string]any{"connector": "echo", "name": "echo"})
+// connect makes a connection in the given form (wasm, the default, is not
+// asked for) and checks that it shows the form. The caller deletes it with
+// the function returned, so that the next form's connection has the
+// connector to itself.
+func (a *apiClient) connect(in map[string]any, runtime string) (remove func()) {
+	a.t.Helper()
+	if runtime != "wasm" {
+		in["runtime"] = runtime
+	}
+	var conn struct {
+		ID      string `json:"id"`
+		Runtime string `json:"runtime"`
+	}
+	json.Unmarshal(a.must(201, "POST", "/v1/connections", in), &conn)
+	if conn.Runtime != runtime {
+		a.t.Fatalf("the connection runs %q, want %q", conn.Runtime, runtime)
+	}
+	return func() { a.must(204, "DELETE", "/v1/connections/"+conn.ID, nil) }
+}
+
+// runtimeOf is the form a run's JSON says ran it.
+func runtimeOf(run []byte) string {
+	var r struct {
+		Runtime string `json:"runtime"`
+	}
+	json.Unmarshal(run, &r)
+	return r.Runtime
+}
+
+func testEcho(a *apiClient, runtime string) {
+	defer a.connect(map[string]any{"connector": "echo", "name": "echo-" + runtime}, runtime)()
 	out := a.must(200, "POST", "/v1/actions/echo.echo/execute", map[string]any{"params": map[string]any{"ping": "pong"}})
-	if !strings.Contains(string(out), `"output":{"ping":"pong"}`) {
-		a.t.Fatalf("echo: %s", out)
+	if !strings.Contains(string(out), `"output":{"ping":"pong"}`) || runtimeOf(out) != runtime {
+		a.t.Fatalf("echo on %s: %s", runtime, out)
 	}
 }
 
-func testWebhook(a *apiClient) {
+func testWebhook(a *apiClient, runtime string) {
 	type delivery struct {
 		id, ts, sig string
 		body        []byte
@@ -130,12 +174,16 @@ func testWebhook(a *apiClient) {
 	}))
 	defer sink.Close()
 
-	a.must(201, "POST", "/v1/connections", map[string]any{"connector": "webhook", "name": "hooks",
-		"secrets": map[string]string{"signing_secret": signingSecret}})
+	defer a.connect(map[string]any{"connector": "webhook", "name": "hooks-" + runtime,
+		"secrets": map[string]string{"signing_secret": signingSecret}}, runtime)()
 	req := map[string]any{"params": map[string]any{"url": sink.URL + "/in", "body": map[string]any{"event": "order.paid", "amount": 42}}}
 	a.must(200, "POST", "/v1/actions/webhook.send/preview", req)
-	first := a.must(200, "POST", "/v1/actions/webhook.send/execute", req, "Idempotency-Key", "order-42")
-	resp, replay := a.call("POST", "/v1/actions/webhook.send/execute", req, "Idempotency-Key", "order-42")
+	idemKey := "order-42-" + runtime
+	first := a.must(200, "POST", "/v1/actions/webhook.send/execute", req, "Idempotency-Key", idemKey)
+	if runtimeOf(first) != runtime {
+		a.t.Fatalf("the run says it ran on %q, want %q: %s", runtimeOf(first), runtime, first)
+	}
+	resp, replay := a.call("POST", "/v1/actions/webhook.send/execute", req, "Idempotency-Key", idemKey)
 	if resp.Header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(replay, first) {
 		a.t.Fatalf("the replay: %d %s", resp.StatusCode, replay)
 	}
@@ -286,3 +334,15 @@ func (s *smtpSession) Data(r io.Reader) error {
 
 func (s *smtpSession) Reset()        { s.rcpts = nil }
 func (s *smtpSession) Logout() error { return nil }
+
+// waitForLog waits until the log holds n lines containing msg.
+func waitForLog(t *testing.T, logs *syncBuffer, msg string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for strings.Count(logs.String(), msg) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s the log has %d lines %q, want %d:\n%s", within, strings.Count(logs.String(), msg), msg, n, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

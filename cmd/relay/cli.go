@@ -8,6 +8,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
+	"github.com/relayhq/relay/core/wasmrt"
 	"github.com/relayhq/relay/sdk/egress"
 )
 
@@ -139,6 +141,26 @@ func connectorFlags(fs *flag.FlagSet, cfg *Config) error {
 		return usageError{"RELAY_EGRESS_ALLOW: " + err.Error()}
 	}
 	cfg.EgressAllow = prefixes
+	for _, f := range []struct {
+		v         *int
+		name, env string
+		def       int
+		usage     string
+	}{
+		{&cfg.WASMPoolSize, "wasm-pool-size", "WASM_POOL_SIZE", wasmrt.DefaultPoolSize, "instances of one WASM connector version, so the calls it serves at once"},
+		{&cfg.WASMMemoryLimitMiB, "wasm-memory-limit", "WASM_MEMORY_LIMIT", 128, "memory ceiling of a WASM connector instance, MiB; a module that needs more is refused"},
+	} {
+		def := f.def
+		if v := env(f.env, ""); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return usageError{fmt.Sprintf("RELAY_%s=%q: want a positive whole number", f.env, v)}
+			}
+			def = n
+		}
+		fs.IntVar(f.v, f.name, def, f.usage+" (RELAY_"+f.env+")")
+	}
+	fs.StringVar(&cfg.WASMCacheDir, "wasm-cache-dir", env("WASM_CACHE_DIR", ""), "folder for compiled WASM connectors, made with mode 0700; default wasm-cache in --data-dir (RELAY_WASM_CACHE_DIR)")
 	fromFlags := false // the flags replace the variable's list, as every flag does
 	fs.Func("egress-allow", "a CIDR connectors may reach although it is private, loopback or link-local; repeatable (RELAY_EGRESS_ALLOW, comma-separated)", func(s string) error {
 		prefixes, err := egress.ParseAllow(s)

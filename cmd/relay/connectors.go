@@ -21,16 +21,19 @@ func cmdConnectorsList(_ context.Context, args []string, stdout, stderr io.Write
 	if _, err := parse(fs, args, stderr); err != nil {
 		return err
 	}
-	cat, rt := openConnectors(cfg, newLogger("warn", stderr))
+	cat, rt, err := openConnectors(context.Background(), cfg, newLogger("warn", stderr))
+	if err != nil {
+		return err
+	}
 	defer rt.Close()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIME\tACTIONS")
+	fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIMES\tACTIONS")
 	for _, e := range cat.List() {
 		var actions []string
 		for _, a := range e.Manifest.Actions {
 			actions = append(actions, e.Ref.Name+"."+a.Name)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Ref.Name, e.Ref.Version, e.Manifest.Runtime, strings.Join(actions, ", "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Ref.Name, e.Ref.Version, strings.Join(e.Runtimes(), ","), strings.Join(actions, ", "))
 	}
 	return tw.Flush()
 }
@@ -65,6 +68,7 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs.Var(secrets, "secret", "a secret config field, name=value; repeatable")
 	fs.BoolVar(&preview, "preview", false, "preview instead of execute")
 	fs.BoolVar(&check, "check-config", false, "only check the connection's config")
+	runtime := fs.String("runtime", "", `the form to run, "wasm" or "native"; default wasm when the version ships it`)
 	pos, err := parse(fs, args, stderr)
 	if err != nil {
 		return err
@@ -78,14 +82,26 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 			return usageError{name + " must be JSON"}
 		}
 	}
-	cat, rt := openConnectors(cfg, newLogger("warn", stderr))
+	cat, rt, err := openConnectors(ctx, cfg, newLogger("warn", stderr))
+	if err != nil {
+		return err
+	}
 	defer rt.Close()
 	name, version, _ := strings.Cut(pos[0], "@")
 	entry, err := cat.Resolve(name, version)
 	if err != nil {
 		return err
 	}
-	ref := entry.Ref
+	form := *runtime
+	switch {
+	case form == "" && entry.Ships(core.RuntimeWASM):
+		form = core.RuntimeWASM
+	case form == "":
+		form = core.RuntimeNative
+	case !entry.Ships(form):
+		return usageError{fmt.Sprintf("--runtime %q: %s ships %s", form, entry.Ref, strings.Join(entry.Runtimes(), " and "))}
+	}
+	ref := entry.RefFor(form)
 	conn := core.ConnectionData{Config: json.RawMessage(config), Secrets: secrets}
 	if check {
 		if err := rt.CheckConfig(ctx, ref, conn); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,6 +24,7 @@ import (
 	"github.com/relayhq/relay/core/ratelimit"
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
+	"github.com/relayhq/relay/core/wasmrt"
 )
 
 // Config is everything `relay serve` reads from flags and RELAY_* variables.
@@ -44,6 +46,13 @@ type Config struct {
 	// EgressAllow are the operator's exceptions to the ranges connectors
 	// may never reach (private, loopback, link-local, …).
 	EgressAllow []netip.Prefix
+	// WASMPoolSize is the most instances (so concurrent calls) of one WASM
+	// connector version; WASMMemoryLimitMiB the memory ceiling of each.
+	WASMPoolSize       int
+	WASMMemoryLimitMiB int
+	// WASMCacheDir holds compiled WASM modules; empty: wasm-cache in
+	// DataDir.
+	WASMCacheDir string
 }
 
 func (c Config) connectorsDir() string {
@@ -81,7 +90,7 @@ type Main struct {
 	store    *sqlstore.Store
 	redis    *redis.Client
 	catalog  *catalog.Catalog
-	runtime  *goplugin.Runtime
+	runtime  *runtimes
 	actions  *actions.Service
 	server   *httpapi.Server
 	listener net.Listener
@@ -110,7 +119,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.catalog, m.runtime = openConnectors(m.Config, m.Log)
+	if m.catalog, m.runtime, err = openConnectors(ctx, m.Config, m.Log); err != nil {
+		return err
+	}
+	m.runtime.warm(m.catalog, m.Log)
 
 	// Listen before making the first key: if the address is taken, the key
 	// is not made only to be lost with a failed start.
@@ -254,10 +266,51 @@ func (m *Main) closeDeps() error {
 	return errors.Join(errs...)
 }
 
+// runtimes runs connectors in both forms: native plugins and WASM modules.
+type runtimes struct {
+	core.RuntimeMux
+	native *goplugin.Runtime
+	wasm   *wasmrt.Runtime
+
+	stopWarm context.CancelFunc
+	warming  sync.WaitGroup
+}
+
+// warm loads every WASM connector in the background, so that compiling
+// a module (seconds for a large one, the first time; the compilation
+// cache makes later starts fast) is not the wait of its first call. A
+// version that fails to load is logged, and tried again at its first call.
+func (r *runtimes) warm(cat *catalog.Catalog, log hclog.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopWarm = cancel
+	r.warming.Go(func() {
+		for _, e := range cat.List() {
+			if e.WASM == nil || ctx.Err() != nil {
+				continue
+			}
+			start := time.Now()
+			if err := r.wasm.LoadEntry(ctx, e); err != nil {
+				log.Warn("loading a WASM connector failed", "connector", e.Ref.String(), "error", err)
+				continue
+			}
+			log.Info("WASM connector loaded", "connector", e.Ref.String(), "took", time.Since(start).Round(time.Millisecond))
+		}
+	})
+}
+
+func (r *runtimes) Close() error {
+	if r.stopWarm != nil {
+		r.stopWarm()
+	}
+	r.warming.Wait()
+	return errors.Join(r.native.Close(), r.wasm.Close())
+}
+
 // openConnectors loads the catalog from the connectors dir and makes the
-// runtime that runs them. A connector version that does not load is logged
-// and skipped; it does not stop the server.
-func openConnectors(cfg Config, log hclog.Logger) (*catalog.Catalog, *goplugin.Runtime) {
+// runtimes that run them. A connector version that does not load is logged
+// and skipped; it does not stop the server. WASM modules are compiled on
+// first use, with the compilation cache in the data dir when there is one.
+func openConnectors(ctx context.Context, cfg Config, log hclog.Logger) (*catalog.Catalog, *runtimes, error) {
 	dir := cfg.connectorsDir()
 	cat, problems := catalog.Load(dir)
 	for _, p := range problems {
@@ -265,15 +318,31 @@ func openConnectors(cfg Config, log hclog.Logger) (*catalog.Catalog, *goplugin.R
 	}
 	var refs []string
 	for _, e := range cat.List() {
-		refs = append(refs, e.Ref.String())
+		refs = append(refs, e.Ref.String()+" ("+strings.Join(e.Runtimes(), ", ")+")")
 	}
 	log.Info("connectors loaded", "dir", dir, "connectors", refs)
-	rt := goplugin.New(goplugin.Config{
+	native := goplugin.New(goplugin.Config{
 		Lookup:      cat.Get,
 		Logger:      log.Named("connector"),
 		EgressAllow: cfg.EgressAllow,
 	})
-	return cat, rt
+	wasm, err := wasmrt.New(ctx, wasmrt.Config{
+		Lookup:              cat.Get,
+		DataDir:             cfg.DataDir,
+		CompilationCacheDir: cfg.WASMCacheDir,
+		PoolSize:            cfg.WASMPoolSize,
+		MemoryLimitPages:    uint32(cfg.WASMMemoryLimitMiB) * 16, // 64 KiB pages
+		EgressAllow:         cfg.EgressAllow,
+		Logger:              log.Named("connector"),
+	})
+	if err != nil {
+		native.Close()
+		return nil, nil, fmt.Errorf("starting the WASM runtime: %w", err)
+	}
+	return cat, &runtimes{
+		RuntimeMux: core.RuntimeMux{core.RuntimeNative: native, core.RuntimeWASM: wasm},
+		native:     native, wasm: wasm,
+	}, nil
 }
 
 // openStore opens the database and brings its schema up to date. SQLite's

@@ -55,6 +55,9 @@ type Config struct {
 	// 0700), so that a restart does not compile the modules again. "" keeps
 	// no cache on disk.
 	DataDir string
+	// CompilationCacheDir, when set, is the compilation cache's folder
+	// instead of DataDir/wasm-cache; several runtimes may share one.
+	CompilationCacheDir string
 	// PoolSize is the most instances of one connector version, so the most
 	// calls it serves at once; callers beyond it wait for a free instance
 	// within their deadline. 0 means DefaultPoolSize.
@@ -132,7 +135,10 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg.LoadTimeout = DefaultLoadTimeout
 	}
 	o := wasmhost.Options{MemoryLimitPages: cfg.MemoryLimitPages, Logger: cfg.Logger}
-	if cfg.DataDir != "" {
+	switch {
+	case cfg.CompilationCacheDir != "":
+		o.CompilationCacheDir = cfg.CompilationCacheDir
+	case cfg.DataDir != "":
 		o.CompilationCacheDir = filepath.Join(cfg.DataDir, CacheDir)
 	}
 	engine, err := wasmhost.NewEngine(ctx, o)

@@ -61,3 +61,37 @@ func BuildWith(t testing.TB, dir, pkg, ldflags string) string {
 	}
 	return vdir
 }
+
+// BuildBoth is Build plus the same package compiled to WebAssembly
+// (GOOS=wasip1 GOARCH=wasm, a reactor) beside it, as `make build` ships a
+// connector with both forms: connector.wasm, its digest, and the manifest
+// of the wasm form, which the native binary prints with `spec wasm`.
+func BuildBoth(t testing.TB, dir, pkg string) string {
+	t.Helper()
+	vdir := Build(t, dir, pkg)
+	wasm := filepath.Join(vdir, "connector.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build %s for wasip1: %v", pkg, err)
+	}
+	spec, err := exec.Command(filepath.Join(vdir, "connector"), "spec", "wasm").Output()
+	if err != nil {
+		t.Fatalf("%s spec wasm: %v", pkg, err)
+	}
+	data, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	for name, content := range map[string][]byte{
+		"connector.wasm.sha256": []byte(hex.EncodeToString(sum[:]) + "\n"),
+		"manifest.json":         spec,
+	} {
+		if err := os.WriteFile(filepath.Join(vdir, name), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return vdir
+}
