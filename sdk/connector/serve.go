@@ -47,7 +47,7 @@ func Serve(c *Connector) {
 	go exitWithParent()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  protocol.Handshake,
-		VersionedPlugins: protocol.VersionedPlugins(s),
+		VersionedPlugins: protocol.VersionedPlugins(s.GRPC()),
 		GRPCServer:       protocol.ServerOptions,
 		// JSON on stderr: the host re-logs each line under the connector's name.
 		Logger: s.logger,

@@ -21,7 +21,6 @@ import (
 // Server answers the connector protocol for one Connector, whatever carries
 // the messages. Make it with NewServer.
 type Server struct {
-	connectorv1.UnimplementedConnectorServer
 	c            *Connector
 	manifest     *manifest.Manifest
 	manifestJSON []byte
@@ -34,8 +33,6 @@ type boundAction struct {
 	def   *actionDef
 	input *jsonschema.Schema
 }
-
-var _ connectorv1.ConnectorServer = (*Server)(nil)
 
 // NewServer checks the connector's declaration and builds its manifest. The
 // operator's egress exceptions come from the RELAY_EGRESS_ALLOW variable the

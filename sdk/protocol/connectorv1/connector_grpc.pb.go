@@ -1,3 +1,5 @@
+//go:build !wasip1
+
 // The protocol between the Relay host and a connector. Native connectors
 // speak it over gRPC (hashicorp/go-plugin); WASM connectors exchange the
 // same messages, protobuf-encoded, through guest memory (docs/wasm-abi.md).

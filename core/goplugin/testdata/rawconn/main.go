@@ -20,7 +20,7 @@ import (
 
 type empty struct{}
 
-type server struct{ *connector.Server }
+type server struct{ connectorv1.ConnectorServer }
 
 // Execute answers "overflow" with more than the message limit, past the
 // SDK's own check.
@@ -29,7 +29,7 @@ func (s server) Execute(ctx context.Context, req *connectorv1.ActionRequest) (*c
 		out := `{"data":"` + strings.Repeat("x", protocol.MaxMessageSize+1024) + `"}`
 		return &connectorv1.ExecuteResponse{OutputJson: []byte(out)}, nil
 	}
-	return s.Server.Execute(ctx, req)
+	return s.ConnectorServer.Execute(ctx, req)
 }
 
 func main() {
@@ -57,7 +57,7 @@ func main() {
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  protocol.Handshake,
-		VersionedPlugins: protocol.VersionedPlugins(server{s}),
+		VersionedPlugins: protocol.VersionedPlugins(server{s.GRPC()}),
 		GRPCServer:       plugin.DefaultGRPCServer, // no send cap, unlike protocol.ServerOptions
 	})
 }

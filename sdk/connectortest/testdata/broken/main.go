@@ -72,16 +72,16 @@ func main() {
 	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  protocol.Handshake,
-		VersionedPlugins: protocol.VersionedPlugins(&server{s}),
+		VersionedPlugins: protocol.VersionedPlugins(&server{s.GRPC()}),
 		GRPCServer:       protocol.ServerOptions,
 	})
 }
 
 // server spoils the SDK's answers.
-type server struct{ *connector.Server }
+type server struct{ connectorv1.ConnectorServer }
 
 func (s *server) Preview(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.PreviewResponse, error) {
-	r, err := s.Server.Preview(ctx, req)
+	r, err := s.ConnectorServer.Preview(ctx, req)
 	if r != nil {
 		r.Error = spoil(r.Error)
 	}
@@ -89,7 +89,7 @@ func (s *server) Preview(ctx context.Context, req *connectorv1.ActionRequest) (*
 }
 
 func (s *server) Execute(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.ExecuteResponse, error) {
-	r, err := s.Server.Execute(ctx, req)
+	r, err := s.ConnectorServer.Execute(ctx, req)
 	if r != nil {
 		r.Error = spoil(r.Error)
 	}
