@@ -29,7 +29,8 @@ var errTooManyRedirects = errors.New("stopped after 5 redirects")
 // connection, redirects included, dials through the guard (which checks
 // the host against the manifest's egress and the address it dials against
 // the special ranges); no proxy from the environment; redirects followed
-// only to the same scheme, host and port, at most 5.
+// only to the same scheme, host and port, at most 5; no compression asked
+// for on the guest's behalf.
 func newHTTPClient(guard *egress.Guard) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
@@ -40,6 +41,9 @@ func newHTTPClient(guard *egress.Guard) *http.Client {
 			MaxResponseHeaderBytes: 64 << 10,
 			MaxIdleConnsPerHost:    8,
 			IdleConnTimeout:        60 * time.Second,
+			// The guest's request goes out as it asked: no Accept-Encoding
+			// added, as a native connector's own client adds none.
+			DisableCompression: true,
 		},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if !sameOrigin(req.URL, via[0].URL) {
