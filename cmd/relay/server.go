@@ -293,7 +293,7 @@ func (r *runtimes) warm(cat *catalog.Catalog, log hclog.Logger) {
 				log.Warn("loading a WASM connector failed", "connector", e.Ref.String(), "error", err)
 				continue
 			}
-			log.Info("WASM connector loaded", "connector", e.Ref.String(), "took", time.Since(start).Round(time.Millisecond))
+			log.Info("WASM connector loaded", "connector", e.Ref.String(), "took", time.Since(start).Round(time.Millisecond).String())
 		}
 	})
 }

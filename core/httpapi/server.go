@@ -45,11 +45,11 @@ type Config struct {
 
 // Defaults for Config's zero values.
 const (
-	DefaultBodyLimit      = 1 << 20
-	DefaultReadTimeout    = 10 * time.Second
-	DefaultWriteTimeout   = 30 * time.Second
-	DefaultIdleTimeout    = 60 * time.Second
-	DefaultRequestTimeout = 25 * time.Second
+	DefaultBodyLimit       = 1 << 20
+	DefaultReadTimeout     = 10 * time.Second
+	DefaultWriteTimeout    = 30 * time.Second
+	DefaultIdleTimeout     = 60 * time.Second
+	DefaultRequestTimeout  = 25 * time.Second
 	DefaultMaxEventStreams = 32
 )
 
