@@ -19,18 +19,11 @@ import (
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
 
-// maxRedirects is how many same-origin redirects relay.http_request follows.
-const maxRedirects = 5
-
-// errTooManyRedirects stops a chain of redirects.
-var errTooManyRedirects = errors.New("stopped after 5 redirects")
-
 // newHTTPClient returns the client of a module's relay.http_request: every
 // connection, redirects included, dials through the guard (which checks
 // the host against the manifest's egress and the address it dials against
-// the special ranges); no proxy from the environment; redirects followed
-// only to the same scheme, host and port, at most 5; no compression asked
-// for on the guest's behalf.
+// the special ranges); no proxy from the environment; no redirect
+// followed; no compression asked for on the guest's behalf.
 func newHTTPClient(guard *egress.Guard) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
@@ -45,33 +38,11 @@ func newHTTPClient(guard *egress.Guard) *http.Client {
 			// added, as a native connector's own client adds none.
 			DisableCompression: true,
 		},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if !sameOrigin(req.URL, via[0].URL) {
-				return http.ErrUseLastResponse
-			}
-			if len(via) > maxRedirects {
-				return errTooManyRedirects
-			}
-			return nil
-		},
+		// A redirect is the guest's to follow or not, as a native
+		// connector's own client decides: it comes back as the 3xx, and a
+		// hop the guest makes is a request of its own, checked as any.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-}
-
-// sameOrigin compares scheme, host and port (the scheme's default port
-// when none is given).
-func sameOrigin(a, b *url.URL) bool {
-	port := func(u *url.URL) string {
-		if p := u.Port(); p != "" {
-			return p
-		}
-		if u.Scheme == "https" {
-			return "443"
-		}
-		return "80"
-	}
-	return strings.EqualFold(a.Scheme, b.Scheme) &&
-		strings.EqualFold(strings.TrimSuffix(a.Hostname(), "."), strings.TrimSuffix(b.Hostname(), ".")) &&
-		port(a) == port(b)
 }
 
 func httpError(code connectorv1.ErrorCode, format string, args ...any) *connectorv1.HttpResponse {
@@ -181,8 +152,6 @@ func transportError(ctx context.Context, host string, err error) *connectorv1.Ht
 	switch {
 	case errors.As(err, &denied):
 		return httpError(connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED, "%v", denied)
-	case errors.Is(err, errTooManyRedirects):
-		return httpError(connectorv1.ErrorCode_ERROR_CODE_PERMANENT, "request to %s: %v", host, err)
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
 		return httpError(connectorv1.ErrorCode_ERROR_CODE_RETRYABLE, "request to %s: no answer in time", host)
 	default:

@@ -75,8 +75,6 @@ func TestHTTPRequest(t *testing.T) {
 			http.Redirect(w, r, localhostURL(other)+"/", http.StatusFound)
 		case "/same":
 			http.Redirect(w, r, "/echo", http.StatusFound)
-		case "/forever":
-			http.Redirect(w, r, "/forever", http.StatusFound)
 		case "/big":
 			_, _ = w.Write([]byte(strings.Repeat("x", 3000)))
 		case "/hang":
@@ -123,16 +121,10 @@ func TestHTTPRequest(t *testing.T) {
 			t.Fatalf("response = %v, other server hit %d times; want the 302, not followed", resp, otherHits.Load())
 		}
 	})
-	t.Run("same-origin redirect is followed", func(t *testing.T) {
+	t.Run("same-origin redirect comes back to the guest", func(t *testing.T) {
 		resp := httpCall(t, ctx, allowed, &connectorv1.HttpRequest{Url: base + "/same"})
-		if resp.GetStatus() != 200 || header(resp, "X-Method") != "GET" {
-			t.Fatalf("response = %v", resp)
-		}
-	})
-	t.Run("redirect loop stops", func(t *testing.T) {
-		resp := httpCall(t, ctx, allowed, &connectorv1.HttpRequest{Url: base + "/forever"})
-		if resp.GetError().GetCode() != connectorv1.ErrorCode_ERROR_CODE_PERMANENT || !strings.Contains(resp.GetError().GetMessage(), "5 redirects") {
-			t.Fatalf("response = %v", resp)
+		if resp.GetStatus() != http.StatusFound || header(resp, "Location") != "/echo" || resp.GetError() != nil {
+			t.Fatalf("response = %v; want the 302 itself, for the guest to follow or not", resp)
 		}
 	})
 	t.Run("body cut at the cap", func(t *testing.T) {
