@@ -2,11 +2,15 @@ package wasmrt_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog/catalogtest"
 	"github.com/relayhq/relay/core/wasmrt"
 )
 
@@ -14,13 +18,37 @@ import (
 // the runtime, as the actions engine makes it: 1 and 8 callers, a pool of
 // as many instances, p50 and p99 latency.
 func BenchmarkWasmEcho(b *testing.B) {
+	benchEcho(b, func(callers int) (*wasmrt.Runtime, core.ConnectorRef) {
+		return newRuntime(b, wasmrt.Config{PoolSize: callers}), watecho
+	})
+}
+
+// BenchmarkGoEcho is the same for plugins/echo built as a WASM module from
+// the source the native plugin is built from (the Go runtime in the guest,
+// protobuf, the SDK's schema checks): the figure to set beside
+// goplugin's BenchmarkNativeEcho and BenchmarkInProcessEcho. Compiled
+// modules are kept in the user cache folder, shared with the tests.
+func BenchmarkGoEcho(b *testing.B) {
+	dir := b.TempDir()
+	catalogtest.BuildBoth(b, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
+	cache := ""
+	if c, err := os.UserCacheDir(); err == nil {
+		cache = filepath.Join(c, "relay", "connectortest-wasm")
+	}
+	benchEcho(b, func(callers int) (*wasmrt.Runtime, core.ConnectorRef) {
+		r := newRuntimeAt(b, dir, wasmrt.Config{PoolSize: callers, CompilationCacheDir: cache})
+		return r, core.ConnectorRef{Name: "echo", Version: "1.0.0", Runtime: core.RuntimeWASM}
+	})
+}
+
+func benchEcho(b *testing.B, runtime func(callers int) (*wasmrt.Runtime, core.ConnectorRef)) {
 	for _, callers := range []int{1, 8} {
 		name := "callers=1"
 		if callers == 8 {
 			name = "callers=8"
 		}
 		b.Run(name, func(b *testing.B) {
-			r := newRuntime(b, wasmrt.Config{PoolSize: callers})
+			r, watecho := runtime(callers)
 			ctx := context.Background()
 			c := call("echo", `{"message":"hello, world","n":42}`)
 			if _, err := r.Execute(ctx, watecho, c); err != nil { // load, and one warm instance
