@@ -42,7 +42,7 @@ func newGuest(t *testing.T) *guest {
 	t.Helper()
 	guestOnce.Do(func() {
 		out := filepath.Join(os.TempDir(), "relay-sdk-guest-test.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/guest")
+		cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", out, "./testdata/guest")
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			guestErr = errors.New(string(msg))

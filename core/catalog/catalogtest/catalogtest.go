@@ -70,7 +70,10 @@ func BuildBoth(t testing.TB, dir, pkg string) string {
 	t.Helper()
 	vdir := Build(t, dir, pkg)
 	wasm := filepath.Join(vdir, "connector.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, pkg)
+	// -trimpath: the same bytes from any checkout, so that a compilation
+	// cache shared between runs (tests use one in the user cache folder)
+	// holds them once.
+	cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", wasm, pkg)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
