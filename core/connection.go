@@ -52,9 +52,11 @@ type SealedSecret struct {
 // ConnectionStore keeps connections and their sealed secrets. Every method
 // is scoped to a workspace: another workspace's connection is ENotFound.
 type ConnectionStore interface {
-	// CreateConnection stores c and its secrets together; EConflict when
-	// the workspace has a connection of that name.
-	CreateConnection(ctx context.Context, c *Connection, secrets []SealedSecret) error
+	// CreateConnection stores c and its secrets together, with audit (when
+	// not nil) in the same transaction; EConflict when the workspace has a
+	// connection of that name. So do UpdateConnection and DeleteConnection
+	// with theirs.
+	CreateConnection(ctx context.Context, c *Connection, secrets []SealedSecret, audit *AuditRecord) error
 	Connection(ctx context.Context, workspaceID, id string) (*Connection, error)
 	ConnectionByName(ctx context.Context, workspaceID, name string) (*Connection, error)
 	ListConnections(ctx context.Context, workspaceID string, p Page) ([]*Connection, string, error)
@@ -62,8 +64,8 @@ type ConnectionStore interface {
 	ConnectionsOf(ctx context.Context, workspaceID, connector string) ([]*Connection, error)
 	// UpdateConnection replaces c's name, version, runtime and config, and
 	// sets each secret given (a nil Ciphertext deletes that field).
-	UpdateConnection(ctx context.Context, c *Connection, secrets []SealedSecret) error
-	DeleteConnection(ctx context.Context, workspaceID, id string) error
+	UpdateConnection(ctx context.Context, c *Connection, secrets []SealedSecret, audit *AuditRecord) error
+	DeleteConnection(ctx context.Context, workspaceID, id string, audit *AuditRecord) error
 	// Secrets returns the sealed secrets of a connection.
 	Secrets(ctx context.Context, workspaceID, connectionID string) ([]SealedSecret, error)
 }

@@ -40,8 +40,9 @@ type WorkspaceStore interface {
 // KeyStore keeps API keys. Every method but KeyForAuth is scoped to a
 // workspace: a key of another workspace is ENotFound.
 type KeyStore interface {
-	// CreateKey stores k; the caller sets ID, Hash and CreatedAt.
-	CreateKey(ctx context.Context, k *APIKey) error
+	// CreateKey stores k, with audit (when not nil) in the same
+	// transaction; the caller sets ID, Hash and CreatedAt.
+	CreateKey(ctx context.Context, k *APIKey, audit *AuditRecord) error
 	// KeyForAuth returns the active (not revoked) key with that id, hash
 	// included, and its workspace, or ENotFound.
 	KeyForAuth(ctx context.Context, id string) (*APIKey, *Workspace, error)
@@ -51,7 +52,7 @@ type KeyStore interface {
 	ListKeys(ctx context.Context, workspaceID string, p Page) (keys []*APIKey, next string, err error)
 	// RevokeKey marks an active key revoked at the given time; ENotFound if
 	// there is no such active key in the workspace.
-	RevokeKey(ctx context.Context, workspaceID, id string, at time.Time) error
+	RevokeKey(ctx context.Context, workspaceID, id string, at time.Time, audit *AuditRecord) error
 }
 
 // Store is everything the server keeps.

@@ -298,7 +298,7 @@ func TestSecretsRotateMaster(t *testing.T) {
 					}
 					sealed = append(sealed, core.SealedSecret{Field: field, Ciphertext: ct})
 				}
-				if err := st.CreateConnection(ctx, c, sealed); err != nil {
+				if err := st.CreateConnection(ctx, c, sealed, nil); err != nil {
 					t.Fatal(err)
 				}
 				conns = append(conns, sc)
@@ -320,7 +320,7 @@ func TestSecretsRotateMaster(t *testing.T) {
 				t.Fatal(err)
 			}
 			k, token, _ := core.NewAPIKey(hasher, conns[0].ws, "ops", core.RoleAdmin, "")
-			if err := st.CreateKey(ctx, k); err != nil {
+			if err := st.CreateKey(ctx, k, nil); err != nil {
 				t.Fatal(err)
 			}
 			a.exec(t, `DELETE FROM server_keys`)
@@ -417,7 +417,7 @@ func TestSecretsRotateMaster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := st.UpdateConnection(ctx, mustConnection(t, st, conns[1]), []core.SealedSecret{{Field: "token", Ciphertext: ct}}); err != nil {
+			if err := st.UpdateConnection(ctx, mustConnection(t, st, conns[1]), []core.SealedSecret{{Field: "token", Ciphertext: ct}}, nil); err != nil {
 				t.Fatal(err)
 			}
 
@@ -564,7 +564,7 @@ func TestSecretsRotateMaster(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = st.CreateConnection(ctx, &core.Connection{ID: late.id, WorkspaceID: late.ws, Name: "hooks", Connector: "webhook", Version: "1.0.0", Runtime: "native"},
-				[]core.SealedSecret{{Field: "token", Ciphertext: ct}})
+				[]core.SealedSecret{{Field: "token", Ciphertext: ct}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -646,7 +646,7 @@ func TestSecretsRotateMaster(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = st.CreateConnection(ctx, &core.Connection{ID: later.id, WorkspaceID: later.ws, Name: "hooks", Connector: "webhook", Version: "1.0.0", Runtime: "native"},
-				[]core.SealedSecret{{Field: "token", Ciphertext: ct}})
+				[]core.SealedSecret{{Field: "token", Ciphertext: ct}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -430,7 +431,8 @@ func cmdKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		if err := st.CreateKey(ctx, k); err != nil {
+		details, _ := json.Marshal(map[string]string{"role": string(k.Role), "name": k.Name, "via": "cli"})
+		if err := st.CreateKey(ctx, k, cliAudit(ws.ID, "key.create", "key:"+k.ID, details)); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, token)
@@ -490,10 +492,17 @@ func cmdKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		if err := st.RevokeKey(ctx, ws.ID, pos[0], time.Now().UTC()); err != nil {
+		if err := st.RevokeKey(ctx, ws.ID, pos[0], time.Now().UTC(), cliAudit(ws.ID, "key.revoke", "key:"+pos[0], []byte(`{"via":"cli"}`))); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked key %s\n", pos[0])
 		return nil
 	})
+}
+
+// cliAudit is the audit record of a change made with the CLI: no key, no
+// address, the role "operator" (whoever can run relay on the server).
+func cliAudit(workspaceID, action, target string, details []byte) *core.AuditRecord {
+	return &core.AuditRecord{WorkspaceID: workspaceID, Role: "operator", Action: action, Target: target,
+		Outcome: "success", Details: details}
 }

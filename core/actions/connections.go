@@ -101,10 +101,9 @@ func (s *Service) CreateConnection(ctx context.Context, c Caller, in ConnectionI
 	if err != nil {
 		return nil, err
 	}
-	if err := s.cfg.Store.CreateConnection(ctx, conn, sealed); err != nil {
+	if err := s.cfg.Store.CreateConnection(ctx, conn, sealed, mutationAudit(c, "connection.create", conn)); err != nil {
 		return nil, err
 	}
-	s.auditMutation(ctx, c, "connection.create", conn)
 	return view(conn, secrets), nil
 }
 
@@ -168,10 +167,9 @@ func (s *Service) UpdateConnection(ctx context.Context, c Caller, id string, in 
 		}
 	}
 	conn.UpdatedAt = s.now()
-	if err := s.cfg.Store.UpdateConnection(ctx, conn, sealed); err != nil {
+	if err := s.cfg.Store.UpdateConnection(ctx, conn, sealed, mutationAudit(c, "connection.update", conn)); err != nil {
 		return nil, err
 	}
-	s.auditMutation(ctx, c, "connection.update", conn)
 	return view(conn, secrets), nil
 }
 
@@ -181,11 +179,10 @@ func (s *Service) DeleteConnection(ctx context.Context, c Caller, id string) err
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.DeleteConnection(ctx, c.WorkspaceID, id); err != nil {
+	if err := s.cfg.Store.DeleteConnection(ctx, c.WorkspaceID, id, mutationAudit(c, "connection.delete", conn)); err != nil {
 		return err
 	}
 	s.sealed.m.Delete(id)
-	s.auditMutation(ctx, c, "connection.delete", conn)
 	return nil
 }
 
@@ -357,16 +354,15 @@ func (s *Service) openSecrets(ctx context.Context, conn *core.Connection) (map[s
 	return out, nil
 }
 
-// auditMutation records a change to a connection. The config is recorded
-// with secret-looking fields redacted; secrets never are.
-func (s *Service) auditMutation(ctx context.Context, c Caller, action string, conn *core.Connection) {
+// mutationAudit is the record of a change to a connection, written in the
+// change's own transaction. The config is recorded with secret-looking
+// fields redacted; secrets never are.
+func mutationAudit(c Caller, action string, conn *core.Connection) *core.AuditRecord {
 	details, _ := json.Marshal(map[string]any{
-		"connector": conn.Connector, "version": conn.Version, "name": conn.Name,
+		"connector": conn.Connector, "version": conn.Version, "runtime": conn.Runtime, "name": conn.Name,
 		"config": redact.Value(nil, conn.Config),
 	})
-	if err := s.cfg.Store.AppendAudit(ctx, c.audit(action, "connection:"+conn.ID, "success", details)); err != nil {
-		s.log.Error("audit append failed", "action", action, "error", err)
-	}
+	return c.audit(action, "connection:"+conn.ID, "success", details)
 }
 
 func deref(s *string) string {

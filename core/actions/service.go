@@ -238,6 +238,12 @@ type Caller struct {
 }
 
 // audit makes an audit record of the caller's.
+// AuditRecord is the record of the caller's action, for a store method
+// that writes it in the transaction of the change it records.
+func (c Caller) AuditRecord(action, target, outcome string, details []byte) *core.AuditRecord {
+	return c.audit(action, target, outcome, details)
+}
+
 func (c Caller) audit(action, target, outcome string, details []byte) *core.AuditRecord {
 	return &core.AuditRecord{
 		WorkspaceID: c.WorkspaceID, KeyID: c.KeyID, Role: string(c.Role), IP: c.IP, RequestID: c.RequestID,

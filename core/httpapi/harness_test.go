@@ -168,7 +168,7 @@ func (ts *testServer) key(workspaceID string, role core.Role) string {
 	if err != nil {
 		ts.t.Fatal(err)
 	}
-	if err := ts.Store.CreateKey(context.Background(), k); err != nil {
+	if err := ts.Store.CreateKey(context.Background(), k, nil); err != nil {
 		ts.t.Fatal(err)
 	}
 	return token

@@ -24,7 +24,6 @@ func (s *Server) createKey(c *fiber.Ctx, p *principal) error {
 		s.auditFailure(c, p, "key.create", "", err)
 		return err
 	}
-	s.audit(c, p, "key.create", "key:"+k.ID, map[string]any{"role": k.Role, "name": k.Name})
 	c.Location("/v1/keys/" + k.ID)
 	return c.Status(fiber.StatusCreated).JSON(createdKey{APIKey: k, Key: token})
 }
@@ -43,7 +42,8 @@ func (s *Server) newKey(c *fiber.Ctx, p *principal) (*core.APIKey, string, error
 	if err != nil {
 		return nil, "", err
 	}
-	if err := s.cfg.Store.CreateKey(c.UserContext(), k); err != nil {
+	details, _ := jsonMarshal(map[string]any{"role": k.Role, "name": k.Name})
+	if err := s.cfg.Store.CreateKey(c.UserContext(), k, p.caller(c).AuditRecord("key.create", "key:"+k.ID, "success", details)); err != nil {
 		return nil, "", err
 	}
 	return k, token, nil
@@ -71,11 +71,12 @@ func (s *Server) getKey(c *fiber.Ctx, p *principal) error {
 
 // revokeKey takes effect at once: every request looks its key up afresh.
 func (s *Server) revokeKey(c *fiber.Ctx, p *principal) error {
-	if err := s.cfg.Store.RevokeKey(c.UserContext(), p.Workspace.ID, c.Params("id"), time.Now().UTC()); err != nil {
-		s.auditFailure(c, p, "key.revoke", "key:"+c.Params("id"), err)
+	target := "key:" + c.Params("id")
+	if err := s.cfg.Store.RevokeKey(c.UserContext(), p.Workspace.ID, c.Params("id"), time.Now().UTC(),
+		p.caller(c).AuditRecord("key.revoke", target, "success", nil)); err != nil {
+		s.auditFailure(c, p, "key.revoke", target, err)
 		return err
 	}
-	s.audit(c, p, "key.revoke", "key:"+c.Params("id"), nil)
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
@@ -85,17 +86,5 @@ func (s *Server) auditFailure(c *fiber.Ctx, p *principal, action, target string,
 	raw, _ := jsonMarshal(map[string]string{"error": core.ErrorCode(err)})
 	if aerr := s.cfg.Actions.Audit(c.UserContext(), p.caller(c), action, target, "failure", raw); aerr != nil {
 		s.log.Error("audit append failed", "action", action, "error", aerr)
-	}
-}
-
-// audit records a successful mutation made outside the engine. A failure to
-// record is logged: the change itself has been made.
-func (s *Server) audit(c *fiber.Ctx, p *principal, action, target string, details map[string]any) {
-	var raw []byte
-	if details != nil {
-		raw, _ = jsonMarshal(details)
-	}
-	if err := s.cfg.Actions.Audit(c.UserContext(), p.caller(c), action, target, "success", raw); err != nil {
-		s.log.Error("audit append failed", "action", action, "request_id", p.caller(c).RequestID, "error", err)
 	}
 }

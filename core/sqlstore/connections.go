@@ -57,7 +57,7 @@ func (r *connectionRow) connection() *core.Connection {
 // left as stored. EInvalid for a bad connection or secret, ENotFound for an
 // unknown workspace, EConflict when the workspace has a connection of that
 // name (or id).
-func (s *Store) CreateConnection(ctx context.Context, c *core.Connection, secrets []core.SealedSecret) error {
+func (s *Store) CreateConnection(ctx context.Context, c *core.Connection, secrets []core.SealedSecret, audit *core.AuditRecord) error {
 	if c == nil {
 		return core.Errorf(core.EInvalid, "missing connection")
 	}
@@ -76,7 +76,14 @@ func (s *Store) CreateConnection(ctx context.Context, c *core.Connection, secret
 	if err := checkSecrets(secrets, false); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+	if err := prepareAuditOf(audit, c.WorkspaceID); err != nil {
+		return err
+	}
+	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+		tx := g.Tx
+		if audit != nil {
+			g.appendAudit(audit)
+		}
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (`+connectionColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			c.ID, c.WorkspaceID, c.Name, c.Connector, c.VersionConstraint, c.Version, c.Runtime,
@@ -232,7 +239,7 @@ func (s *Store) ConnectionsOf(ctx context.Context, workspaceID, connector string
 // c.UpdatedAt becomes now. The connector, creation time and creator never
 // change. ENotFound when the workspace has no such connection, EConflict
 // when another of its connections has the new name.
-func (s *Store) UpdateConnection(ctx context.Context, c *core.Connection, secrets []core.SealedSecret) error {
+func (s *Store) UpdateConnection(ctx context.Context, c *core.Connection, secrets []core.SealedSecret, audit *core.AuditRecord) error {
 	if c == nil {
 		return core.Errorf(core.EInvalid, "missing connection")
 	}
@@ -245,7 +252,14 @@ func (s *Store) UpdateConnection(ctx context.Context, c *core.Connection, secret
 	if err := checkSecrets(secrets, true); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+	if err := prepareAuditOf(audit, c.WorkspaceID); err != nil {
+		return err
+	}
+	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+		tx := g.Tx
+		if audit != nil {
+			g.appendAudit(audit)
+		}
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE connections
 			SET name = ?, version_constraint = ?, version = ?, runtime = ?, config = ?, updated_at = ?
 			WHERE workspace_id = ? AND id = ?`),
@@ -267,12 +281,20 @@ func (s *Store) UpdateConnection(ctx context.Context, c *core.Connection, secret
 
 // DeleteConnection deletes the workspace's connection and, by cascade, its
 // secrets; ENotFound when there is no such connection. Its runs stay.
-func (s *Store) DeleteConnection(ctx context.Context, workspaceID, id string) error {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM connections WHERE workspace_id = ? AND id = ?`), workspaceID, id)
-	if err != nil {
-		return fmt.Errorf("sqlstore: delete connection %s: %w", id, err)
+func (s *Store) DeleteConnection(ctx context.Context, workspaceID, id string, audit *core.AuditRecord) error {
+	if err := prepareAuditOf(audit, workspaceID); err != nil {
+		return err
 	}
-	return requireOneRow(res, "no connection with id %q", id)
+	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+		res, err := g.ExecContext(ctx, g.Rebind(`DELETE FROM connections WHERE workspace_id = ? AND id = ?`), workspaceID, id)
+		if err != nil {
+			return fmt.Errorf("sqlstore: delete connection %s: %w", id, err)
+		}
+		if audit != nil {
+			g.appendAudit(audit)
+		}
+		return requireOneRow(res, "no connection with id %q", id)
+	})
 }
 
 // Secrets returns the sealed secrets of the workspace's connection, by

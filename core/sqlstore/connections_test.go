@@ -29,7 +29,7 @@ func newConnection(workspaceID, name string) *core.Connection {
 func mustCreateConnection(t *testing.T, s *Store, workspaceID, name string, secrets ...core.SealedSecret) *core.Connection {
 	t.Helper()
 	c := newConnection(workspaceID, name)
-	if err := s.CreateConnection(context.Background(), c, secrets); err != nil {
+	if err := s.CreateConnection(context.Background(), c, secrets, nil); err != nil {
 		t.Fatalf("CreateConnection(%q): %v", name, err)
 	}
 	return c
@@ -56,7 +56,7 @@ func TestConnectionCRUD(t *testing.T) {
 			{Field: "token", Ciphertext: []byte{0, 1, 2, 255}},
 			{Field: "password", Ciphertext: []byte("sealed")},
 		}
-		if err := s.CreateConnection(ctx, c, secrets); err != nil {
+		if err := s.CreateConnection(ctx, c, secrets, nil); err != nil {
 			t.Fatalf("CreateConnection: %v", err)
 		}
 		if !core.ValidID(c.ID) {
@@ -91,7 +91,7 @@ func TestConnectionCRUD(t *testing.T) {
 			{Field: "token", Ciphertext: []byte("new token")},
 			{Field: "password"},
 			{Field: "api_key", Ciphertext: []byte("k")},
-		})
+		}, nil)
 		if err != nil {
 			t.Fatalf("UpdateConnection: %v", err)
 		}
@@ -109,14 +109,14 @@ func TestConnectionCRUD(t *testing.T) {
 			{Field: "token", Ciphertext: []byte("new token")},
 		})
 
-		if err := s.DeleteConnection(ctx, w.ID, c.ID); err != nil {
+		if err := s.DeleteConnection(ctx, w.ID, c.ID, nil); err != nil {
 			t.Fatalf("DeleteConnection: %v", err)
 		}
 		_, err = s.Connection(ctx, w.ID, c.ID)
 		wantCode(t, err, core.ENotFound)
 		_, err = s.Secrets(ctx, w.ID, c.ID)
 		wantCode(t, err, core.ENotFound)
-		wantCode(t, s.DeleteConnection(ctx, w.ID, c.ID), core.ENotFound)
+		wantCode(t, s.DeleteConnection(ctx, w.ID, c.ID, nil), core.ENotFound)
 		// The secrets went with the connection.
 		var n int
 		if err := s.db.GetContext(ctx, &n, `SELECT COUNT(*) FROM connection_secrets`); err != nil {
@@ -133,7 +133,7 @@ func TestConnectionWithoutSecrets(t *testing.T) {
 		w := mustCreateWorkspace(t, s, "acme")
 		c := newConnection(w.ID, "plain")
 		c.Config = nil
-		if err := s.CreateConnection(context.Background(), c, nil); err != nil {
+		if err := s.CreateConnection(context.Background(), c, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if string(c.Config) != "{}" {
@@ -175,12 +175,12 @@ func TestCreateConnectionRefuses(t *testing.T) {
 			if tt.change != nil {
 				tt.change(c)
 			}
-			err := s.CreateConnection(ctx, c, tt.secrets)
+			err := s.CreateConnection(ctx, c, tt.secrets, nil)
 			if got := core.ErrorCode(err); got != tt.wantCode {
 				t.Errorf("%s: code %q (%v), want %q", tt.name, got, err, tt.wantCode)
 			}
 		}
-		wantCode(t, s.CreateConnection(ctx, nil, nil), core.EInvalid)
+		wantCode(t, s.CreateConnection(ctx, nil, nil, nil), core.EInvalid)
 
 		conns, _, err := s.ListConnections(ctx, w.ID, core.Page{})
 		if err != nil {
@@ -208,16 +208,16 @@ func TestUpdateConnectionRefuses(t *testing.T) {
 
 		renamed := *c
 		renamed.Name = "first"
-		wantCode(t, s.UpdateConnection(ctx, &renamed, nil), core.EConflict)
+		wantCode(t, s.UpdateConnection(ctx, &renamed, nil, nil), core.EConflict)
 
 		missing := *c
 		missing.ID = core.NewID()
-		wantCode(t, s.UpdateConnection(ctx, &missing, []core.SealedSecret{{Field: "token", Ciphertext: []byte("x")}}), core.ENotFound)
+		wantCode(t, s.UpdateConnection(ctx, &missing, []core.SealedSecret{{Field: "token", Ciphertext: []byte("x")}}, nil), core.ENotFound)
 
 		// A refused update changes nothing, secrets included.
 		bad := *c
 		bad.Config = json.RawMessage(`{"changed":true}`)
-		err := s.UpdateConnection(ctx, &bad, []core.SealedSecret{{Field: "token", Ciphertext: []byte("x")}, {Field: ""}})
+		err := s.UpdateConnection(ctx, &bad, []core.SealedSecret{{Field: "token", Ciphertext: []byte("x")}, {Field: ""}}, nil)
 		wantCode(t, err, core.EInvalid)
 		got, err := s.Connection(ctx, w.ID, c.ID)
 		if err != nil || !reflect.DeepEqual(got, c) {
@@ -277,7 +277,7 @@ func TestConnectionsOf(t *testing.T) {
 		b := mustCreateConnection(t, s, w.ID, "b")
 		smtp := newConnection(w.ID, "mail")
 		smtp.Connector = "smtp"
-		if err := s.CreateConnection(ctx, smtp, nil); err != nil {
+		if err := s.CreateConnection(ctx, smtp, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		mustCreateConnection(t, s, other.ID, "a")
@@ -314,11 +314,11 @@ func TestConnectionsTenantIsolation(t *testing.T) {
 		wantCode(t, err, core.ENotFound)
 		_, err = s.Secrets(ctx, a.ID, cb.ID)
 		wantCode(t, err, core.ENotFound)
-		wantCode(t, s.DeleteConnection(ctx, a.ID, cb.ID), core.ENotFound)
+		wantCode(t, s.DeleteConnection(ctx, a.ID, cb.ID, nil), core.ENotFound)
 		hijack := *cb
 		hijack.WorkspaceID = a.ID
 		hijack.Name = "stolen"
-		wantCode(t, s.UpdateConnection(ctx, &hijack, []core.SealedSecret{{Field: "token", Ciphertext: []byte("a's")}}), core.ENotFound)
+		wantCode(t, s.UpdateConnection(ctx, &hijack, []core.SealedSecret{{Field: "token", Ciphertext: []byte("a's")}}, nil), core.ENotFound)
 
 		conns, _, err := s.ListConnections(ctx, a.ID, core.Page{})
 		if err != nil || len(conns) != 1 || conns[0].Name != "mine" {
@@ -335,5 +335,66 @@ func TestConnectionsTenantIsolation(t *testing.T) {
 			t.Errorf("b's connection = %+v, %v", got, err)
 		}
 		wantSecrets(t, s, b.ID, cb.ID, []core.SealedSecret{{Field: "token", Ciphertext: []byte("b's")}})
+	})
+}
+
+// A change and its audit record are written together: both, in order, or
+// neither.
+func TestChangesCarryTheirAuditRecord(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		ws := mustCreateWorkspace(t, s, "acme")
+		rec := func(action string) *core.AuditRecord { return newAudit(ws.ID, action) }
+
+		conn := newConnection(ws.ID, "prod")
+		if err := s.CreateConnection(ctx, conn, nil, rec("connection.create")); err != nil {
+			t.Fatal(err)
+		}
+		conn.Name = "live"
+		if err := s.UpdateConnection(ctx, conn, nil, rec("connection.update")); err != nil {
+			t.Fatal(err)
+		}
+		k := newKey(ws.ID, "bot")
+		if err := s.CreateKey(ctx, k, rec("key.create")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RevokeKey(ctx, ws.ID, k.ID, time.Now(), rec("key.revoke")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteConnection(ctx, ws.ID, conn.ID, rec("connection.delete")); err != nil {
+			t.Fatal(err)
+		}
+		// Refused changes leave no record: a second delete finds nothing,
+		// a revoked key cannot be revoked again, a name taken stays taken.
+		if err := s.DeleteConnection(ctx, ws.ID, conn.ID, rec("connection.delete")); core.ErrorCode(err) != core.ENotFound {
+			t.Fatalf("deleting again: %v", err)
+		}
+		if err := s.RevokeKey(ctx, ws.ID, k.ID, time.Now(), rec("key.revoke")); core.ErrorCode(err) != core.ENotFound {
+			t.Fatalf("revoking again: %v", err)
+		}
+		other := newConnection(ws.ID, "dup")
+		if err := s.CreateConnection(ctx, other, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateConnection(ctx, newConnection(ws.ID, "dup"), nil, rec("connection.create")); core.ErrorCode(err) != core.EConflict {
+			t.Fatalf("a taken name: %v", err)
+		}
+		// A malformed record refuses the change: nothing is written.
+		bad := newConnection(ws.ID, "unrecorded")
+		if err := s.CreateConnection(ctx, bad, nil, &core.AuditRecord{WorkspaceID: ws.ID}); core.ErrorCode(err) != core.EInvalid {
+			t.Fatalf("a record without action: %v", err)
+		}
+		if _, err := s.ConnectionByName(ctx, ws.ID, "unrecorded"); core.ErrorCode(err) != core.ENotFound {
+			t.Fatalf("the connection of a refused record was stored: %v", err)
+		}
+
+		var got []string
+		if err := s.ScanAudit(ctx, ws.ID, func(r *core.AuditRecord) error { got = append(got, r.Action); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"connection.create", "connection.update", "key.create", "key.revoke", "connection.delete"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("audit log %q, want %q", got, want)
+		}
 	})
 }

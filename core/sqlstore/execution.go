@@ -50,7 +50,7 @@ func (s *Store) StartExecution(ctx context.Context, run *core.Run, idem *core.Id
 			return nil, err
 		}
 	}
-	if err := prepareRunAudit(audit, run.WorkspaceID); err != nil {
+	if err := prepareAuditOf(audit, run.WorkspaceID); err != nil {
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
@@ -174,9 +174,9 @@ func prepareClaim(idem *core.IdempotencyRecord, run *core.Run) error {
 	return nil
 }
 
-// prepareRunAudit checks an audit record that goes with a run of the
+// prepareAuditOf checks an audit record that goes with a change in the
 // workspace; nil is fine.
-func prepareRunAudit(audit *core.AuditRecord, workspaceID string) error {
+func prepareAuditOf(audit *core.AuditRecord, workspaceID string) error {
 	if audit == nil {
 		return nil
 	}
@@ -336,7 +336,7 @@ func (s *Store) FinishExecution(ctx context.Context, run *core.Run, idemKey stri
 	if err := checkJSON("run output", run.Output); err != nil {
 		return err
 	}
-	if err := prepareRunAudit(audit, run.WorkspaceID); err != nil {
+	if err := prepareAuditOf(audit, run.WorkspaceID); err != nil {
 		return err
 	}
 	if run.FinishedAt == nil {

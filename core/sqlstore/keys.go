@@ -21,11 +21,19 @@ const keyColumns = `id, workspace_id, name, role, created_at, created_by, revoke
 // and CreatedAt; k.CreatedAt is left as stored (UTC, whole microseconds).
 // EInvalid for a bad or incomplete key, ENotFound for an unknown workspace,
 // EConflict for a taken id.
-func (s *Store) CreateKey(ctx context.Context, k *core.APIKey) error {
+func (s *Store) CreateKey(ctx context.Context, k *core.APIKey, audit *core.AuditRecord) error {
 	if err := validateNewKey(k); err != nil {
 		return err
 	}
-	return insertKey(ctx, s.db, k)
+	if err := prepareAuditOf(audit, k.WorkspaceID); err != nil {
+		return err
+	}
+	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+		if audit != nil {
+			g.appendAudit(audit)
+		}
+		return insertKey(ctx, g.Tx, k)
+	})
 }
 
 func validateNewKey(k *core.APIKey) error {
@@ -146,16 +154,24 @@ func (s *Store) ListKeys(ctx context.Context, workspaceID string, p core.Page) (
 
 // RevokeKey marks the active key id of the workspace revoked at at;
 // ENotFound when the workspace has no such active key.
-func (s *Store) RevokeKey(ctx context.Context, workspaceID, id string, at time.Time) error {
+func (s *Store) RevokeKey(ctx context.Context, workspaceID, id string, at time.Time, audit *core.AuditRecord) error {
 	if at.IsZero() {
 		return core.Errorf(core.EInvalid, "missing revocation time")
 	}
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE api_keys SET revoked_at = ?
-		WHERE id = ? AND workspace_id = ? AND revoked_at IS NULL`), dbTime(at), id, workspaceID)
-	if err != nil {
-		return fmt.Errorf("sqlstore: revoke API key %s: %w", id, err)
+	if err := prepareAuditOf(audit, workspaceID); err != nil {
+		return err
 	}
-	return requireOneRow(res, "no API key %s", id)
+	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+		res, err := g.ExecContext(ctx, g.Rebind(`UPDATE api_keys SET revoked_at = ?
+			WHERE id = ? AND workspace_id = ? AND revoked_at IS NULL`), dbTime(at), id, workspaceID)
+		if err != nil {
+			return fmt.Errorf("sqlstore: revoke API key %s: %w", id, err)
+		}
+		if audit != nil {
+			g.appendAudit(audit)
+		}
+		return requireOneRow(res, "no API key %s", id)
+	})
 }
 
 // fromDB gives read times the UTC location: drivers hand them back in

@@ -18,7 +18,7 @@ func TestCreateAndGetKey(t *testing.T) {
 		k := newKey(w.ID, "deploy bot")
 		k.Role = core.RoleAdmin
 		k.CreatedBy = core.NewID()
-		if err := s.CreateKey(ctx, k); err != nil {
+		if err := s.CreateKey(ctx, k, nil); err != nil {
 			t.Fatalf("CreateKey: %v", err)
 		}
 
@@ -74,12 +74,12 @@ func TestCreateKeyRefuses(t *testing.T) {
 		for _, tt := range tests {
 			k := newKey(w.ID, "second")
 			tt.change(k)
-			err := s.CreateKey(ctx, k)
+			err := s.CreateKey(ctx, k, nil)
 			if got := core.ErrorCode(err); got != tt.wantCode {
 				t.Errorf("%s: code %q (%v), want %q", tt.name, got, err, tt.wantCode)
 			}
 		}
-		wantCode(t, s.CreateKey(ctx, nil), core.EInvalid)
+		wantCode(t, s.CreateKey(ctx, nil, nil), core.EInvalid)
 
 		keys, _, err := s.ListKeys(ctx, w.ID, core.Page{})
 		if err != nil {
@@ -103,7 +103,7 @@ func TestKeyTimesRoundTrip(t *testing.T) {
 
 		k := newKey(w.ID, "timed")
 		k.CreatedAt = created
-		if err := s.CreateKey(ctx, k); err != nil {
+		if err := s.CreateKey(ctx, k, nil); err != nil {
 			t.Fatal(err)
 		}
 		wantCreated := time.Date(2031, 2, 3, 11, 5, 6, 123456000, time.UTC)
@@ -122,7 +122,7 @@ func TestKeyTimesRoundTrip(t *testing.T) {
 			t.Errorf("RevokedAt of an active key = %v", got.RevokedAt)
 		}
 
-		if err := s.RevokeKey(ctx, w.ID, k.ID, revoked); err != nil {
+		if err := s.RevokeKey(ctx, w.ID, k.ID, revoked, nil); err != nil {
 			t.Fatal(err)
 		}
 		// No method returns a revoked key; read the column itself.
@@ -252,7 +252,7 @@ func TestKeysTenantIsolation(t *testing.T) {
 
 		_, err := s.Key(ctx, a.ID, kb.ID)
 		wantCode(t, err, core.ENotFound)
-		wantCode(t, s.RevokeKey(ctx, a.ID, kb.ID, time.Now()), core.ENotFound)
+		wantCode(t, s.RevokeKey(ctx, a.ID, kb.ID, time.Now(), nil), core.ENotFound)
 		keys, _, err := s.ListKeys(ctx, a.ID, core.Page{})
 		if err != nil {
 			t.Fatal(err)
@@ -287,7 +287,7 @@ func TestRevokeKey(t *testing.T) {
 		keep := mustCreateKey(t, s, w.ID, "keep")
 		k := mustCreateKey(t, s, w.ID, "revoke me")
 
-		if err := s.RevokeKey(ctx, w.ID, k.ID, time.Now()); err != nil {
+		if err := s.RevokeKey(ctx, w.ID, k.ID, time.Now(), nil); err != nil {
 			t.Fatalf("RevokeKey: %v", err)
 		}
 		_, _, err := s.KeyForAuth(ctx, k.ID)
@@ -302,9 +302,9 @@ func TestRevokeKey(t *testing.T) {
 			t.Errorf("ListKeys after revoke lists %d keys, want only %s", len(keys), keep.ID)
 		}
 
-		wantCode(t, s.RevokeKey(ctx, w.ID, k.ID, time.Now()), core.ENotFound)
-		wantCode(t, s.RevokeKey(ctx, w.ID, core.NewID(), time.Now()), core.ENotFound)
-		wantCode(t, s.RevokeKey(ctx, w.ID, keep.ID, time.Time{}), core.EInvalid)
+		wantCode(t, s.RevokeKey(ctx, w.ID, k.ID, time.Now(), nil), core.ENotFound)
+		wantCode(t, s.RevokeKey(ctx, w.ID, core.NewID(), time.Now(), nil), core.ENotFound)
+		wantCode(t, s.RevokeKey(ctx, w.ID, keep.ID, time.Time{}, nil), core.EInvalid)
 		if _, _, err := s.KeyForAuth(ctx, keep.ID); err != nil {
 			t.Errorf("untouched key: %v", err)
 		}

@@ -264,7 +264,7 @@ func TestSQLiteTimeText(t *testing.T) {
 	w := mustCreateWorkspace(t, s, "acme")
 	k := newKey(w.ID, "k")
 	k.CreatedAt = time.Date(2031, 2, 3, 4, 5, 6, 120000000, time.FixedZone("UTC-7", -7*3600))
-	if err := s.CreateKey(ctx, k); err != nil {
+	if err := s.CreateKey(ctx, k, nil); err != nil {
 		t.Fatal(err)
 	}
 	var row struct {

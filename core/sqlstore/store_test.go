@@ -81,7 +81,7 @@ func newKey(workspaceID, name string) *core.APIKey {
 func mustCreateKey(t *testing.T, s *Store, workspaceID, name string) *core.APIKey {
 	t.Helper()
 	k := newKey(workspaceID, name)
-	if err := s.CreateKey(context.Background(), k); err != nil {
+	if err := s.CreateKey(context.Background(), k, nil); err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}
 	return k
