@@ -208,7 +208,9 @@ func TestRunBroken(t *testing.T) {
 		"/unknown_action: execute of the undeclared action \"conformance_kit_no_such_action\": got the error ERROR_CODE_UNSPECIFIED",
 		"/invalid_input/write: preview \"write\" with a JSON array instead of an object",
 		"/invalid_input/write: execute \"write\" with property \"path\" of the wrong type",
-		"/deadline: preview \"write\" changed SideEffects",
+		// Not "/deadline: preview changed SideEffects": whether a preview
+		// with a 1 ms deadline reaches the handler before the kit looks
+		// is a race; /fixtures catches this preview's side effect for sure.
 	}
 	for _, w := range want {
 		if !containsPrefix(failures, w) {
