@@ -104,6 +104,52 @@ func TestCrashDuringExecute(t *testing.T) {
 	}
 }
 
+// A server that restarts on its data dir knows that the process before it
+// is dead (it held the data dir's lock, now free), so it interrupts that
+// process's unfinished run at once, not after --run-stale-after (an hour
+// here); and a second server on a data dir in use is refused.
+func TestRestartReclaimsItsRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the relay binary")
+	}
+	bin := filepath.Join(t.TempDir(), "relay")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("go build ./cmd/relay: %v", err)
+	}
+	connectors := t.TempDir()
+	catalogtest.Build(t, connectors, "github.com/relayhq/relay/plugins/webhook/cmd/webhook")
+	env := crashEnv{bin: bin, connectors: connectors, dataDir: t.TempDir(), staleAfter: time.Hour}
+	sink := newCrashSink(t)
+
+	srv := env.start(t, "after-call")
+	api := &crashAPI{t: t, key: crashKeyRE.FindString(srv.stdout.String())}
+	if status, _, body := api.do(srv.url, http.MethodPost, "/v1/connections", nil, map[string]any{
+		"connector": "webhook", "name": "hooks", "secrets": map[string]string{"signing_secret": crashSigningSecret},
+	}); status != http.StatusCreated {
+		t.Fatalf("create connection: %d %s", status, body)
+	}
+
+	// While it runs, the data dir is taken.
+	second := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", env.dataDir, "--connectors-dir", connectors)
+	if out, err := second.CombinedOutput(); err == nil || !strings.Contains(string(out), "another relay serve is using the data dir") {
+		t.Fatalf("a second server on the same data dir: %v\n%s", err, out)
+	}
+
+	execBody := map[string]any{"params": map[string]any{"url": sink.url + "/hook", "body": map[string]any{}}}
+	if _, err := api.try(srv.url, http.MethodPost, "/v1/actions/webhook.send/execute", map[string]string{"Idempotency-Key": "k1"}, execBody); err == nil {
+		t.Fatal("the server answered although it should have died after the call")
+	}
+	srv.waitExit(t)
+
+	srv = env.start(t, "")
+	runs := api.runs(srv.url) // at once: no waiting for a heartbeat to go stale
+	if len(runs) != 1 || runs[0].Status != core.RunInterrupted {
+		t.Fatalf("runs right after the restart: %+v; want the one run interrupted", runs)
+	}
+}
+
 func testCrash(t *testing.T, env crashEnv, c crashCase) {
 	ctx := context.Background()
 	sink := newCrashSink(t)
@@ -319,7 +365,8 @@ func testCrash(t *testing.T, env crashEnv, c crashCase) {
 // crashEnv is what the server processes of one case share.
 type crashEnv struct {
 	bin, connectors, dataDir string
-	databaseURL              string // empty: SQLite in dataDir
+	databaseURL              string        // empty: SQLite in dataDir
+	staleAfter               time.Duration // the servers' --run-stale-after; zero: crashStaleAfter
 }
 
 func (e crashEnv) storeURL() string {
@@ -363,6 +410,9 @@ func (e crashEnv) start(t *testing.T, crashAt string) *crashServer {
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", e.dataDir,
 		"--connectors-dir", e.connectors, "--egress-allow", "127.0.0.1/32",
 		"--run-stale-after", crashStaleAfter.String()}
+	if e.staleAfter != 0 {
+		args[len(args)-1] = e.staleAfter.String()
+	}
 	if e.databaseURL != "" {
 		args = append(args, "--database-url", e.databaseURL)
 	}

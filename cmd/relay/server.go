@@ -91,6 +91,7 @@ type Main struct {
 	redis    *redis.Client
 	catalog  *catalog.Catalog
 	runtime  *runtimes
+	claim    *dataDirClaim
 	actions  *actions.Service
 	server   *httpapi.Server
 	listener net.Listener
@@ -105,6 +106,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.closeDeps()
 		}
 	}()
+	var prevInstance string
+	if m.claim, prevInstance, err = claimDataDir(m.Config.DataDir); err != nil {
+		return err
+	}
 	masterKey, created, err := secrets.LoadOrCreateMasterKey(m.Config.masterKeyFile(), m.Config.MasterKeyFile == "")
 	if err != nil {
 		return err
@@ -174,11 +179,24 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// RunStaleAfter, or stopped cleanly) are marked interrupted before
 	// anything can ask for them; the runs of live replicas are left alone.
 	// The engine repeats this with each heartbeat.
+	if prevInstance != "" {
+		// The server that held this data dir before is gone (its lock
+		// was free): its unfinished runs are orphans now, not after
+		// --run-stale-after.
+		if err := m.store.DeleteInstance(ctx, prevInstance); err != nil {
+			m.actions.Close(ctx)
+			return fmt.Errorf("releasing the previous server's runs: %w", err)
+		}
+	}
 	if n, err := m.actions.Recover(ctx); err != nil {
 		m.actions.Close(ctx)
 		return fmt.Errorf("recovering unfinished runs: %w", err)
 	} else if n > 0 {
 		m.Log.Warn("marked runs left unfinished by stopped servers interrupted", "runs", n)
+	}
+	if err := m.claim.recordInstance(m.actions.InstanceID()); err != nil {
+		m.actions.Close(ctx)
+		return fmt.Errorf("recording the engine's instance id: %w", err)
 	}
 	m.Log.Info("engine started", "instance", m.actions.InstanceID())
 	srv = httpapi.New(httpapi.Config{
@@ -262,6 +280,10 @@ func (m *Main) closeDeps() error {
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
 		m.store = nil
+	}
+	if m.claim != nil {
+		errs = append(errs, m.claim.release())
+		m.claim = nil
 	}
 	return errors.Join(errs...)
 }
