@@ -99,7 +99,7 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 			idem.Done, idem.Status, idem.Body = true, http.StatusAccepted, mustJSON(run)
 		}
 	}
-	started := c.audit("action.execute", "run:"+run.ID, "started", s.callDetails(t, params))
+	started := c.audit("action.execute", "run:"+run.ID, "started", redactedCallDetails(t, run.Params))
 	crashPoint("before-start")
 	// Counted before anything is written, so Close either waits for this
 	// run or refuses it before it exists.

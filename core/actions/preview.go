@@ -91,9 +91,13 @@ func (s *Service) prepare(ctx context.Context, c Caller, actionID string, req Re
 // callDetails is what the audit log keeps of a call: the connection and the
 // params with secrets redacted, by the action's schema and by name.
 func (s *Service) callDetails(t *target, params []byte) []byte {
+	return redactedCallDetails(t, redact.Value(t.action.InputSchema, params))
+}
+
+// redactedCallDetails is callDetails for params already redacted.
+func redactedCallDetails(t *target, redacted json.RawMessage) []byte {
 	d, _ := json.Marshal(map[string]any{
-		"connection": t.conn.Name, "connector": t.conn.Ref().String(),
-		"params": redact.Value(t.action.InputSchema, params),
+		"connection": t.conn.Name, "connector": t.conn.Ref().String(), "params": redacted,
 	})
 	return d
 }

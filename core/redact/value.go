@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 )
 
@@ -61,10 +63,7 @@ func Value(schema, value json.RawMessage) json.RawMessage {
 	if err != nil {
 		return unparsable()
 	}
-	w := &walker{budget: schemaBudget}
-	if len(schema) > 0 && json.Valid(schema) {
-		w.root, _ = decode(schema)
-	}
+	w := &walker{budget: schemaBudget, root: decodedSchema(schema)}
 	var at []any
 	if w.root != nil {
 		at = []any{w.root}
@@ -78,6 +77,37 @@ func Value(schema, value json.RawMessage) json.RawMessage {
 		return unparsable()
 	}
 	return out
+}
+
+// Decoded schemas, by their text: an action's schemas are redacted
+// against on every call, and decoding one costs more than walking a small
+// value. The walker only reads a decoded schema, so one copy serves all.
+var (
+	schemaCache      sync.Map // string → any
+	schemaCacheCount atomic.Int64
+)
+
+// maxCachedSchemas bounds the cache; schemas past it are decoded per call.
+const maxCachedSchemas = 1024
+
+// decodedSchema returns schema decoded, nil when it is empty or not JSON.
+func decodedSchema(schema json.RawMessage) any {
+	if len(schema) == 0 {
+		return nil
+	}
+	if v, ok := schemaCache.Load(string(schema)); ok {
+		return v
+	}
+	var root any
+	if json.Valid(schema) {
+		root, _ = decode(schema)
+	}
+	if schemaCacheCount.Load() < maxCachedSchemas {
+		if _, loaded := schemaCache.LoadOrStore(string(schema), root); !loaded {
+			schemaCacheCount.Add(1)
+		}
+	}
+	return root
 }
 
 func unparsable() json.RawMessage { return json.RawMessage(strconv.Quote(Unparsable)) }
