@@ -82,6 +82,9 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 			return usageError{name + " must be JSON"}
 		}
 	}
+	// WASM modules compile once into the cache a server on this data dir
+	// uses (RELAY_DATA_DIR, else ./relay-data), not at every call.
+	cfg.DataDir = env("DATA_DIR", "./relay-data")
 	cat, rt, err := openConnectors(ctx, cfg, newLogger("warn", stderr))
 	if err != nil {
 		return err

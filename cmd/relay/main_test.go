@@ -317,6 +317,7 @@ func TestCLIUsageErrors(t *testing.T) {
 // TestConnectorsCLI runs first-party connectors as real plugin processes
 // through the CLI, as an author or operator checks an installation.
 func TestConnectorsCLI(t *testing.T) {
+	t.Setenv("RELAY_DATA_DIR", t.TempDir()) // where the WASM cache would go
 	dir := t.TempDir()
 	catalogtest.Build(t, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
 	catalogtest.Build(t, dir, "github.com/relayhq/relay/plugins/webhook/cmd/webhook")
