@@ -37,8 +37,10 @@ const maxGroup = 128
 
 // pgGroupWorkers is how many groups are written at once on PostgreSQL:
 // while one waits for its commit to be flushed, or for a workspace's audit
-// chain, the next runs its statements. SQLite has one writer at a time.
-const pgGroupWorkers = 4
+// chain, the next runs its statements. Measured with the execute benchmark
+// on 2 cores: 1 ~750/s, 2 ~900–990/s, 4 ~920/s, 8 ~470/s (more writers
+// make smaller groups). SQLite has one writer at a time.
+const pgGroupWorkers = 2
 
 // groupTx is the transaction a group's writes share.
 type groupTx struct {
