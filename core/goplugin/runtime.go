@@ -18,6 +18,7 @@ import (
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
@@ -133,7 +134,7 @@ func (r *Runtime) CheckConfig(ctx context.Context, ref core.ConnectorRef, conn c
 		return err
 	}
 	const what = "config check"
-	req := &connectorv1.CheckConfigRequest{Connection: protoConnection(conn)}
+	req := CheckConfigRequest(conn)
 	if err := s.checkSize(req, what); err != nil {
 		return err
 	}
@@ -159,19 +160,12 @@ func (r *Runtime) action(ctx context.Context, ref core.ConnectorRef, call core.A
 		return nil, err
 	}
 	what := "action " + call.Action
-	req := &connectorv1.ActionRequest{
-		Action:         call.Action,
-		InputJson:      call.Input,
-		Connection:     protoConnection(call.Connection),
-		RunId:          call.RunID,
-		IdempotencyKey: call.IdempotencyKey,
-		WorkspaceId:    call.WorkspaceID,
-	}
+	req := ActionRequest(call)
 	if err := s.checkSize(req, what); err != nil {
 		return nil, err
 	}
 	var out []byte
-	err = s.call(ctx, what, r.actionTimeout(e, call.Action), func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error) {
+	err = s.call(ctx, what, ActionTimeout(e.Manifest, call.Action, r.cfg.CallTimeout), func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error) {
 		if preview {
 			resp, err := c.Preview(ctx, req)
 			out = resp.GetPreviewJson()
@@ -185,16 +179,6 @@ func (r *Runtime) action(ctx context.Context, ref core.ConnectorRef, call core.A
 		return nil, err
 	}
 	return out, nil
-}
-
-// actionTimeout is the action's own timeout_seconds, or CallTimeout.
-func (r *Runtime) actionTimeout(e *catalog.Entry, action string) time.Duration {
-	if e.Manifest != nil {
-		if a := e.Manifest.Action(action); a != nil && a.TimeoutSeconds > 0 {
-			return time.Duration(a.TimeoutSeconds) * time.Second
-		}
-	}
-	return r.cfg.CallTimeout
 }
 
 // slot returns the slot of a connector version, making it on first use.
@@ -246,6 +230,37 @@ func (r *Runtime) Close() error {
 
 func errClosed(ref core.ConnectorRef) error {
 	return core.Errorf(core.EConnectorUnavailable, "connector %s is not available: the runtime is shutting down", ref)
+}
+
+// The requests of relay.connector.v1 for a host's calls, and the deadline
+// of an action: the same for every form a connector runs in (the wasm
+// runtime builds its calls with these too).
+
+// CheckConfigRequest is the request that checks a connection.
+func CheckConfigRequest(conn core.ConnectionData) *connectorv1.CheckConfigRequest {
+	return &connectorv1.CheckConfigRequest{Connection: protoConnection(conn)}
+}
+
+// ActionRequest is the request of a preview or an execution.
+func ActionRequest(call core.ActionCall) *connectorv1.ActionRequest {
+	return &connectorv1.ActionRequest{
+		Action:         call.Action,
+		InputJson:      call.Input,
+		Connection:     protoConnection(call.Connection),
+		RunId:          call.RunID,
+		IdempotencyKey: call.IdempotencyKey,
+		WorkspaceId:    call.WorkspaceID,
+	}
+}
+
+// ActionTimeout is the action's own timeout_seconds in m, or def.
+func ActionTimeout(m *manifest.Manifest, action string, def time.Duration) time.Duration {
+	if m != nil {
+		if a := m.Action(action); a != nil && a.TimeoutSeconds > 0 {
+			return time.Duration(a.TimeoutSeconds) * time.Second
+		}
+	}
+	return def
 }
 
 func protoConnection(c core.ConnectionData) *connectorv1.Connection {

@@ -27,7 +27,10 @@ func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action 
 	}
 	defer r.calls.Done()
 
-	limit := r.timeout(v, action)
+	limit := r.cfg.CallTimeout // a config check
+	if action != "" {
+		limit = goplugin.ActionTimeout(v.manifest, action, r.cfg.CallTimeout)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		limit = max(min(limit, time.Until(dl)), 0)
 	}
@@ -52,16 +55,6 @@ func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action 
 		return goplugin.ConnectorError(v.ref, perr)
 	}
 	return nil
-}
-
-// timeout is the action's own timeout_seconds, or CallTimeout.
-func (r *Runtime) timeout(v *version, action string) time.Duration {
-	if action != "" && v.manifest != nil {
-		if a := v.manifest.Action(action); a != nil && a.TimeoutSeconds > 0 {
-			return time.Duration(a.TimeoutSeconds) * time.Second
-		}
-	}
-	return r.cfg.CallTimeout
 }
 
 // startFailed is the error of a call that got no instance: every instance

@@ -344,7 +344,7 @@ func errClosed(ref core.ConnectorRef) error {
 // CheckConfig asks the connector whether a connection's config and secrets
 // work. It is bounded by CallTimeout.
 func (r *Runtime) CheckConfig(ctx context.Context, ref core.ConnectorRef, conn core.ConnectionData) error {
-	req := &connectorv1.CheckConfigRequest{Connection: protoConnection(conn)}
+	req := goplugin.CheckConfigRequest(conn)
 	return r.call(ctx, ref, "config check", "", func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error) {
 		resp, err := i.CheckConfig(ctx, req)
 		return resp.GetError(), err
@@ -362,14 +362,7 @@ func (r *Runtime) Execute(ctx context.Context, ref core.ConnectorRef, call core.
 }
 
 func (r *Runtime) action(ctx context.Context, ref core.ConnectorRef, call core.ActionCall, preview bool) (json.RawMessage, error) {
-	req := &connectorv1.ActionRequest{
-		Action:         call.Action,
-		InputJson:      call.Input,
-		Connection:     protoConnection(call.Connection),
-		RunId:          call.RunID,
-		IdempotencyKey: call.IdempotencyKey,
-		WorkspaceId:    call.WorkspaceID,
-	}
+	req := goplugin.ActionRequest(call)
 	var out []byte
 	err := r.call(ctx, ref, "action "+call.Action, call.Action, func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error) {
 		if preview {
@@ -385,8 +378,4 @@ func (r *Runtime) action(ctx context.Context, ref core.ConnectorRef, call core.A
 		return nil, err
 	}
 	return out, nil
-}
-
-func protoConnection(c core.ConnectionData) *connectorv1.Connection {
-	return &connectorv1.Connection{ConfigJson: c.Config, Secrets: c.Secrets}
 }
