@@ -6,56 +6,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog"
 	"github.com/relayhq/relay/core/wasmrt"
+	"github.com/relayhq/relay/sdk/wasmhost/wasmtest"
 )
 
 // The hand-written guests of sdk/wasmhost's tests.
 const guests = "../../sdk/wasmhost/testdata"
 
-var (
-	builtMu sync.Mutex
-	built   = map[string][]byte{}
-)
-
-// buildWAT builds a WebAssembly text file, or a module given as text, with
-// wat2wasm from Debian's wabt.
-func buildWAT(tb testing.TB, src string) []byte {
-	tb.Helper()
-	builtMu.Lock()
-	defer builtMu.Unlock()
-	if w, ok := built[src]; ok {
-		return w
-	}
-	if _, err := exec.LookPath("wat2wasm"); err != nil {
-		tb.Fatalf("wat2wasm is needed to build the test guests: apt-get install wabt (%v)", err)
-	}
-	dir := tb.TempDir()
-	in := src
-	if strings.Contains(src, "(module") {
-		in = filepath.Join(dir, "guest.wat")
-		if err := os.WriteFile(in, []byte(src), 0o600); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	out := filepath.Join(dir, "guest.wasm")
-	if msg, err := exec.Command("wat2wasm", "--debug-names", in, "-o", out).CombinedOutput(); err != nil {
-		tb.Fatalf("wat2wasm %s: %v\n%s", in, err, msg)
-	}
-	w, err := os.ReadFile(out)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	built[src] = w
-	return w
-}
+// buildWAT builds a WAT guest (wasmtest.BuildWAT).
+func buildWAT(tb testing.TB, src string) []byte { return wasmtest.BuildWAT(tb, src) }
 
 func guest(tb testing.TB, name string) []byte {
 	return buildWAT(tb, filepath.Join(guests, name+".wat"))

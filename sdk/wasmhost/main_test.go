@@ -3,60 +3,22 @@ package wasmhost_test
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/relayhq/relay/sdk/wasmhost"
+	"github.com/relayhq/relay/sdk/wasmhost/wasmtest"
 )
 
-// buildWAT builds a WebAssembly text file (or, when src holds a module,
-// that text) with wat2wasm from Debian's wabt.
-func buildWAT(tb testing.TB, src string) []byte {
-	tb.Helper()
-	if _, err := exec.LookPath("wat2wasm"); err != nil {
-		tb.Fatalf("wat2wasm is needed to build the test guests: apt-get install wabt (%v)", err)
-	}
-	dir := tb.TempDir()
-	in := src
-	if strings.Contains(src, "(module") {
-		in = filepath.Join(dir, "guest.wat")
-		if err := os.WriteFile(in, []byte(src), 0o600); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	out := filepath.Join(dir, "guest.wasm")
-	if msg, err := exec.Command("wat2wasm", "--debug-names", in, "-o", out).CombinedOutput(); err != nil {
-		tb.Fatalf("wat2wasm %s: %v\n%s", in, err, msg)
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return wasm
-}
+// buildWAT builds a WAT guest (wasmtest.BuildWAT).
+func buildWAT(tb testing.TB, src string) []byte { return wasmtest.BuildWAT(tb, src) }
 
-var (
-	wasmOnce   sync.Map // path -> []byte
-	buildMutex sync.Mutex
-)
-
-// guest builds testdata/<name>.wat once per test binary.
+// guest builds testdata/<name>.wat.
 func guest(tb testing.TB, name string) []byte {
-	tb.Helper()
-	buildMutex.Lock()
-	defer buildMutex.Unlock()
-	if w, ok := wasmOnce.Load(name); ok {
-		return w.([]byte)
-	}
-	w := buildWAT(tb, filepath.Join("testdata", name+".wat"))
-	wasmOnce.Store(name, w)
-	return w
+	return buildWAT(tb, filepath.Join("testdata", name+".wat"))
 }
 
 func newEngine(tb testing.TB, o wasmhost.Options) *wasmhost.Engine {
