@@ -49,17 +49,24 @@ func BuildWith(t testing.TB, dir, pkg, ldflags string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(data)
-	for name, content := range map[string][]byte{
-		"connector":        data,
-		"connector.sha256": []byte(hex.EncodeToString(sum[:]) + "\n"),
-		"manifest.json":    spec,
-	} {
-		if err := os.WriteFile(filepath.Join(vdir, name), content, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeFile(t, filepath.Join(vdir, "connector"), data, 0o755)
+	writeDigest(t, filepath.Join(vdir, "connector"), data)
+	writeFile(t, filepath.Join(vdir, "manifest.json"), spec, 0o644)
 	return vdir
+}
+
+// writeDigest writes path's digest file, as the catalog reads it.
+func writeDigest(t testing.TB, path string, data []byte) {
+	t.Helper()
+	sum := sha256.Sum256(data)
+	writeFile(t, path+".sha256", []byte(hex.EncodeToString(sum[:])+"\n"), 0o644)
+}
+
+func writeFile(t testing.TB, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // BuildBoth is Build plus the same package compiled to WebAssembly
@@ -87,14 +94,7 @@ func BuildBoth(t testing.TB, dir, pkg string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(data)
-	for name, content := range map[string][]byte{
-		"connector.wasm.sha256": []byte(hex.EncodeToString(sum[:]) + "\n"),
-		"manifest.json":         spec,
-	} {
-		if err := os.WriteFile(filepath.Join(vdir, name), content, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeDigest(t, wasm, data)
+	writeFile(t, filepath.Join(vdir, "manifest.json"), spec, 0o644)
 	return vdir
 }
