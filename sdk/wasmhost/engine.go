@@ -121,7 +121,8 @@ func NewEngine(ctx context.Context, o Options) (*Engine, error) {
 	e := &Engine{o: o, compiled: map[[sha256.Size]byte]*compiled{}}
 	cfg := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(o.MemoryLimitPages).
-		WithCloseOnContextDone(true).
+		// No WithCloseOnContextDone: its check in every loop iteration is
+		// costly; meter.go bounds the guest instead.
 		WithCoreFeatures(api.CoreFeaturesV2)
 	if o.CompilationCacheDir != "" {
 		if err := cacheDir(o.CompilationCacheDir); err != nil {
@@ -233,7 +234,11 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 	}
 	c := e.compiled[sum]
 	if c == nil {
-		cm, err := e.rt.CompileModule(ctx, wasm)
+		metered, err := meter(wasm)
+		if err != nil {
+			return nil, fmt.Errorf("wasmhost: the module cannot be metered: %w", err)
+		}
+		cm, err := e.rt.CompileModule(ctx, metered)
 		if err != nil {
 			if msg := err.Error(); strings.Contains(msg, "section memory") && strings.Contains(msg, "over limit") {
 				// wazero checks the declared minimum against the runtime's limit.

@@ -61,7 +61,7 @@ func TestCompileRefuses(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.Compile(context.Background(), []byte("not wasm")); err == nil || !strings.Contains(err.Error(), "does not compile") {
+	if _, err := e.Compile(context.Background(), []byte("not wasm")); err == nil || !strings.Contains(err.Error(), "not a WebAssembly module") {
 		t.Fatalf("Compile of garbage = %v", err)
 	}
 }

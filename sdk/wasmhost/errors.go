@@ -2,8 +2,13 @@ package wasmhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
+
+// errCallEnded stops a guest from a host function when the call's context
+// has ended; the call's error is then the context's (Instance.failed).
+var errCallEnded = errors.New("the call ended")
 
 // Kind says how a call failed.
 type Kind int

@@ -25,7 +25,21 @@ func (e *Engine) relayModule() wazero.HostModuleBuilder {
 		WithGoModuleFunction(api.GoModuleFunc(e.hostResultRead), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("ptr", "len").
 		Export("result_read")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(hostYield), nil, []api.ValueType{i32}).
+		Export(meterImport)
 	return b
+}
+
+// hostYield is relay.__yield, which the metered code (meter.go) calls each
+// time its fuel runs out: a call whose context has ended stops there (the
+// guest traps and the instance is thrown away); otherwise the guest gets
+// the next budget.
+func hostYield(ctx context.Context, _ api.Module, stack []uint64) {
+	if err := ctx.Err(); err != nil {
+		panic(err)
+	}
+	stack[0] = meterBudget
 }
 
 // instance is the Instance of the guest calling a host function, nil for a
@@ -100,6 +114,9 @@ func (e *Engine) hostHTTPRequest(ctx context.Context, mod api.Module, stack []ui
 		return
 	}
 	resp := i.m.doHTTP(ctx, b, i.max)
+	if err := ctx.Err(); err != nil {
+		panic(err) // the call ended during the request: stop the guest here
+	}
 	out, err := marshal.Marshal(resp)
 	if err != nil { // not expected: the response is built by the host
 		panic("relay.http_request: encoding the response: " + err.Error())

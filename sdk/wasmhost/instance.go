@@ -125,6 +125,12 @@ func (i *Instance) call(ctx context.Context, fn api.Function, export string, req
 	if err := fn.CallWithStack(ctx, i.stack); err != nil {
 		return i.failed(ctx, err, export)
 	}
+	if err := ctx.Err(); err != nil {
+		// The guest returned, but after the call had ended (the host stops
+		// it at its next check): its answer is late, and what it did is
+		// unknown, as for a guest stopped earlier.
+		return i.failed(ctx, err, export)
+	}
 	rptr, rlen := uint32(i.stack[0]>>32), uint32(i.stack[0])
 	if rlen == 0 {
 		return nil

@@ -120,11 +120,12 @@ func TestMisbehavingGuest(t *testing.T) {
 	}
 }
 
-// A guest in an endless loop, or asleep, is stopped within its deadline
-// plus 100 ms; the instance is broken, the next one serves.
+// A guest in an endless loop, in a recursion that would take ages (no
+// loop in it), or asleep, is stopped within its deadline plus 100 ms; the
+// instance is broken, the next one serves.
 func TestDeadlineStopsGuest(t *testing.T) {
 	m := compile(t, newEngine(t, wasmhost.Options{}), guest(t, "misbehave"))
-	for _, a := range []string{"loop", "sleep"} {
+	for _, a := range []string{"loop", "recurse", "sleep"} {
 		t.Run(a, func(t *testing.T) {
 			i := instantiate(t, m)
 			const deadline = 200 * time.Millisecond

@@ -132,8 +132,8 @@ func (m *Module) MemoryMinPages() uint32 {
 }
 
 // sleep is the guest's nanosleep (WASI poll_oneoff on a clock): the real
-// clock, cut short when the call's context ends, so that a guest asleep
-// past its deadline is stopped on time too.
+// clock, cut short when the call's context ends, which stops the guest
+// there, so that a guest asleep past its deadline is stopped on time too.
 func (i *Instance) sleep(ns int64) {
 	if ns <= 0 {
 		return
@@ -143,6 +143,7 @@ func (i *Instance) sleep(ns int64) {
 	select {
 	case <-t.C:
 	case <-i.done:
+		panic(errCallEnded)
 	}
 }
 

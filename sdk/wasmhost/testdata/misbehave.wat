@@ -4,6 +4,7 @@
 ;; by the first byte of its name:
 ;;   echo   answer the input (preview and execute)
 ;;   loop   loop forever
+;;   recurse  recurse without a loop, for ever in practice (fib(90))
 ;;   trap   unreachable
 ;;   grow   grow memory until memory.grow fails, then trap
 ;;   http   input_json is an encoded HttpRequest; relay.http_request it and
@@ -182,6 +183,12 @@
     (if (i32.gt_u (local.get $p) (local.get $end)) (then unreachable))
     (local.get $action) (local.get $action_len) (local.get $input) (local.get $input_len))
 
+  (func $fib (param $n i64) (result i64)
+    (if (result i64) (i64.lt_u (local.get $n) (i64.const 2))
+      (then (local.get $n))
+      (else (i64.add (call $fib (i64.sub (local.get $n) (i64.const 1)))
+                     (call $fib (i64.sub (local.get $n) (i64.const 2)))))))
+
   (func $action (param $ptr i32) (param $n i32) (result i64)
     (local $action i32) (local $action_len i32) (local $input i32) (local $input_len i32)
     (local $first i32) (local $i i32) (local $len i32) (local $buf i32) (local $out i64)
@@ -193,6 +200,8 @@
     (if (local.get $action_len) (then (local.set $first (i32.load8_u (local.get $action)))))
     ;; loop
     (if (i32.eq (local.get $first) (i32.const 0x6c)) (then (loop $forever (br $forever))))
+    ;; recurse
+    (if (i32.eq (local.get $first) (i32.const 0x72)) (then (drop (call $fib (i64.const 90)))))
     ;; trap
     (if (i32.eq (local.get $first) (i32.const 0x74)) (then unreachable))
     ;; grow
