@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -332,6 +333,69 @@ func TestInputValidation(t *testing.T) {
 	}
 	if executed != 0 {
 		t.Errorf("the handler ran %d times for invalid inputs", executed)
+	}
+}
+
+// A host that has validated the input against the action's schema in the
+// manifest says so with input_validated, and the server skips its own
+// check; without the flag it checks as before. The typed decode runs
+// either way, and its failures stay INVALID_INPUT.
+func TestInputValidatedByTheHost(t *testing.T) {
+	var handled []sendInput
+	record := func(_ context.Context, req connector.Request[sendInput]) (sendOutput, error) {
+		handled = append(handled, req.Input)
+		return sendOutput{MessageID: "m1"}, nil
+	}
+	s, err := connector.NewServer(&connector.Connector{
+		Name: "mail", Version: "1.2.3", Title: "Mail",
+		Actions: []connector.Action{
+			connector.NewAction(connector.ActionSpec{Name: "send", Title: "Send", SideEffect: connector.Write},
+				func(ctx context.Context, req connector.Request[sendInput]) (any, error) { return record(ctx, req) },
+				record),
+		},
+	}, manifest.RuntimeNative)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Valid for the Go type, but the schema requires "subject".
+	const noSubject = `{"to":["a@example.com"]}`
+	for _, tc := range []struct {
+		name, input  string
+		validated    bool
+		wantInvalid  bool
+		wantPointers []string
+	}{
+		{"schema violation, not validated by the host", noSubject, false, true, []string{""}},
+		{"schema violation, validated by the host", noSubject, true, false, nil},
+		{"wrong type, not validated by the host", `{"to":"a@example.com","subject":"s"}`, false, true, []string{"/to"}},
+		{"wrong type, validated by the host", `{"to":"a@example.com","subject":"s"}`, true, true, []string{"/to"}},
+		{"unknown field, validated by the host", `{"to":[],"subject":"s","bcc":["x"]}`, true, true, nil},
+		{"not JSON, validated by the host", `{"to":`, true, true, nil},
+	} {
+		for _, execute := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/execute=%v", tc.name, execute), func(t *testing.T) {
+				handled = nil
+				out, e := call(t, s, execute, &connectorv1.ActionRequest{Action: "send", InputJson: []byte(tc.input), InputValidated: tc.validated})
+				if !tc.wantInvalid {
+					if e != nil || len(handled) != 1 {
+						t.Fatalf("got %s %v after %d handler calls; want the handler to run once", out, e, len(handled))
+					}
+					if !slices.Equal(handled[0].To, []string{"a@example.com"}) || handled[0].Subject != "" {
+						t.Errorf("the handler got %+v", handled[0])
+					}
+					return
+				}
+				if e.GetCode() != connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT {
+					t.Fatalf("got %s %v, want INVALID_INPUT", out, e)
+				}
+				if got := pointers(e); !reflect.DeepEqual(got, tc.wantPointers) {
+					t.Errorf("pointers %q, want %q (%v)", got, tc.wantPointers, e)
+				}
+				if len(handled) != 0 {
+					t.Errorf("the handler ran for an invalid input")
+				}
+			})
+		}
 	}
 }
 

@@ -161,6 +161,25 @@ func TestWasmGuestServes(t *testing.T) {
 	}
 }
 
+// input_validated crosses the ABI: the guest skips its schema check when
+// the host has done it (sleep's schema requires "ms", which its Go type
+// does not), and checks the input itself otherwise.
+func TestWasmGuestTrustsAValidatingHost(t *testing.T) {
+	i := newGuest(t).instance(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, validated := range []bool{false, true} {
+		r, err := i.Execute(ctx, &connectorv1.ActionRequest{Action: "sleep", InputJson: []byte(`{}`), InputValidated: validated})
+		if err != nil {
+			t.Fatal(err)
+		}
+		invalid := r.GetError().GetCode() == connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT
+		if invalid == validated || (!invalid && r.GetError() != nil) {
+			t.Errorf("input_validated %v: got %v, want INVALID_INPUT only when false", validated, r.GetError())
+		}
+	}
+}
+
 // A panic in a handler is a trap: the call fails as crashed and the
 // instance is broken; a fresh instance serves.
 func TestWasmGuestPanicIsACrash(t *testing.T) {

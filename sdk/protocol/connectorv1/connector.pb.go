@@ -338,8 +338,8 @@ type ActionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The action's name within the connector, e.g. "send".
 	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
-	// The input as a JSON object, already validated by the host against the
-	// action's input schema.
+	// The input as a JSON object. Whether the host has checked it against
+	// the action's input schema is input_validated.
 	InputJson  []byte      `protobuf:"bytes,2,opt,name=input_json,json=inputJson,proto3" json:"input_json,omitempty"`
 	Connection *Connection `protobuf:"bytes,3,opt,name=connection,proto3" json:"connection,omitempty"`
 	// The run this call belongs to, and the caller's idempotency key (empty
@@ -348,6 +348,15 @@ type ActionRequest struct {
 	RunId          string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	IdempotencyKey string `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	WorkspaceId    string `protobuf:"bytes,6,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// True when the host has validated input_json against this action's
+	// input_schema as published in the manifest of the connector version it
+	// is calling (the manifest the version was installed with, which the
+	// host trusts to be what this connector's Describe returns), so the
+	// connector may skip its own schema check; it still refuses input it
+	// cannot decode. False promises nothing, and the connector validates
+	// the input itself: hosts older than this field, the conformance kit and
+	// calls that skip the host's check (`relay connectors call`) send false.
+	InputValidated bool `protobuf:"varint,7,opt,name=input_validated,json=inputValidated,proto3" json:"input_validated,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -422,6 +431,13 @@ func (x *ActionRequest) GetWorkspaceId() string {
 		return x.WorkspaceId
 	}
 	return ""
+}
+
+func (x *ActionRequest) GetInputValidated() bool {
+	if x != nil {
+		return x.InputValidated
+	}
+	return false
 }
 
 type PreviewResponse struct {
@@ -889,7 +905,7 @@ const file_connector_proto_rawDesc = "" +
 	"connection\x18\x01 \x01(\v2\x1e.relay.connector.v1.ConnectionR\n" +
 	"connection\"F\n" +
 	"\x13CheckConfigResponse\x12/\n" +
-	"\x05error\x18\x01 \x01(\v2\x19.relay.connector.v1.ErrorR\x05error\"\xe9\x01\n" +
+	"\x05error\x18\x01 \x01(\v2\x19.relay.connector.v1.ErrorR\x05error\"\x92\x02\n" +
 	"\rActionRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x1d\n" +
 	"\n" +
@@ -899,7 +915,8 @@ const file_connector_proto_rawDesc = "" +
 	"connection\x12\x15\n" +
 	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12'\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12!\n" +
-	"\fworkspace_id\x18\x06 \x01(\tR\vworkspaceId\"e\n" +
+	"\fworkspace_id\x18\x06 \x01(\tR\vworkspaceId\x12'\n" +
+	"\x0finput_validated\x18\a \x01(\bR\x0einputValidated\"e\n" +
 	"\x0fPreviewResponse\x12!\n" +
 	"\fpreview_json\x18\x01 \x01(\fR\vpreviewJson\x12/\n" +
 	"\x05error\x18\x02 \x01(\v2\x19.relay.connector.v1.ErrorR\x05error\"c\n" +
