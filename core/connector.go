@@ -93,6 +93,12 @@ type ActionCall struct {
 	RunID          string
 	IdempotencyKey string
 	WorkspaceID    string
+	// InputValidated says that Input has been validated against Action's
+	// input schema in the installed manifest of exactly the connector
+	// version the call goes to (the ref's name and version), so the
+	// connector may skip its own check. Set it only then: on any other
+	// call it lets unchecked input through to the connector's handler.
+	InputValidated bool
 }
 
 // ConnectorRuntime runs connector versions, whatever their form. Errors are

@@ -167,6 +167,18 @@ type target struct {
 	action *manifest.Action
 }
 
+// inputValidated reports whether params that prepare validated against
+// t.action's input schema were checked against the schema of the version a
+// call of t goes to, so that the connector may skip its own check
+// (core.ActionCall.InputValidated). The schema is from t.entry, the
+// catalog's manifest of the connection's version; the call goes to
+// t.conn.Ref(), on a runtime that runs the catalog's versions
+// (Config.Runtime). The two refs agree whenever resolveTarget made t.
+func (t *target) inputValidated() bool {
+	ref := t.conn.Ref()
+	return t.entry.Ref.Name == ref.Name && t.entry.Ref.Version == ref.Version
+}
+
 // resolveTarget finds the connection for an action id. With several
 // connections of the connector, the request must name one.
 func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, connectionName string) (*target, error) {

@@ -155,8 +155,9 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 	var out json.RawMessage
 	if err == nil {
 		out, err = s.cfg.Runtime.Execute(ctx, t.conn.Ref(), core.ActionCall{
-			Action: t.action.Name, Input: params, RunID: run.ID, IdempotencyKey: run.IdempotencyKey,
-			WorkspaceID: c.WorkspaceID, Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
+			Action: t.action.Name, Input: params, InputValidated: t.inputValidated(), RunID: run.ID,
+			IdempotencyKey: run.IdempotencyKey, WorkspaceID: c.WorkspaceID,
+			Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
 		})
 	}
 	crashPoint("after-call")

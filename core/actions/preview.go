@@ -46,7 +46,7 @@ func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Re
 		return nil, err
 	}
 	out, err := s.cfg.Runtime.Preview(ctx, t.conn.Ref(), core.ActionCall{
-		Action: t.action.Name, Input: params, WorkspaceID: c.WorkspaceID,
+		Action: t.action.Name, Input: params, InputValidated: t.inputValidated(), WorkspaceID: c.WorkspaceID,
 		Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
 	})
 	details := s.callDetails(t, params)
@@ -68,7 +68,8 @@ func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Re
 }
 
 // prepare resolves the action and connection and validates the params,
-// returning them in canonical form.
+// returning them in canonical form: re-encoded, the same JSON value that
+// passed the action's input schema.
 func (s *Service) prepare(ctx context.Context, c Caller, actionID string, req Request) (*target, []byte, error) {
 	t, err := s.resolveTarget(ctx, c.WorkspaceID, actionID, req.Connection)
 	if err != nil {

@@ -30,7 +30,9 @@ type replicaEnv struct {
 	t       *testing.T
 	store   *sqlstore.Store
 	catalog *catalog.Catalog
-	runtime *goplugin.Runtime
+	// runtime is a goplugin runtime over catalog; a test may wrap it
+	// before it starts its engines.
+	runtime core.ConnectorRuntime
 	keyring *secrets.Keyring
 	caller  Caller
 }

@@ -250,6 +250,7 @@ func ActionRequest(call core.ActionCall) *connectorv1.ActionRequest {
 		RunId:          call.RunID,
 		IdempotencyKey: call.IdempotencyKey,
 		WorkspaceId:    call.WorkspaceID,
+		InputValidated: call.InputValidated,
 	}
 }
 

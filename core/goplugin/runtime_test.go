@@ -117,6 +117,28 @@ func TestConnectorErrorsMapToCoreCodes(t *testing.T) {
 	wantCode(t, err, core.EInvalidParams)
 }
 
+// ActionCall.InputValidated reaches the plugin, whose SDK then skips its
+// schema check: an input without a required field runs, where without the
+// flag it is refused. Preview and execute alike.
+func TestInputValidatedReachesThePlugin(t *testing.T) {
+	r, _ := newRuntime(t, Config{})
+	ctx := context.Background()
+	noMS := json.RawMessage(`{}`) // sleep's schema requires "ms"
+	for _, preview := range []bool{false, true} {
+		call := r.Execute
+		if preview {
+			call = r.Preview
+		}
+		_, err := call(ctx, testconn, core.ActionCall{Action: "sleep", Input: noMS})
+		if e := wantCode(t, err, core.EInvalidParams); len(e.Fields) != 1 || e.Fields[0].Pointer != "" {
+			t.Errorf("preview %v, not validated: fields %+v, want one at the input's root", preview, e.Fields)
+		}
+		if _, err := call(ctx, testconn, core.ActionCall{Action: "sleep", Input: noMS, InputValidated: true}); err != nil {
+			t.Errorf("preview %v, validated by the host: %v, want the handler to run", preview, err)
+		}
+	}
+}
+
 func TestPluginGetsOnlyItsEnvironment(t *testing.T) {
 	t.Setenv("RELAY_TEST_HOST_SECRET", "hunter2")
 	r, _ := newRuntime(t, Config{EgressAllow: []netip.Prefix{
