@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/relayhq/relay/sdk/egress"
@@ -238,7 +240,8 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 		if err != nil {
 			return nil, fmt.Errorf("wasmhost: the module cannot be metered: %w", err)
 		}
-		cm, err := e.rt.CompileModule(ctx, metered)
+		// A cold compile of a Go-built module takes seconds: use every core.
+		cm, err := e.rt.CompileModule(experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0)), metered)
 		if err != nil {
 			if msg := err.Error(); strings.Contains(msg, "section memory") && strings.Contains(msg, "over limit") {
 				// wazero checks the declared minimum against the runtime's limit.
