@@ -51,6 +51,7 @@ func benchEcho(b *testing.B, runtime func(callers int) (*wasmrt.Runtime, core.Co
 			r, watecho := runtime(callers)
 			ctx := context.Background()
 			c := call("echo", `{"message":"hello, world","n":42}`)
+			c.InputValidated = true // as the actions engine calls, having checked the params
 			// Load, and warm as many instances as callers: the figures are
 			// of warm calls, not of instances starting.
 			var warm sync.WaitGroup
@@ -96,18 +97,37 @@ func benchEcho(b *testing.B, runtime func(callers int) (*wasmrt.Runtime, core.Co
 	}
 }
 
-// BenchmarkLoad loads the echo guest into a new runtime on a data dir
-// whose compilation cache already holds it: a restart, per module.
+// BenchmarkLoad loads the hand-written echo guest into a new runtime on a
+// data dir whose compilation cache already holds it, and makes the first
+// call: a restart, per module.
 func BenchmarkLoad(b *testing.B) {
-	data := b.TempDir()
-	warm := newRuntime(b, wasmrt.Config{DataDir: data})
-	if _, err := warm.Execute(context.Background(), watecho, call("echo", `{}`)); err != nil {
+	benchLoad(b, func(cfg wasmrt.Config) (*wasmrt.Runtime, core.ConnectorRef) {
+		return newRuntime(b, cfg), watecho
+	})
+}
+
+// BenchmarkGoLoad is the same for plugins/echo built for wasip1: reading
+// and checking the module's digest, metering it, wazero's decoding and
+// validation of the cached module, and the first instance (the Go
+// runtime's and the connector's start).
+func BenchmarkGoLoad(b *testing.B) {
+	dir := b.TempDir()
+	catalogtest.BuildBoth(b, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
+	benchLoad(b, func(cfg wasmrt.Config) (*wasmrt.Runtime, core.ConnectorRef) {
+		return newRuntimeAt(b, dir, cfg), core.ConnectorRef{Name: "echo", Version: "1.0.0", Runtime: core.RuntimeWASM}
+	})
+}
+
+func benchLoad(b *testing.B, runtime func(wasmrt.Config) (*wasmrt.Runtime, core.ConnectorRef)) {
+	cfg := wasmrt.Config{DataDir: b.TempDir()}
+	warm, ref := runtime(cfg)
+	if _, err := warm.Execute(context.Background(), ref, call("echo", `{}`)); err != nil {
 		b.Fatal(err)
 	}
 	_ = warm.Close()
 	for b.Loop() {
-		r := newRuntime(b, wasmrt.Config{DataDir: data})
-		if _, err := r.Execute(context.Background(), watecho, call("echo", `{}`)); err != nil {
+		r, ref := runtime(cfg)
+		if _, err := r.Execute(context.Background(), ref, call("echo", `{}`)); err != nil {
 			b.Fatal(err)
 		}
 		_ = r.Close()
