@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
@@ -96,7 +96,7 @@ func (s *slot) startProcess() (*process, error) {
 		client: client, cmd: cmd, stderr: stderr,
 		probe: make(chan struct{}, 1), gone: make(chan struct{}),
 	}
-	if err := p.connect(s.rt.cfg.StartTimeout, s.ref); err != nil {
+	if err := p.connect(s.rt.cfg.StartTimeout, s.entry.Manifest); err != nil {
 		client.Kill()
 		return nil, s.startFailed(p, err)
 	}
@@ -107,8 +107,8 @@ func (s *slot) startProcess() (*process, error) {
 }
 
 // connect starts the process, dispenses the connector client and checks
-// that the binary is the connector it should be.
-func (p *process) connect(timeout time.Duration, ref core.ConnectorRef) error {
+// that the binary is the connector its manifest, m, describes.
+func (p *process) connect(timeout time.Duration, m *manifest.Manifest) error {
 	proto, err := p.client.Client()
 	if err != nil {
 		return err
@@ -121,24 +121,24 @@ func (p *process) connect(timeout time.Duration, ref core.ConnectorRef) error {
 	if !ok {
 		return fmt.Errorf("the plugin dispensed %T, not a connector client", raw)
 	}
-	// The digest pins the binary, not the folder it sits in: a binary
-	// copied under another connector's name must not answer for it.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	resp, err := conn.Describe(ctx, &connectorv1.DescribeRequest{})
 	if err != nil {
 		return fmt.Errorf("describe: %w", err)
 	}
-	var m struct{ Name, Version string }
-	if err := json.Unmarshal(resp.GetManifestJson(), &m); err != nil {
-		return fmt.Errorf("describe: %w", err)
-	}
-	if m.Name != ref.Name || m.Version != ref.Version {
-		return fmt.Errorf("the binary is connector %s@%s", m.Name, m.Version)
+	if err := CheckDescription(m, resp, "binary"); err != nil {
+		return refused{err}
 	}
 	p.proto, p.conn = proto, conn
 	return nil
 }
+
+// refused is a start the host refused: the process ran as it should, but
+// is not the connector its manifest describes.
+type refused struct{ error }
+
+func (e refused) Unwrap() error { return e.error }
 
 // startFailed turns a failed start into the caller's error, and logs what
 // the operator needs to fix it. The process, if one ran, has been reaped.
@@ -158,7 +158,9 @@ func (s *slot) startFailed(p *process, err error) error {
 	if errors.As(err, &pathErr) {
 		msg = "its binary could not be run: " + pathErr.Err.Error()
 	}
-	if p.cmd.ProcessState != nil {
+	// How the process ended tells why it did not start, unless it was
+	// stopped for being refused.
+	if p.cmd.ProcessState != nil && !errors.As(err, new(refused)) {
 		msg += " (" + p.exitReason() + ")"
 	}
 	s.log.Error("connector could not be started", append([]any{"error", err}, p.stderr.logArgs()...)...)
