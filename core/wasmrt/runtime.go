@@ -89,8 +89,9 @@ type Config struct {
 // Errors are *core.Error: ENotFound from Lookup or for an unknown version;
 // EConnectorUnavailable when the version has no WASM module, its checksum
 // does not match, it does not compile or follow the ABI, its memory minimum
-// is over the ceiling, an instance will not start, or the runtime is
-// closed; EConnectorTimeout (the call's deadline passed, running or
+// is over the ceiling, an instance will not start, the module describes
+// itself otherwise than its manifest (goplugin.CheckDescription), or the
+// runtime is closed; EConnectorTimeout (the call's deadline passed, running or
 // waiting for a free instance); EConnectorCrashed (a trap, with its reason;
 // the instance is thrown away); EMessageTooLarge; and the connector's own
 // classified errors, mapped as for native connectors
@@ -157,11 +158,13 @@ func key(ref core.ConnectorRef) core.ConnectorRef {
 }
 
 // Load loads a connector version from its module at wasmPath, whose SHA-256
-// must be sum, with its manifest (for action timeouts and egress): it
-// checks the digest, compiles the module (or takes it from the cache),
-// checks it against the ABI and starts its first instance. A version
-// loaded before is replaced; its calls under way finish on the old module.
-// Errors are EConnectorUnavailable, saying why.
+// must be sum, with its manifest m, the catalog's, from which action
+// timeouts and egress are taken: it checks the digest, compiles the module
+// (or takes it from the cache), checks it against the ABI, starts its
+// first instance and checks that the module describes itself as m does
+// (goplugin.CheckDescription). A version loaded before is replaced; its
+// calls under way finish on the old module. Errors are
+// EConnectorUnavailable, saying why.
 func (r *Runtime) Load(ctx context.Context, ref core.ConnectorRef, wasmPath string, sum []byte, m *manifest.Manifest) error {
 	ref = key(ref)
 	v := &version{ref: ref, manifest: m, log: r.log.Named(ref.String()), ready: make(chan struct{})}
@@ -204,6 +207,14 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 		v.err = core.Errorf(core.EConnectorUnavailable, "connector %s was not loaded: "+format, append([]any{v.ref}, args...)...)
 		v.log.Error("wasm connector not loaded", "path", wasmPath, "error", v.err)
 	}
+	if v.manifest == nil {
+		fail("it has no manifest")
+		return
+	}
+	if v.manifest.Name != v.ref.Name || v.manifest.Version != v.ref.Version {
+		fail("its manifest is that of %s@%s", v.manifest.Name, v.manifest.Version)
+		return
+	}
 	wasm, err := os.ReadFile(wasmPath)
 	if err != nil {
 		fail("%v", err)
@@ -215,13 +226,9 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 		fail("the SHA-256 checksum of its module does not match %s%s (checksum mismatch)", catalog.WASMFile, catalog.DigestSuffix)
 		return
 	}
-	var hosts []string
-	if v.manifest != nil {
-		hosts = v.manifest.Egress
-	}
 	start := time.Now()
 	mod, err := r.engine.CompileWith(ctx, wasm, wasmhost.ModuleOptions{
-		Egress: egress.New(hosts, r.cfg.EgressAllow),
+		Egress: egress.New(v.manifest.Egress, r.cfg.EgressAllow),
 		Logger: v.log,
 	})
 	if err != nil {
@@ -237,7 +244,22 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 		fail("its first instance did not start: %v", err)
 		return
 	}
+	// The host acts on the catalog's manifest, so the module must be the
+	// connector it describes.
+	dctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	resp, err := i.Describe(dctx, &connectorv1.DescribeRequest{})
+	cancel()
 	v.pool.Put(i)
+	if err != nil {
+		v.close()
+		fail("its first instance did not describe itself: %v", err)
+		return
+	}
+	if err := goplugin.CheckDescription(v.manifest, resp, "module"); err != nil {
+		v.close()
+		fail("%v", err)
+		return
+	}
 	v.log.Debug("wasm connector loaded", "duration", time.Since(start), "memory_min_pages", mod.MemoryMinPages(), "pool_size", r.cfg.PoolSize)
 }
 

@@ -165,14 +165,28 @@ func TestPoolFull(t *testing.T) {
 	}
 }
 
-func load(t *testing.T, r *wasmrt.Runtime, ref core.ConnectorRef, wasm []byte, sum []byte) error {
+// load loads a module as watecho@1.0.0, with the echo guest's manifest.
+func load(t *testing.T, r *wasmrt.Runtime, wasm []byte, sum []byte) error {
+	t.Helper()
+	return loadWith(t, r, watecho, wasm, sum, mustParse(t, echoManifest(t)))
+}
+
+func loadWith(t *testing.T, r *wasmrt.Runtime, ref core.ConnectorRef, wasm []byte, sum []byte, m *manifest.Manifest) error {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "connector.wasm")
 	if err := os.WriteFile(path, wasm, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := &manifest.Manifest{Name: ref.Name, Version: ref.Version, Runtime: manifest.RuntimeWASM, Protocol: 1}
 	return r.Load(context.Background(), ref, path, sum, m)
+}
+
+func mustParse(t *testing.T, manifestJSON string) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Parse([]byte(manifestJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func digest(b []byte) []byte {
@@ -189,32 +203,32 @@ func TestLoadRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ref := core.ConnectorRef{Name: "x", Version: "1.0.0"}
+	ref := watecho
 	echo := guest(t, "echo")
 
-	err = load(t, r, ref, echo, digest([]byte("something else")))
+	err = load(t, r, echo, digest([]byte("something else")))
 	wantCode(t, err, core.EConnectorUnavailable, "checksum mismatch")
 	_, err = r.Execute(context.Background(), ref, call("echo", `{}`))
 	wantCode(t, err, core.ENotFound)
 
 	big := strings.Replace(string(mustRead(t, filepath.Join(guests, "echo.wat"))), `(memory (export "memory") 1)`, `(memory (export "memory") 65)`, 1)
 	wasm := buildWAT(t, big)
-	err = load(t, r, ref, wasm, digest(wasm))
+	err = load(t, r, wasm, digest(wasm))
 	wantCode(t, err, core.EConnectorUnavailable, "memory's declared minimum is over the host's ceiling of 64 pages (4 MiB)")
 
 	command := `(module (memory (export "memory") 1) (func (export "_start")))`
 	wasm = buildWAT(t, command)
-	err = load(t, r, ref, wasm, digest(wasm))
+	err = load(t, r, wasm, digest(wasm))
 	wantCode(t, err, core.EConnectorUnavailable, "does not follow the Relay WASM ABI v1", "it is a command")
 
-	if err := load(t, r, ref, echo, digest(echo)); err != nil {
+	if err := load(t, r, echo, digest(echo)); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := r.Execute(context.Background(), ref, call("echo", `{}`)); err != nil || string(out) != `{}` {
 		t.Fatalf("Execute = %s, %v", out, err)
 	}
 	// Loaded again (a new version of the file), it serves on.
-	if err := load(t, r, ref, echo, digest(echo)); err != nil {
+	if err := load(t, r, echo, digest(echo)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Execute(context.Background(), ref, call("echo", `{}`)); err != nil {
@@ -226,7 +240,7 @@ func TestLoadRefuses(t *testing.T) {
 // unavailable, through the catalog too.
 func TestLookupChecksDigest(t *testing.T) {
 	root := t.TempDir()
-	connectorDir(t, root, misbehaveManifest, guest(t, "misbehave"))
+	connectorDir(t, root, misbehaveManifest, misbehaveGuest(t))
 	if err := os.WriteFile(filepath.Join(root, "misbehave", "0.0.1", "connector.wasm"), guest(t, "echo"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -351,7 +351,7 @@ type ActionRequest struct {
 	// True when the host has validated input_json against this action's
 	// input_schema as published in the manifest of the connector version it
 	// is calling (the manifest the version was installed with, which the
-	// host trusts to be what this connector's Describe returns), so the
+	// host has checked is what this connector's Describe returns), so the
 	// connector may skip its own schema check; it still refuses input it
 	// cannot decode. False promises nothing, and the connector validates
 	// the input itself: hosts older than this field, the conformance kit and
