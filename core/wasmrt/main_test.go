@@ -1,15 +1,12 @@
 package wasmrt_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -27,37 +24,6 @@ func buildWAT(tb testing.TB, src string) []byte { return wasmtest.BuildWAT(tb, s
 
 func guest(tb testing.TB, name string) []byte {
 	return buildWAT(tb, filepath.Join(guests, name+".wat"))
-}
-
-// misbehaveGuest is the misbehave guest describing itself with
-// misbehaveManifest, the manifest its catalog folder holds, as a runtime
-// requires. misbehave.wat describes its echo action alone; its manifest
-// goes to a free part of its memory, 1024 up to the heap at 4096.
-func misbehaveGuest(tb testing.TB) []byte {
-	tb.Helper()
-	var m bytes.Buffer
-	if err := json.Compact(&m, []byte(misbehaveManifest)); err != nil {
-		tb.Fatal(err)
-	}
-	if m.Len() > 4096-1024 {
-		tb.Fatalf("misbehaveManifest is %d bytes, more than fits", m.Len())
-	}
-	wat := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(m.String())
-	src := string(mustRead(tb, filepath.Join(guests, "misbehave.wat")))
-	for _, r := range []struct {
-		re, repl string
-	}{
-		{`\(data \(i32\.const 256\) "(?:[^"\\]|\\.)*"\)`, `(data (i32.const 1024) "` + wat + `")`},
-		{`\(global \$manifest i32 \(i32\.const 256\)\)`, `(global $manifest i32 (i32.const 1024))`},
-		{`\(global \$manifest_len i32 \(i32\.const \d+\)\)`, fmt.Sprintf(`(global $manifest_len i32 (i32.const %d))`, m.Len())},
-	} {
-		re := regexp.MustCompile(r.re)
-		if n := len(re.FindAllString(src, -1)); n != 1 {
-			tb.Fatalf("misbehave.wat has %d matches of %s, want 1: its manifest cannot be replaced", n, r.re)
-		}
-		src = re.ReplaceAllLiteralString(src, r.repl)
-	}
-	return buildWAT(tb, src)
 }
 
 // connectorDir writes a connector version's folder as the catalog reads
@@ -85,7 +51,7 @@ func connectorDir(tb testing.TB, root string, manifestJSON string, wasm []byte) 
 }
 
 // misbehaveManifest declares the misbehave guest's actions, the loop with
-// a 1 s timeout; misbehaveGuest describes itself with it.
+// a 1 s timeout: the manifest misbehave.wat describes.
 const misbehaveManifest = `{"name":"misbehave","version":"0.0.1","runtime":"wasm","protocol":1,"title":"Misbehave",
  "egress":["localhost","api.example.com"],
  "actions":[
@@ -106,7 +72,7 @@ var (
 func newRuntime(tb testing.TB, cfg wasmrt.Config) *wasmrt.Runtime {
 	tb.Helper()
 	root := tb.TempDir()
-	connectorDir(tb, root, misbehaveManifest, misbehaveGuest(tb))
+	connectorDir(tb, root, misbehaveManifest, guest(tb, "misbehave"))
 	connectorDir(tb, root, echoManifest(tb), guest(tb, "echo"))
 	return newRuntimeAt(tb, root, cfg)
 }

@@ -240,7 +240,7 @@ func TestLoadRefuses(t *testing.T) {
 // unavailable, through the catalog too.
 func TestLookupChecksDigest(t *testing.T) {
 	root := t.TempDir()
-	connectorDir(t, root, misbehaveManifest, misbehaveGuest(t))
+	connectorDir(t, root, misbehaveManifest, guest(t, "misbehave"))
 	if err := os.WriteFile(filepath.Join(root, "misbehave", "0.0.1", "connector.wasm"), guest(t, "echo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
