@@ -28,16 +28,32 @@ import (
 const abiVersion = 1
 
 // pinned holds every block handed to the host, a request block from
-// relay_alloc or a response, by its address in linear memory, until the
-// host frees it or the request is decoded: the host writes and reads
-// through addresses the GC cannot see.
-var pinned = map[uint32][]byte{}
+// relay_alloc or a response, until the host frees it or the request is
+// decoded: the host writes and reads through addresses the GC cannot see.
+// The host holds one or two at a time, so a slice searched by address
+// does, and costs less than a map in a module.
+var pinned [][]byte
 
-// pin keeps b alive for the host and returns its address.
+func addr(b []byte) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
+
+// pin keeps b, never empty, alive for the host and returns its address.
 func pin(b []byte) uint32 {
-	ptr := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
-	pinned[ptr] = b
-	return ptr
+	pinned = append(pinned, b)
+	return addr(b)
+}
+
+// unpin releases the block at ptr and returns it; false when no block
+// handed out is there.
+func unpin(ptr uint32) ([]byte, bool) {
+	for i, b := range pinned {
+		if addr(b) == ptr {
+			last := len(pinned) - 1
+			pinned[i], pinned[last] = pinned[last], nil
+			pinned = pinned[:last]
+			return b, true
+		}
+	}
+	return nil, false
 }
 
 // relayABIVersion is the host's first call, once the instance is
@@ -64,7 +80,7 @@ func relayAlloc(size uint32) uint32 {
 
 //go:wasmexport relay_free
 func relayFree(ptr, size uint32) {
-	delete(pinned, ptr)
+	unpin(ptr)
 }
 
 //go:wasmexport relay_describe
@@ -83,30 +99,51 @@ func relayCheckConfig(ptr, size uint32) uint64 {
 
 //go:wasmexport relay_preview
 func relayPreview(ptr, size uint32) uint64 {
-	req := &connectorv1.ActionRequest{}
-	take("relay_preview", ptr, size, req)
-	return answer(server().Preview(context.Background(), req))
+	resp, err := server().Preview(context.Background(), takeAction("relay_preview", ptr, size))
+	if err == nil && resp.GetError() == nil {
+		return answerOutput(resp.GetPreviewJson())
+	}
+	return answer(resp, err)
 }
 
 //go:wasmexport relay_execute
 func relayExecute(ptr, size uint32) uint64 {
-	req := &connectorv1.ActionRequest{}
-	take("relay_execute", ptr, size, req)
-	return answer(server().Execute(context.Background(), req))
+	resp, err := server().Execute(context.Background(), takeAction("relay_execute", ptr, size))
+	if err == nil && resp.GetError() == nil {
+		return answerOutput(resp.GetOutputJson())
+	}
+	return answer(resp, err)
 }
 
 // take decodes the request the host wrote at ptr, a block from relay_alloc,
 // and releases the block, zeroed. (0, 0) is the empty message.
 func take(export string, ptr, size uint32, req proto.Message) {
+	takeWith(export, ptr, size, func(b []byte) error { return proto.Unmarshal(b, req) }, req)
+}
+
+// takeAction is take for an ActionRequest, decoded by hand when it can be
+// (wire.go).
+func takeAction(export string, ptr, size uint32) *connectorv1.ActionRequest {
+	req := &connectorv1.ActionRequest{}
+	takeWith(export, ptr, size, func(b []byte) error {
+		if fast, ok := decodeActionRequest(b); ok {
+			req = fast
+			return nil
+		}
+		return proto.Unmarshal(b, req)
+	}, req)
+	return req
+}
+
+func takeWith(export string, ptr, size uint32, decode func([]byte) error, req proto.Message) {
 	if size == 0 {
 		return
 	}
-	b, ok := pinned[ptr]
+	b, ok := unpin(ptr)
 	if !ok || int(size) > len(b) {
 		panic(fmt.Sprintf("%s(%d, %d): not a block relay_alloc handed out", export, ptr, size))
 	}
-	delete(pinned, ptr)
-	err := proto.Unmarshal(b[:size], req)
+	err := decode(b[:size])
 	// The decoded message holds copies. The host reuses an instance for
 	// other calls (of other workspaces too): leave no secret behind in
 	// memory the GC has yet to reuse.
@@ -114,6 +151,16 @@ func take(export string, ptr, size uint32, req proto.Message) {
 	if err != nil {
 		panic(fmt.Sprintf("%s: the request does not decode as %s: %v", export, req.ProtoReflect().Descriptor().FullName(), err))
 	}
+}
+
+// answerOutput answers a preview or an execution that succeeded, encoded
+// by hand (wire.go).
+func answerOutput(out []byte) uint64 {
+	b := appendOutput(nil, out)
+	if len(b) == 0 {
+		return 0
+	}
+	return uint64(pin(b))<<32 | uint64(len(b))
 }
 
 // answer encodes a response, pins it until the host frees it, and returns
