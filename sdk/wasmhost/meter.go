@@ -4,20 +4,24 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // A guest's running time is bounded by metering, not by wazero's
 // WithCloseOnContextDone: that option makes every loop iteration leave the
 // compiled code for a check in Go (about 27 ns an iteration in wazero
 // 1.12), which more than doubled a Go-built guest's call. Instead, before
-// compiling, meter rewrites the module so that each function entry and
-// each loop iteration counts down a fuel global of its own, and only when
+// compiling, meter rewrites the module so that function entries and loop
+// iterations count down a fuel global of its own, and only when
 // the fuel runs out calls the host function relay.__yield. The host checks
 // the call's context there (an ended context stops the guest, which traps)
-// and hands out the next budget. The guest thus reaches the host at least
-// every meterBudget function entries or loop iterations: a guest in an
-// endless loop or an endless recursion is stopped, and the Go scheduler
-// gets a safe point in a long-running guest.
+// and hands out the next budget. Only functions that call others are
+// metered on entry: one that calls none cannot recurse, and its loops are
+// metered. Any endless run either loops or calls without end, so it
+// reaches the host at least every meterBudget loop iterations or entries
+// into calling functions: a guest in an endless loop or an endless
+// recursion is stopped, and the Go scheduler gets a safe point in a
+// long-running guest.
 //
 // The rewrite adds one function type, one import (at the end of the
 // imports, so every defined function's index moves up by one), one
@@ -179,6 +183,7 @@ type meterer struct {
 	// in the metered module.
 	yield, fuel uint32
 	check       []byte // the fuel check, as code
+	calls       bool   // the function being rewritten calls another
 }
 
 // fn renumbers a function index of the original module.
@@ -367,7 +372,8 @@ func (m *meterer) countImports(body []byte) error {
 	return nil
 }
 
-// fuelCheck is the code put at each function entry and loop start:
+// fuelCheck is the code put at the entry of each function that calls
+// others and at each loop start:
 //
 //	global.get $fuel
 //	i32.eqz
@@ -595,8 +601,9 @@ func (m *meterer) rewriteCode(r *wasmReader) ([]byte, error) {
 	return out, nil
 }
 
-// function rewrites one function body: its locals, the fuel check, then
-// its code with a fuel check at the start of each loop.
+// function rewrites one function body: its locals, the fuel check if it
+// calls other functions, then its code with a fuel check at the start of
+// each loop.
 func (m *meterer) function(r *wasmReader, out []byte) ([]byte, error) {
 	start := r.off
 	groups, err := r.u32()
@@ -617,8 +624,19 @@ func (m *meterer) function(r *wasmReader, out []byte) ([]byte, error) {
 		}
 	}
 	out = append(out, r.b[start:r.off]...)
-	out = append(out, m.check...)
-	return m.expr(r, out, true)
+	at := len(out)
+	m.calls = false
+	out, err = m.expr(r, out, true)
+	if err != nil {
+		return nil, err
+	}
+	// A function that calls none cannot recurse, and its loops are
+	// metered: only a function that calls pays the check on entry. Go
+	// code enters small leaf functions all the time.
+	if m.calls {
+		out = slices.Insert(out, at, m.check...)
+	}
+	return out, nil
 }
 
 // expr copies code up to and including the `end` that closes it,
@@ -660,6 +678,7 @@ func (m *meterer) expr(r *wasmReader, out []byte, metered bool) ([]byte, error) 
 			}
 			depth--
 		case immFunc: // call, ref.func
+			m.calls = m.calls || op == 0x10
 			out = append(out, r.b[run:r.off]...)
 			var idx uint32
 			if idx, err = r.u32(); err == nil {
@@ -673,6 +692,7 @@ func (m *meterer) expr(r *wasmReader, out []byte, metered bool) ([]byte, error) 
 				err = fmt.Errorf("global index %d is out of range (%d globals)", idx, m.globals)
 			}
 		case immCallIndirect:
+			m.calls = true
 			var idx uint32
 			if idx, err = r.u32(); err == nil {
 				if idx >= m.types {

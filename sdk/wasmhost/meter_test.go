@@ -97,8 +97,8 @@ func TestMeterKeepsBehaviour(t *testing.T) {
 	}
 }
 
-// Every function entry and every loop iteration costs one unit of fuel;
-// the host is called once per meterBudget units.
+// Every entry into a function that calls others and every loop iteration
+// costs one unit of fuel; the host is called once per meterBudget units.
 func TestMeterCountsFuel(t *testing.T) {
 	metered, err := meter(meterWAT(t))
 	if err != nil {
@@ -106,20 +106,20 @@ func TestMeterCountsFuel(t *testing.T) {
 	}
 	var yields atomic.Int64
 	rt := meterRuntime(t, &yields)
-	// A fresh instance has run its start function: one check.
 	ctx := context.Background()
 	m := instantiateMeter(t, rt, metered, "sum")
 	yields.Store(0)
-	// sum(n) checks once on entry and n+1 times at the loop's start, so
-	// 2*meterBudget+3 checks in all with the start function's: two yields.
+	// sum(n) calls nothing, so it checks only at its loop's start, n+1
+	// times (the start function calls nothing either): 2*meterBudget+1
+	// checks, two yields.
 	if _, err := m.ExportedFunction("sum").Call(ctx, 2*meterBudget); err != nil {
 		t.Fatal(err)
 	}
 	if got := yields.Load(); got != 2 {
 		t.Errorf("sum(%d) yielded %d times; want 2", 2*meterBudget, got)
 	}
-	// fib(20) has no loop: 21,891 calls of $fib, each an entry, and the
-	// export's own.
+	// fib(20) has no loop: 21,891 entries into $fib, which calls itself,
+	// and the export's own, which calls $fib.
 	m = instantiateMeter(t, rt, metered, "fib")
 	yields.Store(0)
 	if _, err := m.ExportedFunction("fib").Call(ctx, 20); err != nil {
@@ -127,6 +127,17 @@ func TestMeterCountsFuel(t *testing.T) {
 	}
 	if got := yields.Load(); got != 1 {
 		t.Errorf("fib(20) yielded %d times; want 1", got)
+	}
+	// g_now neither calls nor loops: it is never charged.
+	m = instantiateMeter(t, rt, metered, "leaf")
+	yields.Store(0)
+	for range meterBudget + 1 {
+		if _, err := m.ExportedFunction("g_now").Call(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := yields.Load(); got != 0 {
+		t.Errorf("%d calls of g_now yielded %d times; want 0", meterBudget+1, got)
 	}
 }
 
