@@ -233,9 +233,12 @@ func TestReplicasShareRuns(t *testing.T) {
 			if r := <-done; r.err == nil {
 				t.Errorf("C's cancelled run answered %d %s", r.res.Status, r.res.Body)
 			}
+			// B's own heartbeat may sweep between C's Close and this
+			// sweep: either way, the run is interrupted once this one is
+			// done, without waiting for StaleAfter.
 			n, err := b.reclaim(ctx)
-			if err != nil || n != 1 {
-				t.Fatalf("B's sweep after C stopped: %d, %v; want 1", n, err)
+			if err != nil || n > 1 {
+				t.Fatalf("B's sweep after C stopped: %d, %v; want the one run at most", n, err)
 			}
 			if got := env.run(run.ID); got.Status != core.RunInterrupted {
 				t.Fatalf("C's leftover run: %s", got.Status)
