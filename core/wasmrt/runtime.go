@@ -230,6 +230,9 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 	mod, err := r.engine.CompileWith(ctx, wasm, wasmhost.ModuleOptions{
 		Egress: egress.New(v.manifest.Egress, r.cfg.EgressAllow),
 		Logger: v.log,
+		// The installed manifest, which the module's own must equal: the
+		// host validates every input the caller has not.
+		Manifest: v.manifest,
 	})
 	if err != nil {
 		fail("%v", err)

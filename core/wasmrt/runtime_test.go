@@ -297,7 +297,9 @@ func TestHTTPEgress(t *testing.T) {
 	get := func(r *wasmrt.Runtime, url string) *connectorv1.HttpResponse {
 		t.Helper()
 		raw, _ := proto.Marshal(&connectorv1.HttpRequest{Url: url})
-		out, err := r.Execute(context.Background(), misbehave, core.ActionCall{Action: "http", Input: raw})
+		// misbehave's http action takes an encoded HttpRequest, not JSON:
+		// marked validated, the host passes it on unchecked.
+		out, err := r.Execute(context.Background(), misbehave, core.ActionCall{Action: "http", Input: raw, InputValidated: true})
 		if err != nil {
 			t.Fatalf("Execute: %v", err)
 		}

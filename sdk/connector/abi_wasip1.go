@@ -9,10 +9,7 @@ import (
 	"fmt"
 	"unsafe"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/relayhq/relay/sdk/protocol"
-	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
 
 // The exports of the WASM ABI, version 1 (docs/wasm-abi.md). The host calls
@@ -85,58 +82,45 @@ func relayFree(ptr, size uint32) {
 
 //go:wasmexport relay_describe
 func relayDescribe(ptr, size uint32) uint64 {
-	req := &connectorv1.DescribeRequest{}
-	take("relay_describe", ptr, size, req)
-	return answer(server().Describe(context.Background(), req))
+	take("relay_describe", "DescribeRequest", ptr, size, decodeEmpty)
+	return answer(appendBytesField(nil, 1, server().manifestJSON))
 }
 
 //go:wasmexport relay_check_config
 func relayCheckConfig(ptr, size uint32) uint64 {
-	req := &connectorv1.CheckConfigRequest{}
-	take("relay_check_config", ptr, size, req)
-	return answer(server().CheckConfig(context.Background(), req))
+	var conn Connection
+	take("relay_check_config", "CheckConfigRequest", ptr, size, func(b []byte) (err error) {
+		conn, err = decodeCheckConfigRequest(b)
+		return err
+	})
+	return answer(appendErrorField(nil, 1, server().checkConfig(context.Background(), conn)))
 }
 
 //go:wasmexport relay_preview
 func relayPreview(ptr, size uint32) uint64 {
-	resp, err := server().Preview(context.Background(), takeAction("relay_preview", ptr, size))
-	if err == nil && resp.GetError() == nil {
-		return answerOutput(resp.GetPreviewJson())
-	}
-	return answer(resp, err)
+	return runAction("relay_preview", ptr, size, true)
 }
 
 //go:wasmexport relay_execute
 func relayExecute(ptr, size uint32) uint64 {
-	resp, err := server().Execute(context.Background(), takeAction("relay_execute", ptr, size))
-	if err == nil && resp.GetError() == nil {
-		return answerOutput(resp.GetOutputJson())
-	}
-	return answer(resp, err)
+	return runAction("relay_execute", ptr, size, false)
+}
+
+func runAction(export string, ptr, size uint32, preview bool) uint64 {
+	req := &actionRequest{}
+	take(export, "ActionRequest", ptr, size, func(b []byte) (err error) {
+		req, err = decodeActionRequest(b)
+		return err
+	})
+	out, e := server().run(context.Background(), req, preview)
+	return answer(appendResult(nil, out, e))
 }
 
 // take decodes the request the host wrote at ptr, a block from relay_alloc,
 // and releases the block, zeroed. (0, 0) is the empty message.
-func take(export string, ptr, size uint32, req proto.Message) {
-	takeWith(export, ptr, size, func(b []byte) error { return proto.Unmarshal(b, req) }, req)
-}
-
-// takeAction is take for an ActionRequest, decoded by hand when it can be
-// (wire.go).
-func takeAction(export string, ptr, size uint32) *connectorv1.ActionRequest {
-	req := &connectorv1.ActionRequest{}
-	takeWith(export, ptr, size, func(b []byte) error {
-		if fast, ok := decodeActionRequest(b); ok {
-			req = fast
-			return nil
-		}
-		return proto.Unmarshal(b, req)
-	}, req)
-	return req
-}
-
-func takeWith(export string, ptr, size uint32, decode func([]byte) error, req proto.Message) {
+func take(export, message string, ptr, size uint32, decode func([]byte) error) {
 	if size == 0 {
+		_ = decode(nil) // the empty message, which cannot fail
 		return
 	}
 	b, ok := unpin(ptr)
@@ -149,31 +133,14 @@ func takeWith(export string, ptr, size uint32, decode func([]byte) error, req pr
 	// memory the GC has yet to reuse.
 	clear(b)
 	if err != nil {
-		panic(fmt.Sprintf("%s: the request does not decode as %s: %v", export, req.ProtoReflect().Descriptor().FullName(), err))
+		panic(fmt.Sprintf("%s: the bytes do not decode as relay.connector.v1.%s: %v", export, message, err))
 	}
 }
 
-// answerOutput answers a preview or an execution that succeeded, encoded
-// by hand (wire.go).
-func answerOutput(out []byte) uint64 {
-	b := appendOutput(nil, out)
-	if len(b) == 0 {
-		return 0
-	}
-	return uint64(pin(b))<<32 | uint64(len(b))
-}
-
-// answer encodes a response, pins it until the host frees it, and returns
-// its address in the high 32 bits and its length in the low 32 bits.
-func answer[M proto.Message](resp M, err error) uint64 {
-	if err != nil {
-		// Server reports every failure in the response; this is a bug.
-		panic(err)
-	}
-	b, err := proto.Marshal(resp)
-	if err != nil {
-		panic(fmt.Sprintf("encoding the response: %v", err))
-	}
+// answer pins an encoded response until the host frees it, and returns
+// its address in the high 32 bits and its length in the low 32 bits; 0
+// for the empty message.
+func answer(b []byte) uint64 {
 	if len(b) == 0 {
 		return 0
 	}

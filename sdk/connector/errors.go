@@ -4,30 +4,45 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/relayhq/relay/sdk/egress"
-	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
 
 // Code classifies an error for the host, which turns it into the run's
 // error code and decides whether a retry makes sense.
 type Code int32
 
+// The codes are the protocol's ErrorCode values (docs/protocol.md); a test
+// keeps the two equal. They are spelt out here so that a WASM module, which
+// encodes its answers itself, does not link the generated protobuf code.
 const (
-	CodeInvalidInput  = Code(connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT)
-	CodeNotFound      = Code(connectorv1.ErrorCode_ERROR_CODE_NOT_FOUND)
-	CodeRetryable     = Code(connectorv1.ErrorCode_ERROR_CODE_RETRYABLE)
-	CodePermanent     = Code(connectorv1.ErrorCode_ERROR_CODE_PERMANENT)
-	CodeUnauthorized  = Code(connectorv1.ErrorCode_ERROR_CODE_UNAUTHORIZED)
-	CodeEgressDenied  = Code(connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED)
-	CodeUnknownAction = Code(connectorv1.ErrorCode_ERROR_CODE_UNKNOWN_ACTION)
-	CodeInternal      = Code(connectorv1.ErrorCode_ERROR_CODE_INTERNAL)
-	CodeTooLarge      = Code(connectorv1.ErrorCode_ERROR_CODE_MESSAGE_TOO_LARGE)
+	CodeInvalidInput  Code = 1
+	CodeNotFound      Code = 2
+	CodeRetryable     Code = 3
+	CodePermanent     Code = 4
+	CodeUnauthorized  Code = 5
+	CodeEgressDenied  Code = 6
+	CodeUnknownAction Code = 7
+	CodeInternal      Code = 8
+	CodeTooLarge      Code = 9
 )
 
+var codeNames = [...]string{
+	"ERROR_CODE_UNSPECIFIED", "ERROR_CODE_INVALID_INPUT", "ERROR_CODE_NOT_FOUND",
+	"ERROR_CODE_RETRYABLE", "ERROR_CODE_PERMANENT", "ERROR_CODE_UNAUTHORIZED",
+	"ERROR_CODE_EGRESS_DENIED", "ERROR_CODE_UNKNOWN_ACTION", "ERROR_CODE_INTERNAL",
+	"ERROR_CODE_MESSAGE_TOO_LARGE",
+}
+
+// String is the code's name in the protocol, or its number when it has
+// none, as the protocol's generated enum prints it.
 func (c Code) String() string {
-	return connectorv1.ErrorCode(c).String()
+	if c >= 0 && int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return strconv.Itoa(int(c))
 }
 
 // Error is a classified failure. Return one from a handler (the helpers
@@ -73,9 +88,10 @@ func Unauthorized(format string, args ...any) *Error {
 	return &Error{Code: CodeUnauthorized, Message: fmt.Sprintf(format, args...)}
 }
 
-// toProto classifies any error for the wire. Errors from the egress guard
-// and from a passed deadline are classified even when a handler wrapped them.
-func toProto(err error) *connectorv1.Error {
+// classify turns any error into an *Error for the wire. Errors from the
+// egress guard and from a passed deadline are classified even when a
+// handler wrapped them.
+func classify(err error) *Error {
 	if err == nil {
 		return nil
 	}
@@ -90,13 +106,5 @@ func toProto(err error) *connectorv1.Error {
 	default:
 		e = &Error{Code: CodeInternal, Message: err.Error()}
 	}
-	pe := &connectorv1.Error{
-		Code:         connectorv1.ErrorCode(e.Code),
-		Message:      e.Message,
-		RetryAfterMs: e.RetryAfter.Milliseconds(),
-	}
-	for _, f := range e.Fields {
-		pe.Fields = append(pe.Fields, &connectorv1.FieldError{Pointer: f.Pointer, Message: f.Message})
-	}
-	return pe
+	return e
 }

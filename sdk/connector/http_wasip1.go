@@ -15,11 +15,8 @@ import (
 	"time"
 	"unsafe"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/relayhq/relay/sdk/egress"
 	"github.com/relayhq/relay/sdk/protocol"
-	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
 
 func newHTTPTransport(*egress.Guard) http.RoundTripper { return hostTransport{} }
@@ -48,61 +45,57 @@ func (hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	ctx := req.Context()
-	hreq := &connectorv1.HttpRequest{Method: req.Method, Url: req.URL.String(), Body: body}
+	hreq := &httpRequest{method: req.Method, url: req.URL.String(), body: body}
 	if deadline, ok := ctx.Deadline(); ok {
 		left := time.Until(deadline)
 		if left <= 0 {
 			return nil, context.DeadlineExceeded
 		}
-		hreq.TimeoutMs = max(left.Milliseconds(), 1)
+		hreq.timeoutMS = max(left.Milliseconds(), 1)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for name, values := range req.Header {
 		for _, v := range values {
-			hreq.Headers = append(hreq.Headers, &connectorv1.Header{Name: name, Value: v})
+			hreq.headers = append(hreq.headers, header{name, v})
 		}
 	}
-	encoded, err := proto.Marshal(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the request: %w", err)
-	}
-	raw, err := hostCall(encoded)
+	raw, err := hostCall(appendHTTPRequest(nil, hreq))
 	if err != nil {
 		return nil, err
 	}
-	resp := &connectorv1.HttpResponse{}
-	if err := proto.Unmarshal(raw, resp); err != nil {
+	resp, err := decodeHTTPResponse(raw)
+	if err != nil {
 		return nil, fmt.Errorf("relay.http_request: the answer does not decode: %w", err)
 	}
-	if e := resp.GetError(); e != nil {
+	if e := resp.err; e != nil {
 		// The host gave up at the deadline that became timeout_ms. The
 		// context's timer has not fired yet: the module ran nothing while
 		// the host worked.
 		if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
-			return nil, fmt.Errorf("%s: %w", e.GetMessage(), context.DeadlineExceeded)
+			return nil, fmt.Errorf("%s: %w", e.Message, context.DeadlineExceeded)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		return nil, hostHTTPError(req, e)
 	}
-	header := http.Header{}
-	for _, h := range resp.GetHeaders() {
-		header.Add(h.GetName(), h.GetValue())
+	hdr := http.Header{}
+	for _, h := range resp.headers {
+		hdr.Add(h.name, h.value)
 	}
-	code := int(resp.GetStatus())
+	code := int(resp.status)
 	out := &http.Response{
 		Status: strconv.Itoa(code) + " " + http.StatusText(code), StatusCode: code,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: header, ContentLength: int64(len(resp.GetBody())),
-		Body:    io.NopCloser(bytes.NewReader(resp.GetBody())),
+		Header: hdr, ContentLength: int64(len(resp.body)),
+		Body:    io.NopCloser(bytes.NewReader(resp.body)),
 		Request: req,
 	}
-	if resp.GetBodyTruncated() {
+	if resp.bodyTruncated {
 		out.ContentLength = -1
-		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(resp.GetBody()), errReader{errBodyTruncated}))
+		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(resp.body), errReader{errBodyTruncated}))
 	}
 	return out, nil
 }
@@ -126,15 +119,15 @@ func hostCall(req []byte) ([]byte, error) {
 
 // hostHTTPError turns the host's classified failure into the error net/http
 // callers and the SDK's own classification expect.
-func hostHTTPError(req *http.Request, e *connectorv1.Error) error {
-	if e.GetCode() == connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED {
-		return deniedError(req.URL.Hostname(), e.GetMessage())
+func hostHTTPError(req *http.Request, e *Error) error {
+	if e.Code == CodeEgressDenied {
+		return deniedError(req.URL.Hostname(), e.Message)
 	}
-	code := Code(e.GetCode())
-	if code == 0 {
-		code = CodeInternal
+	out := &Error{Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter}
+	if out.Code == 0 {
+		out.Code = CodeInternal
 	}
-	return &Error{Code: code, Message: e.GetMessage(), RetryAfter: time.Duration(e.GetRetryAfterMs()) * time.Millisecond}
+	return out
 }
 
 // deniedError rebuilds the host's refusal as the *egress.DeniedError a

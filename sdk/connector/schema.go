@@ -60,7 +60,7 @@ func deriveSchema(t reflect.Type, object bool) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := manifest.CompileSchema(raw); err != nil {
+	if err := checkDerived(raw); err != nil {
 		return nil, fmt.Errorf("%s: the derived schema does not compile: %w", t, err)
 	}
 	return raw, nil

@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,16 +9,17 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/relayhq/relay/sdk/egress"
 	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol"
-	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
 
 // Server answers the connector protocol for one Connector, whatever carries
-// the messages. Make it with NewServer.
+// the messages. Make it with NewServer. Natively its Describe, CheckConfig,
+// Preview and Execute take and return the protocol's messages (GRPC serves
+// them); a WASM module decodes and encodes the same messages itself
+// (wire.go) and calls the methods below them.
 type Server struct {
 	c            *Connector
 	manifest     *manifest.Manifest
@@ -30,8 +30,10 @@ type Server struct {
 }
 
 type boundAction struct {
-	def   *actionDef
-	input *jsonschema.Schema
+	def *actionDef
+	// validate checks an input against the action's input schema; nil
+	// built for wasip1, where the host validates (schemacheck.go).
+	validate func(input []byte) error
 }
 
 // NewServer checks the connector's declaration and builds its manifest. The
@@ -69,13 +71,13 @@ func NewServer(c *Connector, runtime string) (*Server, error) {
 			SideEffect: string(d.spec.SideEffect), RequiresConfirmation: d.spec.RequiresConfirmation,
 			Idempotent: d.spec.Idempotent, TimeoutSeconds: timeout,
 		})
-		compiled, err := manifest.CompileSchema(d.inputSchema)
+		validate, err := inputValidator(d.inputSchema)
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: action %s: input schema: %w", c.Name, d.spec.Name, err)
 		}
-		s.actions[d.spec.Name] = &boundAction{def: d, input: compiled}
+		s.actions[d.spec.Name] = &boundAction{def: d, validate: validate}
 	}
-	if err := m.Validate(); err != nil {
+	if err := checkManifest(m); err != nil {
 		return nil, fmt.Errorf("connector %s: %w", c.Name, err)
 	}
 	if s.manifestJSON, err = json.MarshalIndent(m, "", "  "); err != nil {
@@ -88,55 +90,48 @@ func NewServer(c *Connector, runtime string) (*Server, error) {
 // Manifest returns the connector's manifest as JSON.
 func (s *Server) Manifest() []byte { return s.manifestJSON }
 
-// Describe returns the manifest.
-func (s *Server) Describe(context.Context, *connectorv1.DescribeRequest) (*connectorv1.DescribeResponse, error) {
-	return &connectorv1.DescribeResponse{ManifestJson: s.manifestJSON}, nil
+// actionRequest is an ActionRequest of the protocol, however it arrived.
+type actionRequest struct {
+	action         string
+	input          []byte
+	conn           Connection
+	runID          string
+	idempotencyKey string
+	workspaceID    string
+	inputValidated bool
 }
 
-// CheckConfig runs the connector's CheckConfig, if it has one.
-func (s *Server) CheckConfig(ctx context.Context, req *connectorv1.CheckConfigRequest) (*connectorv1.CheckConfigResponse, error) {
+// checkConfig runs the connector's CheckConfig, if it has one.
+func (s *Server) checkConfig(ctx context.Context, conn Connection) *Error {
 	if s.c.CheckConfig == nil {
-		return &connectorv1.CheckConfigResponse{}, nil
+		return nil
 	}
-	err := s.c.CheckConfig(s.callContext(ctx), connection(req.GetConnection()))
-	return &connectorv1.CheckConfigResponse{Error: toProto(err)}, nil
-}
-
-// Preview runs an action's preview handler.
-func (s *Server) Preview(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.PreviewResponse, error) {
-	out, perr := s.run(ctx, req, true)
-	return &connectorv1.PreviewResponse{PreviewJson: out, Error: perr}, nil
-}
-
-// Execute runs an action's execute handler.
-func (s *Server) Execute(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.ExecuteResponse, error) {
-	out, perr := s.run(ctx, req, false)
-	return &connectorv1.ExecuteResponse{OutputJson: out, Error: perr}, nil
+	return classify(s.c.CheckConfig(s.callContext(ctx), conn))
 }
 
 // run validates the input, calls the handler and encodes its result.
 // Classified failures travel in the response; the gRPC error is reserved
 // for the transport. The schema check is skipped when the host says it
 // has done it (input_validated): a second parse and check of the input is
-// a sizeable part of a small call, in a WASM guest above all. The
-// handler's typed decode still refuses what does not fit.
-func (s *Server) run(ctx context.Context, req *connectorv1.ActionRequest, preview bool) ([]byte, *connectorv1.Error) {
-	a, ok := s.actions[req.GetAction()]
+// a sizeable part of a small call. The handler's typed decode still
+// refuses what does not fit.
+func (s *Server) run(ctx context.Context, req *actionRequest, preview bool) ([]byte, *Error) {
+	a, ok := s.actions[req.action]
 	if !ok {
-		return nil, toProto(&Error{Code: CodeUnknownAction, Message: fmt.Sprintf("connector %s has no action %q", s.c.Name, req.GetAction())})
+		return nil, &Error{Code: CodeUnknownAction, Message: fmt.Sprintf("connector %s has no action %q", s.c.Name, req.action)}
 	}
-	input := req.GetInputJson()
+	input := req.input
 	if len(input) == 0 {
 		input = []byte("{}")
 	}
-	if !req.GetInputValidated() {
-		if err := validate(a.input, input); err != nil {
-			return nil, toProto(err)
+	if !req.inputValidated && a.validate != nil {
+		if err := a.validate(input); err != nil {
+			return nil, classify(err)
 		}
 	}
 	c := &call{
-		input: input, conn: connection(req.GetConnection()), runID: req.GetRunId(),
-		idempotencyKey: req.GetIdempotencyKey(), workspaceID: req.GetWorkspaceId(), egress: s.egress,
+		input: input, conn: req.conn, runID: req.runID,
+		idempotencyKey: req.idempotencyKey, workspaceID: req.workspaceID, egress: s.egress,
 	}
 	handler := a.def.execute
 	if preview {
@@ -144,15 +139,15 @@ func (s *Server) run(ctx context.Context, req *connectorv1.ActionRequest, previe
 	}
 	result, err := handler(s.callContext(ctx), c)
 	if err != nil {
-		return nil, toProto(err)
+		return nil, classify(err)
 	}
 	out, err := json.Marshal(result)
 	if err != nil {
-		return nil, toProto(fmt.Errorf("encoding the result: %w", err))
+		return nil, classify(fmt.Errorf("encoding the result: %w", err))
 	}
 	// Leave room for the envelope: the transport refuses anything over the cap.
 	if limit := protocol.MaxMessageSize - 64<<10; len(out) > limit {
-		return nil, toProto(&Error{Code: CodeTooLarge, Message: fmt.Sprintf("the result is %d bytes, over the %d-byte message limit", len(out), limit)})
+		return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("the result is %d bytes, over the %d-byte message limit", len(out), limit)}
 	}
 	return out, nil
 }
@@ -177,25 +172,6 @@ func timeoutSeconds(d time.Duration) (int, error) {
 		return 0, fmt.Errorf("timeout %v is over 15 minutes, the most a host allows one call", d)
 	}
 	return int((d + time.Second - 1) / time.Second), nil
-}
-
-func validate(schema *jsonschema.Schema, input []byte) error {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(input))
-	if err != nil {
-		return InvalidInput("input is not JSON: %v", err)
-	}
-	if err := schema.Validate(doc); err != nil {
-		e := &Error{Code: CodeInvalidInput, Message: "input does not match the action's schema"}
-		for _, v := range manifest.Violations(err) {
-			e.Fields = append(e.Fields, FieldError{Pointer: v.Pointer, Message: v.Message})
-		}
-		return e
-	}
-	return nil
-}
-
-func connection(c *connectorv1.Connection) Connection {
-	return Connection{Config: c.GetConfigJson(), Secrets: c.GetSecrets()}
 }
 
 type egressKey struct{}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 	"github.com/relayhq/relay/sdk/wasmhost"
 )
@@ -28,6 +30,7 @@ import (
 // guest is testdata/guest built as a WASM module and run by sdk/wasmhost,
 // whose log lines are kept.
 type guest struct {
+	e    *wasmhost.Engine
 	mod  *wasmhost.Module
 	logs *syncBuffer
 }
@@ -75,7 +78,7 @@ func newGuest(t *testing.T) *guest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &guest{mod: mod, logs: logs}
+	return &guest{e: e, mod: mod, logs: logs}
 }
 
 func (g *guest) instance(t *testing.T) *wasmhost.Instance {
@@ -161,22 +164,64 @@ func TestWasmGuestServes(t *testing.T) {
 	}
 }
 
-// input_validated crosses the ABI: the guest skips its schema check when
-// the host has done it (sleep's schema requires "ms", which its Go type
-// does not), and checks the input itself otherwise.
-func TestWasmGuestTrustsAValidatingHost(t *testing.T) {
-	i := newGuest(t).instance(t)
+// A module built with the SDK leaves the input's schema check to its
+// host (docs/wasm-abi.md): sleep's schema requires "ms", which its Go type
+// does not. A host without the manifest passes {} on and sleep runs; given
+// the manifest it answers INVALID_INPUT itself, without entering the guest
+// (a panic action's input that breaks its schema leaves the instance
+// whole), unless the caller says it has validated the input.
+func TestWasmHostValidatesForTheGuest(t *testing.T) {
+	g := newGuest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	i := g.instance(t)
 	for _, validated := range []bool{false, true} {
 		r, err := i.Execute(ctx, &connectorv1.ActionRequest{Action: "sleep", InputJson: []byte(`{}`), InputValidated: validated})
+		if err != nil || r.GetError() != nil {
+			t.Fatalf("no manifest, input_validated %v: %v %v; want the guest to run sleep", validated, err, r.GetError())
+		}
+	}
+
+	desc, err := i.Describe(ctx, &connectorv1.DescribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Parse(desc.GetManifestJson())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := g.e.CompileWith(ctx, guestWasm, wasmhost.ModuleOptions{Manifest: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mod.Close(context.Background()) })
+	vi, err := mod.Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vi.Close(context.Background()) })
+	for _, tc := range []struct {
+		action, input string
+		validated     bool
+		invalid       bool
+	}{
+		{"sleep", `{}`, false, true},
+		{"sleep", `{}`, true, false},
+		{"sleep", `{"ms":1}`, false, false},
+		{"sleep", `not json`, false, true},
+		{"panic", `{"unexpected":1}`, false, true},
+	} {
+		r, err := vi.Execute(ctx, &connectorv1.ActionRequest{Action: tc.action, InputJson: []byte(tc.input), InputValidated: tc.validated})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s %s: %v", tc.action, tc.input, err)
 		}
 		invalid := r.GetError().GetCode() == connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT
-		if invalid == validated || (!invalid && r.GetError() != nil) {
-			t.Errorf("input_validated %v: got %v, want INVALID_INPUT only when false", validated, r.GetError())
+		if invalid != tc.invalid || (!invalid && r.GetError() != nil) {
+			t.Errorf("%s %s (input_validated %v): got %v; want INVALID_INPUT %v", tc.action, tc.input, tc.validated, r.GetError(), tc.invalid)
 		}
+	}
+	if vi.Broken() {
+		t.Error("the panic action ran: the host let an input that breaks its schema through")
 	}
 }
 
@@ -268,5 +313,29 @@ func TestWasmGuestHTTP(t *testing.T) {
 	}
 	if _, perr := fetch(map[string]any{"url": "http://127.0.0.1:1/"}); perr.GetCode() != connectorv1.ErrorCode_ERROR_CODE_RETRYABLE {
 		t.Errorf("a closed port: got %v, want RETRYABLE", perr)
+	}
+}
+
+// A module links neither protobuf's generated code and reflection nor the
+// JSON Schema compiler, nor gRPC: they were a third of a module's code and
+// most of its start (wire.go, schemacheck_wasip1.go).
+func TestWasmBuildLeavesOutTheHeavyPackages(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./testdata/guest")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	for _, heavy := range []string{
+		"google.golang.org/protobuf/proto", "google.golang.org/protobuf/internal/impl",
+		"github.com/relayhq/relay/sdk/protocol/connectorv1", "github.com/santhosh-tekuri/jsonschema/v6", "google.golang.org/grpc",
+	} {
+		if slices.Contains(deps, heavy) {
+			t.Errorf("a module built with the SDK links %s", heavy)
+		}
+	}
+	if !slices.Contains(deps, "github.com/relayhq/relay/sdk/connector") {
+		t.Fatalf("go list printed no SDK among the deps:\n%s", out)
 	}
 }

@@ -78,7 +78,8 @@ func startWasm(t tb, path, nativePath string, env []string) *process {
 		t.Fatalf("%s: %v", path, err)
 	}
 	// Compiled while the probe holds the compiled code, which is reused.
-	mod, err := engine.CompileWith(ctx, wasm, wasmhost.ModuleOptions{Egress: egress.New(m.Egress, allow)})
+	// With the manifest, the host validates inputs, as a Relay host does.
+	mod, err := engine.CompileWith(ctx, wasm, wasmhost.ModuleOptions{Egress: egress.New(m.Egress, allow), Manifest: m})
 	_ = probe.Close(ctx)
 	if err != nil {
 		t.Fatalf("loading %s as a Relay WASM connector: %v", path, err)

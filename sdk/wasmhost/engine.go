@@ -23,6 +23,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol"
 )
 
@@ -208,6 +209,13 @@ type ModuleOptions struct {
 	Egress *egress.Guard
 	// Logger receives the module's log lines, stdout and stderr.
 	Logger hclog.Logger
+	// Manifest, when set, is the connector's manifest: Preview and Execute
+	// then validate an input the caller has not (input_validated false)
+	// against its action's input_schema, answer INVALID_INPUT without
+	// calling the guest when it does not match, and tell the guest it has
+	// been validated when it does. A host passes it: a module may leave
+	// validation to its host (docs/wasm-abi.md), as the Go SDK's does.
+	Manifest *manifest.Manifest
 }
 
 // Compile compiles a module with the engine's egress policy and logger;
@@ -227,6 +235,10 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 	}
 	if mo.Logger == nil {
 		mo.Logger = e.o.Logger
+	}
+	inputs, err := compileInputs(mo.Manifest)
+	if err != nil {
+		return nil, err
 	}
 	sum := sha256.Sum256(wasm)
 	e.mu.Lock()
@@ -259,7 +271,7 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 		e.compiled[sum] = c
 	}
 	c.refs++
-	return newModule(e, c, mo), nil
+	return newModule(e, c, mo, inputs), nil
 }
 
 // release drops a Module's hold on its compiled code.

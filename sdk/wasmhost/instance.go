@@ -8,6 +8,7 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
@@ -44,26 +45,43 @@ var marshal = proto.MarshalOptions{}
 // Describe asks the connector for its manifest.
 func (i *Instance) Describe(ctx context.Context, req *connectorv1.DescribeRequest) (*connectorv1.DescribeResponse, error) {
 	resp := &connectorv1.DescribeResponse{}
-	return resp, i.call(ctx, i.describe, exportDescribe, req, resp)
+	return resp, i.call(ctx, i.describe, exportDescribe, req, resp, false)
 }
 
 // CheckConfig asks the connector whether a connection's config works.
 func (i *Instance) CheckConfig(ctx context.Context, req *connectorv1.CheckConfigRequest) (*connectorv1.CheckConfigResponse, error) {
 	resp := &connectorv1.CheckConfigResponse{}
-	return resp, i.call(ctx, i.checkConfig, exportCheckConfig, req, resp)
+	return resp, i.call(ctx, i.checkConfig, exportCheckConfig, req, resp, false)
 }
 
-// Preview asks the connector what Execute would do.
+// Preview asks the connector what Execute would do. With the module's
+// manifest (ModuleOptions.Manifest), an input the caller has not validated
+// is validated first.
 func (i *Instance) Preview(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.PreviewResponse, error) {
 	resp := &connectorv1.PreviewResponse{}
-	return resp, i.call(ctx, i.preview, exportPreview, req, resp)
+	invalid, validated := i.m.checkInput(req)
+	if invalid != nil {
+		resp.Error = invalid
+		return resp, nil
+	}
+	return resp, i.call(ctx, i.preview, exportPreview, req, resp, validated)
 }
 
-// Execute performs an action.
+// Execute performs an action; its input is validated as Preview's.
 func (i *Instance) Execute(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.ExecuteResponse, error) {
 	resp := &connectorv1.ExecuteResponse{}
-	return resp, i.call(ctx, i.execute, exportExecute, req, resp)
+	invalid, validated := i.m.checkInput(req)
+	if invalid != nil {
+		resp.Error = invalid
+		return resp, nil
+	}
+	return resp, i.call(ctx, i.execute, exportExecute, req, resp, validated)
 }
+
+// inputValidated is an ActionRequest's input_validated field set to true.
+// Appended to an encoded request it sets the field, a later occurrence of
+// a field replacing an earlier one, without copying the caller's message.
+var inputValidated = protowire.AppendVarint(protowire.AppendTag(nil, 7, protowire.VarintType), 1)
 
 // Broken reports whether the instance failed in a way that leaves it
 // unusable: a trap, a timeout, an ABI violation. Never reuse it.
@@ -82,7 +100,8 @@ func (i *Instance) Close(ctx context.Context) error {
 }
 
 // call is one ABI call (docs/wasm-abi.md, "One call, step by step").
-func (i *Instance) call(ctx context.Context, fn api.Function, export string, req, resp proto.Message) error {
+// validated marks the request's input as validated by this host.
+func (i *Instance) call(ctx context.Context, fn api.Function, export string, req, resp proto.Message, validated bool) error {
 	if i.closed {
 		return errorf(KindCrashed, "%s: the instance is closed", export)
 	}
@@ -97,6 +116,9 @@ func (i *Instance) call(ctx context.Context, fn api.Function, export string, req
 	buf, err := marshal.MarshalAppend(i.buf[:0], req)
 	if err != nil {
 		return fmt.Errorf("wasmhost: encoding the request of %s: %w", export, err)
+	}
+	if validated {
+		buf = append(buf, inputValidated...)
 	}
 	i.buf = buf
 	if len(buf) > i.max {

@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/manifest"
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
 
 // Module is a compiled connector module, ready to be instantiated. It is
@@ -24,17 +27,64 @@ type Module struct {
 	log   hclog.Logger
 	guard *egress.Guard
 	http  *http.Client // nil when guard is nil: every request is refused
+	// inputs are the actions' compiled input schemas, from
+	// ModuleOptions.Manifest; nil without one.
+	inputs map[string]*jsonschema.Schema
 
 	mu     sync.Mutex
 	closed bool
 }
 
-func newModule(e *Engine, c *compiled, mo ModuleOptions) *Module {
-	m := &Module{e: e, c: c, log: mo.Logger, guard: mo.Egress}
+func newModule(e *Engine, c *compiled, mo ModuleOptions, inputs map[string]*jsonschema.Schema) *Module {
+	m := &Module{e: e, c: c, log: mo.Logger, guard: mo.Egress, inputs: inputs}
 	if m.guard != nil {
 		m.http = newHTTPClient(m.guard)
 	}
 	return m
+}
+
+// compileInputs compiles the input schemas of a manifest's actions; nil
+// for no manifest.
+func compileInputs(mf *manifest.Manifest) (map[string]*jsonschema.Schema, error) {
+	if mf == nil {
+		return nil, nil
+	}
+	inputs := map[string]*jsonschema.Schema{}
+	for _, a := range mf.Actions {
+		s, err := manifest.CompileSchema(a.InputSchema)
+		if err != nil {
+			return nil, fmt.Errorf("wasmhost: the manifest's action %s: input_schema: %w", a.Name, err)
+		}
+		inputs[a.Name] = s
+	}
+	return inputs, nil
+}
+
+// checkInput validates the input of req against its action's input schema
+// when req does not say it has been and the module knows the schema. It
+// returns the INVALID_INPUT error to answer with, or whether the input has
+// been validated here.
+func (m *Module) checkInput(req *connectorv1.ActionRequest) (invalid *connectorv1.Error, validated bool) {
+	schema := m.inputs[req.GetAction()]
+	if schema == nil || req.GetInputValidated() {
+		return nil, false // an unknown action is the guest's to answer
+	}
+	input := req.GetInputJson()
+	if len(input) == 0 {
+		input = []byte("{}")
+	}
+	violations, err := manifest.ValidateJSON(schema, input)
+	if err != nil {
+		return &connectorv1.Error{Code: connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, Message: "input is not JSON: " + err.Error()}, false
+	}
+	if len(violations) == 0 {
+		return nil, true
+	}
+	e := &connectorv1.Error{Code: connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, Message: "input does not match the action's schema"}
+	for _, v := range violations {
+		e.Fields = append(e.Fields, &connectorv1.FieldError{Pointer: v.Pointer, Message: v.Message})
+	}
+	return e, false
 }
 
 // Instantiate starts a fresh sandbox of the module: its own memory, no
