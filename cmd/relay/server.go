@@ -300,23 +300,26 @@ type runtimes struct {
 
 // warm loads every WASM connector in the background, so that compiling
 // a module (seconds for a large one, the first time; the compilation
-// cache makes later starts fast) is not the wait of its first call. A
-// version that fails to load is logged, and tried again at its first call.
+// cache makes later starts fast) is not the wait of its first call;
+// several load at once (wasmrt.LoadEntries). A version that fails to load
+// is logged, and tried again at its first call.
 func (r *runtimes) warm(cat *catalog.Catalog, log hclog.Logger) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stopWarm = cancel
-	r.warming.Go(func() {
-		for _, e := range cat.List() {
-			if e.WASM == nil || ctx.Err() != nil {
-				continue
-			}
-			start := time.Now()
-			if err := r.wasm.LoadEntry(ctx, e); err != nil {
-				log.Warn("loading a WASM connector failed", "connector", e.Ref.String(), "error", err)
-				continue
-			}
-			log.Info("WASM connector loaded", "connector", e.Ref.String(), "took", time.Since(start).Round(time.Millisecond).String())
+	var entries []*catalog.Entry
+	for _, e := range cat.List() {
+		if e.WASM != nil {
+			entries = append(entries, e)
 		}
+	}
+	r.warming.Go(func() {
+		r.wasm.LoadEntries(ctx, entries, func(e *catalog.Entry, took time.Duration, err error) {
+			if err != nil {
+				log.Warn("loading a WASM connector failed", "connector", e.Ref.String(), "error", err)
+				return
+			}
+			log.Info("WASM connector loaded", "connector", e.Ref.String(), "took", took.Round(time.Millisecond).String())
+		})
 	})
 }
 

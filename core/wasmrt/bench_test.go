@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
 	"github.com/relayhq/relay/core/catalog/catalogtest"
 	"github.com/relayhq/relay/core/wasmrt"
 )
@@ -132,4 +133,39 @@ func benchLoad(b *testing.B, runtime func(wasmrt.Config) (*wasmrt.Runtime, core.
 		}
 		_ = r.Close()
 	}
+}
+
+// BenchmarkGoRestart is a server's restart with plugins/echo and
+// plugins/webhook, built for wasip1, in its catalog and their compiled
+// code in the cache: a new runtime loads both at once, as the server does
+// at start (LoadEntries), each up to its first instance and its
+// description checked against the catalog's manifest. It reports the wall
+// time per module.
+func BenchmarkGoRestart(b *testing.B) {
+	dir := b.TempDir()
+	catalogtest.BuildBoth(b, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
+	catalogtest.BuildBoth(b, dir, "github.com/relayhq/relay/plugins/webhook/cmd/webhook")
+	cat, problems := catalog.Load(dir)
+	if len(problems) > 0 {
+		b.Fatal(problems)
+	}
+	entries := cat.List()
+	cfg := wasmrt.Config{DataDir: b.TempDir()}
+	restart := func() {
+		r, err := wasmrt.New(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.LoadEntries(context.Background(), entries, func(e *catalog.Entry, _ time.Duration, err error) {
+			if err != nil {
+				b.Errorf("%s: %v", e.Ref, err)
+			}
+		})
+		_ = r.Close()
+	}
+	restart() // compiles into the cache
+	for b.Loop() {
+		restart()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*len(entries)), "ms/module")
 }

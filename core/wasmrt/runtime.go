@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -198,6 +199,36 @@ func (r *Runtime) LoadEntry(ctx context.Context, e *catalog.Entry) error {
 		return core.Errorf(core.EConnectorUnavailable, "connector %s has no WASM module", e.Ref)
 	}
 	return r.Load(ctx, e.Ref, e.WASM.Path, e.WASM.SHA256, e.Manifest)
+}
+
+// LoadEntries loads the WASM modules of entries, as LoadEntry does, as
+// many at once as there are cores: a load from the compilation cache
+// (reading the module, wazero's decoding and validation, the first
+// instance) runs on one. done, when not nil, is called after each with how
+// long it took and its error. It returns when all are loaded or failed,
+// or, once ctx ends, when the loads under way are.
+func (r *Runtime) LoadEntries(ctx context.Context, entries []*catalog.Entry, done func(e *catalog.Entry, took time.Duration, err error)) {
+	next := make(chan *catalog.Entry)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(entries)) {
+		wg.Go(func() {
+			for e := range next {
+				start := time.Now()
+				err := r.LoadEntry(ctx, e)
+				if done != nil {
+					done(e, time.Since(start), err)
+				}
+			}
+		})
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- e
+	}
+	close(next)
+	wg.Wait()
 }
 
 // load fills v and closes v.ready.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -363,4 +364,43 @@ func TestLoadEntry(t *testing.T) {
 	if out, err := r.Execute(context.Background(), watecho, call("echo", `{"x":1}`)); err != nil || string(out) != `{"x":1}` {
 		t.Fatalf("Execute = %s, %v", out, err)
 	}
+}
+
+// LoadEntries loads several entries at once and reports each; one that
+// fails does not stop the others.
+func TestLoadEntries(t *testing.T) {
+	root := t.TempDir()
+	connectorDir(t, root, echoManifest(t), guest(t, "echo"))
+	connectorDir(t, root, misbehaveManifest, guest(t, "misbehave"))
+	cat, problems := catalog.Load(root)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	// Changed after the catalog read its digest: refused at load.
+	if err := os.WriteFile(filepath.Join(root, "misbehave", "0.0.1", catalog.WASMFile), guest(t, "echo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := wasmrt.New(context.Background(), wasmrt.Config{}) // no Lookup: only what is loaded
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var mu sync.Mutex
+	results := map[string]error{}
+	r.LoadEntries(context.Background(), cat.List(), func(e *catalog.Entry, took time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		results[e.Ref.Name] = err
+		if took <= 0 {
+			t.Errorf("%s took %v", e.Ref, took)
+		}
+	})
+	if len(results) != 2 || results["watecho"] != nil || !strings.Contains(fmt.Sprint(results["misbehave"]), "checksum") {
+		t.Fatalf("results: %v; want watecho loaded and misbehave refused for its checksum", results)
+	}
+	if out, err := r.Execute(context.Background(), watecho, call("echo", `{"x":1}`)); err != nil || string(out) != `{"x":1}` {
+		t.Fatalf("Execute = %s, %v", out, err)
+	}
+	_, err = r.Execute(context.Background(), misbehave, call("echo", `{}`))
+	wantCode(t, err, core.ENotFound)
 }

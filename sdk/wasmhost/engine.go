@@ -94,8 +94,13 @@ type Engine struct {
 // closing it drops that copy, so it is closed with its last Module.
 type compiled struct {
 	sum  [sha256.Size]byte
-	cm   wazero.CompiledModule
-	refs int
+	refs int // under Engine.mu
+
+	// ready is closed when the fields below are set: the compiled code, or
+	// the compile's error.
+	ready chan struct{}
+	cm    wazero.CompiledModule
+	err   error
 	// initialize says whether the module exports _initialize.
 	initialize bool
 }
@@ -242,36 +247,66 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 	}
 	sum := sha256.Sum256(wasm)
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return nil, errors.New("wasmhost: the engine is closed")
 	}
+	// The first to ask for these bytes compiles them, without holding the
+	// lock: other modules compile at the same time. Who asks meanwhile
+	// waits for that compile.
 	c := e.compiled[sum]
-	if c == nil {
-		metered, err := meter(wasm)
-		if err != nil {
-			return nil, fmt.Errorf("wasmhost: the module cannot be metered: %w", err)
-		}
-		// A cold compile of a Go-built module takes seconds: use every core.
-		cm, err := e.rt.CompileModule(experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0)), metered)
-		if err != nil {
-			if msg := err.Error(); strings.Contains(msg, "section memory") && strings.Contains(msg, "over limit") {
-				// wazero checks the declared minimum against the runtime's limit.
-				return nil, fmt.Errorf("wasmhost: the module's memory's declared minimum is over the host's ceiling of %d pages (%s): %w",
-					e.o.MemoryLimitPages, formatSize(int(e.o.MemoryLimitPages)*pageSize), err)
-			}
-			return nil, fmt.Errorf("wasmhost: the module does not compile: %w", err)
-		}
-		initialize, err := e.checkABI(cm)
-		if err != nil {
-			_ = cm.Close(ctx)
-			return nil, fmt.Errorf("wasmhost: the module does not follow the Relay WASM ABI v1: %w", err)
-		}
-		c = &compiled{sum: sum, cm: cm, initialize: initialize}
+	first := c == nil
+	if first {
+		c = &compiled{sum: sum, ready: make(chan struct{})}
 		e.compiled[sum] = c
 	}
 	c.refs++
+	e.mu.Unlock()
+	if first {
+		c.cm, c.initialize, c.err = e.compile(ctx, sum, wasm)
+		if c.err != nil {
+			e.mu.Lock()
+			delete(e.compiled, sum)
+			e.mu.Unlock()
+		}
+		close(c.ready)
+	} else {
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			_ = e.release(ctx, c)
+			return nil, ctxError(ctx, "compiling the module")
+		}
+	}
+	if c.err != nil {
+		_ = e.release(ctx, c)
+		return nil, c.err
+	}
 	return newModule(e, c, mo, inputs), nil
+}
+
+// compile meters and compiles a module and checks it against the ABI.
+func (e *Engine) compile(ctx context.Context, sum [sha256.Size]byte, wasm []byte) (wazero.CompiledModule, bool, error) {
+	metered, err := e.metered(sum, wasm)
+	if err != nil {
+		return nil, false, fmt.Errorf("wasmhost: the module cannot be metered: %w", err)
+	}
+	// A cold compile of a Go-built module takes seconds: use every core.
+	cm, err := e.rt.CompileModule(experimental.WithCompilationWorkers(ctx, runtime.GOMAXPROCS(0)), metered)
+	if err != nil {
+		if msg := err.Error(); strings.Contains(msg, "section memory") && strings.Contains(msg, "over limit") {
+			// wazero checks the declared minimum against the runtime's limit.
+			return nil, false, fmt.Errorf("wasmhost: the module's memory's declared minimum is over the host's ceiling of %d pages (%s): %w",
+				e.o.MemoryLimitPages, formatSize(int(e.o.MemoryLimitPages)*pageSize), err)
+		}
+		return nil, false, fmt.Errorf("wasmhost: the module does not compile: %w", err)
+	}
+	initialize, err := e.checkABI(cm)
+	if err != nil {
+		_ = cm.Close(ctx)
+		return nil, false, fmt.Errorf("wasmhost: the module does not follow the Relay WASM ABI v1: %w", err)
+	}
+	return cm, initialize, nil
 }
 
 // release drops a Module's hold on its compiled code.
@@ -283,7 +318,7 @@ func (e *Engine) release(ctx context.Context, c *compiled) error {
 		return nil
 	}
 	delete(e.compiled, c.sum)
-	if e.closed {
+	if e.closed || c.cm == nil {
 		return nil
 	}
 	return c.cm.Close(ctx)

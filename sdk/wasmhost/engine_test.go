@@ -1,11 +1,15 @@
 package wasmhost_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/relayhq/relay/sdk/wasmhost"
@@ -135,6 +139,123 @@ func TestCompilationCache(t *testing.T) {
 	newEngine(t, wasmhost.Options{CompilationCacheDir: loose})
 	if st, err := os.Stat(loose); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("a 0755 cache folder was left %v (%v); want 0700", st.Mode().Perm(), err)
+	}
+}
+
+// The metered form of a module is kept next to the compiled code, read
+// back by the next engine, and metered again when the file is damaged.
+func TestMeteredCache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	echo := guest(t, "echo")
+	v2 := buildWAT(t, module("VERSION", "2"))
+	kept := func(wasm []byte) string {
+		t.Helper()
+		sum := sha256.Sum256(wasm)
+		paths, _ := filepath.Glob(filepath.Join(dir, "relay-metered-v*", hex.EncodeToString(sum[:])+".wasm"))
+		if len(paths) != 1 {
+			t.Fatalf("%d metered files for the module; want 1", len(paths))
+		}
+		return paths[0]
+	}
+	run := func(want string) {
+		t.Helper()
+		e := newEngine(t, wasmhost.Options{CompilationCacheDir: dir})
+		defer e.Close(ctx)
+		m, err := e.Compile(ctx, echo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i, err := m.Instantiate(ctx)
+		if want != "" {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("instantiating: %v; want %q", err, want)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := i.Execute(ctx, action("echo", `{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("")
+	path := kept(echo)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Whatever the file holds, if whole, is what is compiled: here the
+	// metered form of another module, which speaks ABI version 2.
+	e := newEngine(t, wasmhost.Options{CompilationCacheDir: dir})
+	compile(t, e, v2)
+	other, err := os.ReadFile(kept(v2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("version 2")
+
+	// Damaged or cut short: metered again, and the file rewritten.
+	for _, damaged := range [][]byte{
+		append(append([]byte{}, good[:len(good)/2]...), append([]byte{good[len(good)/2] ^ 1}, good[len(good)/2+1:]...)...),
+		good[:3],
+		nil,
+	} {
+		if err := os.WriteFile(path, damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run("")
+		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, good) {
+			t.Fatalf("the damaged file was not rewritten (%d bytes, %v)", len(got), err)
+		}
+	}
+}
+
+// Modules compile at the same time, the same bytes once: every caller
+// gets a module, or the compile's error, and a failed compile is tried
+// again by the next caller.
+func TestCompileConcurrently(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, wasmhost.Options{})
+	good := [][]byte{guest(t, "echo"), guest(t, "misbehave"), buildWAT(t, module())}
+	bad := buildWAT(t, module("(export \"relay_execute\")", ""))
+	var wg sync.WaitGroup
+	mods := make(chan *wasmhost.Module, 8*len(good))
+	for range 8 {
+		for _, wasm := range good {
+			wg.Go(func() {
+				m, err := e.Compile(ctx, wasm)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mods <- m
+			})
+		}
+		wg.Go(func() {
+			if _, err := e.Compile(ctx, bad); err == nil || !strings.Contains(err.Error(), "relay_execute") {
+				t.Errorf("a module without relay_execute: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	close(mods)
+	for m := range mods {
+		if err := m.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Compile(ctx, bad); err == nil {
+		t.Error("the bad module compiled the second time")
+	}
+	i := instantiate(t, compile(t, e, good[0]))
+	if _, err := i.Execute(ctx, action("echo", `{}`)); err != nil {
+		t.Fatal(err)
 	}
 }
 
