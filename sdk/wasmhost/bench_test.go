@@ -2,6 +2,9 @@ package wasmhost_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -149,5 +152,37 @@ func BenchmarkInstanceMemory(b *testing.B) {
 		for _, i := range instances {
 			_ = i.Close(ctx)
 		}
+	}
+}
+
+// BenchmarkGoInstantiate starts a fresh instance of a Go-built guest (the
+// SDK's test connector, sdk/connector/testdata/guest) and closes it: the Go
+// runtime's start, the packages' initialization and the connector's
+// NewServer, which a pool pays for each instance it adds.
+func BenchmarkGoInstantiate(b *testing.B) {
+	out := filepath.Join(b.TempDir(), "guest.wasm")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", out, "../connector/testdata/guest")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("building the guest: %v\n%s", err, msg)
+	}
+	wasm, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The cache the SDK's tests share: a cold compile takes seconds.
+	e := newEngine(b, wasmhost.Options{CompilationCacheDir: filepath.Join(cache, "relay", "connectortest-wasm")})
+	m := compile(b, e, wasm)
+	ctx := context.Background()
+	for b.Loop() {
+		i, err := m.Instantiate(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = i.Close(ctx)
 	}
 }
