@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 
@@ -74,8 +75,9 @@ func jsonName(f reflect.StructField) string {
 	return name
 }
 
-// decodeInput decodes a validated input into v. Fields the schema did not
-// mention are refused, so a misspelt field is an error, not a silent no-op.
+// decodeInput decodes an input into v. Fields the Go type does not have are
+// refused, so a misspelt field is an error, not a silent no-op, and so is
+// anything after the JSON value.
 func decodeInput(raw json.RawMessage, v any) error {
 	if len(raw) == 0 {
 		raw = json.RawMessage("{}")
@@ -91,6 +93,11 @@ func decodeInput(raw json.RawMessage, v any) error {
 				Fields: []FieldError{{Pointer: "/" + strings.ReplaceAll(typeErr.Field, ".", "/"), Message: "expected " + typeErr.Type.String()}}}
 		}
 		return InvalidInput("input: %v", err)
+	}
+	// One JSON value, as a schema check would insist: a second one, or
+	// anything else after the first, is refused.
+	if _, err := dec.Token(); err != io.EOF {
+		return InvalidInput("input: more after the JSON value (at byte %d)", dec.InputOffset())
 	}
 	return nil
 }

@@ -371,6 +371,9 @@ func TestInputValidatedByTheHost(t *testing.T) {
 		{"wrong type, validated by the host", `{"to":"a@example.com","subject":"s"}`, true, true, []string{"/to"}},
 		{"unknown field, validated by the host", `{"to":[],"subject":"s","bcc":["x"]}`, true, true, nil},
 		{"not JSON, validated by the host", `{"to":`, true, true, nil},
+		{"two values, validated by the host", `{"to":["a@example.com"]} {"to":["b@example.com"]}`, true, true, nil},
+		{"trailing data, validated by the host", `{"to":["a@example.com"]} x`, true, true, nil},
+		{"trailing space, validated by the host", "{\"to\":[\"a@example.com\"]}\n ", true, false, nil},
 	} {
 		for _, execute := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/execute=%v", tc.name, execute), func(t *testing.T) {
