@@ -204,15 +204,19 @@ func (r *Runtime) LoadEntry(ctx context.Context, e *catalog.Entry) error {
 // LoadEntries loads the WASM modules of entries, as LoadEntry does, as
 // many at once as there are cores: a load from the compilation cache
 // (reading the module, wazero's decoding and validation, the first
-// instance) runs on one. done, when not nil, is called after each with how
-// long it took and its error. It returns when all are loaded or failed,
-// or, once ctx ends, when the loads under way are.
+// instance) runs on one. A version already loaded or loading (by a first
+// call) is left as it is. done, when not nil, is called after each load
+// with how long it took and its error. It returns when all are loaded or
+// failed, or, once ctx ends, when the loads under way are.
 func (r *Runtime) LoadEntries(ctx context.Context, entries []*catalog.Entry, done func(e *catalog.Entry, took time.Duration, err error)) {
 	next := make(chan *catalog.Entry)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(entries)) {
 		wg.Go(func() {
 			for e := range next {
+				if ctx.Err() != nil || r.known(e.Ref) {
+					continue
+				}
 				start := time.Now()
 				err := r.LoadEntry(ctx, e)
 				if done != nil {
@@ -221,14 +225,24 @@ func (r *Runtime) LoadEntries(ctx context.Context, entries []*catalog.Entry, don
 			}
 		})
 	}
+send:
 	for _, e := range entries {
-		if ctx.Err() != nil {
-			break
+		select {
+		case next <- e:
+		case <-ctx.Done():
+			break send
 		}
-		next <- e
 	}
 	close(next)
 	wg.Wait()
+}
+
+// known reports whether a version of ref is loaded or loading.
+func (r *Runtime) known(ref core.ConnectorRef) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.versions[key(ref)]
+	return ok
 }
 
 // load fills v and closes v.ready.

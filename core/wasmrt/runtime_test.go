@@ -403,4 +403,15 @@ func TestLoadEntries(t *testing.T) {
 	}
 	_, err = r.Execute(context.Background(), misbehave, call("echo", `{}`))
 	wantCode(t, err, core.ENotFound)
+
+	// Again: what is loaded stays as it is, what failed is tried again.
+	var again []string
+	r.LoadEntries(context.Background(), cat.List(), func(e *catalog.Entry, _ time.Duration, _ error) {
+		mu.Lock()
+		defer mu.Unlock()
+		again = append(again, e.Ref.Name)
+	})
+	if len(again) != 1 || again[0] != "misbehave" {
+		t.Errorf("the second LoadEntries loaded %v; want misbehave alone", again)
+	}
 }

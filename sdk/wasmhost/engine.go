@@ -87,6 +87,8 @@ type Engine struct {
 	mu       sync.Mutex
 	compiled map[[sha256.Size]byte]*compiled
 	closed   bool
+	// compiling counts the compiles under way, which Close waits for.
+	compiling sync.WaitGroup
 }
 
 // compiled is one compiled module, shared by every Module compiled from
@@ -101,6 +103,9 @@ type compiled struct {
 	ready chan struct{}
 	cm    wazero.CompiledModule
 	err   error
+	// stopped says the compile failed because its caller's context ended:
+	// another caller whose context has not tries again.
+	stopped bool
 	// initialize says whether the module exports _initialize.
 	initialize bool
 }
@@ -196,6 +201,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
+	// wazero's Close must not race a compile (it drops the maps a compile
+	// writes to); compiles see closed when they end.
+	e.compiling.Wait()
 	err := e.rt.Close(ctx)
 	if e.cache != nil {
 		err = errors.Join(err, e.cache.Close(ctx))
@@ -214,12 +222,13 @@ type ModuleOptions struct {
 	Egress *egress.Guard
 	// Logger receives the module's log lines, stdout and stderr.
 	Logger hclog.Logger
-	// Manifest, when set, is the connector's manifest: Preview and Execute
-	// then validate an input the caller has not (input_validated false)
-	// against its action's input_schema, answer INVALID_INPUT without
-	// calling the guest when it does not match, and tell the guest it has
-	// been validated when it does. A host passes it: a module may leave
+	// Manifest is the connector's manifest, usually the installed one.
+	// Preview and Execute validate an input the caller has not
+	// (input_validated false) against its action's input_schema, answer
+	// INVALID_INPUT without calling the guest when it does not match, and
+	// tell the guest it has been validated when it does: a module may leave
 	// validation to its host (docs/wasm-abi.md), as the Go SDK's does.
+	// Without it, the schemas are those the module describes.
 	Manifest *manifest.Manifest
 }
 
@@ -246,30 +255,43 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 		return nil, err
 	}
 	sum := sha256.Sum256(wasm)
+	for {
+		c, err := e.compiled1(ctx, sum, wasm)
+		if err == errRetry {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return newModule(e, c, mo, inputs), nil
+	}
+}
+
+// errRetry says that the compile this caller waited for was stopped by
+// its own caller's context, not this one's: it compiles again.
+var errRetry = errors.New("wasmhost: compile again")
+
+// compiled1 returns the compiled module for sum, holding a reference. The
+// first to ask for these bytes compiles them, without holding the lock:
+// other modules compile at the same time. Who asks meanwhile waits for
+// that compile.
+func (e *Engine) compiled1(ctx context.Context, sum [sha256.Size]byte, wasm []byte) (*compiled, error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return nil, errors.New("wasmhost: the engine is closed")
+		return nil, errEngineClosed
 	}
-	// The first to ask for these bytes compiles them, without holding the
-	// lock: other modules compile at the same time. Who asks meanwhile
-	// waits for that compile.
 	c := e.compiled[sum]
 	first := c == nil
 	if first {
 		c = &compiled{sum: sum, ready: make(chan struct{})}
 		e.compiled[sum] = c
+		e.compiling.Add(1) // Close waits for it
 	}
 	c.refs++
 	e.mu.Unlock()
 	if first {
-		c.cm, c.initialize, c.err = e.compile(ctx, sum, wasm)
-		if c.err != nil {
-			e.mu.Lock()
-			delete(e.compiled, sum)
-			e.mu.Unlock()
-		}
-		close(c.ready)
+		e.compileInto(ctx, c, wasm)
 	} else {
 		select {
 		case <-c.ready:
@@ -280,9 +302,40 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 	}
 	if c.err != nil {
 		_ = e.release(ctx, c)
+		if c.stopped && ctx.Err() == nil {
+			return nil, errRetry
+		}
 		return nil, c.err
 	}
-	return newModule(e, c, mo, inputs), nil
+	return c, nil
+}
+
+var errEngineClosed = errors.New("wasmhost: the engine is closed")
+
+// compileInto compiles c and makes it ready, whatever happens: a panic
+// while metering or compiling untrusted bytes is the module's failure, not
+// the host's, and the waiters must not wait forever.
+func (e *Engine) compileInto(ctx context.Context, c *compiled, wasm []byte) {
+	defer e.compiling.Done()
+	defer close(c.ready)
+	defer func() {
+		if r := recover(); r != nil {
+			c.cm, c.err = nil, fmt.Errorf("wasmhost: the module broke the host's compiler: %v", r)
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if c.err == nil && e.closed {
+			// Closed meanwhile: the runtime's Close closes the code.
+			c.cm, c.err = nil, errEngineClosed
+		}
+		if c.err != nil {
+			c.stopped = ctx.Err() != nil
+			if e.compiled[c.sum] == c {
+				delete(e.compiled, c.sum)
+			}
+		}
+	}()
+	c.cm, c.initialize, c.err = e.compile(ctx, c.sum, wasm)
 }
 
 // compile meters and compiles a module and checks it against the ABI.

@@ -275,3 +275,33 @@ func TestStartSectionCallsHost(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Closing the engine while modules compile waits for them: each compile
+// ends with a module or an error, never a crash.
+func TestCloseWhileCompiling(t *testing.T) {
+	ctx := context.Background()
+	wasm := guest(t, "misbehave")
+	for range 20 {
+		e, err := wasmhost.NewEngine(ctx, wasmhost.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if m, err := e.Compile(ctx, wasm); err == nil {
+					_ = m.Close(ctx)
+				} else if !strings.Contains(err.Error(), "closed") {
+					t.Errorf("compiling while the engine closes: %v", err)
+				}
+			})
+		}
+		if err := e.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if _, err := e.Compile(ctx, wasm); err == nil {
+			t.Fatal("a closed engine compiled")
+		}
+	}
+}

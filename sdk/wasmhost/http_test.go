@@ -22,14 +22,15 @@ import (
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // httpCall has the misbehave guest make req with relay.http_request and
-// returns the HttpResponse it got.
+// returns the HttpResponse it got. The http action's input is the encoded
+// HttpRequest, not JSON: marked validated, the host passes it on.
 func httpCall(t *testing.T, ctx context.Context, i *wasmhost.Instance, req *connectorv1.HttpRequest) *connectorv1.HttpResponse {
 	t.Helper()
 	raw, err := proto.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := i.Execute(ctx, &connectorv1.ActionRequest{Action: "http", InputJson: raw})
+	ex, err := i.Execute(ctx, &connectorv1.ActionRequest{Action: "http", InputJson: raw, InputValidated: true})
 	if err != nil {
 		t.Fatalf("Execute: %v", err)
 	}
@@ -146,7 +147,7 @@ func TestHTTPRequest(t *testing.T) {
 		defer cancel()
 		raw, _ := proto.Marshal(&connectorv1.HttpRequest{Url: base + "/hang"})
 		start := time.Now()
-		_, err := i.Execute(cctx, &connectorv1.ActionRequest{Action: "http", InputJson: raw})
+		_, err := i.Execute(cctx, &connectorv1.ActionRequest{Action: "http", InputJson: raw, InputValidated: true})
 		if elapsed := time.Since(start); elapsed > 300*time.Millisecond {
 			t.Errorf("the call returned after %v", elapsed)
 		}
@@ -190,7 +191,7 @@ func TestHTTPRequest(t *testing.T) {
 		})
 	}
 	t.Run("bytes that do not decode", func(t *testing.T) {
-		ex, err := allowed.Execute(ctx, &connectorv1.ActionRequest{Action: "http", InputJson: []byte{0x0f, 0x0f}})
+		ex, err := allowed.Execute(ctx, &connectorv1.ActionRequest{Action: "http", InputJson: []byte{0x0f, 0x0f}, InputValidated: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -54,15 +54,16 @@ func (i *Instance) CheckConfig(ctx context.Context, req *connectorv1.CheckConfig
 	return resp, i.call(ctx, i.checkConfig, exportCheckConfig, req, resp, false)
 }
 
-// Preview asks the connector what Execute would do. With the module's
-// manifest (ModuleOptions.Manifest), an input the caller has not validated
-// is validated first.
+// Preview asks the connector what Execute would do. An input the caller
+// has not validated (input_validated false) is validated first, against
+// ModuleOptions.Manifest or the module's own description, and an invalid
+// one answered with INVALID_INPUT without calling the guest.
 func (i *Instance) Preview(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.PreviewResponse, error) {
 	resp := &connectorv1.PreviewResponse{}
-	invalid, validated := i.m.checkInput(req)
-	if invalid != nil {
+	invalid, validated, err := i.checkInput(ctx, req)
+	if err != nil || invalid != nil {
 		resp.Error = invalid
-		return resp, nil
+		return resp, err
 	}
 	return resp, i.call(ctx, i.preview, exportPreview, req, resp, validated)
 }
@@ -70,10 +71,10 @@ func (i *Instance) Preview(ctx context.Context, req *connectorv1.ActionRequest) 
 // Execute performs an action; its input is validated as Preview's.
 func (i *Instance) Execute(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.ExecuteResponse, error) {
 	resp := &connectorv1.ExecuteResponse{}
-	invalid, validated := i.m.checkInput(req)
-	if invalid != nil {
+	invalid, validated, err := i.checkInput(ctx, req)
+	if err != nil || invalid != nil {
 		resp.Error = invalid
-		return resp, nil
+		return resp, err
 	}
 	return resp, i.call(ctx, i.execute, exportExecute, req, resp, validated)
 }

@@ -286,3 +286,34 @@ func TestPoolWaitsAndDropsBroken(t *testing.T) {
 		t.Fatalf("Idle = %d; want 1", p.Idle())
 	}
 }
+
+// Without ModuleOptions.Manifest, the host validates inputs against the
+// schemas the module describes, before the guest sees them: misbehave's
+// echo would echo an array, which its schema refuses. A module that cannot
+// describe itself fails unvalidated calls, and serves validated ones.
+func TestHostValidatesWithoutAManifest(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, wasmhost.Options{})
+	i := instantiate(t, compile(t, e, guest(t, "misbehave")))
+	ex, err := i.Execute(ctx, action("echo", `[1]`))
+	if err != nil || ex.GetError().GetCode() != connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT {
+		t.Fatalf("Execute of an array = %v, %v; want INVALID_INPUT from the host", ex, err)
+	}
+	validated := action("echo", `[1]`)
+	validated.InputValidated = true
+	if ex, err := i.Execute(ctx, validated); err != nil || string(ex.GetOutputJson()) != `[1]` {
+		t.Fatalf("Execute marked validated = %v, %v; want the guest's echo", ex, err)
+	}
+
+	mute := instantiate(t, compile(t, e, buildWAT(t, module())))
+	_, err = mute.Execute(ctx, action("echo", `{}`))
+	wantError(t, err, wasmhost.KindCrashed, "description")
+	if mute.Broken() {
+		t.Error("a failed description broke the instance")
+	}
+	mark := action("echo", `{}`)
+	mark.InputValidated = true
+	if _, err := mute.Execute(ctx, mark); err != nil {
+		t.Fatalf("a validated call: %v", err)
+	}
+}

@@ -28,8 +28,10 @@ type Module struct {
 	guard *egress.Guard
 	http  *http.Client // nil when guard is nil: every request is refused
 	// inputs are the actions' compiled input schemas, from
-	// ModuleOptions.Manifest; nil without one.
-	inputs map[string]*jsonschema.Schema
+	// ModuleOptions.Manifest, or else from the module's own description,
+	// asked for at its first call with an input to validate.
+	inputsMu sync.Mutex
+	inputs   map[string]*jsonschema.Schema
 
 	mu     sync.Mutex
 	closed bool
@@ -61,13 +63,20 @@ func compileInputs(mf *manifest.Manifest) (map[string]*jsonschema.Schema, error)
 }
 
 // checkInput validates the input of req against its action's input schema
-// when req does not say it has been and the module knows the schema. It
-// returns the INVALID_INPUT error to answer with, or whether the input has
-// been validated here.
-func (m *Module) checkInput(req *connectorv1.ActionRequest) (invalid *connectorv1.Error, validated bool) {
-	schema := m.inputs[req.GetAction()]
-	if schema == nil || req.GetInputValidated() {
-		return nil, false // an unknown action is the guest's to answer
+// when req does not say it has been validated. It returns the
+// INVALID_INPUT error to answer with, or whether the input has been
+// validated here; err when the schemas cannot be had (see inputSchemas).
+func (i *Instance) checkInput(ctx context.Context, req *connectorv1.ActionRequest) (invalid *connectorv1.Error, validated bool, err error) {
+	if req.GetInputValidated() {
+		return nil, false, nil
+	}
+	inputs, err := i.m.inputSchemas(ctx, i)
+	if err != nil {
+		return nil, false, err
+	}
+	schema := inputs[req.GetAction()]
+	if schema == nil {
+		return nil, false, nil // an unknown action is the guest's to answer
 	}
 	input := req.GetInputJson()
 	if len(input) == 0 {
@@ -75,16 +84,41 @@ func (m *Module) checkInput(req *connectorv1.ActionRequest) (invalid *connectorv
 	}
 	violations, err := manifest.ValidateJSON(schema, input)
 	if err != nil {
-		return &connectorv1.Error{Code: connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, Message: "input is not JSON: " + err.Error()}, false
+		return &connectorv1.Error{Code: connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, Message: "input is not JSON: " + err.Error()}, false, nil
 	}
 	if len(violations) == 0 {
-		return nil, true
+		return nil, true, nil
 	}
 	e := &connectorv1.Error{Code: connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, Message: "input does not match the action's schema"}
 	for _, v := range violations {
 		e.Fields = append(e.Fields, &connectorv1.FieldError{Pointer: v.Pointer, Message: v.Message})
 	}
-	return e, false
+	return e, false, nil
+}
+
+// inputSchemas returns the module's input schemas: ModuleOptions.Manifest's,
+// or, without one, those of the manifest the module describes, asked of
+// instance i once. So whoever runs a module through this package, an
+// input reaches the guest validated (docs/wasm-abi.md); a module that
+// cannot describe itself with a valid manifest fails the call as crashed.
+func (m *Module) inputSchemas(ctx context.Context, i *Instance) (map[string]*jsonschema.Schema, error) {
+	m.inputsMu.Lock()
+	defer m.inputsMu.Unlock()
+	if m.inputs != nil {
+		return m.inputs, nil
+	}
+	resp, err := i.Describe(ctx, &connectorv1.DescribeRequest{})
+	if err != nil {
+		return nil, err
+	}
+	mf, err := manifest.Parse(resp.GetManifestJson())
+	if err != nil {
+		return nil, errorf(KindCrashed, "the module's description, whose schemas validate its inputs: %v", err)
+	}
+	if m.inputs, err = compileInputs(mf); err != nil {
+		return nil, errorf(KindCrashed, "%v", err)
+	}
+	return m.inputs, nil
 }
 
 // Instantiate starts a fresh sandbox of the module: its own memory, no

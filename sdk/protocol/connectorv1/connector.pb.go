@@ -353,9 +353,12 @@ type ActionRequest struct {
 	// is calling (the manifest the version was installed with, which the
 	// host has checked is what this connector's Describe returns), so the
 	// connector may skip its own schema check; it still refuses input it
-	// cannot decode. False promises nothing, and the connector validates
-	// the input itself: hosts older than this field, the conformance kit and
-	// calls that skip the host's check (`relay connectors call`) send false.
+	// cannot decode. False promises nothing, and a native connector
+	// validates the input itself: hosts older than this field, the
+	// conformance kit and calls that skip the host's check (`relay connectors
+	// call`) send false. A WASM host validates every input it has not been
+	// told is valid before the guest sees it, and sends true
+	// (docs/wasm-abi.md).
 	InputValidated bool `protobuf:"varint,7,opt,name=input_validated,json=inputValidated,proto3" json:"input_validated,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
