@@ -101,7 +101,11 @@ func BenchmarkCompile(b *testing.B) {
 
 // BenchmarkInstantiate makes a fresh sandbox of the echo guest and closes it.
 func BenchmarkInstantiate(b *testing.B) {
-	m := compile(b, newEngine(b, wasmhost.Options{}), guest(b, "echo"))
+	benchInstantiate(b, compile(b, newEngine(b, wasmhost.Options{}), guest(b, "echo")))
+}
+
+// benchInstantiate starts and closes instances of m.
+func benchInstantiate(b *testing.B, m *wasmhost.Module) {
 	ctx := context.Background()
 	for b.Loop() {
 		i, err := m.Instantiate(ctx)
@@ -178,13 +182,5 @@ func BenchmarkGoInstantiate(b *testing.B) {
 	}
 	// The cache the SDK's tests share: a cold compile takes seconds.
 	e := newEngine(b, wasmhost.Options{CompilationCacheDir: filepath.Join(cache, "relay", "connectortest-wasm")})
-	m := compile(b, e, wasm)
-	ctx := context.Background()
-	for b.Loop() {
-		i, err := m.Instantiate(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_ = i.Close(ctx)
-	}
+	benchInstantiate(b, compile(b, e, wasm))
 }
