@@ -33,7 +33,7 @@ func New() *connector.Connector {
 				Idempotent:   true,
 				InputSchema:  objectSchema,
 				OutputSchema: objectSchema,
-			}, nil, func(_ context.Context, req connector.Request[map[string]any]) (map[string]any, error) {
+			}, nil, func(_ context.Context, req connector.Request[json.RawMessage]) (json.RawMessage, error) {
 				return req.Input, nil
 			}),
 		},

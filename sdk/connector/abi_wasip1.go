@@ -82,17 +82,14 @@ func relayFree(ptr, size uint32) {
 
 //go:wasmexport relay_describe
 func relayDescribe(ptr, size uint32) uint64 {
-	take("relay_describe", "DescribeRequest", ptr, size, decodeEmpty)
+	mustDecode("relay_describe", "DescribeRequest", decodeEmpty(take("relay_describe", ptr, size)))
 	return answer(appendBytesField(nil, 1, server().manifestJSON))
 }
 
 //go:wasmexport relay_check_config
 func relayCheckConfig(ptr, size uint32) uint64 {
-	var conn Connection
-	take("relay_check_config", "CheckConfigRequest", ptr, size, func(b []byte) (err error) {
-		conn, err = decodeCheckConfigRequest(b)
-		return err
-	})
+	conn, err := decodeCheckConfigRequest(take("relay_check_config", ptr, size))
+	mustDecode("relay_check_config", "CheckConfigRequest", err)
 	return answer(appendErrorField(nil, 1, server().checkConfig(context.Background(), conn)))
 }
 
@@ -107,31 +104,35 @@ func relayExecute(ptr, size uint32) uint64 {
 }
 
 func runAction(export string, ptr, size uint32, preview bool) uint64 {
-	req := &actionRequest{}
-	take(export, "ActionRequest", ptr, size, func(b []byte) (err error) {
-		req, err = decodeActionRequest(b)
-		return err
-	})
-	out, e := server().run(context.Background(), req, preview)
+	req, err := decodeActionRequest(take(export, ptr, size))
+	mustDecode(export, "ActionRequest", err)
+	out, e := server().run(callCtx, req, preview)
 	return answer(appendResult(nil, out, e))
 }
 
-// take decodes the request the host wrote at ptr, a block from relay_alloc,
-// and releases the block, zeroed. (0, 0) is the empty message.
-func take(export, message string, ptr, size uint32, decode func([]byte) error) {
+// take returns the request the host wrote at ptr, a block from
+// relay_alloc, and unpins the block; nil for (0, 0), the empty message.
+//
+// The decoded message points into the block (wire.go): it is never written
+// again, and the GC frees it with the last string that uses it. A
+// request's secrets stay in the instance's memory until the GC reuses it,
+// as copies of them would. The host reuses the instance for calls of other
+// connections, of other workspaces too, but only of this connector, whose
+// code was handed those secrets anyway and holds no reference to them once
+// the call is done.
+func take(export string, ptr, size uint32) []byte {
 	if size == 0 {
-		_ = decode(nil) // the empty message, which cannot fail
-		return
+		return nil
 	}
 	b, ok := unpin(ptr)
 	if !ok || int(size) > len(b) {
 		panic(fmt.Sprintf("%s(%d, %d): not a block relay_alloc handed out", export, ptr, size))
 	}
-	err := decode(b[:size])
-	// The decoded message holds copies. The host reuses an instance for
-	// other calls (of other workspaces too): leave no secret behind in
-	// memory the GC has yet to reuse.
-	clear(b)
+	return b[:size]
+}
+
+// mustDecode panics, a trap, when a request does not decode.
+func mustDecode(export, message string, err error) {
 	if err != nil {
 		panic(fmt.Sprintf("%s: the bytes do not decode as relay.connector.v1.%s: %v", export, message, err))
 	}

@@ -5,6 +5,7 @@
 package connector
 
 import (
+	"context"
 	"net/netip"
 	_ "unsafe" // for go:linkname
 
@@ -28,6 +29,10 @@ func mainMain()
 var (
 	// served is the connector Serve was given; nil until main has run.
 	served *Server
+	// callCtx is the context of every action call: a module's calls have
+	// no deadline of their own (the host enforces it) and no other values,
+	// so one serves them all.
+	callCtx context.Context
 	// mainRan says main was run, so that it runs once even when it does not
 	// call Serve.
 	mainRan bool
@@ -44,6 +49,7 @@ func Serve(c *Connector) {
 		panic(err)
 	}
 	served = s
+	callCtx = s.callContext(context.Background())
 }
 
 // server returns the connector to call, running main the first time.

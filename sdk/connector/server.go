@@ -109,7 +109,8 @@ func (s *Server) checkConfig(ctx context.Context, conn Connection) *Error {
 	return classify(s.c.CheckConfig(s.callContext(ctx), conn))
 }
 
-// run validates the input, calls the handler and encodes its result.
+// run validates the input, calls the handler and encodes its result. ctx
+// is a call context (callContext).
 // Classified failures travel in the response; the gRPC error is reserved
 // for the transport. The schema check is skipped when the host says it
 // has done it (input_validated): a second parse and check of the input is
@@ -137,12 +138,14 @@ func (s *Server) run(ctx context.Context, req *actionRequest, preview bool) ([]b
 	if preview {
 		handler = a.def.preview
 	}
-	result, err := handler(s.callContext(ctx), c)
+	result, err := handler(ctx, c)
 	if err != nil {
 		return nil, classify(err)
 	}
-	out, err := json.Marshal(result)
-	if err != nil {
+	var out []byte
+	if r, ok := result.(json.RawMessage); ok && json.Valid(r) {
+		out = r
+	} else if out, err = json.Marshal(result); err != nil {
 		return nil, classify(fmt.Errorf("encoding the result: %w", err))
 	}
 	// Leave room for the envelope: the transport refuses anything over the cap.

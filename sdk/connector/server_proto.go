@@ -20,13 +20,13 @@ func (s *Server) CheckConfig(ctx context.Context, req *connectorv1.CheckConfigRe
 
 // Preview runs an action's preview handler.
 func (s *Server) Preview(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.PreviewResponse, error) {
-	out, err := s.run(ctx, actionRequestFrom(req), true)
+	out, err := s.run(s.callContext(ctx), actionRequestFrom(req), true)
 	return &connectorv1.PreviewResponse{PreviewJson: out, Error: err.proto()}, nil
 }
 
 // Execute runs an action's execute handler.
 func (s *Server) Execute(ctx context.Context, req *connectorv1.ActionRequest) (*connectorv1.ExecuteResponse, error) {
-	out, err := s.run(ctx, actionRequestFrom(req), false)
+	out, err := s.run(s.callContext(ctx), actionRequestFrom(req), false)
 	return &connectorv1.ExecuteResponse{OutputJson: out, Error: err.proto()}, nil
 }
 

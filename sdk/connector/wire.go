@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -25,85 +26,112 @@ import (
 // errNotUTF8 is what proto3 says of a string field that is not UTF-8.
 var errNotUTF8 = errors.New("a string field is not valid UTF-8")
 
-// eachField calls fn with each field of the message in b: its number and
-// wire type, and its value, the varint v for VarintType or the bytes b for
-// BytesType. Other wire types are checked and skipped, as fn skips the
-// fields it does not know.
-func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v uint64, b []byte) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+// fields walks the fields of the message in b, one at a time: the field's
+// number and wire type, and its value, the varint v for VarintType or the
+// bytes val for BytesType. Other wire types are checked and skipped, as a
+// decoder skips the fields it does not know. A struct walked in a loop
+// rather than a callback: compiled to WebAssembly, every closure a decoder
+// made was an allocation, and allocations are most of what a small
+// request costs there.
+type fields struct {
+	b   []byte
+	num protowire.Number
+	typ protowire.Type
+	v   uint64
+	val []byte
+	err error
+}
+
+// next moves to the next varint or bytes field and reports whether there
+// is one; false at the end, and once err is set, by a field that does not
+// parse or by a decoder refusing a value.
+func (f *fields) next() bool {
+	for f.err == nil && len(f.b) > 0 {
+		num, typ, n := protowire.ConsumeTag(f.b)
 		if n < 0 {
-			return protowire.ParseError(n)
+			f.err = protowire.ParseError(n)
+			return false
 		}
 		if num > protowire.MaxValidNumber {
-			return fmt.Errorf("field number %d is over the largest, %d", num, protowire.MaxValidNumber)
+			f.err = fmt.Errorf("field number %d is over the largest, %d", num, protowire.MaxValidNumber)
+			return false
 		}
-		b = b[n:]
-		var v uint64
-		var val []byte
+		f.b = f.b[n:]
+		f.num, f.typ, f.v, f.val = num, typ, 0, nil
 		switch typ {
 		case protowire.VarintType:
-			v, n = protowire.ConsumeVarint(b)
+			f.v, n = protowire.ConsumeVarint(f.b)
 		case protowire.BytesType:
-			val, n = protowire.ConsumeBytes(b)
+			f.val, n = protowire.ConsumeBytes(f.b)
 		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
+			n = protowire.ConsumeFieldValue(num, typ, f.b)
 		}
 		if n < 0 {
-			return protowire.ParseError(n)
+			f.err = protowire.ParseError(n)
+			return false
 		}
-		b = b[n:]
-		if typ != protowire.VarintType && typ != protowire.BytesType {
-			continue
-		}
-		if err := fn(num, typ, v, val); err != nil {
-			return err
+		f.b = f.b[n:]
+		if typ == protowire.VarintType || typ == protowire.BytesType {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
-func wireString(b []byte) (string, error) {
-	if !utf8.Valid(b) {
-		return "", errNotUTF8
+// str is the current bytes field as a string. The decoders do not copy:
+// strings and byte slices point into the message's bytes, which their
+// callers hand over (a request's block from relay_alloc, an HTTP answer
+// read from the host) and never write again.
+func (f *fields) str() string {
+	if !utf8.Valid(f.val) {
+		f.err = errNotUTF8
+		return ""
 	}
-	return string(b), nil
+	return unsafe.String(unsafe.SliceData(f.val), len(f.val))
 }
 
-// wireBytes copies a bytes field: b points into the request's block,
-// which is cleared once decoded.
-func wireBytes(b []byte) []byte { return append([]byte{}, b...) }
+// bytes is the current bytes field, capped at its length so that an
+// append to it cannot write over the next field.
+func (f *fields) bytes() []byte {
+	if len(f.val) == 0 {
+		return nil
+	}
+	return f.val[:len(f.val):len(f.val)]
+}
 
 // decodeEmpty checks a message with no fields, such as a DescribeRequest.
 func decodeEmpty(b []byte) error {
-	return eachField(b, func(protowire.Number, protowire.Type, uint64, []byte) error { return nil })
+	f := fields{b: b}
+	for f.next() {
+	}
+	return f.err
 }
 
 // decodeActionRequest decodes an ActionRequest.
 func decodeActionRequest(b []byte) (*actionRequest, error) {
 	req := &actionRequest{}
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v uint64, b []byte) (err error) {
+	f := fields{b: b}
+	for f.next() {
 		switch {
-		case num == 7 && typ == protowire.VarintType:
-			req.inputValidated = protowire.DecodeBool(v)
-		case typ != protowire.BytesType:
-		case num == 1:
-			req.action, err = wireString(b)
-		case num == 2:
-			req.input = wireBytes(b)
-		case num == 3:
-			err = decodeConnection(b, &req.conn)
-		case num == 4:
-			req.runID, err = wireString(b)
-		case num == 5:
-			req.idempotencyKey, err = wireString(b)
-		case num == 6:
-			req.workspaceID, err = wireString(b)
+		case f.num == 7 && f.typ == protowire.VarintType:
+			req.inputValidated = protowire.DecodeBool(f.v)
+		case f.typ != protowire.BytesType:
+		case f.num == 1:
+			req.action = f.str()
+		case f.num == 2:
+			req.input = f.bytes()
+		case f.num == 3:
+			f.err = decodeConnection(f.val, &req.conn)
+		case f.num == 4:
+			req.runID = f.str()
+		case f.num == 5:
+			req.idempotencyKey = f.str()
+		case f.num == 6:
+			req.workspaceID = f.str()
 		}
-		return err
-	})
-	if err != nil {
-		return nil, err
+	}
+	if f.err != nil {
+		return nil, f.err
 	}
 	return req, nil
 }
@@ -111,74 +139,74 @@ func decodeActionRequest(b []byte) (*actionRequest, error) {
 // decodeCheckConfigRequest decodes a CheckConfigRequest: its connection.
 func decodeCheckConfigRequest(b []byte) (Connection, error) {
 	var c Connection
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, _ uint64, b []byte) error {
-		if num == 1 && typ == protowire.BytesType {
-			return decodeConnection(b, &c)
+	f := fields{b: b}
+	for f.next() {
+		if f.num == 1 && f.typ == protowire.BytesType {
+			f.err = decodeConnection(f.val, &c)
 		}
-		return nil
-	})
-	return c, err
+	}
+	return c, f.err
 }
 
 // decodeConnection merges a Connection into c.
 func decodeConnection(b []byte, c *Connection) error {
-	return eachField(b, func(num protowire.Number, typ protowire.Type, _ uint64, b []byte) error {
-		if typ != protowire.BytesType {
-			return nil
+	f := fields{b: b}
+	for f.next() {
+		if f.typ != protowire.BytesType {
+			continue
 		}
-		switch num {
+		switch f.num {
 		case 1:
-			c.Config = wireBytes(b)
+			c.Config = f.bytes()
 		case 2:
-			key, value, err := decodeStringPair(b)
+			key, value, err := decodeStringPair(f.val)
 			if err != nil {
 				return err
 			}
 			if c.Secrets == nil {
-				c.Secrets = map[string]string{}
+				c.Secrets = make(map[string]string, 1)
 			}
 			c.Secrets[key] = value
 		}
-		return nil
-	})
+	}
+	return f.err
 }
 
 // decodeStringPair decodes a message of two strings, fields 1 and 2: an
 // entry of a map<string, string>, a Header, a FieldError.
 func decodeStringPair(b []byte) (first, second string, err error) {
-	err = eachField(b, func(num protowire.Number, typ protowire.Type, _ uint64, b []byte) (err error) {
-		if typ != protowire.BytesType {
-			return nil
+	f := fields{b: b}
+	for f.next() {
+		switch {
+		case f.typ != protowire.BytesType:
+		case f.num == 1:
+			first = f.str()
+		case f.num == 2:
+			second = f.str()
 		}
-		switch num {
-		case 1:
-			first, err = wireString(b)
-		case 2:
-			second, err = wireString(b)
-		}
-		return err
-	})
-	return first, second, err
+	}
+	return first, second, f.err
 }
 
 // decodeError merges an Error into e.
 func decodeError(b []byte, e *Error) error {
-	return eachField(b, func(num protowire.Number, typ protowire.Type, v uint64, b []byte) (err error) {
+	f := fields{b: b}
+	for f.next() {
 		switch {
-		case num == 1 && typ == protowire.VarintType:
-			e.Code = Code(int32(v))
-		case num == 3 && typ == protowire.VarintType:
-			e.RetryAfter = time.Duration(int64(v)) * time.Millisecond
-		case typ != protowire.BytesType:
-		case num == 2:
-			e.Message, err = wireString(b)
-		case num == 4:
-			var f FieldError
-			f.Pointer, f.Message, err = decodeStringPair(b)
-			e.Fields = append(e.Fields, f)
+		case f.num == 1 && f.typ == protowire.VarintType:
+			e.Code = Code(int32(f.v))
+		case f.num == 3 && f.typ == protowire.VarintType:
+			e.RetryAfter = time.Duration(int64(f.v)) * time.Millisecond
+		case f.typ != protowire.BytesType:
+		case f.num == 2:
+			e.Message = f.str()
+		case f.num == 4:
+			var fe FieldError
+			fe.Pointer, fe.Message, f.err = decodeStringPair(f.val)
+			e.Fields = append(e.Fields, fe)
 		}
-		return err
-	})
+	}
+	return f.err
 }
 
 // header is one HTTP header line.
@@ -206,29 +234,29 @@ type httpResponse struct {
 // decodeHTTPResponse decodes an HttpResponse.
 func decodeHTTPResponse(b []byte) (*httpResponse, error) {
 	r := &httpResponse{}
-	err := eachField(b, func(num protowire.Number, typ protowire.Type, v uint64, b []byte) (err error) {
+	f := fields{b: b}
+	for f.next() {
 		switch {
-		case num == 1 && typ == protowire.VarintType:
-			r.status = int32(v)
-		case num == 4 && typ == protowire.VarintType:
-			r.bodyTruncated = protowire.DecodeBool(v)
-		case typ != protowire.BytesType:
-		case num == 2:
+		case f.num == 1 && f.typ == protowire.VarintType:
+			r.status = int32(f.v)
+		case f.num == 4 && f.typ == protowire.VarintType:
+			r.bodyTruncated = protowire.DecodeBool(f.v)
+		case f.typ != protowire.BytesType:
+		case f.num == 2:
 			var h header
-			h.name, h.value, err = decodeStringPair(b)
+			h.name, h.value, f.err = decodeStringPair(f.val)
 			r.headers = append(r.headers, h)
-		case num == 3:
-			r.body = wireBytes(b)
-		case num == 5:
+		case f.num == 3:
+			r.body = f.bytes()
+		case f.num == 5:
 			if r.err == nil {
 				r.err = &Error{}
 			}
-			err = decodeError(b, r.err)
+			f.err = decodeError(f.val, r.err)
 		}
-		return err
-	})
-	if err != nil {
-		return nil, err
+	}
+	if f.err != nil {
+		return nil, f.err
 	}
 	return r, nil
 }

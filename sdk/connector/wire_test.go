@@ -252,6 +252,26 @@ func httpResponseProto(r *httpResponse) *connectorv1.HttpResponse {
 	return p
 }
 
+// The decoders do not copy: byte slices point into the message, capped at
+// their field, so a handler appending to its input or config writes into
+// memory of its own and leaves the request's other fields intact.
+func TestDecodedBytesCannotOverwriteTheRequest(t *testing.T) {
+	b := marshal(t, fullActionRequest())
+	req, err := decodeActionRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := bytes.Clone(b)
+	_ = append(req.input, "xxxxxxxxxxxxxxxxxxxxxxxx"...)
+	_ = append(req.conn.Config, "xxxxxxxxxxxxxxxxxxxxxxxx"...)
+	if !bytes.Equal(b, before) {
+		t.Fatal("an append to a decoded field wrote over the request's bytes")
+	}
+	if want := actionRequestFrom(fullActionRequest()); !sameActionRequest(req, want) {
+		t.Fatalf("decoded %+v; want %+v", req, want)
+	}
+}
+
 func marshal(t testing.TB, m proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(m)
