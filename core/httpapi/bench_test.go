@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog/catalogtest"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/plugins/echo"
 	"github.com/relayhq/relay/sdk/connector"
@@ -53,39 +55,43 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 // BenchmarkExecuteEcho measures echo.echo executed over loopback HTTP as an
 // API caller does it: key check, quota, params validation, a fresh
 // Idempotency-Key, the run and audit records committed before the answer
-// (twice: at start and at the end), and the call to the echo plugin
-// process, from 16 concurrent callers. It reports executions/s and the
-// p50/p99 latency per request.
+// (twice: at start and at the end), and the call to echo in each form (the
+// WASM module in process, the default, and the plugin process), from 16
+// concurrent callers. It reports executions/s and the p50/p99 latency per
+// request.
 func BenchmarkExecuteEcho(b *testing.B) {
 	for _, db := range sqlstoretest.Databases() {
-		b.Run(db.Name, func(b *testing.B) {
-			ex := newEchoExecutor(b, db.URL(b))
-			var mu sync.Mutex
-			var lat []time.Duration
-			b.ReportAllocs()
-			// 16 callers at once on 2 cores, as many clients would be: the
-			// store groups their writes into shared commits.
-			b.SetParallelism(8)
-			b.ResetTimer()
-			start, cpu0 := time.Now(), processCPU()
-			b.RunParallel(func(pb *testing.PB) {
-				var mine []time.Duration
-				for pb.Next() {
-					mine = append(mine, ex.execute(b))
-				}
-				mu.Lock()
-				lat = append(lat, mine...)
-				mu.Unlock()
-			})
-			elapsed, cpu := time.Since(start), processCPU()-cpu0
-			b.StopTimer()
-			reportLatency(b, lat, elapsed)
-			// CPU time of this process (server and client; not the plugin's
-			// or the database server's) per execution: steadier than
-			// throughput on a machine doing other work.
-			b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/exec")
-		})
+		for _, form := range []string{core.RuntimeWASM, core.RuntimeNative} {
+			b.Run(db.Name+"/"+form, func(b *testing.B) { benchExecute(b, newEchoExecutor(b, db.URL(b), form)) })
+		}
 	}
+}
+
+func benchExecute(b *testing.B, ex *echoExecutor) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.ReportAllocs()
+	// 16 callers at once on 2 cores, as many clients would be: the store
+	// groups their writes into shared commits.
+	b.SetParallelism(8)
+	b.ResetTimer()
+	start, cpu0 := time.Now(), processCPU()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			mine = append(mine, ex.execute(b))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	elapsed, cpu := time.Since(start), processCPU()-cpu0
+	b.StopTimer()
+	reportLatency(b, lat, elapsed)
+	// CPU time of this process (server, client and the WASM module; not
+	// the plugin process's or the database server's) per execution:
+	// steadier than throughput on a machine doing other work.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/exec")
 }
 
 // BenchmarkExecuteEchoPaced sends the same executions at a steady 1,000
@@ -96,7 +102,7 @@ func BenchmarkExecuteEchoPaced(b *testing.B) {
 	const interval = time.Millisecond // 1,000 requests/s
 	for _, db := range sqlstoretest.Databases() {
 		b.Run(db.Name, func(b *testing.B) {
-			ex := newEchoExecutor(b, db.URL(b))
+			ex := newEchoExecutor(b, db.URL(b), core.RuntimeWASM)
 			lat := make([]time.Duration, b.N)
 			var wg sync.WaitGroup
 			b.ResetTimer()
@@ -120,13 +126,18 @@ type echoExecutor struct {
 	seq      atomic.Int64
 }
 
-func newEchoExecutor(b *testing.B, dbURL string) *echoExecutor {
-	ts := newTestServerOn(b, dbURL, echoConnectors(b), nil, func(c *Config) {
+// newEchoExecutor starts a server whose echo connection runs echo in the
+// given form.
+func newEchoExecutor(b *testing.B, dbURL, form string) *echoExecutor {
+	ts := newTestServerOn(b, dbURL, echoBothForms(b), nil, func(c *Config) {
 		c.Logger = hclog.NewNullLogger()
 		c.DefaultRateLimit = core.RateLimit{Rate: 1_000_000, Burst: 1_000_000}
 	})
 	_, keys := ts.workspace("bench")
-	ts.createEcho(keys[core.RoleAdmin], "echo")
+	resp := ts.do(http.MethodPost, "/v1/connections", keys[core.RoleAdmin], map[string]any{"connector": "echo", "name": "echo", "runtime": form})
+	if resp.Status != http.StatusCreated {
+		b.Fatalf("create connection: %d %s", resp.Status, resp.Body)
+	}
 	return &echoExecutor{
 		url: ts.URL + "/v1/actions/echo.echo/execute", key: keys[core.RoleDeveloper],
 		body: []byte(`{"params":{"order":42,"items":["a","b"],"note":"benchmark"}}`),
@@ -187,4 +198,23 @@ func reportLatency(b *testing.B, lat []time.Duration, elapsed time.Duration) {
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "exec/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+var (
+	bothOnce sync.Once
+	bothDir  string
+)
+
+// echoBothForms builds echo as a plugin and as a WASM module, once per
+// test binary.
+func echoBothForms(b *testing.B) string {
+	bothOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "relay-httpapi-bench-*")
+		if err != nil {
+			b.Fatal(err)
+		}
+		bothDir = dir
+		catalogtest.BuildBoth(b, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
+	})
+	return bothDir
 }

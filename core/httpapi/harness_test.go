@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
+	"github.com/relayhq/relay/core/wasmrt"
 )
 
 // testServer is a real server on a loopback port over a SQLite store.
@@ -94,7 +96,18 @@ func newTestServerOn(t testing.TB, databaseURL, connectorsDir string, egressAllo
 	logs := &syncBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, JSONFormat: true, Level: hclog.Debug})
 	cat, _ := catalog.Load(connectorsDir)
-	runtime := goplugin.New(goplugin.Config{Lookup: cat.Get, Logger: logger, EgressAllow: egressAllow})
+	native := goplugin.New(goplugin.Config{Lookup: cat.Get, Logger: logger, EgressAllow: egressAllow})
+	// Both forms, as the server runs them. Compiled modules are kept in
+	// the cache the repository's tests share: a cold compile takes seconds.
+	wasmCache := ""
+	if dir, err := os.UserCacheDir(); err == nil {
+		wasmCache = filepath.Join(dir, "relay", "connectortest-wasm")
+	}
+	wasm, err := wasmrt.New(ctx, wasmrt.Config{Lookup: cat.Get, Logger: logger, EgressAllow: egressAllow, CompilationCacheDir: wasmCache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime := core.RuntimeMux{core.RuntimeNative: native, core.RuntimeWASM: wasm}
 	keyring, err := secrets.NewKeyring(bytes.Repeat([]byte{9}, 32), st)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +148,8 @@ func newTestServerOn(t testing.TB, databaseURL, connectorsDir string, egressAllo
 		}
 		<-done
 		engine.Close(ctx)
-		runtime.Close()
+		native.Close()
+		wasm.Close()
 		st.Close()
 	})
 	return &testServer{t: t, URL: "http://" + ln.Addr().String(), Store: st, Hasher: hasher, Server: srv, logs: logs}
