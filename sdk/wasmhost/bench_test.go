@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 	"github.com/relayhq/relay/sdk/wasmhost"
 )
 
@@ -134,27 +135,44 @@ func BenchmarkBusyLoop(b *testing.B) {
 // BenchmarkInstanceMemory reports what a warm instance of the echo guest
 // costs: its linear memory plus the host's heap for it.
 func BenchmarkInstanceMemory(b *testing.B) {
-	m := compile(b, newEngine(b, wasmhost.Options{}), guest(b, "echo"))
+	benchInstanceMemory(b, compile(b, newEngine(b, wasmhost.Options{}), guest(b, "echo")), action("echo", `{}`), 100)
+}
+
+// BenchmarkGoInstanceMemory is the same for a Go-built guest (the SDK's
+// test connector) after one call: the Go runtime's heap and stacks in
+// linear memory are most of it.
+func BenchmarkGoInstanceMemory(b *testing.B) {
+	req := action("log", `{}`)
+	req.InputValidated = true
+	benchInstanceMemory(b, goGuest(b), req, 8)
+}
+
+// benchInstanceMemory starts n instances of m, makes one call req on each,
+// and reports the host heap they hold and their linear memory, per
+// instance.
+func benchInstanceMemory(b *testing.B, m *wasmhost.Module, req *connectorv1.ActionRequest, n int) {
 	ctx := context.Background()
-	const n = 100
 	var before, after runtime.MemStats
 	for b.Loop() {
 		instances := make([]*wasmhost.Instance, 0, n)
 		runtime.GC()
 		runtime.ReadMemStats(&before)
+		linear := 0
 		for range n {
 			i, err := m.Instantiate(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := i.Execute(ctx, action("echo", `{}`)); err != nil {
-				b.Fatal(err)
+			if resp, err := i.Execute(ctx, req); err != nil || resp.GetError() != nil {
+				b.Fatal(err, resp.GetError())
 			}
 			instances = append(instances, i)
+			linear += int(i.MemorySize())
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/instance")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "heap-bytes/instance")
+		b.ReportMetric(float64(linear)/float64(n), "linear-bytes/instance")
 		for _, i := range instances {
 			_ = i.Close(ctx)
 		}
@@ -166,6 +184,13 @@ func BenchmarkInstanceMemory(b *testing.B) {
 // runtime's start, the packages' initialization and the connector's
 // NewServer, which a pool pays for each instance it adds.
 func BenchmarkGoInstantiate(b *testing.B) {
+	benchInstantiate(b, goGuest(b))
+}
+
+// goGuest builds and compiles the SDK's test connector for wasip1, with
+// the compilation cache the SDK's tests share: a cold compile takes
+// seconds.
+func goGuest(b *testing.B) *wasmhost.Module {
 	out := filepath.Join(b.TempDir(), "guest.wasm")
 	cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", out, "../connector/testdata/guest")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
@@ -180,7 +205,6 @@ func BenchmarkGoInstantiate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The cache the SDK's tests share: a cold compile takes seconds.
 	e := newEngine(b, wasmhost.Options{CompilationCacheDir: filepath.Join(cache, "relay", "connectortest-wasm")})
-	benchInstantiate(b, compile(b, e, wasm))
+	return compile(b, e, wasm)
 }

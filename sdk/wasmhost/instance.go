@@ -84,6 +84,15 @@ func (i *Instance) Execute(ctx context.Context, req *connectorv1.ActionRequest) 
 // a field replacing an earlier one, without copying the caller's message.
 var inputValidated = protowire.AppendVarint(protowire.AppendTag(nil, 7, protowire.VarintType), 1)
 
+// MemorySize is the size of the instance's linear memory in bytes: what
+// it holds of the host's memory, besides the host's own bookkeeping.
+func (i *Instance) MemorySize() uint32 {
+	if i.mem == nil {
+		return 0
+	}
+	return i.mem.Size()
+}
+
 // Broken reports whether the instance failed in a way that leaves it
 // unusable: a trap, a timeout, an ABI violation. Never reuse it.
 func (i *Instance) Broken() bool { return i.broken || i.closed }
