@@ -105,6 +105,8 @@ func newTestServerOn(t testing.TB, databaseURL, connectorsDir string, egressAllo
 	}
 	wasm, err := wasmrt.New(ctx, wasmrt.Config{Lookup: cat.Get, Logger: logger, EgressAllow: egressAllow, CompilationCacheDir: wasmCache})
 	if err != nil {
+		native.Close()
+		st.Close()
 		t.Fatal(err)
 	}
 	runtime := core.RuntimeMux{core.RuntimeNative: native, core.RuntimeWASM: wasm}

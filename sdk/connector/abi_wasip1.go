@@ -106,20 +106,20 @@ func relayExecute(ptr, size uint32) uint64 {
 func runAction(export string, ptr, size uint32, preview bool) uint64 {
 	req, err := decodeActionRequest(take(export, ptr, size))
 	mustDecode(export, "ActionRequest", err)
-	out, e := server().run(callCtx, req, preview)
+	s := server() // runs main, which sets callCtx, on a first call
+	out, e := s.run(callCtx, req, preview)
 	return answer(appendResult(nil, out, e))
 }
 
 // take returns the request the host wrote at ptr, a block from
 // relay_alloc, and unpins the block; nil for (0, 0), the empty message.
 //
-// The decoded message points into the block (wire.go): it is never written
-// again, and the GC frees it with the last string that uses it. A
-// request's secrets stay in the instance's memory until the GC reuses it,
-// as copies of them would. The host reuses the instance for calls of other
+// The decoded input and config point into the block (wire.go): it is
+// never written again, and the GC frees it with the last slice that uses
+// it. Its secrets stay in the instance's memory until the GC reuses it, as
+// copies of them would; the host reuses the instance for calls of other
 // connections, of other workspaces too, but only of this connector, whose
-// code was handed those secrets anyway and holds no reference to them once
-// the call is done.
+// code was handed those secrets anyway.
 func take(export string, ptr, size uint32) []byte {
 	if size == 0 {
 		return nil

@@ -340,6 +340,51 @@ func TestInputValidation(t *testing.T) {
 // manifest says so with input_validated, and the server skips its own
 // check; without the flag it checks as before. The typed decode runs
 // either way, and its failures stay INVALID_INPUT.
+// An input decoded into a map or taken as a json.RawMessage (which skip
+// the struct's Decoder) is refused the same way when it is not one JSON
+// value, validated by the host or not; a RawMessage output is passed on
+// as the handler returned it.
+func TestUntypedInputs(t *testing.T) {
+	anyObject := json.RawMessage(`{"type":"object"}`)
+	s, err := connector.NewServer(&connector.Connector{
+		Name: "pass", Version: "1.0.0", Title: "Pass",
+		Actions: []connector.Action{
+			connector.NewAction(connector.ActionSpec{Name: "raw", Title: "Raw", SideEffect: connector.None, InputSchema: anyObject, OutputSchema: anyObject}, nil,
+				func(_ context.Context, req connector.Request[json.RawMessage]) (json.RawMessage, error) {
+					return req.Input, nil
+				}),
+			connector.NewAction(connector.ActionSpec{Name: "map", Title: "Map", SideEffect: connector.None, InputSchema: anyObject, OutputSchema: anyObject}, nil,
+				func(_ context.Context, req connector.Request[map[string]any]) (map[string]any, error) {
+					return req.Input, nil
+				}),
+		},
+	}, manifest.RuntimeNative)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"raw", "map"} {
+		for _, validated := range []bool{false, true} {
+			for _, bad := range []string{`{"a":`, `{"a":1} {"a":2}`, `{"a":1} x`, `{"a":1}]`} {
+				t.Run(fmt.Sprintf("%s/validated=%v/%s", action, validated, bad), func(t *testing.T) {
+					out, e := call(t, s, true, &connectorv1.ActionRequest{Action: action, InputJson: []byte(bad), InputValidated: validated})
+					if e.GetCode() != connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT {
+						t.Fatalf("got %s %v, want INVALID_INPUT", out, e)
+					}
+				})
+			}
+		}
+	}
+	in := "{\"b\": [1, 2],\n \"a\": \"<x>\"}"
+	out, e := call(t, s, true, &connectorv1.ActionRequest{Action: "raw", InputJson: []byte(in), InputValidated: true})
+	if e != nil || string(out) != in {
+		t.Errorf("raw: got %s %v; want the input as it came, %s", out, e, in)
+	}
+	out, e = call(t, s, true, &connectorv1.ActionRequest{Action: "map", InputJson: []byte(in), InputValidated: true})
+	if e != nil || string(out) != `{"a":"\u003cx\u003e","b":[1,2]}` {
+		t.Errorf("map: got %s %v; want it re-encoded", out, e)
+	}
+}
+
 func TestInputValidatedByTheHost(t *testing.T) {
 	var handled []sendInput
 	record := func(_ context.Context, req connector.Request[sendInput]) (sendOutput, error) {

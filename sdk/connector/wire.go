@@ -3,6 +3,7 @@ package connector
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -78,11 +79,9 @@ func (f *fields) next() bool {
 	return false
 }
 
-// str is the current bytes field as a string. The decoders do not copy:
-// strings and byte slices point into the message's bytes, which their
-// callers hand over (a request's block from relay_alloc, an HTTP answer
-// read from the host) and never write again.
-func (f *fields) str() string {
+// view is the current bytes field as a string that points into the
+// message, for a string used only during the call (the action's name).
+func (f *fields) view() string {
 	if !utf8.Valid(f.val) {
 		f.err = errNotUTF8
 		return ""
@@ -90,8 +89,19 @@ func (f *fields) str() string {
 	return unsafe.String(unsafe.SliceData(f.val), len(f.val))
 }
 
-// bytes is the current bytes field, capped at its length so that an
-// append to it cannot write over the next field.
+// str is the current bytes field as a string of its own. A string a
+// handler may keep (an id, a secret, a header) is copied: pointing into
+// the message, it would keep the whole message, up to 4 MiB with another
+// call's secrets in it, alive as long as the handler kept it.
+func (f *fields) str() string {
+	return strings.Clone(f.view())
+}
+
+// bytes is the current bytes field, not copied: the message's bytes are
+// handed over by the decoders' callers (a request's block from
+// relay_alloc, an HTTP answer read from the host), never written again,
+// and freed with the last slice that uses them. It is capped at its length
+// so that an append to it cannot write over the next field.
 func (f *fields) bytes() []byte {
 	if len(f.val) == 0 {
 		return nil
@@ -117,7 +127,7 @@ func decodeActionRequest(b []byte) (*actionRequest, error) {
 			req.inputValidated = protowire.DecodeBool(f.v)
 		case f.typ != protowire.BytesType:
 		case f.num == 1:
-			req.action = f.str()
+			req.action = f.view()
 		case f.num == 2:
 			req.input = f.bytes()
 		case f.num == 3:
