@@ -156,6 +156,11 @@ func newEchoExecutor(b *testing.B, dbURL, form string) *echoExecutor {
 	}
 }
 
+// benchClient keeps a connection per concurrent caller, as API clients
+// keep theirs: http.DefaultClient keeps only two idle, so most requests
+// of many callers would open a connection each.
+var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+
 // execute runs one execution and returns its latency.
 func (e *echoExecutor) execute(b *testing.B) time.Duration {
 	req, _ := http.NewRequest(http.MethodPost, e.url, bytes.NewReader(e.body))
@@ -163,7 +168,7 @@ func (e *echoExecutor) execute(b *testing.B) time.Duration {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", "bench-"+strconv.FormatInt(e.seq.Add(1), 10))
 	t0 := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := benchClient.Do(req)
 	if err != nil {
 		b.Error(err)
 		return 0
