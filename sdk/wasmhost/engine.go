@@ -147,6 +147,7 @@ func NewEngine(ctx context.Context, o Options) (*Engine, error) {
 		}
 		e.cache = cache
 		cfg = cfg.WithCompilationCache(cache)
+		e.pruneMetered()
 	}
 	e.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
 	if err := e.instantiateHostModules(ctx); err != nil {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/sdk/wasmhost"
 )
@@ -212,6 +214,53 @@ func TestMeteredCache(t *testing.T) {
 		run("")
 		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, good) {
 			t.Fatalf("the damaged file was not rewritten (%d bytes, %v)", len(got), err)
+		}
+	}
+}
+
+// A new engine removes the metered modules of other meter versions and
+// temporary files left by a writer that died, and keeps the rest: the
+// current version's modules, a temporary file young enough to be another
+// writer's, and what it does not know.
+func TestMeteredCachePruned(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, age time.Duration) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-age)
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	gone := []string{
+		write("relay-metered-v0/aa.wasm", 0),
+		write("relay-metered-v1/.metered-123", 2*time.Hour),
+	}
+	kept := []string{
+		write("relay-metered-v1/aa.wasm", 2*time.Hour),
+		write("relay-metered-v1/.metered-456", time.Minute),
+		write("relay-metered-vx/aa.wasm", 0),
+		write("other/aa.wasm", 0),
+	}
+	newEngine(t, wasmhost.Options{CompilationCacheDir: dir})
+	for _, p := range gone {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v; want it removed", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "relay-metered-v0")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the folder of meter version 0 is still there (%v)", err)
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v; want it kept", p, err)
 		}
 	}
 }

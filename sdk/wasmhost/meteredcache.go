@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // meterVersion numbers meter's rewriting. Change it with any change to
@@ -26,13 +28,56 @@ const meterVersion = 1
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+const meteredDirPrefix = "relay-metered-v"
+
+// staleTemp is how old a temporary file of writeMetered must be before
+// pruneMetered removes it: one that young may be another engine's (another
+// process on the same folder) still being written.
+const staleTemp = time.Hour
+
+// pruneMetered removes what no engine of this version reads: the folders
+// of other meterVersions, and temporary files a writer that died (a crash
+// between create and rename) left behind. Failures only leave the files;
+// they are logged. wazero's own compiled code is left to wazero.
+func (e *Engine) pruneMetered() {
+	dir := e.o.CompilationCacheDir
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	current := meteredDirPrefix + strconv.Itoa(meterVersion)
+	for _, d := range entries {
+		name := d.Name()
+		if !d.IsDir() || !strings.HasPrefix(name, meteredDirPrefix) {
+			continue
+		}
+		if _, err := strconv.Atoi(strings.TrimPrefix(name, meteredDirPrefix)); err != nil {
+			continue // not one of ours
+		}
+		if name != current {
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				e.o.Logger.Warn("removing metered modules of an earlier version failed", "error", err)
+			}
+			continue
+		}
+		temps, _ := filepath.Glob(filepath.Join(dir, name, ".metered-*"))
+		for _, t := range temps {
+			if st, err := os.Stat(t); err == nil && time.Since(st.ModTime()) > staleTemp {
+				if err := os.Remove(t); err != nil {
+					e.o.Logger.Warn("removing a leftover temporary file failed", "error", err)
+				}
+			}
+		}
+	}
+}
+
 // meteredPath is where the metered form of the module with digest sum is
 // kept; "" without a compilation cache.
 func (e *Engine) meteredPath(sum [sha256.Size]byte) string {
 	if e.o.CompilationCacheDir == "" {
 		return ""
 	}
-	return filepath.Join(e.o.CompilationCacheDir, "relay-metered-v"+strconv.Itoa(meterVersion), hex.EncodeToString(sum[:])+".wasm")
+	return filepath.Join(e.o.CompilationCacheDir, meteredDirPrefix+strconv.Itoa(meterVersion), hex.EncodeToString(sum[:])+".wasm")
 }
 
 // metered returns the module metered: from the cache when it is there,
