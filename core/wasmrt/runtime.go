@@ -6,7 +6,6 @@
 package wasmrt
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -260,15 +259,13 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 		fail("its manifest is that of %s@%s", v.manifest.Name, v.manifest.Version)
 		return
 	}
+	if len(sum) != sha256.Size {
+		fail("its module has no SHA-256 checksum (%s%s)", catalog.WASMFile, catalog.DigestSuffix)
+		return
+	}
 	wasm, err := os.ReadFile(wasmPath)
 	if err != nil {
 		fail("%v", err)
-		return
-	}
-	if got := sha256.Sum256(wasm); !bytes.Equal(got[:], sum) {
-		v.log.Error("wasm module does not match its digest; not loaded", "path", wasmPath,
-			"expected_sha256", hex.EncodeToString(sum), "sha256", hex.EncodeToString(got[:]))
-		fail("the SHA-256 checksum of its module does not match %s%s (checksum mismatch)", catalog.WASMFile, catalog.DigestSuffix)
 		return
 	}
 	start := time.Now()
@@ -278,7 +275,15 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 		// The installed manifest, which the module's own must equal: the
 		// host validates every input the caller has not.
 		Manifest: v.manifest,
+		// Checked before anything is compiled.
+		SHA256: sum,
 	})
+	if digest := (*wasmhost.DigestError)(nil); errors.As(err, &digest) {
+		v.log.Error("wasm module does not match its digest; not loaded", "path", wasmPath,
+			"expected_sha256", hex.EncodeToString(digest.Want), "sha256", hex.EncodeToString(digest.Got))
+		fail("the SHA-256 checksum of its module does not match %s%s (checksum mismatch)", catalog.WASMFile, catalog.DigestSuffix)
+		return
+	}
 	if err != nil {
 		fail("%v", err)
 		return

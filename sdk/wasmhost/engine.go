@@ -6,6 +6,7 @@
 package wasmhost
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -231,6 +232,21 @@ type ModuleOptions struct {
 	// validation to its host (docs/wasm-abi.md), as the Go SDK's does.
 	// Without it, the schemas are those the module describes.
 	Manifest *manifest.Manifest
+	// SHA256, when set, is the digest the module's bytes must have, such as
+	// the one its catalog records: CompileWith refuses other bytes with a
+	// *DigestError before compiling them. It hashes the module anyway, so
+	// a caller that checks a digest saves hashing a large module twice.
+	SHA256 []byte
+}
+
+// DigestError is CompileWith's refusal of a module whose SHA-256 is not
+// ModuleOptions.SHA256.
+type DigestError struct {
+	Want, Got []byte
+}
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("wasmhost: the module's SHA-256 is %x, not %x", e.Got, e.Want)
 }
 
 // Compile compiles a module with the engine's egress policy and logger;
@@ -256,6 +272,9 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 		return nil, err
 	}
 	sum := sha256.Sum256(wasm)
+	if mo.SHA256 != nil && !bytes.Equal(sum[:], mo.SHA256) {
+		return nil, &DigestError{Want: mo.SHA256, Got: sum[:]}
+	}
 	for {
 		c, err := e.compiled1(ctx, sum, wasm)
 		if err == errRetry {

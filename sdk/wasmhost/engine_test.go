@@ -265,6 +265,25 @@ func TestMeteredCachePruned(t *testing.T) {
 	}
 }
 
+// ModuleOptions.SHA256 refuses bytes with another digest, before
+// compiling them, and lets the right ones through.
+func TestCompileChecksDigest(t *testing.T) {
+	e := newEngine(t, wasmhost.Options{})
+	wasm := guest(t, "echo")
+	sum := sha256.Sum256(wasm)
+	other := sha256.Sum256([]byte("another module"))
+	_, err := e.CompileWith(context.Background(), wasm, wasmhost.ModuleOptions{SHA256: other[:]})
+	var digest *wasmhost.DigestError
+	if !errors.As(err, &digest) || !bytes.Equal(digest.Got, sum[:]) || !bytes.Equal(digest.Want, other[:]) {
+		t.Fatalf("compiling with the wrong digest: %v; want a DigestError", err)
+	}
+	m, err := e.CompileWith(context.Background(), wasm, wasmhost.ModuleOptions{SHA256: sum[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Close(context.Background())
+}
+
 // Modules compile at the same time, the same bytes once: every caller
 // gets a module, or the compile's error, and a failed compile is tried
 // again by the next caller.
