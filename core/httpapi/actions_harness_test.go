@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"sync"
@@ -9,33 +10,62 @@ import (
 	"github.com/relayhq/relay/core/catalog/catalogtest"
 )
 
+// builtDir is a connectors dir built once per test process and shared by
+// its tests and benchmarks; TestMain removes it.
+type builtDir struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
 var (
-	echoOnce sync.Once
-	echoDir  string // removed by TestMain
+	echoConnectorsDir builtDir // the echo plugin and testdata/vault
+	echoBothDir       builtDir // echo as a plugin and as a WASM module
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if echoDir != "" {
-		os.RemoveAll(echoDir)
+	for _, d := range []*builtDir{&echoConnectorsDir, &echoBothDir} {
+		if d.dir != "" {
+			os.RemoveAll(d.dir)
+		}
 	}
 	os.Exit(code)
 }
 
-// echoConnectors returns a connectors dir holding the echo connector, built
-// once per test process and shared by its tests.
-func echoConnectors(t testing.TB) string {
+// get returns the dir, made and filled by build the first time.
+func (d *builtDir) get(t testing.TB, build func(dir string)) string {
 	t.Helper()
-	echoOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "relay-httpapi-connectors-*")
-		if err != nil {
-			t.Fatal(err)
+	d.once.Do(func() {
+		if d.dir, d.err = os.MkdirTemp("", "relay-httpapi-connectors-*"); d.err != nil {
+			return
 		}
-		echoDir = dir
+		// Cleared once build returns: a build that fails stops its test
+		// and leaves this for every later one.
+		d.err = errors.New("building the connectors failed in an earlier test")
+		build(d.dir)
+		d.err = nil
+	})
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	return d.dir
+}
+
+// echoConnectors returns a connectors dir holding the echo connector and
+// testdata/vault as plugins.
+func echoConnectors(t testing.TB) string {
+	return echoConnectorsDir.get(t, func(dir string) {
 		catalogtest.Build(t, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
 		catalogtest.Build(t, dir, "github.com/relayhq/relay/core/httpapi/testdata/vault")
 	})
-	return echoDir
+}
+
+// echoBothForms returns a connectors dir holding echo in both forms.
+func echoBothForms(t testing.TB) string {
+	return echoBothDir.get(t, func(dir string) {
+		catalogtest.BuildBoth(t, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
+	})
 }
 
 // createEcho makes an echo connection and returns its id.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -19,7 +18,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/relayhq/relay/core"
-	"github.com/relayhq/relay/core/catalog/catalogtest"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/plugins/echo"
 	"github.com/relayhq/relay/sdk/connector"
@@ -215,23 +213,4 @@ func reportLatency(b *testing.B, lat []time.Duration, elapsed time.Duration) {
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "exec/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-}
-
-var (
-	bothOnce sync.Once
-	bothDir  string
-)
-
-// echoBothForms builds echo as a plugin and as a WASM module, once per
-// test binary.
-func echoBothForms(b *testing.B) string {
-	bothOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "relay-httpapi-bench-*")
-		if err != nil {
-			b.Fatal(err)
-		}
-		bothDir = dir
-		catalogtest.BuildBoth(b, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
-	})
-	return bothDir
 }

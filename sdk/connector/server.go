@@ -109,13 +109,12 @@ func (s *Server) checkConfig(ctx context.Context, conn Connection) *Error {
 	return classify(s.c.CheckConfig(s.callContext(ctx), conn))
 }
 
-// run validates the input, calls the handler and encodes its result. ctx
-// is a call context (callContext).
-// Classified failures travel in the response; the gRPC error is reserved
-// for the transport. The schema check is skipped when the host says it
-// has done it (input_validated): a second parse and check of the input is
-// a sizeable part of a small call. The handler's typed decode still
-// refuses what does not fit.
+// run validates the input, calls the handler and encodes its result; ctx
+// is a call context (callContext). Classified failures travel in the
+// response; the gRPC error is reserved for the transport. The schema
+// check is skipped when the host says it has done it (input_validated): a
+// second parse and check of the input is a sizeable part of a small call.
+// The handler's typed decode still refuses what does not fit.
 func (s *Server) run(ctx context.Context, req *actionRequest, preview bool) ([]byte, *Error) {
 	a, ok := s.actions[req.action]
 	if !ok {

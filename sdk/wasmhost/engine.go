@@ -267,13 +267,13 @@ func (e *Engine) CompileWith(ctx context.Context, wasm []byte, mo ModuleOptions)
 	if mo.Logger == nil {
 		mo.Logger = e.o.Logger
 	}
-	inputs, err := compileInputs(mo.Manifest)
-	if err != nil {
-		return nil, err
-	}
 	sum := sha256.Sum256(wasm)
 	if mo.SHA256 != nil && !bytes.Equal(sum[:], mo.SHA256) {
 		return nil, &DigestError{Want: mo.SHA256, Got: sum[:]}
+	}
+	inputs, err := compileInputs(mo.Manifest)
+	if err != nil {
+		return nil, err
 	}
 	for {
 		c, err := e.compiled1(ctx, sum, wasm)
