@@ -57,16 +57,16 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 // Idempotency-Key, the run and audit records committed before the answer
 // (twice: at start and at the end), and the call to echo in each form (the
 // WASM module in process, the default, and the plugin process), from 16
-// concurrent callers, and for the default form from 64 as well: the store
-// groups concurrent writes into shared commits, so more callers make
-// larger groups. It reports executions/s and the p50/p99 latency per
-// request.
+// concurrent callers, and for the default form from 64 and 256 as well:
+// the store groups concurrent writes into shared commits, so more callers
+// make larger groups, and 256 show the server's capacity when it is busy.
+// It reports executions/s and the p50/p99 latency per request.
 func BenchmarkExecuteEcho(b *testing.B) {
 	for _, db := range sqlstoretest.Databases() {
 		for _, form := range []string{core.RuntimeWASM, core.RuntimeNative} {
 			callers := []int{16}
 			if form == core.RuntimeWASM {
-				callers = append(callers, 64)
+				callers = append(callers, 64, 256)
 			}
 			for _, n := range callers {
 				b.Run(fmt.Sprintf("%s/%s/callers=%d", db.Name, form, n), func(b *testing.B) {

@@ -278,3 +278,44 @@ func TestSQLiteTimeText(t *testing.T) {
 		t.Errorf("created_at stored as %q, datetime() gives %q", row.Text, row.Datetime)
 	}
 }
+
+// TestConnectionsReused: a burst of more concurrent queries than the pool
+// keeps idle waits for its connections instead of opening more, on both
+// databases; opening one for a single query and closing it after was most
+// of a busy SQLite server's overhead beyond its statements.
+func TestConnectionsReused(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		before := s.db.Stats()
+		const queries = 4 * maxOpenConns
+		var wg sync.WaitGroup
+		errs := make(chan error, queries)
+		for range queries {
+			wg.Go(func() {
+				rows, err := s.db.QueryContext(context.Background(), `SELECT 1`)
+				if err != nil {
+					errs <- err
+					return
+				}
+				time.Sleep(5 * time.Millisecond) // holding the connection
+				errs <- errors.Join(rows.Close(), rows.Err())
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := s.db.Stats()
+		if st.MaxOpenConnections != maxOpenConns || st.OpenConnections > maxOpenConns {
+			t.Errorf("%d connections open, at most %d allowed; want at most %d", st.OpenConnections, st.MaxOpenConnections, maxOpenConns)
+		}
+		if closed := st.MaxIdleClosed - before.MaxIdleClosed; closed != 0 {
+			t.Errorf("%d connections were opened for one query and closed after it", closed)
+		}
+		if st.WaitCount == before.WaitCount {
+			t.Errorf("no query waited for a connection: the burst was too small to test the limit")
+		}
+	})
+}

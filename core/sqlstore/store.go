@@ -51,12 +51,14 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	// and opening one is costly on both databases (a PostgreSQL backend
 	// process; SQLite's pragmas and, here, its statement cache).
 	db.SetMaxIdleConns(maxIdleConns)
-	if d == postgresDialect {
-		// A PostgreSQL server takes 100 connections by default, for every
-		// replica and tool: past this, requests wait for a connection
-		// instead of failing with "too many clients".
-		db.SetMaxOpenConns(maxPostgresConns)
-	}
+	// Past maxOpenConns, queries wait for a connection. A PostgreSQL
+	// server takes 100 connections by default, for every replica and tool:
+	// more would fail with "too many clients". SQLite has no such limit,
+	// but without one, every burst of more concurrent requests than the
+	// idle connections opened a connection for one query and closed it
+	// after (each open runs the store's pragmas and starts an empty
+	// statement cache): ~5% of a busy server's CPU.
+	db.SetMaxOpenConns(maxOpenConns)
 	if d == sqliteDialect && isSQLiteMemory(dsn) {
 		// Every connection to :memory: is a database of its own, so the
 		// pool must keep exactly one, and never close it: closing it
@@ -76,10 +78,10 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 }
 
 // maxIdleConns is how many open connections the pool keeps for reuse;
-// maxPostgresConns is how many it opens at most on PostgreSQL.
+// maxOpenConns is how many it opens at most.
 const (
-	maxIdleConns     = 32
-	maxPostgresConns = 32
+	maxIdleConns = 32
+	maxOpenConns = maxIdleConns
 )
 
 // parseDatabaseURL picks the dialect and the driver's DSN.
