@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/relayhq/relay/core/catalog/catalogtest"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
+	"github.com/relayhq/relay/sdk/connectortest"
 )
 
 const (
@@ -59,9 +59,7 @@ func TestActionsOverHTTP(t *testing.T) {
 			// Compiling a Go-built module takes minutes under the race
 			// detector: the modules compiled once (here, or by the
 			// conformance kit, which builds the same bytes) are shared.
-			if dir, err := os.UserCacheDir(); err == nil {
-				cfg.WASMCacheDir = filepath.Join(dir, "relay", "connectortest-wasm")
-			}
+			cfg.WASMCacheDir = connectortest.CompilationCacheDir()
 			logs := &syncBuffer{}
 			m, banner := startMain(t, cfg, logs)
 			waitForLog(t, logs, "WASM connector loaded", 2, 8*time.Minute)

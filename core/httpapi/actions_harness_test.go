@@ -71,9 +71,15 @@ func echoBothForms(t testing.TB) string {
 // createEcho makes an echo connection and returns its id.
 func (ts *testServer) createEcho(adminKey, name string) string {
 	ts.t.Helper()
-	resp := ts.do(http.MethodPost, "/v1/connections", adminKey, map[string]any{"connector": "echo", "name": name})
+	return ts.createConnection(adminKey, map[string]any{"connector": "echo", "name": name})
+}
+
+// createConnection makes a connection from body and returns its id.
+func (ts *testServer) createConnection(adminKey string, body map[string]any) string {
+	ts.t.Helper()
+	resp := ts.do(http.MethodPost, "/v1/connections", adminKey, body)
 	if resp.Status != http.StatusCreated {
-		ts.t.Fatalf("create connection %s: %d %s", name, resp.Status, resp.Body)
+		ts.t.Fatalf("create connection %v: %d %s", body["name"], resp.Status, resp.Body)
 	}
 	var c struct {
 		ID string `json:"id"`

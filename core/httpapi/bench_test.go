@@ -144,10 +144,7 @@ func newEchoExecutor(b *testing.B, dbURL, form string) *echoExecutor {
 		c.DefaultRateLimit = core.RateLimit{Rate: 1_000_000, Burst: 1_000_000}
 	})
 	_, keys := ts.workspace("bench")
-	resp := ts.do(http.MethodPost, "/v1/connections", keys[core.RoleAdmin], map[string]any{"connector": "echo", "name": "echo", "runtime": form})
-	if resp.Status != http.StatusCreated {
-		b.Fatalf("create connection: %d %s", resp.Status, resp.Body)
-	}
+	ts.createConnection(keys[core.RoleAdmin], map[string]any{"connector": "echo", "name": "echo", "runtime": form})
 	return &echoExecutor{
 		url: ts.URL + "/v1/actions/echo.echo/execute", key: keys[core.RoleDeveloper],
 		body: []byte(`{"params":{"order":42,"items":["a","b"],"note":"benchmark"}}`),

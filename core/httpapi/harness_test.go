@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/core/wasmrt"
+	"github.com/relayhq/relay/sdk/connectortest"
 )
 
 // testServer is a real server on a loopback port over a SQLite store.
@@ -99,11 +99,8 @@ func newTestServerOn(t testing.TB, databaseURL, connectorsDir string, egressAllo
 	native := goplugin.New(goplugin.Config{Lookup: cat.Get, Logger: logger, EgressAllow: egressAllow})
 	// Both forms, as the server runs them. Compiled modules are kept in
 	// the cache the repository's tests share: a cold compile takes seconds.
-	wasmCache := ""
-	if dir, err := os.UserCacheDir(); err == nil {
-		wasmCache = filepath.Join(dir, "relay", "connectortest-wasm")
-	}
-	wasm, err := wasmrt.New(ctx, wasmrt.Config{Lookup: cat.Get, Logger: logger, EgressAllow: egressAllow, CompilationCacheDir: wasmCache})
+	wasm, err := wasmrt.New(ctx, wasmrt.Config{Lookup: cat.Get, Logger: logger, EgressAllow: egressAllow,
+		CompilationCacheDir: connectortest.CompilationCacheDir()})
 	if err != nil {
 		native.Close()
 		st.Close()

@@ -2,8 +2,6 @@ package wasmrt_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/relayhq/relay/core/catalog"
 	"github.com/relayhq/relay/core/catalog/catalogtest"
 	"github.com/relayhq/relay/core/wasmrt"
+	"github.com/relayhq/relay/sdk/connectortest"
 )
 
 // BenchmarkWasmEcho is a warm call of the hand-written echo guest through
@@ -32,10 +31,7 @@ func BenchmarkWasmEcho(b *testing.B) {
 func BenchmarkGoEcho(b *testing.B) {
 	dir := b.TempDir()
 	catalogtest.BuildBoth(b, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
-	cache := ""
-	if c, err := os.UserCacheDir(); err == nil {
-		cache = filepath.Join(c, "relay", "connectortest-wasm")
-	}
+	cache := connectortest.CompilationCacheDir()
 	benchEcho(b, func(callers int) (*wasmrt.Runtime, core.ConnectorRef) {
 		r := newRuntimeAt(b, dir, wasmrt.Config{PoolSize: callers, CompilationCacheDir: cache})
 		return r, core.ConnectorRef{Name: "echo", Version: "1.0.0", Runtime: core.RuntimeWASM}

@@ -336,10 +336,6 @@ func TestInputValidation(t *testing.T) {
 	}
 }
 
-// A host that has validated the input against the action's schema in the
-// manifest says so with input_validated, and the server skips its own
-// check; without the flag it checks as before. The typed decode runs
-// either way, and its failures stay INVALID_INPUT.
 // An input decoded into a map or taken as a json.RawMessage (which skip
 // the struct's Decoder) is refused the same way when it is not one JSON
 // value, validated by the host or not; a RawMessage output is passed on
@@ -385,6 +381,10 @@ func TestUntypedInputs(t *testing.T) {
 	}
 }
 
+// A host that has validated the input against the action's schema in the
+// manifest says so with input_validated, and the server skips its own
+// check; without the flag it checks as before. The typed decode runs
+// either way, and its failures stay INVALID_INPUT.
 func TestInputValidatedByTheHost(t *testing.T) {
 	var handled []sendInput
 	record := func(_ context.Context, req connector.Request[sendInput]) (sendOutput, error) {

@@ -53,7 +53,7 @@ func startWasm(t tb, path, nativePath string, env []string) *process {
 	ctx := context.Background()
 	engine, err := wasmhost.NewEngine(ctx, wasmhost.Options{
 		// Compiling a Go module takes seconds; the next run reuses it.
-		CompilationCacheDir: compilationCache(),
+		CompilationCacheDir: CompilationCacheDir(),
 		// The module's log lines, stdout and stderr land in the test log,
 		// shown when a test fails or with -v.
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "connector", Output: logs, Level: hclog.Trace}),
@@ -141,9 +141,11 @@ func envValue(env []string, name string) string {
 	return ""
 }
 
-// compilationCache is the folder where the kit keeps compiled modules
+// CompilationCacheDir is the folder where the kit keeps compiled modules
 // between test runs, "" (no cache) when the user has no cache folder.
-func compilationCache() string {
+// Other tests that compile the same modules may share it: a cold compile
+// of a Go-built module takes seconds, minutes under the race detector.
+func CompilationCacheDir() string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return ""

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relayhq/relay/sdk/connectortest"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 	"github.com/relayhq/relay/sdk/wasmhost"
 )
@@ -201,10 +202,6 @@ func goGuest(b *testing.B) *wasmhost.Module {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := newEngine(b, wasmhost.Options{CompilationCacheDir: filepath.Join(cache, "relay", "connectortest-wasm")})
+	e := newEngine(b, wasmhost.Options{CompilationCacheDir: connectortest.CompilationCacheDir()})
 	return compile(b, e, wasm)
 }

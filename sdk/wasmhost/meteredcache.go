@@ -28,7 +28,11 @@ const meterVersion = 1
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// meteredDirPrefix begins the name of each meterVersion's folder in the
+// compilation cache; meteredDir is this version's.
 const meteredDirPrefix = "relay-metered-v"
+
+var meteredDir = meteredDirPrefix + strconv.Itoa(meterVersion)
 
 // staleTemp is how old a temporary file of writeMetered must be before
 // pruneMetered removes it: one that young may be another engine's (another
@@ -45,7 +49,6 @@ func (e *Engine) pruneMetered() {
 	if err != nil {
 		return
 	}
-	current := meteredDirPrefix + strconv.Itoa(meterVersion)
 	for _, d := range entries {
 		name := d.Name()
 		if !d.IsDir() || !strings.HasPrefix(name, meteredDirPrefix) {
@@ -54,7 +57,7 @@ func (e *Engine) pruneMetered() {
 		if _, err := strconv.Atoi(strings.TrimPrefix(name, meteredDirPrefix)); err != nil {
 			continue // not one of ours
 		}
-		if name != current {
+		if name != meteredDir {
 			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
 				e.o.Logger.Warn("removing metered modules of an earlier version failed", "error", err)
 			}
@@ -77,7 +80,7 @@ func (e *Engine) meteredPath(sum [sha256.Size]byte) string {
 	if e.o.CompilationCacheDir == "" {
 		return ""
 	}
-	return filepath.Join(e.o.CompilationCacheDir, meteredDirPrefix+strconv.Itoa(meterVersion), hex.EncodeToString(sum[:])+".wasm")
+	return filepath.Join(e.o.CompilationCacheDir, meteredDir, hex.EncodeToString(sum[:])+".wasm")
 }
 
 // metered returns the module metered: from the cache when it is there,
