@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"sort"
@@ -51,7 +50,7 @@ type delivery struct {
 	url   *url.URL
 	host  string // the URL's host name, for messages: the full URL may carry a token
 	body  []byte
-	extra http.Header
+	extra connector.Header
 	id    string
 	key   []byte
 	guard *egress.Guard
@@ -138,13 +137,13 @@ func parseURL(raw string) (*url.URL, error) {
 
 // checkHeaders checks the caller's extra headers and returns them
 // canonicalized.
-func checkHeaders(headers map[string]string) (http.Header, []connector.FieldError) {
+func checkHeaders(headers map[string]string) (connector.Header, []connector.FieldError) {
 	names := make([]string, 0, len(headers))
 	for name := range headers {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	h := http.Header{}
+	h := connector.Header{}
 	var problems []connector.FieldError
 	bad := func(name, msg string) {
 		problems = append(problems, connector.FieldError{Pointer: "/headers/" + pointerEscape(name), Message: msg})
@@ -219,7 +218,7 @@ func webhookID(workspaceID, idempotencyKey, runID string) string {
 
 // header returns the request headers with the given timestamp and
 // signature.
-func (d *delivery) header(timestamp int64, signature string) http.Header {
+func (d *delivery) header(timestamp int64, signature string) connector.Header {
 	h := d.extra.Clone()
 	if h.Get("User-Agent") == "" {
 		h.Set("User-Agent", "Relay-Webhook/"+Version)

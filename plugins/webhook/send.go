@@ -1,14 +1,9 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -24,7 +19,9 @@ const (
 	// excerpt; the call's own deadline wins when it is sooner.
 	requestTimeout = 10 * time.Second
 	// ExcerptBytes caps body_excerpt; no more than a few bytes beyond it
-	// are ever read from the response.
+	// are ever read from the response. A response whose body breaks off
+	// within them fails the delivery as retryable, in both forms (Fetch
+	// reads them whole); a retry carries the same webhook-id.
 	ExcerptBytes = 1 << 10
 	// maxRetryAfter caps the Retry-After delay passed on to the host.
 	maxRetryAfter = 24 * time.Hour
@@ -39,7 +36,7 @@ func preview(ctx context.Context, req connector.Request[SendInput]) (any, error)
 	for name, values := range d.header(time.Now().Unix(), redacted) {
 		headers[name] = values[0]
 	}
-	return Preview{Method: http.MethodPost, URL: d.url.String(), Headers: headers, Body: d.body, WebhookID: d.id}, nil
+	return Preview{Method: "POST", URL: d.url.String(), Headers: headers, Body: d.body, WebhookID: d.id}, nil
 }
 
 func send(ctx context.Context, req connector.Request[SendInput]) (SendOutput, error) {
@@ -47,38 +44,34 @@ func send(ctx context.Context, req connector.Request[SendInput]) (SendOutput, er
 	if err != nil {
 		return SendOutput{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url.String(), bytes.NewReader(d.body))
-	if err != nil {
-		return SendOutput{}, connector.InvalidInput("url: %v", err)
-	}
 	timestamp := time.Now().Unix()
-	hreq.Header = d.header(timestamp, sign(d.key, d.id, timestamp, d.body))
-
-	client := newClient(d.guard)
-	defer client.CloseIdleConnections() // after the body is closed
 	start := time.Now()
-	resp, err := client.Do(hreq)
+	// Fetch dials only through the guard natively and asks the host to make
+	// the request in a WASM module; either way it takes no proxy settings
+	// and asks for no compression, so the request is exactly what the
+	// preview shows. It follows no redirect.
+	resp, err := req.Fetch(ctx, &connector.HTTPRequest{
+		Method: "POST", URL: d.url.String(), Body: d.body,
+		Header:          d.header(timestamp, sign(d.key, d.id, timestamp, d.body)),
+		Timeout:         requestTimeout,
+		MaxResponseBody: ExcerptBytes + utf8.UTFMax,
+	})
 	if err != nil {
 		return SendOutput{}, d.transportError(ctx, err)
 	}
-	defer resp.Body.Close()
-	excerpt, truncated, readErr := readExcerpt(resp.Body)
+	excerpt, truncated := excerptOf(resp.Body, resp.Truncated)
 	elapsed := time.Since(start)
 
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
-		// Delivered: a failure while reading the answer's body does not
-		// undo that, so it only shows as a truncated excerpt.
 		return SendOutput{
-			Status: code, BodyExcerpt: excerpt, BodyTruncated: truncated || readErr != nil,
+			Status: code, BodyExcerpt: excerpt, BodyTruncated: truncated,
 			WebhookID: d.id, DurationMS: elapsed.Milliseconds(),
 		}, nil
 	case code >= 300 && code < 400:
 		return SendOutput{}, connector.Permanent("webhook to %s: the receiver answered %s redirecting to %s; redirects are not followed",
 			d.host, statusText(code), locationHost(d.url, resp.Header.Get("Location")))
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+	case code == 408 || code == 429 || code >= 500:
 		return SendOutput{}, connector.Retryable(retryAfter(resp.Header, time.Now()),
 			"webhook to %s: the receiver answered %s%s", d.host, statusText(code), quoteExcerpt(excerpt))
 	default:
@@ -86,75 +79,48 @@ func send(ctx context.Context, req connector.Request[SendInput]) (SendOutput, er
 	}
 }
 
-// newClient returns a client for one delivery on the SDK's transport, which
-// dials only through the guard natively and asks the host to make the
-// request in a WASM module; either way it ignores proxy settings and asks
-// for no compression (so the request is exactly what the preview shows).
-// It never follows a redirect. The caller closes its idle connections when
-// done.
-func newClient(guard *egress.Guard) *http.Client {
-	return &http.Client{
-		Transport:     connector.HTTPTransport(guard),
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
-// transportError classifies a failure to get an answer. The *url.Error from
-// net/http is unwrapped because its message repeats the whole URL, which
-// may carry a token; what it wraps, an *egress.DeniedError in particular,
-// stays in the chain.
+// transportError words a failure to get an answer for this delivery.
+// Fetch has classified it, as the WASM host does: an *egress.DeniedError,
+// a *connector.Error, or the call's context's error.
 func (d *delivery) transportError(ctx context.Context, err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
 	var (
 		denied     *egress.DeniedError
-		classified *connector.Error // from the host, in a WASM module
-		cert       *tls.CertificateVerificationError
-		dnsErr     *net.DNSError
+		classified *connector.Error
 	)
 	switch {
 	case errors.As(err, &denied):
 		return fmt.Errorf("webhook to %s: %w", d.host, err)
-	case errors.As(err, &classified) && ctx.Err() == nil:
-		return &connector.Error{Code: classified.Code, Message: fmt.Sprintf("webhook to %s: %s", d.host, classified.Message), RetryAfter: classified.RetryAfter}
-	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		// The request may have arrived: a retry is still right, since it
 		// carries the same webhook-id.
 		return connector.Retryable(0, "webhook to %s: gave up waiting for an answer (%v); the receiver may have got it, and a retry carries the same webhook-id",
-			d.host, context.Cause(ctx))
-	case errors.As(err, &cert):
-		return connector.Permanent("webhook to %s: %v", d.host, err)
-	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return connector.Permanent("webhook to %s: no such host", d.host)
+			d.host, err)
+	case errors.As(err, &classified):
+		msg := classified.Message
+		if classified.Code == connector.CodeRetryable && strings.HasSuffix(msg, "no answer in time") {
+			msg += "; the receiver may have got it, and a retry carries the same webhook-id"
+		}
+		return &connector.Error{Code: classified.Code, Message: fmt.Sprintf("webhook to %s: %s", d.host, msg), RetryAfter: classified.RetryAfter}
 	default:
 		return connector.Retryable(0, "webhook to %s: %v", d.host, err)
 	}
 }
 
-// readExcerpt reads at most ExcerptBytes+utf8.UTFMax bytes of body and
-// returns at most ExcerptBytes of valid UTF-8 from its start (invalid bytes
-// become U+FFFD), and whether the body had more than that.
-func readExcerpt(body io.Reader) (excerpt string, truncated bool, err error) {
-	buf := make([]byte, ExcerptBytes+utf8.UTFMax)
-	n, err := io.ReadFull(body, buf)
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		err = nil
-	}
-	buf = buf[:n]
+// excerptOf returns at most ExcerptBytes of valid UTF-8 from the start of
+// body (invalid bytes become U+FFFD), and whether the body had more than
+// that: more bytes than the excerpt holds, or cut is set (Fetch read no
+// further).
+func excerptOf(body []byte, cut bool) (excerpt string, truncated bool) {
 	var sb strings.Builder
-	for i := 0; i < len(buf); {
-		r, size := utf8.DecodeRune(buf[i:])
+	for i := 0; i < len(body); {
+		r, size := utf8.DecodeRune(body[i:])
 		if sb.Len()+utf8.RuneLen(r) > ExcerptBytes {
-			return sb.String(), true, err
+			return sb.String(), true
 		}
 		sb.WriteRune(r)
 		i += size
 	}
-	// A full buffer always stops above (each byte read adds at least one
-	// byte to the excerpt), so here the whole body was read.
-	return sb.String(), false, err
+	return sb.String(), cut
 }
 
 func quoteExcerpt(s string) string {
@@ -173,10 +139,7 @@ func quoteExcerpt(s string) string {
 }
 
 func statusText(code int) string {
-	if t := http.StatusText(code); t != "" {
-		return strconv.Itoa(code) + " " + t
-	}
-	return strconv.Itoa(code)
+	return "HTTP " + strconv.Itoa(code)
 }
 
 // locationHost names where a redirect pointed, by host only: the path and
@@ -194,7 +157,7 @@ func locationHost(base *url.URL, location string) string {
 
 // retryAfter reads Retry-After, in seconds or as an HTTP date; 0 when it is
 // absent, unreadable or past.
-func retryAfter(h http.Header, now time.Time) time.Duration {
+func retryAfter(h connector.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
@@ -202,8 +165,23 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	var d time.Duration
 	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
 		d = time.Duration(min(secs, uint64(maxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
+	} else if t, ok := parseHTTPDate(v); ok {
 		d = t.Sub(now)
 	}
 	return max(0, min(d, maxRetryAfter))
+}
+
+// parseHTTPDate reads an HTTP date in any of the three forms RFC 9110
+// allows a recipient to meet: IMF-fixdate, RFC 850's and asctime's.
+func parseHTTPDate(v string) (time.Time, bool) {
+	for _, layout := range []string{
+		"Mon, 02 Jan 2006 15:04:05 GMT",
+		"Monday, 02-Jan-06 15:04:05 GMT",
+		"Mon Jan _2 15:04:05 2006",
+	} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }

@@ -65,7 +65,7 @@ func TestRetryAfter(t *testing.T) {
 		"Fri, 02 Jan 2026 03:00:00 GMT": 0, // past
 		"Sat, 02 Jan 2027 03:04:05 GMT": maxRetryAfter,
 	} {
-		h := http.Header{}
+		h := connector.Header{}
 		if v != "" {
 			h.Set("Retry-After", v)
 		}

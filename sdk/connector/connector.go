@@ -4,8 +4,7 @@
 // a native plugin process (go-plugin over gRPC) or, built with GOOS=wasip1
 // GOARCH=wasm -buildmode=c-shared, as a WASM module that speaks the Relay
 // WASM ABI (docs/wasm-abi.md) with the same main. Make HTTP requests with
-// Request.HTTPClient and log with LoggerFromContext: both work in either
-// form.
+// Request.Fetch and log with LoggerFromContext: both work in either form.
 package connector
 
 import (
@@ -96,7 +95,8 @@ type Request[In any] struct {
 	IdempotencyKey string
 	WorkspaceID    string
 	// Egress is the connector's egress policy. Make every outbound
-	// connection through it, e.g. Egress.HTTPClient(timeout).
+	// connection through it: Request.Fetch does, and so does
+	// nethttp.Client(Egress, timeout).
 	Egress *egress.Guard
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/relayhq/relay/sdk/connector"
+	"github.com/relayhq/relay/sdk/connector/nethttp"
 	"github.com/relayhq/relay/sdk/egress"
 	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol"
@@ -95,7 +96,7 @@ func TestEgressDeniedThroughHTTPClient(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
 	get := func(_ context.Context, req connector.Request[map[string]any]) error {
-		resp, err := req.Egress.HTTPClient(5 * time.Second).Get(srv.URL)
+		resp, err := nethttp.Client(req.Egress, 5*time.Second).Get(srv.URL)
 		if err != nil {
 			return fmt.Errorf("get: %w", err)
 		}

@@ -3,20 +3,79 @@
 package connector
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
 	"net/http"
-	"time"
 
 	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/internal/outbound"
 )
 
-func newHTTPTransport(guard *egress.Guard) http.RoundTripper {
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            guard.DialContext,
-		ForceAttemptHTTP2:      true,
-		TLSHandshakeTimeout:    10 * time.Second,
-		MaxResponseHeaderBytes: 64 << 10,
-		IdleConnTimeout:        60 * time.Second,
-		DisableCompression:     true,
+// exchange makes one request and reads its answer, following no redirect,
+// on outbound.NewTransport: the connection dials through g, as the WASM
+// host sends a module's request.
+func exchange(ctx context.Context, g *egress.Guard, req *HTTPRequest, limit int) (*HTTPResponse, error) {
+	u, problem := outbound.Check(req.Method, req.URL, req.Header.fields())
+	if problem != "" {
+		return nil, &Error{Code: CodeInvalidInput, Message: problem}
 	}
+	host := u.Hostname()
+	if err := g.CheckHost(host); err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, req.Method, u.String(), bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, &Error{Code: CodeInvalidInput, Message: "bad request to " + host + ": " + err.Error()}
+	}
+	if len(req.Body) == 0 {
+		hreq.Body, hreq.GetBody, hreq.ContentLength = http.NoBody, nil, 0
+	}
+	for name, values := range req.Header {
+		hreq.Header[name] = append(hreq.Header[name], values...)
+	}
+	t := outbound.NewTransport(g)
+	defer t.CloseIdleConnections()
+	client := &http.Client{
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return nil, failure(ctx, host, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	if err != nil {
+		return nil, failure(ctx, host, err)
+	}
+	out := &HTTPResponse{StatusCode: resp.StatusCode, Header: Header(resp.Header), Body: body}
+	if len(body) > limit {
+		out.Body, out.Truncated = body[:limit], true
+	}
+	return out, nil
+}
+
+// failure is the error of a request that got no answer, classified as the
+// WASM host classifies a module's.
+func failure(ctx context.Context, host string, err error) error {
+	class, msg := outbound.Classify(ctx, host, err)
+	switch class {
+	case outbound.Denied:
+		return unwrapDenied(err)
+	case outbound.Permanent:
+		return &Error{Code: CodePermanent, Message: msg}
+	default:
+		return &Error{Code: CodeRetryable, Message: msg}
+	}
+}
+
+// unwrapDenied returns the *egress.DeniedError in err's chain.
+func unwrapDenied(err error) error {
+	var denied *egress.DeniedError
+	if errors.As(err, &denied) {
+		return denied
+	}
+	return err
 }

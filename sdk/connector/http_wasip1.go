@@ -3,14 +3,11 @@
 package connector
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
-	"strconv"
+	"net/url"
 	"strings"
 	"time"
 	"unsafe"
@@ -19,33 +16,14 @@ import (
 	"github.com/relayhq/relay/sdk/protocol"
 )
 
-func newHTTPTransport(*egress.Guard) http.RoundTripper { return hostTransport{} }
-
-// hostTransport makes HTTP requests through the host function
-// relay.http_request. The host enforces the egress policy, follows
-// redirects only to the same scheme, host and port (a redirect elsewhere
-// comes back as the 3xx, for the http.Client to follow or not through this
-// transport again), and caps the time and the response body.
-type hostTransport struct{}
-
-// errBodyTruncated ends the body of a response the host cut at its cap.
-var errBodyTruncated = errors.New("the response body is longer than the host passes on; it was cut there")
-
-func (hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var body []byte
-	if req.Body != nil {
-		var err error
-		body, err = io.ReadAll(io.LimitReader(req.Body, protocol.MaxMessageSize+1))
-		req.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("reading the request body: %w", err)
-		}
-		if len(body) > protocol.MaxMessageSize {
-			return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("the request body is over the %d-byte message limit", protocol.MaxMessageSize)}
-		}
+// exchange hands one request to the host function relay.http_request,
+// which enforces the egress policy, follows no redirect and caps the time
+// and the response body; g is the host's to apply, not the module's.
+func exchange(ctx context.Context, _ *egress.Guard, req *HTTPRequest, limit int) (*HTTPResponse, error) {
+	if len(req.Body) > protocol.MaxMessageSize {
+		return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("the request body is %d bytes, over the %d-byte message limit", len(req.Body), protocol.MaxMessageSize)}
 	}
-	ctx := req.Context()
-	hreq := &httpRequest{method: req.Method, url: req.URL.String(), body: body}
+	hreq := &httpRequest{method: req.Method, url: req.URL, body: req.Body}
 	if deadline, ok := ctx.Deadline(); ok {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -56,10 +34,8 @@ func (hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for name, values := range req.Header {
-		for _, v := range values {
-			hreq.headers = append(hreq.headers, header{name, v})
-		}
+	for name, value := range req.Header.fields() {
+		hreq.headers = append(hreq.headers, header{name, value})
 	}
 	raw, err := hostCall(appendHTTPRequest(nil, hreq))
 	if err != nil {
@@ -70,34 +46,32 @@ func (hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("relay.http_request: the answer does not decode: %w", err)
 	}
 	if e := resp.err; e != nil {
-		// The host gave up at the deadline that became timeout_ms. The
-		// context's timer has not fired yet: the module ran nothing while
-		// the host worked.
-		if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
-			return nil, fmt.Errorf("%s: %w", e.Message, context.DeadlineExceeded)
+		if e.Code == CodeEgressDenied {
+			return nil, deniedError(hostOf(req.URL), e.Message)
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		out := &Error{Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter}
+		if out.Code == 0 {
+			out.Code = CodeInternal
 		}
-		return nil, hostHTTPError(req, e)
+		return nil, out
 	}
-	hdr := http.Header{}
+	out := &HTTPResponse{StatusCode: int(resp.status), Header: make(Header, len(resp.headers)), Body: resp.body, Truncated: resp.bodyTruncated}
 	for _, h := range resp.headers {
-		hdr.Add(h.name, h.value)
+		out.Header[h.name] = append(out.Header[h.name], h.value)
 	}
-	code := int(resp.status)
-	out := &http.Response{
-		Status: strconv.Itoa(code) + " " + http.StatusText(code), StatusCode: code,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: hdr, ContentLength: int64(len(resp.body)),
-		Body:    io.NopCloser(bytes.NewReader(resp.body)),
-		Request: req,
-	}
-	if resp.bodyTruncated {
-		out.ContentLength = -1
-		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(resp.body), errReader{errBodyTruncated}))
+	if len(out.Body) > limit {
+		out.Body, out.Truncated = out.Body[:limit], true
 	}
 	return out, nil
+}
+
+// hostOf is the host name of a request's URL, as the host names it.
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
 }
 
 // hostCall passes an encoded HttpRequest to relay.http_request and reads
@@ -115,19 +89,6 @@ func hostCall(req []byte) ([]byte, error) {
 		return nil, fmt.Errorf("relay.result_read returned %d of the %d bytes pending", got, n)
 	}
 	return out, nil
-}
-
-// hostHTTPError turns the host's classified failure into the error net/http
-// callers and the SDK's own classification expect.
-func hostHTTPError(req *http.Request, e *Error) error {
-	if e.Code == CodeEgressDenied {
-		return deniedError(req.URL.Hostname(), e.Message)
-	}
-	out := &Error{Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter}
-	if out.Code == 0 {
-		out.Code = CodeInternal
-	}
-	return out
 }
 
 // deniedError rebuilds the host's refusal as the *egress.DeniedError a
@@ -151,7 +112,3 @@ func deniedError(host, msg string) *egress.DeniedError {
 	}
 	return e
 }
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }

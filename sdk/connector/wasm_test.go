@@ -251,10 +251,12 @@ func TestWasmGuestPanicIsACrash(t *testing.T) {
 	}
 }
 
-// The SDK's HTTP client in a module: the request leaves through the host
-// with its headers, a cut body ends in an error, a redirect to another
-// origin comes back to the client, which follows it or not, and a refused
-// address is EGRESS_DENIED.
+// Outbound HTTP in a module, with connector.Fetch and with nethttp's
+// client: the request leaves through the host with its headers; a body
+// over the host's cap comes back cut and says so; a redirect to another
+// origin comes back to the module, which follows it or not; a refused
+// address is EGRESS_DENIED, worded as the native guard words it; a closed
+// port is RETRYABLE.
 func TestWasmGuestHTTP(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 2<<20)
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -280,67 +282,88 @@ func TestWasmGuestHTTP(t *testing.T) {
 		Status    int    `json:"status"`
 		Header    string `json:"header"`
 		BodyBytes int    `json:"body_bytes"`
+		Truncated bool   `json:"truncated"`
 		ReadError string `json:"read_error"`
 	}
-	fetch := func(input map[string]any) (output, *connectorv1.Error) {
-		t.Helper()
-		r, err := execute(t, i, "fetch", input)
-		if err != nil {
-			t.Fatalf("fetch %v: %v", input, err)
-		}
-		var out output
-		if r.GetError() == nil {
-			if err := json.Unmarshal(r.GetOutputJson(), &out); err != nil {
-				t.Fatal(err)
+	for _, action := range []string{"fetch", "fetch_nethttp"} {
+		t.Run(action, func(t *testing.T) {
+			fetch := func(input map[string]any) (output, *connectorv1.Error) {
+				t.Helper()
+				r, err := execute(t, i, action, input)
+				if err != nil {
+					t.Fatalf("%s %v: %v", action, input, err)
+				}
+				var out output
+				if r.GetError() == nil {
+					if err := json.Unmarshal(r.GetOutputJson(), &out); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return out, r.GetError()
 			}
-		}
-		return out, r.GetError()
-	}
+			follow, stay := map[string]any{"url": srv.URL + "/away", "redirects": 1}, map[string]any{"url": srv.URL + "/away"}
+			if action == "fetch_nethttp" {
+				follow, stay = map[string]any{"url": srv.URL + "/away"}, map[string]any{"url": srv.URL + "/away", "no_redirect": true}
+			}
 
-	if out, perr := fetch(map[string]any{"url": srv.URL + "/"}); perr != nil || out != (output{Status: 200, Header: "yes", BodyBytes: 5}) {
-		t.Errorf("a plain GET: %+v %v", out, perr)
-	}
-	out, perr := fetch(map[string]any{"url": srv.URL + "/big"})
-	if perr != nil || out.Status != 200 || out.BodyBytes != wasmhost.DefaultMaxHTTPResponse || !strings.Contains(out.ReadError, "cut") {
-		t.Errorf("a body over the host's cap: %+v %v; want %d bytes, then an error saying it was cut", out, perr, wasmhost.DefaultMaxHTTPResponse)
-	}
-	if out, perr := fetch(map[string]any{"url": srv.URL + "/away"}); perr != nil || out.Status != 200 || out.Header != "other" {
-		t.Errorf("a redirect to another origin, followed by the client: %+v %v", out, perr)
-	}
-	if out, perr := fetch(map[string]any{"url": srv.URL + "/away", "no_redirect": true}); perr != nil || out.Status != http.StatusFound {
-		t.Errorf("a redirect to another origin, not followed: %+v %v", out, perr)
-	}
-	// The host's refusal reads as a native guard's, said once.
-	if _, perr := fetch(map[string]any{"url": "http://169.254.169.254/latest/meta-data"}); perr.GetCode() != connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED ||
-		!strings.HasSuffix(perr.GetMessage(), `": egress to 169.254.169.254 (169.254.169.254) refused: link-local (includes cloud metadata); an operator can allow it with --egress-allow`) ||
-		strings.Count(perr.GetMessage(), "refused") != 1 {
-		t.Errorf("the metadata address: got %v, want EGRESS_DENIED as the native guard words it", perr)
-	}
-	if _, perr := fetch(map[string]any{"url": "http://127.0.0.1:1/"}); perr.GetCode() != connectorv1.ErrorCode_ERROR_CODE_RETRYABLE {
-		t.Errorf("a closed port: got %v, want RETRYABLE", perr)
+			if out, perr := fetch(map[string]any{"url": srv.URL + "/"}); perr != nil || out != (output{Status: 200, Header: "yes", BodyBytes: 5}) {
+				t.Errorf("a plain GET: %+v %v", out, perr)
+			}
+			out, perr := fetch(map[string]any{"url": srv.URL + "/big"})
+			if action == "fetch" {
+				if perr != nil || out.Status != 200 || out.BodyBytes != wasmhost.DefaultMaxHTTPResponse || !out.Truncated {
+					t.Errorf("a body over the host's cap: %+v %v; want %d bytes, marked truncated", out, perr, wasmhost.DefaultMaxHTTPResponse)
+				}
+			} else if perr != nil || out.Status != 200 || out.BodyBytes != wasmhost.DefaultMaxHTTPResponse || !strings.Contains(out.ReadError, "cut") {
+				t.Errorf("a body over the host's cap: %+v %v; want %d bytes, then an error saying it was cut", out, perr, wasmhost.DefaultMaxHTTPResponse)
+			}
+			if out, perr := fetch(follow); perr != nil || out.Status != 200 || out.Header != "other" {
+				t.Errorf("a redirect to another origin, followed: %+v %v", out, perr)
+			}
+			if out, perr := fetch(stay); perr != nil || out.Status != http.StatusFound {
+				t.Errorf("a redirect to another origin, not followed: %+v %v", out, perr)
+			}
+			if _, perr := fetch(map[string]any{"url": "http://169.254.169.254/latest/meta-data"}); perr.GetCode() != connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED ||
+				!strings.HasSuffix(perr.GetMessage(), `egress to 169.254.169.254 (169.254.169.254) refused: link-local (includes cloud metadata); an operator can allow it with --egress-allow`) ||
+				strings.Count(perr.GetMessage(), "refused") != 1 {
+				t.Errorf("the metadata address: got %v, want EGRESS_DENIED as the native guard words it", perr)
+			}
+			if _, perr := fetch(map[string]any{"url": "http://127.0.0.1:1/"}); perr.GetCode() != connectorv1.ErrorCode_ERROR_CODE_RETRYABLE {
+				t.Errorf("a closed port: got %v, want RETRYABLE", perr)
+			}
+		})
 	}
 }
 
 // A module links neither protobuf's generated code and reflection nor the
 // JSON Schema compiler, nor gRPC: they were a third of a module's code and
-// most of its start (wire.go, schemacheck_wasip1.go).
+// most of its start (wire.go, schemacheck_wasip1.go). Nor does the SDK
+// link net/http or crypto/tls (connector.Fetch does without them): a
+// module links them only through sdk/connector/nethttp, as the test guest
+// does.
 func TestWasmBuildLeavesOutTheHeavyPackages(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", "./testdata/guest")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	deps := strings.Fields(string(out))
-	for _, heavy := range []string{
+	heavy := []string{
 		"google.golang.org/protobuf/proto", "google.golang.org/protobuf/internal/impl",
 		"github.com/relayhq/relay/sdk/protocol/connectorv1", "github.com/santhosh-tekuri/jsonschema/v6", "google.golang.org/grpc",
-	} {
-		if slices.Contains(deps, heavy) {
-			t.Errorf("a module built with the SDK links %s", heavy)
-		}
 	}
-	if !slices.Contains(deps, "github.com/relayhq/relay/sdk/connector") {
-		t.Fatalf("go list printed no SDK among the deps:\n%s", out)
+	for pkg, heavy := range map[string][]string{
+		"./testdata/guest": heavy,
+		".":                append(heavy, "net/http", "crypto/tls", "crypto/x509"),
+	} {
+		cmd := exec.Command("go", "list", "-deps", pkg)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		deps := strings.Fields(string(out))
+		for _, h := range heavy {
+			if slices.Contains(deps, h) {
+				t.Errorf("%s, built for wasip1, links %s", pkg, h)
+			}
+		}
+		if !slices.Contains(deps, "github.com/relayhq/relay/sdk/connector") {
+			t.Fatalf("go list printed no SDK among the deps of %s:\n%s", pkg, out)
+		}
 	}
 }

@@ -8,10 +8,8 @@ package egress
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -249,28 +247,4 @@ func (g *Guard) DialContext(ctx context.Context, network, address string) (net.C
 		return nil, denied
 	}
 	return nil, fmt.Errorf("egress: %s resolved to no address", host)
-}
-
-// HTTPClient returns a client whose every connection, redirects included,
-// goes through the guard. It ignores proxy settings from the environment and
-// follows at most 5 redirects.
-func (g *Guard) HTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			Proxy:                  nil,
-			DialContext:            g.DialContext,
-			ForceAttemptHTTP2:      true,
-			TLSHandshakeTimeout:    10 * time.Second,
-			ResponseHeaderTimeout:  timeout,
-			MaxResponseHeaderBytes: 64 << 10,
-			IdleConnTimeout:        60 * time.Second,
-		},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return errors.New("egress: stopped after 5 redirects")
-			}
-			return nil
-		},
-	}
 }

@@ -352,19 +352,6 @@ func TestDialContext(t *testing.T) {
 	})
 }
 
-func TestHTTPClientRefusesLoopback(t *testing.T) {
-	port, accepted := listen(t)
-	client := egress.New([]string{"*"}, nil).HTTPClient(10 * time.Second)
-	_, err := client.Get("http://127.0.0.1:" + port + "/")
-	var d *egress.DeniedError
-	if !errors.As(err, &d) {
-		t.Fatalf("Get = %v; want a *egress.DeniedError inside", err)
-	}
-	if accepted() != 0 {
-		t.Error("the listener accepted a connection")
-	}
-}
-
 func mustParseAllow(t *testing.T, s string) []netip.Prefix {
 	t.Helper()
 	p, err := egress.ParseAllow(s)

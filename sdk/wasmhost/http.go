@@ -3,44 +3,30 @@ package wasmhost
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/internal/outbound"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
 
-// newHTTPClient returns the client of a module's relay.http_request: every
-// connection, redirects included, dials through the guard (which checks
-// the host against the manifest's egress and the address it dials against
-// the special ranges); no proxy from the environment; no redirect
-// followed; no compression asked for on the guest's behalf.
+// newHTTPClient returns the client of a module's relay.http_request, on
+// the transport a native connector's Fetch uses (outbound.NewTransport):
+// every connection, redirects included, dials through the guard; no proxy
+// from the environment; no compression asked for on the guest's behalf.
+// No redirect is followed: a redirect is the guest's to follow or not, as
+// a native connector's own client decides. It comes back as the 3xx, and a
+// hop the guest makes is a request of its own, checked as any.
 func newHTTPClient(guard *egress.Guard) *http.Client {
+	t := outbound.NewTransport(guard)
+	t.MaxIdleConnsPerHost = 8
 	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                  nil,
-			DialContext:            guard.DialContext,
-			ForceAttemptHTTP2:      true,
-			TLSHandshakeTimeout:    10 * time.Second,
-			MaxResponseHeaderBytes: 64 << 10,
-			MaxIdleConnsPerHost:    8,
-			IdleConnTimeout:        60 * time.Second,
-			// The guest's request goes out as it asked: no Accept-Encoding
-			// added, as a native connector's own client adds none.
-			DisableCompression: true,
-		},
-		// A redirect is the guest's to follow or not, as a native
-		// connector's own client decides: it comes back as the 3xx, and a
-		// hop the guest makes is a request of its own, checked as any.
+		Transport:     t,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
@@ -61,12 +47,20 @@ func (m *Module) doHTTP(ctx context.Context, raw []byte, maxMessage int) *connec
 	if err := proto.Unmarshal(raw, &hr); err != nil {
 		return httpError(connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, "the request does not decode as relay.connector.v1.HttpRequest: %v", err)
 	}
-	u, err := url.Parse(hr.GetUrl())
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return httpError(connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, "the URL is not an absolute http or https URL")
+	method := hr.GetMethod()
+	if method == "" {
+		method = http.MethodGet
 	}
-	if u.User != nil {
-		return httpError(connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, "the URL carries user info; send credentials in a header")
+	headers := func(yield func(string, string) bool) {
+		for _, h := range hr.GetHeaders() {
+			if !yield(h.GetName(), h.GetValue()) {
+				return
+			}
+		}
+	}
+	u, problem := outbound.Check(method, hr.GetUrl(), headers)
+	if problem != "" {
+		return httpError(connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, "%s", problem)
 	}
 	host := u.Hostname()
 	if m.guard == nil {
@@ -74,13 +68,6 @@ func (m *Module) doHTTP(ctx context.Context, raw []byte, maxMessage int) *connec
 	}
 	if err := m.guard.CheckHost(host); err != nil {
 		return httpError(connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED, "%v", err)
-	}
-	method := hr.GetMethod()
-	if method == "" {
-		method = http.MethodGet
-	}
-	if !httpguts.ValidHostHeader(u.Host) || !validMethod(method) {
-		return httpError(connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, "bad method %q or host", method)
 	}
 	timeout := m.e.o.HTTPTimeout
 	if t := hr.GetTimeoutMs(); t > 0 && t < int64(time.Duration(1<<62)/time.Millisecond) {
@@ -95,14 +82,8 @@ func (m *Module) doHTTP(ctx context.Context, raw []byte, maxMessage int) *connec
 	if len(hr.GetBody()) == 0 {
 		req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
 	}
-	for _, h := range hr.GetHeaders() {
-		if !httpguts.ValidHeaderFieldName(h.GetName()) || !httpguts.ValidHeaderFieldValue(h.GetValue()) {
-			return httpError(connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, "bad header %q", h.GetName())
-		}
-		if strings.EqualFold(h.GetName(), "Host") {
-			return httpError(connectorv1.ErrorCode_ERROR_CODE_INVALID_INPUT, "the Host header is set from the URL")
-		}
-		req.Header.Add(h.GetName(), h.GetValue())
+	for name, value := range headers {
+		req.Header[name] = append(req.Header[name], value) // as the guest wrote the name
 	}
 	resp, err := m.http.Do(req)
 	if err != nil {
@@ -127,34 +108,16 @@ func (m *Module) doHTTP(ctx context.Context, raw []byte, maxMessage int) *connec
 	return out
 }
 
-func validMethod(m string) bool {
-	if m == "" {
-		return false
-	}
-	for _, r := range m {
-		if !httpguts.IsTokenRune(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// transportError classifies a failure to get a response: refused by the
-// egress guard, or a network failure or timeout (retryable). The
-// *url.Error is unwrapped: its message repeats the whole URL.
+// transportError classifies a failure to get a response by the rules a
+// native connector's Fetch follows (outbound.Classify).
 func transportError(ctx context.Context, host string, err error) *connectorv1.HttpResponse {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
+	code := connectorv1.ErrorCode_ERROR_CODE_RETRYABLE
+	class, msg := outbound.Classify(ctx, host, err)
+	switch class {
+	case outbound.Denied:
+		code = connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED
+	case outbound.Permanent:
+		code = connectorv1.ErrorCode_ERROR_CODE_PERMANENT
 	}
-	var denied *egress.DeniedError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &denied):
-		return httpError(connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED, "%v", denied)
-	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
-		return httpError(connectorv1.ErrorCode_ERROR_CODE_RETRYABLE, "request to %s: no answer in time", host)
-	default:
-		return httpError(connectorv1.ErrorCode_ERROR_CODE_RETRYABLE, "request to %s: %v", host, err)
-	}
+	return httpError(code, "%s", msg)
 }

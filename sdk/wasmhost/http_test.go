@@ -2,7 +2,9 @@ package wasmhost_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -139,6 +141,54 @@ func TestHTTPRequest(t *testing.T) {
 		resp := httpCall(t, ctx, allowed, &connectorv1.HttpRequest{Url: base + "/hang", TimeoutMs: 100})
 		if resp.GetError().GetCode() != connectorv1.ErrorCode_ERROR_CODE_RETRYABLE || time.Since(start) > 2*time.Second {
 			t.Fatalf("response = %v after %v; want RETRYABLE after 100 ms", resp, time.Since(start))
+		}
+	})
+	t.Run("certificate that does not verify", func(t *testing.T) {
+		tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake the host refuses
+		tlsSrv.StartTLS()
+		defer tlsSrv.Close()
+		resp := httpCall(t, ctx, allowed, &connectorv1.HttpRequest{Url: strings.Replace(localhostURL(tlsSrv), "http:", "https:", 1) + "/"})
+		if resp.GetError().GetCode() != connectorv1.ErrorCode_ERROR_CODE_PERMANENT || !strings.Contains(resp.GetError().GetMessage(), "certificate") {
+			t.Fatalf("response = %v; want PERMANENT, naming the certificate", resp)
+		}
+	})
+	t.Run("header names as the guest spelled them", func(t *testing.T) {
+		// A server of raw bytes: net/http's would canonicalize the name.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 4096)
+			var req []byte
+			for !strings.Contains(string(req), "\r\n\r\n") {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				req = append(req, buf[:n]...)
+			}
+			var line string
+			for _, l := range strings.Split(string(req), "\r\n") {
+				if strings.HasPrefix(strings.ToLower(l), "webhook-id:") {
+					line = l
+				}
+			}
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(line), line)
+		}()
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		resp := httpCall(t, ctx, allowed, &connectorv1.HttpRequest{
+			Url: "http://localhost:" + port + "/", Headers: []*connectorv1.Header{{Name: "webhook-id", Value: "msg_1"}},
+		})
+		if resp.GetError() != nil || string(resp.GetBody()) != "webhook-id: msg_1" {
+			t.Fatalf("response = %v; want the header line as sent", resp)
 		}
 	})
 	t.Run("call deadline ends the request", func(t *testing.T) {

@@ -10,20 +10,25 @@ import (
 	"time"
 
 	"github.com/relayhq/relay/sdk/connector"
+	"github.com/relayhq/relay/sdk/connector/nethttp"
 )
 
-// FetchInput is the input of fetch.
+// FetchInput is the input of fetch and fetch_nethttp. Redirects is how
+// many redirects to follow; NoRedirect, for fetch_nethttp, follows none
+// (its client follows up to 5).
 type FetchInput struct {
 	URL        string `json:"url"`
+	Redirects  int    `json:"redirects,omitempty"`
 	NoRedirect bool   `json:"no_redirect,omitempty"`
 }
 
-// FetchOutput is what fetch saw.
+// FetchOutput is what came back.
 type FetchOutput struct {
 	Status    int    `json:"status"`
 	Header    string `json:"header"`
 	BodyBytes int    `json:"body_bytes"`
-	ReadError string `json:"read_error"`
+	Truncated bool   `json:"truncated,omitempty"`
+	ReadError string `json:"read_error,omitempty"`
 }
 
 // SleepInput is the input of sleep.
@@ -39,6 +44,7 @@ func main() {
 		Name: "guest", Version: "1.0.0", Title: "Guest", Egress: []string{"*"},
 		Actions: []connector.Action{
 			connector.NewAction(connector.ActionSpec{Name: "fetch", Title: "Fetch", SideEffect: connector.None}, nil, fetch),
+			connector.NewAction(connector.ActionSpec{Name: "fetch_nethttp", Title: "Fetch with net/http", SideEffect: connector.None}, nil, fetchNetHTTP),
 			connector.NewAction(connector.ActionSpec{Name: "log", Title: "Log", SideEffect: connector.None}, nil,
 				func(ctx context.Context, _ connector.Request[Empty]) (Empty, error) {
 					connector.LoggerFromContext(ctx).Warn("guest says hello", "answer", 42)
@@ -55,9 +61,23 @@ func main() {
 	})
 }
 
-// fetch GETs a URL with the SDK's client and says what came back.
+// fetch GETs a URL with connector.Fetch and says what came back.
 func fetch(ctx context.Context, req connector.Request[FetchInput]) (FetchOutput, error) {
-	client := req.HTTPClient(5 * time.Second)
+	resp, err := req.Fetch(ctx, &connector.HTTPRequest{
+		URL: req.Input.URL, Header: connector.Header{"X-Guest": {"yes"}},
+		MaxRedirects: req.Input.Redirects, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		// Classified by the SDK: an *egress.DeniedError, a *connector.Error
+		// or the context's error, even wrapped.
+		return FetchOutput{}, fmt.Errorf("fetching: %w", err)
+	}
+	return FetchOutput{Status: resp.StatusCode, Header: resp.Header.Get("X-Answer"), BodyBytes: len(resp.Body), Truncated: resp.Truncated}, nil
+}
+
+// fetchNetHTTP GETs a URL with nethttp's client and says what came back.
+func fetchNetHTTP(ctx context.Context, req connector.Request[FetchInput]) (FetchOutput, error) {
+	client := nethttp.Client(req.Egress, 5*time.Second)
 	if req.Input.NoRedirect {
 		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
@@ -68,8 +88,6 @@ func fetch(ctx context.Context, req connector.Request[FetchInput]) (FetchOutput,
 	hreq.Header.Set("X-Guest", "yes")
 	resp, err := client.Do(hreq)
 	if err != nil {
-		// Classified by the SDK: an *egress.DeniedError, a *connector.Error
-		// or the context's error, even wrapped.
 		return FetchOutput{}, fmt.Errorf("fetching: %w", err)
 	}
 	defer resp.Body.Close()

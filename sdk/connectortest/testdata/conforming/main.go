@@ -4,18 +4,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/relayhq/relay/sdk/connector"
-	"github.com/relayhq/relay/sdk/egress"
 )
 
 // Config is a connection to a message service.
@@ -64,32 +60,26 @@ func executeSend(ctx context.Context, req connector.Request[SendInput]) (SendOut
 	}
 	log.Printf("sending a message to %s", req.Input.Channel)
 	body, _ := json.Marshal(req.Input)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(cfg.BaseURL, "/")+"/messages", bytes.NewReader(body))
+	resp, err := req.Fetch(ctx, &connector.HTTPRequest{
+		Method: "POST", URL: strings.TrimSuffix(cfg.BaseURL, "/") + "/messages", Body: body,
+		Header:  connector.Header{"Authorization": {"Bearer " + cfg.Token}, "Content-Type": {"application/json"}},
+		Timeout: 10 * time.Second,
+	})
 	if err != nil {
-		return SendOutput{}, connector.InvalidInput("base_url: %v", err)
+		return SendOutput{}, fmt.Errorf("sending: %w", err) // classified by the SDK
 	}
-	hreq.Header.Set("Authorization", "Bearer "+cfg.Token)
-	resp, err := req.HTTPClient(10 * time.Second).Do(hreq)
-	if err != nil {
-		var denied *egress.DeniedError
-		if errors.As(err, &denied) || ctx.Err() != nil {
-			return SendOutput{}, fmt.Errorf("sending: %w", err) // classified by the SDK
-		}
-		return SendOutput{}, connector.Retryable(0, "sending: %v", err)
-	}
-	defer resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case resp.StatusCode == 404:
 		return SendOutput{}, connector.NotFound("no channel %q", req.Input.Channel)
-	case resp.StatusCode == http.StatusUnauthorized:
+	case resp.StatusCode == 401:
 		return SendOutput{}, connector.Unauthorized("the service refused the token")
 	case resp.StatusCode >= 500:
-		return SendOutput{}, connector.Retryable(0, "the service answered %s", resp.Status)
+		return SendOutput{}, connector.Retryable(0, "the service answered %d", resp.StatusCode)
 	case resp.StatusCode >= 300:
-		return SendOutput{}, connector.Permanent("the service answered %s", resp.Status)
+		return SendOutput{}, connector.Permanent("the service answered %d", resp.StatusCode)
 	}
 	var out SendOutput
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := json.Unmarshal(resp.Body, &out); err != nil {
 		return SendOutput{}, connector.Permanent("the service's answer: %v", err)
 	}
 	return out, nil
