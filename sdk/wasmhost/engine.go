@@ -88,6 +88,13 @@ type Engine struct {
 	mu       sync.Mutex
 	compiled map[[sha256.Size]byte]*compiled
 	closed   bool
+
+	// guests is held for reading while guest code runs or an instance is
+	// made, and for writing by Close: an instance's memory is unmapped
+	// when it closes (memory.go), so nothing may be running in it then.
+	// stopped is set under the write lock; readers check it first.
+	guests  sync.RWMutex
+	stopped bool
 	// compiling counts the compiles under way, which Close waits for.
 	compiling sync.WaitGroup
 }
@@ -198,7 +205,8 @@ func (e *Engine) instantiateHostModules(ctx context.Context) error {
 }
 
 // Close closes every module and instance of the engine, and the
-// compilation cache (the files stay).
+// compilation cache (the files stay). It waits for the calls under way to
+// end; calls made after it fail.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true
@@ -206,6 +214,11 @@ func (e *Engine) Close(ctx context.Context) error {
 	// wazero's Close must not race a compile (it drops the maps a compile
 	// writes to); compiles see closed when they end.
 	e.compiling.Wait()
+	// Nor a call: the calls under way end (each within its deadline), and
+	// later ones fail without touching memory.
+	e.guests.Lock()
+	defer e.guests.Unlock()
+	e.stopped = true
 	err := e.rt.Close(ctx)
 	if e.cache != nil {
 		err = errors.Join(err, e.cache.Close(ctx))

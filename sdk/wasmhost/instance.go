@@ -112,7 +112,10 @@ func (i *Instance) Close(ctx context.Context) error {
 // call is one ABI call (docs/wasm-abi.md, "One call, step by step").
 // validated marks the request's input as validated by this host.
 func (i *Instance) call(ctx context.Context, fn api.Function, export string, req, resp proto.Message, validated bool) error {
-	if i.closed {
+	e := i.m.e
+	e.guests.RLock()
+	defer e.guests.RUnlock()
+	if i.closed || e.stopped {
 		return errorf(KindCrashed, "%s: the instance is closed", export)
 	}
 	if i.broken {

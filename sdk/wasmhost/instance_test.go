@@ -172,6 +172,42 @@ func TestDeadlineStopsGuest(t *testing.T) {
 	})
 }
 
+// Closing the engine waits for a call under way, which ends as it would
+// have (an instance's memory is unmapped when it closes, so nothing may
+// run in it then); calls and instances asked for afterwards are refused.
+func TestCloseWaitsForCalls(t *testing.T) {
+	e := newEngine(t, wasmhost.Options{})
+	m := compile(t, e, guest(t, "misbehave"))
+	busy, idle := instantiate(t, m), instantiate(t, m)
+	const deadline = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	called := make(chan error, 1)
+	go func() {
+		_, err := busy.Execute(ctx, action("loop", `{}`))
+		called <- err
+	}()
+	time.Sleep(deadline / 3) // the loop is running
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if elapsed := time.Since(start); elapsed < deadline {
+		t.Errorf("Close returned %v after the call began, before its %v deadline", elapsed, deadline)
+	}
+	select {
+	case err := <-called:
+		wantError(t, err, wasmhost.KindTimeout, "deadline")
+	default:
+		t.Fatal("Close returned before the call did")
+	}
+	_, err := idle.Execute(context.Background(), action("echo", `{}`))
+	wantError(t, err, wasmhost.KindCrashed, "closed")
+	if _, err := m.Instantiate(context.Background()); err == nil {
+		t.Error("Instantiate after Close succeeded")
+	}
+}
+
 // A request over the message limit is refused before it reaches the
 // guest, which stays usable.
 func TestRequestTooLarge(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/relayhq/relay/sdk/egress"
 	"github.com/relayhq/relay/sdk/manifest"
@@ -135,6 +136,11 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 	if closed {
 		return nil, errors.New("wasmhost: the module is closed")
 	}
+	m.e.guests.RLock()
+	defer m.e.guests.RUnlock()
+	if m.e.stopped {
+		return nil, errEngineClosed
+	}
 	i := &Instance{m: m, max: m.e.o.MaxMessageSize, stack: make([]uint64, 2)}
 	i.stdout = &lineWriter{log: m.log, level: hclog.Info, stream: "stdout"}
 	i.stderr = &lineWriter{log: m.log, level: hclog.Warn, stream: "stderr", panics: true}
@@ -147,7 +153,7 @@ func (m *Module) Instantiate(ctx context.Context) (*Instance, error) {
 		WithRandSource(rand.Reader).
 		WithStdout(i.stdout).
 		WithStderr(i.stderr)
-	mod, err := m.e.rt.InstantiateModule(ctx, m.c.cm, cfg)
+	mod, err := m.e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, memoryAllocator), m.c.cm, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx, "instantiating the module")
