@@ -147,8 +147,8 @@ func fetch(ctx context.Context, g *egress.Guard, req *HTTPRequest) (*HTTPRespons
 	for n := 0; ; n++ {
 		resp, err := exchange(ctx, g, &hop, limit)
 		if err != nil {
-			if err := done(parent); err != nil {
-				return nil, err
+			if cerr := done(parent); cerr != nil {
+				return nil, cerr // the caller gave up: that is the failure
 			}
 			return nil, err
 		}
