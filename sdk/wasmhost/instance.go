@@ -97,7 +97,8 @@ func (i *Instance) MemorySize() uint32 {
 // unusable: a trap, a timeout, an ABI violation. Never reuse it.
 func (i *Instance) Broken() bool { return i.broken || i.closed }
 
-// Close ends the sandbox and frees its memory.
+// Close ends the sandbox and frees its memory. It must not run while a
+// call on the instance is under way: the memory is unmapped.
 func (i *Instance) Close(ctx context.Context) error {
 	if i.closed {
 		return nil
