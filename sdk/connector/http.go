@@ -63,7 +63,9 @@ type HTTPResponse struct {
 
 // Header is a set of HTTP header fields, keyed by canonical name
 // ("Content-Type") as net/http's Header is. Set and read it through its
-// methods, or assign a key directly to send a name as written.
+// methods, or assign a key directly to send a name as written (but for
+// Content-Length, Transfer-Encoding, Trailer, Connection and User-Agent,
+// which the client writes itself under their canonical names).
 type Header map[string][]string
 
 // Get returns the first value of the field, or "".

@@ -33,6 +33,7 @@ func exchange(ctx context.Context, g *egress.Guard, req *HTTPRequest, limit int)
 		hreq.Body, hreq.GetBody, hreq.ContentLength = http.NoBody, nil, 0
 	}
 	for name, values := range req.Header {
+		name = outbound.WireName(name)
 		hreq.Header[name] = append(hreq.Header[name], values...)
 	}
 	t := outbound.NewTransport(g)

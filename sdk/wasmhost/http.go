@@ -83,7 +83,8 @@ func (m *Module) doHTTP(ctx context.Context, raw []byte, maxMessage int) *connec
 		req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
 	}
 	for name, value := range headers {
-		req.Header[name] = append(req.Header[name], value) // as the guest wrote the name
+		name = outbound.WireName(name) // as the guest wrote it, but for what net/http sets itself
+		req.Header[name] = append(req.Header[name], value)
 	}
 	resp, err := m.http.Do(req)
 	if err != nil {

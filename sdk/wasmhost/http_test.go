@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,8 +154,11 @@ func TestHTTPRequest(t *testing.T) {
 			t.Fatalf("response = %v; want PERMANENT, naming the certificate", resp)
 		}
 	})
+	// Names go out as the guest spelled them, except those net/http writes
+	// itself: a "content-length" or "user-agent" of the guest's must not go
+	// out beside net/http's own.
 	t.Run("header names as the guest spelled them", func(t *testing.T) {
-		// A server of raw bytes: net/http's would canonicalize the name.
+		// A server of raw bytes: net/http's would canonicalize the names.
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -175,20 +179,31 @@ func TestHTTPRequest(t *testing.T) {
 				}
 				req = append(req, buf[:n]...)
 			}
-			var line string
-			for _, l := range strings.Split(string(req), "\r\n") {
-				if strings.HasPrefix(strings.ToLower(l), "webhook-id:") {
-					line = l
+			head, _, _ := strings.Cut(string(req), "\r\n\r\n")
+			var lines []string
+			for _, l := range strings.Split(head, "\r\n")[1:] {
+				name, _, _ := strings.Cut(strings.ToLower(l), ":")
+				if name == "webhook-id" || name == "content-length" || name == "user-agent" {
+					lines = append(lines, l)
 				}
 			}
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(line), line)
+			body := strings.Join(lines, "\n")
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
 		}()
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		resp := httpCall(t, ctx, allowed, &connectorv1.HttpRequest{
-			Url: "http://localhost:" + port + "/", Headers: []*connectorv1.Header{{Name: "webhook-id", Value: "msg_1"}},
+			Method: "POST", Url: "http://localhost:" + port + "/", Body: []byte("ping"),
+			Headers: []*connectorv1.Header{
+				{Name: "webhook-id", Value: "msg_1"}, {Name: "content-length", Value: "999"}, {Name: "user-agent", Value: "guest/1"},
+			},
 		})
-		if resp.GetError() != nil || string(resp.GetBody()) != "webhook-id: msg_1" {
-			t.Fatalf("response = %v; want the header line as sent", resp)
+		want := "webhook-id: msg_1\nUser-Agent: guest/1\nContent-Length: 4"
+		got := strings.Split(string(resp.GetBody()), "\n")
+		slices.Sort(got)
+		wantLines := strings.Split(want, "\n")
+		slices.Sort(wantLines)
+		if resp.GetError() != nil || !slices.Equal(got, wantLines) {
+			t.Fatalf("response = %v; want the server to have seen exactly %q", resp, wantLines)
 		}
 	})
 	t.Run("call deadline ends the request", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"time"
@@ -119,4 +120,22 @@ func NewTransport(g *egress.Guard) *http.Transport {
 		IdleConnTimeout:        60 * time.Second,
 		DisableCompression:     true,
 	}
+}
+
+// framing is what net/http writes itself, by the canonical name it looks
+// for: a field named another way ("content-length") would go out beside
+// its own, a second Content-Length or User-Agent.
+var framing = map[string]bool{
+	"Host": true, "User-Agent": true, "Content-Length": true,
+	"Transfer-Encoding": true, "Trailer": true, "Connection": true,
+}
+
+// WireName is the name a header field is sent under: as the connector
+// spelled it, but in canonical form for the fields net/http handles itself
+// (see framing), so that it sets or drops them as it does for its own.
+func WireName(name string) string {
+	if c := textproto.CanonicalMIMEHeaderKey(name); framing[c] {
+		return c
+	}
+	return name
 }
