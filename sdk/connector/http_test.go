@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +88,32 @@ func TestFetchDialsThroughTheGuard(t *testing.T) {
 	case s := <-got:
 		t.Errorf("a refused request reached the server: %+v", s)
 	default:
+	}
+}
+
+// Natively, Fetch reuses its connections from one call to the next, as
+// the WASM host does.
+func TestFetchReusesConnections(t *testing.T) {
+	var opened atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	r := loopback()
+	for range 3 {
+		resp, err := r.Fetch(context.Background(), &connector.HTTPRequest{URL: srv.URL})
+		if err != nil || string(resp.Body) != "ok" {
+			t.Fatalf("%v %v", resp, err)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("three requests opened %d connections; want 1", n)
 	}
 }
 
