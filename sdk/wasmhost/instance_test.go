@@ -3,11 +3,16 @@ package wasmhost_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/relayhq/relay/sdk/egress"
 	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 	"github.com/relayhq/relay/sdk/wasmhost"
@@ -175,33 +180,50 @@ func TestDeadlineStopsGuest(t *testing.T) {
 // Closing the engine waits for a call under way, which ends as it would
 // have (an instance's memory is unmapped when it closes, so nothing may
 // run in it then); calls and instances asked for afterwards are refused.
+// The call is one to relay.http_request whose server holds the request:
+// when the server has it, the guest is inside the call.
 func TestCloseWaitsForCalls(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
 	e := newEngine(t, wasmhost.Options{})
-	m := compile(t, e, guest(t, "misbehave"))
+	m, err := e.CompileWith(context.Background(), guest(t, "misbehave"), wasmhost.ModuleOptions{Egress: egress.New([]string{"*"}, loopback)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
 	busy, idle := instantiate(t, m), instantiate(t, m)
+	raw, err := proto.Marshal(&connectorv1.HttpRequest{Url: srv.URL + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const deadline = 300 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
 	called := make(chan error, 1)
 	go func() {
-		_, err := busy.Execute(ctx, action("loop", `{}`))
+		_, err := busy.Execute(ctx, &connectorv1.ActionRequest{Action: "http", InputJson: raw, InputValidated: true})
 		called <- err
 	}()
-	time.Sleep(deadline / 3) // the loop is running
+	<-arrived
 	if err := e.Close(context.Background()); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	// The call cannot end before its deadline: the server holds it.
 	if elapsed := time.Since(start); elapsed < deadline {
 		t.Errorf("Close returned %v after the call began, before its %v deadline", elapsed, deadline)
 	}
 	select {
 	case err := <-called:
-		wantError(t, err, wasmhost.KindTimeout, "deadline")
-	default:
-		t.Fatal("Close returned before the call did")
+		wantError(t, err, wasmhost.KindTimeout)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call did not return")
 	}
-	_, err := idle.Execute(context.Background(), action("echo", `{}`))
+	_, err = idle.Execute(context.Background(), action("echo", `{}`))
 	wantError(t, err, wasmhost.KindCrashed, "closed")
 	if _, err := m.Instantiate(context.Background()); err == nil {
 		t.Error("Instantiate after Close succeeded")
