@@ -16,6 +16,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/internal/outbound"
 	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
 )
@@ -41,7 +42,7 @@ type Module struct {
 func newModule(e *Engine, c *compiled, mo ModuleOptions, inputs map[string]*jsonschema.Schema) *Module {
 	m := &Module{e: e, c: c, log: mo.Logger, guard: mo.Egress, inputs: inputs}
 	if m.guard != nil {
-		m.http = newHTTPClient(m.guard)
+		m.http = outbound.NewClient(m.guard)
 	}
 	return m
 }

@@ -6,10 +6,12 @@
 package outbound
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net"
 	"net/http"
@@ -68,6 +70,8 @@ type Class int
 const (
 	// Denied: the egress policy refused the host or the address.
 	Denied Class = iota
+	// Invalid: the request itself is malformed (see Check).
+	Invalid
 	// Retryable: no answer in time, or a network failure; the request may
 	// succeed later.
 	Retryable
@@ -76,11 +80,10 @@ const (
 	Permanent
 )
 
-// Classify classifies err, the failure of a request to host made within
-// ctx, and describes it. The *url.Error of net/http is unwrapped: its
-// message repeats the whole URL. A Denied failure's message is the
-// *egress.DeniedError's own.
-func Classify(ctx context.Context, host string, err error) (Class, string) {
+// classify classifies err, the failure of a request to host made within
+// ctx. The *url.Error of net/http is unwrapped: its message repeats the
+// whole URL. A Denied failure's message is the *egress.DeniedError's own.
+func classify(ctx context.Context, host string, err error) *Failure {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -93,16 +96,92 @@ func Classify(ctx context.Context, host string, err error) (Class, string) {
 	)
 	switch {
 	case errors.As(err, &denied):
-		return Denied, denied.Error()
+		return &Failure{Class: Denied, Message: denied.Error(), Denied: denied}
 	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
-		return Retryable, "request to " + host + ": no answer in time"
+		return &Failure{Class: Retryable, Message: "request to " + host + ": no answer in time"}
 	case errors.As(err, &cert):
-		return Permanent, "request to " + host + ": " + cert.Error()
+		return &Failure{Class: Permanent, Message: "request to " + host + ": " + cert.Error()}
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return Permanent, "request to " + host + ": no such host"
+		return &Failure{Class: Permanent, Message: "request to " + host + ": no such host"}
 	default:
-		return Retryable, "request to " + host + ": " + err.Error()
+		return &Failure{Class: Retryable, Message: "request to " + host + ": " + err.Error()}
 	}
+}
+
+// Failure is why a request got no answer: its class, and a message that
+// names the host, never the whole URL, which may carry a token. Denied
+// is the guard's refusal when Class is Denied and the guard gave one.
+type Failure struct {
+	Class   Class
+	Message string
+	Denied  *egress.DeniedError
+}
+
+// Response is the answer to one request: its status and header as
+// received, and its body up to the cap.
+type Response struct {
+	Status    int
+	Header    http.Header
+	Body      []byte
+	Truncated bool // the body was longer than the cap
+}
+
+// NewClient returns the client requests are made with: on NewTransport(g),
+// keeping up to 8 idle connections a host, and following no redirect. A
+// redirect is the connector's to follow or not: it comes back as the 3xx,
+// and a hop is a request of its own, checked as any.
+func NewClient(g *egress.Guard) *http.Client {
+	t := NewTransport(g)
+	t.MaxIdleConnsPerHost = 8
+	return &http.Client{
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Exchange makes one request with c, a client of NewClient(g), within
+// ctx. Before anything is dialled it checks the request (Check) and its
+// host against g (nil refuses everything); header names go out as
+// WireName gives them; at most limit bytes of the body are read.
+func Exchange(ctx context.Context, c *http.Client, g *egress.Guard, method, rawURL string, header iter.Seq2[string, string], body []byte, limit int) (*Response, *Failure) {
+	u, problem := Check(method, rawURL, header)
+	if problem != "" {
+		return nil, &Failure{Class: Invalid, Message: problem}
+	}
+	host := u.Hostname()
+	if g == nil {
+		return nil, &Failure{Class: Denied, Message: "egress to " + host + " refused: this host allows the connector no network access"}
+	}
+	if err := g.CheckHost(host); err != nil {
+		f := &Failure{Class: Denied, Message: err.Error()}
+		errors.As(err, &f.Denied)
+		return nil, f
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, &Failure{Class: Invalid, Message: "bad request to " + host + ": " + err.Error()}
+	}
+	if len(body) == 0 {
+		req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
+	}
+	for name, value := range header {
+		name = WireName(name)
+		req.Header[name] = append(req.Header[name], value)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, classify(ctx, host, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
+	if err != nil {
+		return nil, classify(ctx, host, err)
+	}
+	out := &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	if len(b) > limit {
+		out.Body, out.Truncated = b[:limit], true
+	}
+	return out, nil
 }
 
 // NewTransport returns a transport whose every connection dials through g,
