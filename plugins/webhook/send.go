@@ -96,11 +96,11 @@ func (d *delivery) transportError(ctx context.Context, err error) error {
 		return connector.Retryable(0, "webhook to %s: gave up waiting for an answer (%v); the receiver may have got it, and a retry carries the same webhook-id",
 			d.host, err)
 	case errors.As(err, &classified):
-		msg := classified.Message
-		if classified.Code == connector.CodeRetryable && strings.HasSuffix(msg, "no answer in time") {
-			msg += "; the receiver may have got it, and a retry carries the same webhook-id"
+		msg := "webhook to " + d.host + ": " + classified.Message
+		if classified.Code == connector.CodeRetryable {
+			msg += "; a retry carries the same webhook-id"
 		}
-		return &connector.Error{Code: classified.Code, Message: fmt.Sprintf("webhook to %s: %s", d.host, msg), RetryAfter: classified.RetryAfter}
+		return &connector.Error{Code: classified.Code, Message: msg, RetryAfter: classified.RetryAfter}
 	default:
 		return connector.Retryable(0, "webhook to %s: %v", d.host, err)
 	}
