@@ -53,49 +53,16 @@ func (s *Store) StartExecution(ctx context.Context, run *core.Run, idem *core.Id
 	if err := prepareAuditOf(audit, run.WorkspaceID); err != nil {
 		return nil, err
 	}
+	w := &startWrite{run: run, idem: idem, audit: audit}
 	for attempt := 1; ; attempt++ {
-		err = s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
-			existing = nil // a group that failed may have run this before
-			if idem != nil && s.dialect == postgresDialect {
-				claimed, err := claimAndInsertRun(ctx, g.Tx, idem, run)
-				if err != nil || !claimed {
-					if err == nil {
-						existing, err = idempotencyRecord(ctx, g.Tx, idem.WorkspaceID, idem.Key)
-					}
-					return err
-				}
-				if audit != nil {
-					g.appendAudit(audit)
-				}
-				return nil
-			}
-			if idem != nil {
-				claimed, err := claimKey(ctx, g.Tx, idem)
-				if err != nil {
-					return err
-				}
-				if !claimed {
-					// Nothing was written: committing this is as good as
-					// rolling it back.
-					existing, err = idempotencyRecord(ctx, g.Tx, idem.WorkspaceID, idem.Key)
-					return err
-				}
-			}
-			if err := insertRun(ctx, g.Tx, run); err != nil {
-				return err
-			}
-			if audit != nil {
-				g.appendAudit(audit)
-			}
-			return nil
-		})
+		err = s.submit(groupOp{ctx: ctx, start: w})
 		if errors.Is(err, errKeyVanished) && attempt < 3 {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		return existing, nil
+		return w.existing, nil
 	}
 }
 
@@ -266,41 +233,6 @@ func runArgs(run *core.Run) []any {
 		run.CreatedAt, timeArg(run.StartedAt), timeArg(run.FinishedAt), stringArg(run.Owner)}
 }
 
-// claimAndInsertRun is claimKey followed, when the claim succeeds, by
-// insertRun, as one PostgreSQL statement: one round trip instead of two.
-// The run's values are cast to their columns' types, which PostgreSQL
-// cannot infer for the parameters of an INSERT … SELECT.
-func claimAndInsertRun(ctx context.Context, tx *sqlx.Tx, idem *core.IdempotencyRecord, run *core.Run) (bool, error) {
-	args := append([]any{idem.WorkspaceID, idem.Key, idem.RequestHash, idem.RunID, idem.Done, idem.Status, idem.Body,
-		idem.CreatedAt, idem.ExpiresAt, idem.CreatedAt}, runArgs(run)...)
-	var id string
-	err := tx.QueryRowxContext(ctx, tx.Rebind(`WITH claim AS (
-			INSERT INTO idempotency_records (`+idempotencyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (workspace_id, key) DO UPDATE SET
-				request_hash = excluded.request_hash, run_id = excluded.run_id, done = excluded.done,
-				response_status = excluded.response_status, response_body = excluded.response_body,
-				created_at = excluded.created_at, expires_at = excluded.expires_at
-			WHERE idempotency_records.expires_at <= ?
-			RETURNING 1)
-		INSERT INTO runs (`+runColumns+`)
-		SELECT ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::text,
-			?::text, ?::text, ?::text, ?::text, ?::boolean, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::text
-		WHERE EXISTS (SELECT 1 FROM claim)
-		RETURNING id`), args...).Scan(&id)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return false, nil
-	case isUniqueViolation(err):
-		return false, core.Errorf(core.EConflict, "run %s already exists", run.ID)
-	case isForeignKeyViolation(err):
-		return false, core.Errorf(core.ENotFound, "no workspace with id %q", run.WorkspaceID)
-	case err != nil:
-		return false, fmt.Errorf("sqlstore: claim idempotency key and insert run: %w", err)
-	}
-	return true, nil
-}
-
 func insertRun(ctx context.Context, tx *sqlx.Tx, run *core.Run) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (`+runColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), runArgs(run)...)
@@ -344,54 +276,6 @@ func (s *Store) FinishExecution(ctx context.Context, run *core.Run, idemKey stri
 		run.FinishedAt = &t
 	}
 	run.FinishedAt = dbTimePtr(run.FinishedAt)
-	started := run.FinishedAt
-	if run.StartedAt != nil {
-		started = dbTimePtr(run.StartedAt)
-	}
-	code, message, retryable := runErrorArgs(run.Error)
-	finishRun := `UPDATE runs
-		SET status = ?, output = ?, error_code = ?, error_message = ?, error_retryable = ?,
-			finished_at = ?, started_at = COALESCE(started_at, ?)
-		WHERE workspace_id = ? AND id = ? AND status IN ` + unfinished + `
-		RETURNING started_at`
-	args := []any{string(run.Status), jsonArg(run.Output), code, message, retryable,
-		*run.FinishedAt, *started, run.WorkspaceID, run.ID}
-	// On PostgreSQL the key's record is completed in the same statement,
-	// one round trip instead of two, and only if the run was.
-	completeKey := idemKey != "" && s.dialect == postgresDialect
-	if completeKey {
-		finishRun = `WITH finished AS (` + finishRun + `), completed AS (
-				UPDATE idempotency_records SET done = ?, response_status = ?, response_body = ?
-				WHERE workspace_id = ? AND key = ? AND run_id = ? AND EXISTS (SELECT 1 FROM finished))
-			SELECT started_at FROM finished`
-		args = append(args, true, status, bytesArg(body), run.WorkspaceID, idemKey, run.ID)
-	}
-	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
-		var stored time.Time
-		err := g.GetContext(ctx, &stored, g.Rebind(finishRun), args...)
-		if errors.Is(err, sql.ErrNoRows) {
-			return runStateError(ctx, g.Tx, run.WorkspaceID, run.ID, "queued or running")
-		}
-		if err != nil {
-			return fmt.Errorf("sqlstore: finish run %s: %w", run.ID, err)
-		}
-		run.StartedAt = dbTimePtr(&stored)
-
-		if idemKey != "" && !completeKey {
-			// Only the run's own record: after expiring, the key may have
-			// been claimed again by another request. Finding none is no
-			// error; the run's result is what must not be lost.
-			_, err := g.ExecContext(ctx, g.Rebind(`UPDATE idempotency_records
-				SET done = ?, response_status = ?, response_body = ?
-				WHERE workspace_id = ? AND key = ? AND run_id = ?`),
-				true, status, bytesArg(body), run.WorkspaceID, idemKey, run.ID)
-			if err != nil {
-				return fmt.Errorf("sqlstore: complete idempotency record of run %s: %w", run.ID, err)
-			}
-		}
-		if audit != nil {
-			g.appendAudit(audit)
-		}
-		return nil
-	})
+	run.StartedAt = dbTimePtr(run.StartedAt)
+	return s.submit(groupOp{ctx: ctx, finish: &finishWrite{run: run, idemKey: idemKey, status: status, body: body, audit: audit}})
 }

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -18,9 +19,11 @@ import (
 // submitted while a group is being written wait and then share the next
 // transaction:
 //
-//   - each write runs its statements in turn; the audit records they append
-//     are chained and inserted together at the end, each workspace's
-//     chain locked and read once per group;
+//   - each write that is not an execution's runs its statements in
+//     turn, then executions' starts are written together, then their
+//     finishes (batch.go); the audit records they append are chained and
+//     inserted together at the end, each workspace's chain locked and read
+//     once per group;
 //   - the group commits once, and each caller is answered only after that
 //     commit, so nothing is acknowledged before it is durable;
 //   - if any write fails, the whole transaction is rolled back and every
@@ -28,8 +31,9 @@ import (
 //     so one write's failure never undoes or fails another's. Writes must
 //     therefore be safe to run twice: the first run's effects are gone.
 //
-// One goroutine writes the groups of a store, on one connection; reads use
-// the rest of the pool.
+// One goroutine writes the groups of a store (pgGroupWorkers on
+// PostgreSQL), each on a connection it keeps (writer); reads use the rest
+// of the pool.
 
 // maxGroup caps the writes in one transaction, bounding how long a lock is
 // held and how much work a failed write makes the others redo.
@@ -52,11 +56,15 @@ type groupTx struct {
 // it gets its seq and hashes there, in the order of the calls.
 func (g *groupTx) appendAudit(r *core.AuditRecord) { g.audits = append(g.audits, r) }
 
-// groupOp is one write waiting for a group.
+// groupOp is one write waiting for a group: an execution's start or
+// finish, which a group writes together with the others of their kind,
+// or any other write, fn.
 type groupOp struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, g *groupTx) error
-	done chan error
+	ctx    context.Context
+	start  *startWrite
+	finish *finishWrite
+	fn     func(ctx context.Context, g *groupTx) error
+	done   chan error
 }
 
 // committer runs groups one at a time.
@@ -85,7 +93,13 @@ func (s *Store) startCommitter() {
 // about the same time, and returns when that transaction has committed
 // (nil) or fn's work was rolled back (fn's error, or the commit's).
 func (s *Store) inGroupTx(ctx context.Context, fn func(ctx context.Context, g *groupTx) error) error {
-	op := groupOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.submit(groupOp{ctx: ctx, fn: fn})
+}
+
+// submit hands op to the committer and waits for its outcome.
+func (s *Store) submit(op groupOp) error {
+	ctx := op.ctx
+	op.done = make(chan error, 1)
 	select {
 	case s.group.ops <- op:
 	case <-s.group.stop:
@@ -100,6 +114,8 @@ func (s *Store) inGroupTx(ctx context.Context, fn func(ctx context.Context, g *g
 
 func (s *Store) commitLoop() {
 	defer s.group.stopped.Done()
+	w := &writer{s: s}
+	defer w.release()
 	for {
 		var first groupOp
 		select {
@@ -117,13 +133,13 @@ func (s *Store) commitLoop() {
 				break drain
 			}
 		}
-		s.runGroup(batch)
+		s.runGroup(w, batch)
 	}
 }
 
 // runGroup writes a batch in one transaction, or, when one of its writes
 // fails, each write alone.
-func (s *Store) runGroup(batch []groupOp) {
+func (s *Store) runGroup(w *writer, batch []groupOp) {
 	live := batch[:0:0]
 	for _, op := range batch {
 		if err := op.ctx.Err(); err != nil {
@@ -135,7 +151,7 @@ func (s *Store) runGroup(batch []groupOp) {
 	if len(live) == 0 {
 		return
 	}
-	err, opFailed := s.writeGroup(live)
+	err, opFailed := s.writeGroup(w, live)
 	if !opFailed || len(live) == 1 {
 		// All written, or the commit itself failed (its outcome may be
 		// unknown, so nothing is run again), or the one write failed.
@@ -145,29 +161,28 @@ func (s *Store) runGroup(batch []groupOp) {
 		return
 	}
 	for _, op := range live {
-		err, _ := s.writeGroup([]groupOp{op})
+		err, _ := s.writeGroup(w, []groupOp{op})
 		op.done <- err
 	}
 }
 
 // writeGroup runs ops and their audit appends in one transaction. opFailed
 // says that the error came from an op or the appends, before the commit.
-func (s *Store) writeGroup(ops []groupOp) (err error, opFailed bool) {
+func (s *Store) writeGroup(w *writer, ops []groupOp) (err error, opFailed bool) {
+	defer func() {
+		if err != nil {
+			w.release() // it may be the connection that failed
+		}
+	}()
 	// The group's statements must not be cut off by one caller's context:
 	// they share a transaction with everyone else's.
 	ctx := context.WithoutCancel(ops[0].ctx)
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, err := w.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin transaction: %w", err), false
 	}
 	g := &groupTx{Tx: tx}
-	for _, op := range ops {
-		if err := op.fn(ctx, g); err != nil {
-			tx.Rollback()
-			return err, true
-		}
-	}
-	if err := s.appendAudits(ctx, tx, g.audits); err != nil {
+	if err := s.writeOps(ctx, g, ops); err != nil {
 		tx.Rollback()
 		return err, true
 	}
@@ -175,6 +190,73 @@ func (s *Store) writeGroup(ops []groupOp) (err error, opFailed bool) {
 		return fmt.Errorf("sqlstore: commit: %w", err), false
 	}
 	return nil, false
+}
+
+// writeOps runs ops inside g: each write that is not an execution's on
+// its own, then the starts together, the finishes together, and the audit
+// appends.
+func (s *Store) writeOps(ctx context.Context, g *groupTx, ops []groupOp) error {
+	var starts []*startWrite
+	var finishes []*finishWrite
+	for _, op := range ops {
+		switch {
+		case op.start != nil:
+			starts = append(starts, op.start)
+		case op.finish != nil:
+			finishes = append(finishes, op.finish)
+		default:
+			if err := op.fn(ctx, g); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.startRuns(ctx, g, starts); err != nil {
+		return err
+	}
+	if err := s.finishRuns(ctx, g, finishes); err != nil {
+		return err
+	}
+	return s.appendAudits(ctx, g.Tx, g.audits)
+}
+
+// writer is a committer goroutine's hold on a connection of its own, so
+// that its groups never wait behind reads for one of the pool's. After a
+// failed group the connection goes back to the pool (which drops it if it
+// is broken) and the next group takes another.
+type writer struct {
+	s    *Store
+	conn *sqlx.Conn
+}
+
+func (w *writer) begin(ctx context.Context) (*sqlx.Tx, error) {
+	if !w.s.ownWriterConns {
+		return w.s.db.BeginTxx(ctx, nil)
+	}
+	for attempt := 1; ; attempt++ {
+		if w.conn == nil {
+			c, err := w.s.db.Connx(ctx)
+			if err != nil {
+				return nil, err
+			}
+			w.conn = c
+		}
+		tx, err := w.conn.BeginTxx(ctx, nil)
+		// A connection the server closed while it was held (a restart,
+		// an idle timeout) is found out here; the pool would have taken
+		// another.
+		if errors.Is(err, driver.ErrBadConn) && attempt < 3 {
+			w.release()
+			continue
+		}
+		return tx, err
+	}
+}
+
+func (w *writer) release() {
+	if w.conn != nil {
+		w.conn.Close()
+		w.conn = nil
+	}
 }
 
 // stopCommitter lets the group in progress finish and refuses new writes.

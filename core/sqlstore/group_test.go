@@ -41,7 +41,9 @@ func TestGroupRollsBackOnlyTheFailedWrite(t *testing.T) {
 			}}
 		}
 		batch := []groupOp{rename("first", false), rename("second", true), rename("third", false), rename("fourth", true)}
-		s.runGroup(batch)
+		w := &writer{s: s}
+		defer w.release()
+		s.runGroup(w, batch)
 		for i, want := range []bool{false, true, false, true} {
 			if err := <-batch[i].done; (err != nil) != want {
 				t.Errorf("write %d: error %v, want failure %v", i, err, want)

@@ -26,6 +26,8 @@ type Store struct {
 	db      *sqlx.DB
 	dialect *dialect
 	group   *committer
+	// ownWriterConns: each group writer keeps a connection (see writer).
+	ownWriterConns bool
 }
 
 // Open connects to the database that databaseURL names and checks that it
@@ -72,7 +74,9 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: connect to %s: %w", d.name, err)
 	}
-	st := &Store{db: db, dialect: d}
+	// The one connection of an in-memory database cannot be a writer's
+	// alone: reads would wait for it forever.
+	st := &Store{db: db, dialect: d, ownWriterConns: !(d == sqliteDialect && isSQLiteMemory(dsn))}
 	st.startCommitter()
 	return st, nil
 }
