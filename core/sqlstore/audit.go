@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/relayhq/relay/core"
 )
@@ -120,24 +122,16 @@ func (s *Store) appendAudits(ctx context.Context, tx *sqlx.Tx, records []*core.A
 	}
 	slices.Sort(workspaces)
 	for _, ws := range workspaces {
-		if err := s.dialect.serialize(ctx, tx, "audit:"+ws); err != nil {
-			return fmt.Errorf("sqlstore: append audit record: %w", err)
-		}
-		var last struct {
-			Seq  int64  `db:"seq"`
-			Hash []byte `db:"hash"`
-		}
-		err := tx.GetContext(ctx, &last, tx.Rebind(`SELECT seq, hash FROM audit_records
-			WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`), ws)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlstore: read last audit record: %w", err)
+		seq, hash, err := s.lockChain(ctx, tx, ws)
+		if err != nil {
+			return err
 		}
 		for _, r := range records {
 			if r.WorkspaceID == ws {
-				last.Seq++
-				r.Seq, r.PrevHash = last.Seq, last.Hash
+				seq++
+				r.Seq, r.PrevHash = seq, hash
 				r.Hash = r.ChainHash(r.PrevHash)
-				last.Hash = r.Hash
+				hash = r.Hash
 			}
 		}
 	}
@@ -147,6 +141,48 @@ func (s *Store) appendAudits(ctx context.Context, tx *sqlx.Tx, records []*core.A
 		}
 	}
 	return nil
+}
+
+// lastAuditSQL reads a workspace's last record.
+const lastAuditSQL = `SELECT seq, hash FROM audit_records WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`
+
+// lockChain takes the workspace's chain for the rest of tx and returns its
+// last record's seq and hash (0 and nil for an empty chain).
+//
+// On PostgreSQL the lock and the read go in one round trip, as a simple
+// query of two statements whose values are quoted literals: in READ
+// COMMITTED each statement of it takes its own snapshot, so the read sees
+// what the lock's previous holder committed.
+func (s *Store) lockChain(ctx context.Context, tx *sqlx.Tx, ws string) (seq int64, hash []byte, err error) {
+	if s.dialect != postgresDialect {
+		// SQLite's write transaction holds the database's one write lock.
+		err = tx.QueryRowxContext(ctx, tx.Rebind(lastAuditSQL), ws).Scan(&seq, &hash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, nil, fmt.Errorf("sqlstore: read last audit record: %w", err)
+		}
+		return seq, hash, nil
+	}
+	lock := strings.Replace(s.dialect.serializeTx, "?", pq.QuoteLiteral("audit:"+ws), 1)
+	read := strings.Replace(lastAuditSQL, "?", pq.QuoteLiteral(ws), 1)
+	rows, err := tx.QueryContext(ctx, lock+"; "+read)
+	if err != nil {
+		return 0, nil, fmt.Errorf("sqlstore: lock the audit chain: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() { // the lock's one row
+	}
+	if !rows.NextResultSet() {
+		return 0, nil, fmt.Errorf("sqlstore: read last audit record: %w", cmp.Or(rows.Err(), errors.New("no result")))
+	}
+	if rows.Next() {
+		if err := rows.Scan(&seq, &hash); err != nil {
+			return 0, nil, fmt.Errorf("sqlstore: read last audit record: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("sqlstore: read last audit record: %w", err)
+	}
+	return seq, hash, nil
 }
 
 // auditInsertRows is how many records one INSERT writes: 14 parameters

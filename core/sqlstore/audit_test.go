@@ -147,6 +147,36 @@ func TestAppendAuditConcurrent(t *testing.T) {
 	})
 }
 
+// Stores on one database (replicas of the server) appending to one
+// workspace at once still make one chain: each group reads the chain's
+// last record only once it holds the chain.
+func TestAppendAuditConcurrentStores(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, databaseURL string) {
+		stores := []*Store{openStore(t, databaseURL), openStore(t, databaseURL), openStore(t, databaseURL)}
+		if _, err := stores[0].Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ws := mustCreateWorkspace(t, stores[0], "acme")
+		const n = 40
+		var wg sync.WaitGroup
+		for _, s := range stores {
+			for range n {
+				wg.Go(func() {
+					if err := s.AppendAudit(context.Background(), newAudit(ws.ID, "action.execute")); err != nil {
+						t.Errorf("AppendAudit: %v", err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		got := scanAll(t, stores[0], ws.ID)
+		if len(got) != n*len(stores) {
+			t.Fatalf("%d records, want %d", len(got), n*len(stores))
+		}
+		verifyChain(t, got)
+	})
+}
+
 // Each workspace has a chain of its own; scanning all goes workspace by
 // workspace.
 func TestAuditChainsPerWorkspace(t *testing.T) {
