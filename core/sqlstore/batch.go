@@ -74,22 +74,33 @@ func waves[W any](writes []W, key func(W) string) [][]W {
 // startRuns writes starts inside g, appending the audit record of each run
 // it stores.
 func (s *Store) startRuns(ctx context.Context, g *groupTx, starts []*startWrite) error {
-	for _, wave := range waves(starts, (*startWrite).claimKey) {
-		for _, w := range wave {
-			w.existing = nil // a group that failed may have run this before
+	for _, w := range starts {
+		w.existing = nil // a group that failed may have run this before
+	}
+	write := sqliteStartRuns
+	if s.dialect == postgresDialect {
+		write = pgStartRuns
+	}
+	return writeWaves(ctx, g, starts, (*startWrite).claimKey, write, func(w *startWrite) *core.AuditRecord {
+		if w.existing != nil {
+			return nil // nothing stored
 		}
-		var err error
-		if s.dialect == postgresDialect {
-			err = pgStartRuns(ctx, g, wave)
-		} else {
-			err = sqliteStartRuns(ctx, g, wave)
-		}
-		if err != nil {
+		return w.audit
+	})
+}
+
+// writeWaves writes writes inside g in waves (see waves), each wave with
+// write, and appends the audit record that audit gives for each write
+// (none when nil).
+func writeWaves[W any](ctx context.Context, g *groupTx, writes []W, key func(W) string,
+	write func(context.Context, *groupTx, []W) error, audit func(W) *core.AuditRecord) error {
+	for _, wave := range waves(writes, key) {
+		if err := write(ctx, g, wave); err != nil {
 			return err
 		}
 		for _, w := range wave {
-			if w.existing == nil && w.audit != nil {
-				g.appendAudit(w.audit)
+			if r := audit(w); r != nil {
+				g.appendAudit(r)
 			}
 		}
 	}
@@ -133,15 +144,7 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 		}
 		c[11].nullText(string(r.Params))
 		c[12].nullText(string(r.Output))
-		if r.Error != nil {
-			c[13].text(r.Error.Code)
-			c[14].text(r.Error.Message)
-			c[15].bool(r.Error.Retryable)
-		} else {
-			c[13].null()
-			c[14].null()
-			c[15].null()
-		}
+		runErrorArrays(c[13:16], r.Error)
 		c[16].time(r.CreatedAt)
 		c[17].nullTime(r.StartedAt)
 		c[18].nullTime(r.FinishedAt)
@@ -159,14 +162,8 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 			}
 		}
 	}
-	args := make([]any, len(cols))
-	for i := range cols {
-		args[i] = cols[i].String()
-	}
-	rows, err := g.QueryContext(ctx, g.Rebind(pgStartRunsSQL), args...)
-	if err == nil {
-		err = scanStarted(rows, wave)
-	}
+	var ids []string
+	err := g.SelectContext(ctx, &ids, g.Rebind(pgStartRunsSQL), arrayArgs(cols[:])...)
 	switch {
 	case isUniqueViolation(err):
 		return core.Errorf(core.EConflict, "run %s already exists", wave[0].run.ID)
@@ -175,38 +172,19 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 	case err != nil:
 		return fmt.Errorf("sqlstore: claim idempotency keys and insert runs: %w", err)
 	}
-	for _, w := range wave {
-		if w.existing != nil {
-			if w.existing, err = idempotencyRecord(ctx, g.Tx, w.idem.WorkspaceID, w.idem.Key); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// scanStarted reads the ids of the runs pgStartRuns stored and marks each
-// other write of wave as having found its key held (with a placeholder
-// record, read afterwards: the rows must be closed first).
-func scanStarted(rows *sql.Rows, wave []*startWrite) error {
-	defer rows.Close()
-	stored := make(map[string]bool, len(wave))
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
+	stored := make(map[string]bool, len(ids))
+	for _, id := range ids {
 		stored[id] = true
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
 	for _, w := range wave {
-		if !stored[w.run.ID] {
-			if w.idem == nil {
-				return fmt.Errorf("run %s was not stored", w.run.ID)
-			}
-			w.existing = &core.IdempotencyRecord{}
+		if stored[w.run.ID] {
+			continue
+		}
+		if w.idem == nil {
+			return fmt.Errorf("sqlstore: run %s was not stored", w.run.ID)
+		}
+		if w.existing, err = idempotencyRecord(ctx, g.Tx, w.idem.WorkspaceID, w.idem.Key); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -239,23 +217,12 @@ const pgStartRunsSQL = `WITH input AS (
 
 // finishRuns writes finishes inside g, appending their audit records.
 func (s *Store) finishRuns(ctx context.Context, g *groupTx, finishes []*finishWrite) error {
-	for _, wave := range waves(finishes, (*finishWrite).runKey) {
-		var err error
-		if s.dialect == postgresDialect {
-			err = pgFinishRuns(ctx, g, wave)
-		} else {
-			err = sqliteFinishRuns(ctx, g, wave)
-		}
-		if err != nil {
-			return err
-		}
-		for _, w := range wave {
-			if w.audit != nil {
-				g.appendAudit(w.audit)
-			}
-		}
+	write := sqliteFinishRuns
+	if s.dialect == postgresDialect {
+		write = pgFinishRuns
 	}
-	return nil
+	return writeWaves(ctx, g, finishes, (*finishWrite).runKey, write,
+		func(w *finishWrite) *core.AuditRecord { return w.audit })
 }
 
 // finishRunSQL sets a run's end: status, output, error and finish time,
@@ -320,42 +287,23 @@ func pgFinishRuns(ctx context.Context, g *groupTx, wave []*finishWrite) error {
 		c[1].text(r.ID)
 		c[2].text(string(r.Status))
 		c[3].nullText(string(r.Output))
-		if r.Error != nil {
-			c[4].text(r.Error.Code)
-			c[5].text(r.Error.Message)
-			c[6].bool(r.Error.Retryable)
-		} else {
-			c[4].null()
-			c[5].null()
-			c[6].null()
-		}
+		runErrorArrays(c[4:7], r.Error)
 		c[7].time(*r.FinishedAt)
 		c[8].time(*startedOrFinished(r))
 		c[9].text(w.idemKey)
 		c[10].int(int64(w.status))
 		c[11].bytes(w.body)
 	}
-	args := make([]any, len(cols))
-	for i := range cols {
-		args[i] = cols[i].String()
+	var finished []struct {
+		ID        string    `db:"id"`
+		StartedAt time.Time `db:"started_at"`
 	}
-	rows, err := g.QueryContext(ctx, g.Rebind(pgFinishRunsSQL), args...)
-	if err != nil {
+	if err := g.SelectContext(ctx, &finished, g.Rebind(pgFinishRunsSQL), arrayArgs(cols[:])...); err != nil {
 		return fmt.Errorf("sqlstore: finish runs: %w", err)
 	}
-	started := make(map[string]time.Time, len(wave))
-	for rows.Next() {
-		var id string
-		var t time.Time
-		if err := rows.Scan(&id, &t); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlstore: finish runs: %w", err)
-		}
-		started[id] = t
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlstore: finish runs: %w", err)
+	started := make(map[string]time.Time, len(finished))
+	for _, f := range finished {
+		started[f.ID] = f.StartedAt
 	}
 	for _, w := range wave {
 		t, ok := started[w.run.ID]

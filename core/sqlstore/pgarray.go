@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
+
+	"github.com/relayhq/relay/core"
 )
 
 // pgArray builds the text form of a one-dimensional PostgreSQL array, to
@@ -93,4 +95,27 @@ func (a *pgArray) String() string {
 		return "{}"
 	}
 	return string(append(a.b, '}'))
+}
+
+// arrayArgs are the statement arguments of cols, one array each.
+func arrayArgs(cols []pgArray) []any {
+	args := make([]any, len(cols))
+	for i := range cols {
+		args[i] = cols[i].String()
+	}
+	return args
+}
+
+// runErrorArrays adds e's code, message and retryable to the three arrays
+// of c: NULL all three without an error, as runErrorArgs.
+func runErrorArrays(c []pgArray, e *core.RunError) {
+	if e == nil {
+		c[0].null()
+		c[1].null()
+		c[2].null()
+		return
+	}
+	c[0].text(e.Code)
+	c[1].text(e.Message)
+	c[2].bool(e.Retryable)
 }
