@@ -322,3 +322,53 @@ func openPostgres(t testing.TB) *sql.DB {
 	}
 	return db
 }
+
+// A large group of starts, then of finishes, is written whole.
+func TestGroupOfManyExecutions(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ws := mustCreateWorkspace(t, s, "acme")
+		const n = 70
+		var starts, finishes []groupOp
+		var runs []*core.Run
+		for i := range n {
+			run := newRun(ws.ID, "echo.echo")
+			claim := newClaim(fmt.Sprintf("key-%d", i))
+			if i%3 == 0 {
+				claim = nil
+			}
+			runs = append(runs, run)
+			starts = append(starts, groupOp{start: prepared(t, run, claim, newAudit(ws.ID, "start"))})
+		}
+		for i, err := range runOps(s, starts...) {
+			if err != nil {
+				t.Fatalf("start %d: %v", i, err)
+			}
+		}
+		for _, run := range runs {
+			finishes = append(finishes, groupOp{finish: finishing(t, run, run.IdempotencyKey, newAudit(ws.ID, "finish"))})
+		}
+		for i, err := range runOps(s, finishes...) {
+			if err != nil {
+				t.Fatalf("finish %d: %v", i, err)
+			}
+		}
+		for i, run := range runs {
+			got := mustGetRun(t, s, ws.ID, run.ID)
+			if got.Status != core.RunSucceeded || !reflect.DeepEqual(got, run) {
+				t.Fatalf("run %d: %+v\nwant %+v", i, got, run)
+			}
+			if run.IdempotencyKey == "" {
+				continue
+			}
+			rec, err := s.Idempotency(context.Background(), ws.ID, run.IdempotencyKey, time.Now())
+			if err != nil || !rec.Done || rec.RunID != run.ID || rec.Status != 200 {
+				t.Fatalf("key of run %d: %+v, %v", i, rec, err)
+			}
+		}
+		records := scanAll(t, s, ws.ID)
+		verifyChain(t, records)
+		if len(records) != 2*n {
+			t.Fatalf("%d audit records, want %d", len(records), 2*n)
+		}
+	})
+}
