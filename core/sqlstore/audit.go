@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/relayhq/relay/core"
 )
@@ -99,10 +97,11 @@ func prepareAudit(r *core.AuditRecord) error {
 	return nil
 }
 
-// appendAudits appends records, prepared (prepareAudit), to their
-// workspaces' chains inside tx, in order: each gets the seq one past its
-// workspace's last record, PrevHash that record's hash (nil for the
-// first) and Hash = ChainHash(PrevHash).
+// appendAudits appends g's records, prepared (prepareAudit), to their
+// workspaces' chains inside g, in order: each gets the seq one past its
+// workspace's last record, PrevHash that record's hash (nil for the first)
+// and Hash = ChainHash(PrevHash). It sends g's waiting statements first
+// (groupTx.flush), with the locks on PostgreSQL.
 //
 // Appends to one workspace must not interleave between reading the last
 // record and inserting the next. On PostgreSQL a transaction-scoped
@@ -110,10 +109,8 @@ func prepareAudit(r *core.AuditRecord) error {
 // turn a race into a failure), taken in workspace order so that two
 // transactions never wait on each other's; on SQLite every write
 // transaction already holds the database's one write lock from BEGIN.
-func (s *Store) appendAudits(ctx context.Context, tx *sqlx.Tx, records []*core.AuditRecord) error {
-	if len(records) == 0 {
-		return nil
-	}
+func (s *Store) appendAudits(ctx context.Context, g *groupTx) error {
+	records := g.audits
 	var workspaces []string
 	for _, r := range records {
 		if !slices.Contains(workspaces, r.WorkspaceID) {
@@ -121,11 +118,12 @@ func (s *Store) appendAudits(ctx context.Context, tx *sqlx.Tx, records []*core.A
 		}
 	}
 	slices.Sort(workspaces)
-	for _, ws := range workspaces {
-		seq, hash, err := s.lockChain(ctx, tx, ws)
-		if err != nil {
-			return err
-		}
+	heads, err := s.lockChains(ctx, g, workspaces)
+	if err != nil {
+		return err
+	}
+	for i, ws := range workspaces {
+		seq, hash := heads[i].seq, heads[i].hash
 		for _, r := range records {
 			if r.WorkspaceID == ws {
 				seq++
@@ -136,7 +134,7 @@ func (s *Store) appendAudits(ctx context.Context, tx *sqlx.Tx, records []*core.A
 		}
 	}
 	for chunk := range slices.Chunk(records, auditInsertRows) {
-		if err := insertAudits(ctx, tx, chunk); err != nil {
+		if err := insertAudits(ctx, g.Tx, chunk); err != nil {
 			return err
 		}
 	}
@@ -146,43 +144,45 @@ func (s *Store) appendAudits(ctx context.Context, tx *sqlx.Tx, records []*core.A
 // lastAuditSQL reads a workspace's last record.
 const lastAuditSQL = `SELECT seq, hash FROM audit_records WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`
 
-// lockChain takes the workspace's chain for the rest of tx and returns its
-// last record's seq and hash (0 and nil for an empty chain).
+// chainHead is a chain's last record's seq and hash: 0 and nil when empty.
+type chainHead struct {
+	seq  int64
+	hash []byte
+}
+
+// lockChains takes each workspace's chain for the rest of g's transaction
+// and returns their heads, in the order of workspaces.
 //
-// On PostgreSQL the lock and the read go in one round trip, as a simple
-// query of two statements whose values are quoted literals: in READ
-// COMMITTED each statement of it takes its own snapshot, so the read sees
-// what the lock's previous holder committed.
-func (s *Store) lockChain(ctx context.Context, tx *sqlx.Tx, ws string) (seq int64, hash []byte, err error) {
+// On PostgreSQL the locks and the reads join g's waiting statements in one
+// script (pgScript), each read after its lock: in READ COMMITTED each
+// statement takes its own snapshot, so the read sees what the lock's
+// previous holder committed.
+func (s *Store) lockChains(ctx context.Context, g *groupTx, workspaces []string) ([]chainHead, error) {
+	heads := make([]chainHead, len(workspaces))
 	if s.dialect != postgresDialect {
 		// SQLite's write transaction holds the database's one write lock.
-		err = tx.QueryRowxContext(ctx, tx.Rebind(lastAuditSQL), ws).Scan(&seq, &hash)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return 0, nil, fmt.Errorf("sqlstore: read last audit record: %w", err)
+		for i, ws := range workspaces {
+			h := &heads[i]
+			err := g.QueryRowxContext(ctx, g.Rebind(lastAuditSQL), ws).Scan(&h.seq, &h.hash)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("sqlstore: read last audit record: %w", err)
+			}
 		}
-		return seq, hash, nil
+		return heads, g.flush(ctx)
 	}
-	lock := strings.Replace(s.dialect.serializeTx, "?", pq.QuoteLiteral("audit:"+ws), 1)
-	read := strings.Replace(lastAuditSQL, "?", pq.QuoteLiteral(ws), 1)
-	rows, err := tx.QueryContext(ctx, lock+"; "+read)
-	if err != nil {
-		return 0, nil, fmt.Errorf("sqlstore: lock the audit chain: %w", err)
+	for i, ws := range workspaces {
+		h := &heads[i]
+		g.script.add(s.dialect.serializeTx, []any{"audit:" + ws}, drain)
+		g.script.add(lastAuditSQL, []any{ws}, func(rows *sql.Rows) error {
+			for rows.Next() {
+				if err := rows.Scan(&h.seq, &h.hash); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
-	defer rows.Close()
-	for rows.Next() { // the lock's one row
-	}
-	if !rows.NextResultSet() {
-		return 0, nil, fmt.Errorf("sqlstore: read last audit record: %w", cmp.Or(rows.Err(), errors.New("no result")))
-	}
-	if rows.Next() {
-		if err := rows.Scan(&seq, &hash); err != nil {
-			return 0, nil, fmt.Errorf("sqlstore: read last audit record: %w", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("sqlstore: read last audit record: %w", err)
-	}
-	return seq, hash, nil
+	return heads, g.flush(ctx)
 }
 
 // auditInsertRows is how many records one INSERT writes: 14 parameters

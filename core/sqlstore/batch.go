@@ -275,9 +275,10 @@ func startedOrFinished(run *core.Run) *time.Time {
 }
 
 // pgFinishRuns finishes the runs of wave, and completes their keys'
-// records, in one statement. When a run was not finished (unknown, or
-// finished already), it fails with that run's error and the group is
-// written again one write at a time.
+// records, in one statement, sent when the group locks its audit chains
+// (groupTx.flush). When a run was not finished (unknown, or finished
+// already), the group fails with that run's error and is written again one
+// write at a time.
 func pgFinishRuns(ctx context.Context, g *groupTx, wave []*finishWrite) error {
 	var cols [12]pgArray
 	for _, w := range wave {
@@ -294,24 +295,28 @@ func pgFinishRuns(ctx context.Context, g *groupTx, wave []*finishWrite) error {
 		c[10].int(int64(w.status))
 		c[11].bytes(w.body)
 	}
-	var finished []struct {
-		ID        string    `db:"id"`
-		StartedAt time.Time `db:"started_at"`
-	}
-	if err := g.SelectContext(ctx, &finished, g.Rebind(pgFinishRunsSQL), arrayArgs(cols[:])...); err != nil {
-		return fmt.Errorf("sqlstore: finish runs: %w", err)
-	}
-	started := make(map[string]time.Time, len(finished))
-	for _, f := range finished {
-		started[f.ID] = f.StartedAt
-	}
-	for _, w := range wave {
-		t, ok := started[w.run.ID]
-		if !ok {
-			return runStateError(ctx, g.Tx, w.run.WorkspaceID, w.run.ID, "queued or running")
+	started := make(map[string]time.Time, len(wave))
+	g.script.add(pgFinishRunsSQL, arrayArgs(cols[:]), func(rows *sql.Rows) error {
+		for rows.Next() {
+			var id string
+			var t time.Time
+			if err := rows.Scan(&id, &t); err != nil {
+				return err
+			}
+			started[id] = t
 		}
-		w.run.StartedAt = dbTimePtr(&t)
-	}
+		return nil
+	})
+	g.checks = append(g.checks, func() error {
+		for _, w := range wave {
+			t, ok := started[w.run.ID]
+			if !ok {
+				return runStateError(ctx, g.Tx, w.run.WorkspaceID, w.run.ID, "queued or running")
+			}
+			w.run.StartedAt = dbTimePtr(&t)
+		}
+		return nil
+	})
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 )
@@ -306,6 +308,131 @@ func checkTextRoundTrip(t testing.TB, db *sql.DB, s string) {
 	}
 	if n != 3 || got != s {
 		t.Fatalf("sent %q, the server saw %d elements, the second %q", s, n, got)
+	}
+	// The same array inlined in a script (pgScript), as a literal.
+	var script pgScript
+	n, got = 0, ""
+	script.add(`SELECT cardinality(?::text[]), (?::text[])[2]`, []any{a.String(), a.String()}, func(rows *sql.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&n, &got); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := script.run(context.Background(), sqlx.NewDb(db, "postgres")); err != nil {
+		t.Fatalf("%q inlined: %v", s, err)
+	}
+	if n != 3 || got != s {
+		t.Fatalf("inlined %q, the server saw %d elements, the second %q", s, n, got)
+	}
+}
+
+// A script's statements run in order, each seeing the ones before it, and
+// each result set, empty or not, reaches its own scan; an error in a later
+// statement is reported and leaves nothing done.
+func TestPGScript(t *testing.T) {
+	db := sqlx.NewDb(openPostgres(t), "postgres")
+	ctx := context.Background()
+	if _, err := db.Exec(`CREATE TEMP TABLE script_test (v text)`); err != nil {
+		t.Fatal(err)
+	}
+	collect := func(into *[]string) func(*sql.Rows) error {
+		return func(rows *sql.Rows) error {
+			for rows.Next() {
+				var v string
+				if err := rows.Scan(&v); err != nil {
+					return err
+				}
+				*into = append(*into, v)
+			}
+			return nil
+		}
+	}
+	var inserted, none, all []string
+	var p pgScript
+	p.add(`INSERT INTO script_test VALUES (?), (?) RETURNING v`, []any{"it's", `back\slash`}, collect(&inserted))
+	p.add(`SELECT v FROM script_test WHERE v IS NULL`, nil, collect(&none))
+	p.add(`SELECT coalesce(?, 'null') UNION ALL SELECT v FROM script_test ORDER BY 1`, []any{nil}, collect(&all))
+	if err := p.run(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"it's", `back\slash`}
+	if !reflect.DeepEqual(inserted, want) || len(none) != 0 || !reflect.DeepEqual(all, []string{`back\slash`, "it's", "null"}) {
+		t.Errorf("result sets %q, %q, %q", inserted, none, all)
+	}
+	if p.sql.Len() != 0 || len(p.scans) != 0 {
+		t.Error("the script was not emptied by run")
+	}
+	if err := p.run(ctx, db); err != nil {
+		t.Errorf("an empty script: %v", err)
+	}
+
+	p.add(`INSERT INTO script_test VALUES (?) RETURNING v`, []any{"later undone"}, drain)
+	p.add(`SELECT 1/0`, nil, drain)
+	if err := p.run(ctx, db); err == nil || !strings.Contains(err.Error(), "division by zero") {
+		t.Errorf("a failing statement: %v", err)
+	}
+	var n int
+	if err := db.Get(&n, `SELECT count(*) FROM script_test`); err != nil || n != 2 {
+		t.Errorf("%d rows after the failed script (%v), want 2", n, err)
+	}
+}
+
+// Finishing a run finds it by its key however large the runs table has
+// grown since the store began. A plan fixed while the table was nearly
+// empty scanned every run to finish a few: each finish slower than the
+// last.
+func TestFinishDoesNotScanRuns(t *testing.T) {
+	s := openStore(t, sqlstoretest.PostgresURL(t))
+	ctx := context.Background()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ws := mustCreateWorkspace(t, s, "acme")
+	// One writer, so that one server process runs every group and its
+	// statistics can be flushed on demand.
+	w := &writer{s: s}
+	defer w.release()
+	executed := 0
+	execute := func(n int) (scanned int64) {
+		t.Helper()
+		for range n {
+			run := newRun(ws.ID, "echo.echo")
+			write := func(op groupOp) {
+				op.ctx, op.done = ctx, make(chan error, 1)
+				s.runGroup(w, []groupOp{op})
+				if err := <-op.done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(groupOp{start: prepared(t, run, nil, newAudit(ws.ID, "start"))})
+			write(groupOp{finish: finishing(t, run, "", newAudit(ws.ID, "finish"))})
+		}
+		executed += n
+		if _, err := w.conn.ExecContext(ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+			t.Fatal(err)
+		}
+		var updated int64
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			err := s.db.QueryRowContext(ctx, `SELECT coalesce(seq_tup_read, 0), n_tup_upd FROM pg_stat_user_tables
+				WHERE schemaname = current_schema() AND relname = 'runs'`).Scan(&scanned, &updated)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if updated >= int64(executed) {
+				return scanned
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the statistics show %d updates of runs, want %d", updated, executed)
+			}
+		}
+	}
+	// Scanning the table while it is small is the right plan; a scan per
+	// finish once it has 800 runs reads at least 800 rows each time.
+	before := execute(800)
+	if after := execute(200); after-before > 800 {
+		t.Errorf("finishing 200 runs read %d rows of runs by sequential scans", after-before)
 	}
 }
 

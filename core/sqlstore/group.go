@@ -46,10 +46,30 @@ const maxGroup = 128
 // make smaller groups). SQLite has one writer at a time.
 const pgGroupWorkers = 2
 
-// groupTx is the transaction a group's writes share.
+// groupTx is the transaction a group's writes share. On PostgreSQL,
+// statements whose outcome the group can wait for go into script and are
+// sent with the audit chains' locks (flush), in the same round trip; the
+// checks of their outcome run after.
 type groupTx struct {
 	*sqlx.Tx
 	audits []*core.AuditRecord
+	script pgScript
+	checks []func() error
+}
+
+// flush sends the statements waiting in g.script and runs their checks.
+func (g *groupTx) flush(ctx context.Context) error {
+	if err := g.script.run(ctx, g.Tx); err != nil {
+		return fmt.Errorf("sqlstore: finish runs and lock audit chains: %w", err)
+	}
+	checks := g.checks
+	g.checks = nil
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // appendAudit queues r, prepared (prepareAudit), for the end of the group:
@@ -216,7 +236,7 @@ func (s *Store) writeOps(ctx context.Context, g *groupTx, ops []groupOp) error {
 	if err := s.finishRuns(ctx, g, finishes); err != nil {
 		return err
 	}
-	return s.appendAudits(ctx, g.Tx, g.audits)
+	return s.appendAudits(ctx, g)
 }
 
 // writer is a committer goroutine's hold on a connection of its own, so
