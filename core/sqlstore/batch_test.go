@@ -394,18 +394,19 @@ func TestFinishDoesNotScanRuns(t *testing.T) {
 	// statistics can be flushed on demand.
 	w := &writer{s: s}
 	defer w.release()
+	write := func(op groupOp) {
+		t.Helper()
+		op.ctx, op.done = ctx, make(chan error, 1)
+		s.runGroup(w, []groupOp{op})
+		if err := <-op.done; err != nil {
+			t.Fatal(err)
+		}
+	}
 	executed := 0
 	execute := func(n int) (scanned int64) {
 		t.Helper()
 		for range n {
 			run := newRun(ws.ID, "echo.echo")
-			write := func(op groupOp) {
-				op.ctx, op.done = ctx, make(chan error, 1)
-				s.runGroup(w, []groupOp{op})
-				if err := <-op.done; err != nil {
-					t.Fatal(err)
-				}
-			}
 			write(groupOp{start: prepared(t, run, nil, newAudit(ws.ID, "start"))})
 			write(groupOp{finish: finishing(t, run, "", newAudit(ws.ID, "finish"))})
 		}

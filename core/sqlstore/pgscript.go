@@ -96,9 +96,8 @@ func (p *pgScript) run(ctx context.Context, q sqlx.QueryerContext) error {
 		if err := scan(rows); err != nil {
 			return err
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
 	}
+	// A statement that failed ended its result set early: the next
+	// NextResultSet, or this, reports it.
 	return rows.Err()
 }
