@@ -89,6 +89,7 @@ func setSecurityHeaders(c *fiber.Ctx) {
 // requests it refuses before any middleware runs (a body over the limit,
 // oversized headers), so it sets what observe would have set.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	err = s.outage(c, err)
 	p, internal := problemFor(err)
 	rid, _ := c.Locals(localRequestID).(string)
 	if rid == "" {
@@ -110,6 +111,29 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.metrics.requests.WithLabelValues(c.Method(), "unmatched", strconv.Itoa(p.Status)).Inc()
 	}
 	return writeProblem(c, p)
+}
+
+// outageRetryAfter is what a 503 for a dependency outage asks the client
+// to wait: restarts and failovers take seconds.
+const outageRetryAfter = 2 * time.Second
+
+// outageDetector is a store that tells a database outage from other
+// failures (sqlstore.Store does).
+type outageDetector interface{ Outage(error) bool }
+
+// outage turns an error that says the database is unreachable into 503
+// unavailable with Retry-After, as docs/api.md promises for "a dependency
+// is down": a client that retries on 503 (with the same Idempotency-Key)
+// then gets through once it is back. The cause goes to the log.
+func (s *Server) outage(c *fiber.Ctx, err error) error {
+	d, ok := s.cfg.Store.(outageDetector)
+	if !ok || core.ErrorCode(err) != core.EInternal || !d.Outage(err) {
+		return err
+	}
+	rid, _ := c.Locals(localRequestID).(string)
+	s.log.Warn("the database is unavailable", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err)
+	return &core.Error{Code: core.EUnavailable, RetryAfter: outageRetryAfter,
+		Message: "the database is unavailable; retry shortly (with the same Idempotency-Key)"}
 }
 
 func (s *Server) logPanic(c *fiber.Ctx, v any) {
@@ -205,7 +229,8 @@ func (s *Server) charge(c *fiber.Ctx, bucket string, limit core.RateLimit) (core
 	if err != nil {
 		// Never let a request through unlimited: refuse it instead.
 		s.log.Error("rate limiter failed", "error", err)
-		return d, core.Errorf(core.EUnavailable, "the rate limiter is unavailable; retry shortly")
+		return d, &core.Error{Code: core.EUnavailable, RetryAfter: outageRetryAfter,
+			Message: "the rate limiter is unavailable; retry shortly"}
 	}
 	window := (limit.Burst + limit.Rate - 1) / limit.Rate
 	c.Set("RateLimit-Policy", `"workspace";q=`+strconv.Itoa(limit.Burst)+";w="+strconv.Itoa(window))

@@ -2,14 +2,10 @@ package httpapi
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
@@ -108,7 +104,7 @@ func redisURL(t *testing.T) string {
 // behind a proxy, then cuts the proxy: requests must stay limited.
 func TestRateLimitRedisStopped(t *testing.T) {
 	opts, _ := redis.ParseURL(redisURL(t))
-	proxy := newProxy(t, opts.Addr)
+	proxy := newCutProxy(t, opts.Addr)
 	opts.Addr = proxy.addr
 	opts.MaxRetries = -1
 	rdb := redis.NewClient(opts)
@@ -131,57 +127,6 @@ func TestRateLimitRedisStopped(t *testing.T) {
 		t.Fatalf("no quota in Redis under %s (%v): the limiter did not use Redis", prefix, err)
 	}
 
-	proxy.stop()
+	proxy.cut()
 	exhaust(t, ts, b[core.RoleViewer], 4)
-}
-
-// proxy forwards TCP to target until stopped, then refuses and cuts every
-// connection: to the client, Redis is down.
-type proxy struct {
-	t      *testing.T
-	addr   string
-	target string
-	ln     net.Listener
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, addr: ln.Addr().String(), target: target, ln: ln}
-	go p.accept()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.DialTimeout("tcp", p.target, time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close() }()
-		go func() { io.Copy(c, up); c.Close() }()
-	}
-}
-
-func (p *proxy) stop() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }

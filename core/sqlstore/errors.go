@@ -1,7 +1,11 @@
 package sqlstore
 
 import (
+	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
+	"syscall"
 
 	"github.com/lib/pq"
 	"github.com/lib/pq/pqerror"
@@ -37,4 +41,34 @@ func sqliteCode(err error) int {
 		return e.Code()
 	}
 	return 0
+}
+
+// Outage reports whether err says the database could not be reached or is
+// not serving for now (refused, reset or dropped connections, a server
+// shutting down or starting, too many clients, a SQLite database still
+// locked after the busy timeout), as opposed to a fault of the request or
+// of the code: the same request may succeed once it is back. The HTTP API
+// answers such failures 503, so that a client that retries on 503 retries.
+func (s *Store) Outage(err error) bool { return isOutage(err) }
+
+func isOutage(err error) bool {
+	if err == nil {
+		return false
+	}
+	if e, ok := errors.AsType[*pq.Error](err); ok {
+		switch e.Code {
+		case pqerror.TooManyConnections, pqerror.AdminShutdown, pqerror.CrashShutdown, pqerror.CannotConnectNow:
+			return true
+		}
+		return e.Code.Class() == pqerror.ClassConnectionException
+	}
+	switch sqliteCode(err) & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return true
+	}
+	if _, ok := errors.AsType[*net.OpError](err); ok {
+		return true
+	}
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
