@@ -87,12 +87,21 @@ type ConnectionData struct {
 
 // ActionCall is one call of a connector's action.
 type ActionCall struct {
-	Action         string // the name within the connector, e.g. "send"
-	Input          json.RawMessage
-	Connection     ConnectionData
-	RunID          string
+	Action     string // the name within the connector, e.g. "send"
+	Input      json.RawMessage
+	Connection ConnectionData
+	RunID      string
+	// IdempotencyKey is the run's ConnectorKey: scoped to the workspace,
+	// the same on every attempt and retry of one request.
 	IdempotencyKey string
 	WorkspaceID    string
+	// Begin, when set, is called once the runtime holds what the call
+	// needs (an instance of the module, a live plugin process), right
+	// before the call is sent; an error from it ends the call unsent and
+	// Execute returns that error. The call's deadline starts after Begin:
+	// waiting for an instance or process does not spend it, and is
+	// bounded by ctx alone.
+	Begin func() error
 	// InputValidated says that Input has been validated against Action's
 	// input schema in the installed manifest of exactly the connector
 	// version the call goes to (the ref's name and version), so the

@@ -47,6 +47,12 @@ const (
 	ERunInterrupted         = "run_interrupted"           // the server stopped during the run; it may or may not have taken effect
 )
 
+// ErrOutcomeUnknown is in the chain of a store's error when a write's
+// commit failed in a way that leaves open whether it happened (the
+// connection broke after the commit was sent): the caller must find out
+// by reading, not assume either way.
+var ErrOutcomeUnknown = errors.New("the write may or may not have been committed")
+
 // Error is an error the caller may see. Code is one of the E* constants and
 // Message is safe to show to the caller. Any error that is not an *Error is
 // internal: its text is logged and the caller sees only EInternal.

@@ -41,10 +41,29 @@ type Run struct {
 	CreatedAt      time.Time       `json:"created_at" db:"created_at"`
 	StartedAt      *time.Time      `json:"started_at,omitempty" db:"started_at"`
 	FinishedAt     *time.Time      `json:"finished_at,omitempty" db:"finished_at"`
-	// Owner is the engine instance (one per server process) that runs it;
-	// empty on runs stored before runs had owners. Recovery interrupts
-	// only the unfinished runs whose owner has stopped heartbeating.
+	// Attempt counts the times the run was started: 1, and one more each
+	// time a retry-safe run whose call was cut short by a stopped server
+	// is run again.
+	Attempt int `json:"attempt" db:"attempt"`
+	// RetryOf is the run this one runs again (POST /v1/runs/{id}/retry).
+	RetryOf string `json:"retry_of,omitempty" db:"retry_of"`
+	// Owner is the engine instance (one per server process) that runs it,
+	// or, while it is queued, holds its lease; empty on runs stored before
+	// runs had owners, and on runs waiting for any engine to take them.
+	// Recovery takes over only the unfinished runs whose owner has
+	// stopped heartbeating.
 	Owner string `json:"-" db:"owner"`
+	// ConnectorKey is the idempotency key the connector receives: derived
+	// from the workspace and the caller's key (or the first run of a
+	// retry chain), never the caller's key itself, so that two workspaces
+	// using one key never meet at a provider. Every attempt and retry of
+	// one request gets the same.
+	ConnectorKey string `json:"-" db:"connector_key"`
+	// Input is the exact params, sealed with the workspace's data key,
+	// kept when Params (redacted) lost something the call needs, so that
+	// a run taken over after a crash or retried still has them. Dropped
+	// when the run succeeds.
+	Input []byte `json:"-" db:"-"`
 }
 
 // MarshalJSON adds duration_ms, the time from start to finish, once both
@@ -123,16 +142,36 @@ type RunStore interface {
 	// Idempotency returns the workspace's record of key, or ENotFound when
 	// there is none or it has expired by now.
 	Idempotency(ctx context.Context, workspaceID, key string, now time.Time) (*IdempotencyRecord, error)
-	// MarkRunning moves a queued run to running.
-	MarkRunning(ctx context.Context, workspaceID, runID string, at time.Time) error
+	// MarkRunning moves a queued run that owner holds to running, started
+	// at at: ENotFound for no such run, EConflict when it is not queued or
+	// another owner holds it (its lease was taken over).
+	MarkRunning(ctx context.Context, workspaceID, runID, owner string, at time.Time) error
+	// ClaimRuns gives owner the queued runs that no live engine holds
+	// (see InterruptOrphanedRuns), oldest first, at most limit, with their
+	// Input, and returns them. Replicas may claim at once: a run goes to
+	// one of them.
+	ClaimRuns(ctx context.Context, owner string, staleBefore time.Time, limit int) ([]*Run, error)
+	// QueuedRunsOf returns the queued runs that owner holds, oldest first,
+	// with their Input.
+	QueuedRunsOf(ctx context.Context, owner string) ([]*Run, error)
+	// RetryOf returns the run that retries the workspace's run id, or
+	// ENotFound when it has none.
+	RetryOf(ctx context.Context, workspaceID, id string) (*Run, error)
+	// RunInput returns the run's sealed Input: nil when it has none
+	// (Params are exact) or it was dropped.
+	RunInput(ctx context.Context, workspaceID, id string) ([]byte, error)
 	Run(ctx context.Context, workspaceID, id string) (*Run, error)
 	ListRuns(ctx context.Context, workspaceID string, f RunFilter, p Page) ([]*Run, string, error)
-	// InterruptOrphanedRuns marks interrupted, at at, every queued or
-	// running run whose owner is not alive: it has no owner, its owner has
-	// no instance record, or its owner's last heartbeat is before
-	// staleBefore. It completes their idempotency records with the
-	// response responder makes, and returns how many runs it marked.
-	InterruptOrphanedRuns(ctx context.Context, at, staleBefore time.Time, responder func(*Run) (status int, body []byte)) (int, error)
+	// InterruptOrphanedRuns marks interrupted, at at, every running run
+	// whose owner is not alive: it has no owner, its owner has no
+	// instance record, or its owner's last heartbeat is before
+	// staleBefore. A run for which requeue (when not nil) says yes is put
+	// back in the queue instead, unowned, its Attempt one more. It
+	// completes the interrupted runs' idempotency records with the
+	// response responder makes, and returns how many runs it interrupted
+	// and requeued. Queued runs are left for ClaimRuns.
+	InterruptOrphanedRuns(ctx context.Context, at, staleBefore time.Time, responder func(*Run) (status int, body []byte),
+		requeue func(*Run) bool) (interrupted, requeued int, err error)
 	// Heartbeat records that the engine instance id is alive at at,
 	// creating its instance record on the first beat.
 	Heartbeat(ctx context.Context, instanceID string, at time.Time) error

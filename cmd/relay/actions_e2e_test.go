@@ -175,8 +175,14 @@ func testWebhook(a *apiClient, runtime string) {
 	defer a.connect(map[string]any{"connector": "webhook", "name": "hooks-" + runtime,
 		"secrets": map[string]string{"signing_secret": signingSecret}}, runtime)()
 	req := map[string]any{"params": map[string]any{"url": sink.URL + "/in", "body": map[string]any{"event": "order.paid", "amount": 42}}}
-	a.must(200, "POST", "/v1/actions/webhook.send/preview", req)
 	idemKey := "order-42-" + runtime
+	// Previewed with the key the execute carries: the same webhook-id.
+	var preview struct {
+		Preview struct {
+			WebhookID string `json:"webhook_id"`
+		} `json:"preview"`
+	}
+	json.Unmarshal(a.must(200, "POST", "/v1/actions/webhook.send/preview", req, "Idempotency-Key", idemKey), &preview)
 	first := a.must(200, "POST", "/v1/actions/webhook.send/execute", req, "Idempotency-Key", idemKey)
 	if runtimeOf(first) != runtime {
 		a.t.Fatalf("the run says it ran on %q, want %q: %s", runtimeOf(first), runtime, first)
@@ -210,6 +216,9 @@ func testWebhook(a *apiClient, runtime string) {
 	json.Unmarshal(first, &run)
 	if run.Status != "succeeded" || run.Output.Status != 202 || run.Output.WebhookID != got[0].id {
 		a.t.Fatalf("run %+v", run)
+	}
+	if preview.Preview.WebhookID != got[0].id {
+		a.t.Fatalf("the preview showed webhook-id %q, the delivery carried %q", preview.Preview.WebhookID, got[0].id)
 	}
 	a.must(200, "GET", "/v1/runs/"+run.ID, nil)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/actions"
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/wasmrt"
@@ -55,7 +56,7 @@ Usage:
 
 The store commands take --data-dir, --database-url and --master-key-file;
 serve and the connectors commands take --connectors-dir and --egress-allow;
-serve also takes --addr, --redis-url, --log-level and --run-stale-after.
+serve also takes --addr, --redis-url, --log-level, --run-stale-after and --queue-limit.
 Each flag can be set with its RELAY_* variable: --data-dir is RELAY_DATA_DIR.
 Run "relay COMMAND -h" for a command's flags.
 `
@@ -225,7 +226,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if perr != nil || staleAfter <= 0 {
 		return usageError{"RELAY_RUN_STALE_AFTER: want a positive duration such as 30s"}
 	}
-	fs.DurationVar(&cfg.RunStaleAfter, "run-stale-after", staleAfter, "how long a server may miss heartbeats before its unfinished runs are interrupted (RELAY_RUN_STALE_AFTER)")
+	fs.DurationVar(&cfg.RunStaleAfter, "run-stale-after", staleAfter, "how long a server may miss heartbeats before the others take over its unfinished runs (RELAY_RUN_STALE_AFTER)")
+	queueLimit := actions.DefaultQueueLimit
+	if v := env("QUEUE_LIMIT", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return usageError{fmt.Sprintf("RELAY_QUEUE_LIMIT=%q: want a positive whole number", v)}
+		}
+		queueLimit = n
+	}
+	fs.IntVar(&cfg.QueueLimit, "queue-limit", queueLimit, "most async runs of one connector version waiting on this server; past it async executes answer 503 with Retry-After (RELAY_QUEUE_LIMIT)")
 	if err := connectorFlags(fs, &cfg); err != nil {
 		return err
 	}
@@ -239,6 +249,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.RunStaleAfter <= 0 {
 		return usageError{fmt.Sprintf("--run-stale-after %s: want a positive duration", cfg.RunStaleAfter)}
+	}
+	if cfg.QueueLimit < 1 {
+		return usageError{fmt.Sprintf("--queue-limit %d: want a positive whole number", cfg.QueueLimit)}
 	}
 	m := &Main{Config: cfg, Stdout: stdout, Log: newLogger(cfg.LogLevel, stdout)}
 	if err := m.Open(ctx); err != nil {

@@ -41,6 +41,9 @@ type Config struct {
 	// before the others (or its own next start) interrupt its unfinished
 	// runs; zero: the engine's default, 30 s.
 	RunStaleAfter time.Duration
+	// QueueLimit is the most async runs of one connector version waiting
+	// on this server; zero: the engine's default.
+	QueueLimit int
 	// ConnectorsDir holds the connectors the server can run; empty: the
 	// connectors folder beside the relay binary.
 	ConnectorsDir string
@@ -168,18 +171,27 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	var srv *httpapi.Server
+	// Runs end from Recover on, before the server exists: they are
+	// counted in its metrics from when it does.
+	var observer atomic.Pointer[httpapi.Server]
 	m.actions = actions.New(actions.Config{
 		Store: m.store, Catalog: m.catalog, Runtime: m.runtime, Secrets: keyring,
-		Logger:     m.Log.Named("actions"),
-		Respond:    httpapi.RunResponse,
-		Observe:    func(run *core.Run, took time.Duration) { srv.ObserveRun(run, took) },
+		Logger:  m.Log.Named("actions"),
+		Respond: httpapi.RunResponse,
+		Observe: func(run *core.Run, took time.Duration) {
+			if srv := observer.Load(); srv != nil {
+				srv.ObserveRun(run, took)
+			}
+		},
 		StaleAfter: m.Config.RunStaleAfter,
+		QueueLimit: m.Config.QueueLimit,
 	})
 	// Runs left unfinished by processes that are gone (no heartbeat for
-	// RunStaleAfter, or stopped cleanly) are marked interrupted before
-	// anything can ask for them; the runs of live replicas are left alone.
-	// The engine repeats this with each heartbeat.
+	// RunStaleAfter, or stopped cleanly) are recovered before anything
+	// can ask for them: the running ones interrupted (or queued again,
+	// when they may run again), the queued ones taken over. The runs of
+	// live replicas are left alone. The engine repeats this with each
+	// heartbeat.
 	if prevInstance != "" {
 		// The server that held this data dir before is gone (its lock
 		// was free): its unfinished runs are orphans now, not after
@@ -189,18 +201,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("releasing the previous server's runs: %w", err)
 		}
 	}
-	if n, err := m.actions.Recover(ctx); err != nil {
+	if _, err := m.actions.Recover(ctx); err != nil {
 		m.actions.Close(ctx)
 		return fmt.Errorf("recovering unfinished runs: %w", err)
-	} else if n > 0 {
-		m.Log.Warn("marked runs left unfinished by stopped servers interrupted", "runs", n)
 	}
 	if err := m.claim.recordInstance(m.actions.InstanceID()); err != nil {
 		m.actions.Close(ctx)
 		return fmt.Errorf("recording the engine's instance id: %w", err)
 	}
 	m.Log.Info("engine started", "instance", m.actions.InstanceID())
-	srv = httpapi.New(httpapi.Config{
+	srv := httpapi.New(httpapi.Config{
 		Store:       m.store,
 		Hasher:      hasher,
 		Limiter:     limiter,
@@ -208,6 +218,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		ReadyChecks: checks,
 		Actions:     m.actions,
 	})
+	observer.Store(srv)
 	m.server = srv
 	m.served = make(chan error, 1)
 	go func() {

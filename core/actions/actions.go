@@ -25,6 +25,7 @@ type ActionInfo struct {
 	SideEffect           string          `json:"side_effect"`
 	RequiresConfirmation bool            `json:"requires_confirmation"`
 	Idempotent           bool            `json:"idempotent"`
+	RetrySafe            bool            `json:"retry_safe"`
 	Connections          []string        `json:"connections"` // names of the connections that offer it
 }
 
@@ -154,6 +155,7 @@ func actionInfo(e *catalog.Entry, a *manifest.Action, connection string) *Action
 		ID: e.Ref.Name + "." + a.Name, Connector: e.Ref.Name, Version: e.Ref.Version,
 		Title: a.Title, Description: a.Description, InputSchema: a.InputSchema, OutputSchema: a.OutputSchema,
 		SideEffect: a.SideEffect, RequiresConfirmation: a.NeedsConfirmation(), Idempotent: a.Idempotent,
+		RetrySafe:   a.RetrySafe,
 		Connections: []string{connection},
 	}
 }

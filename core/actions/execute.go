@@ -1,7 +1,10 @@
 package actions
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,13 +38,9 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 	if err := checkIdempotencyKey(idemKey); err != nil {
 		return nil, err
 	}
-	async := false
-	switch req.Mode {
-	case "", "sync":
-	case "async":
-		async = true
-	default:
-		return nil, core.Errorf(core.EInvalid, `mode must be "sync" or "async"`)
+	async, err := parseMode(req.Mode)
+	if err != nil {
+		return nil, err
 	}
 	t, params, err := s.prepare(ctx, c, actionID, req)
 	if err != nil {
@@ -75,68 +74,114 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 			return nil, err
 		}
 	}
+	return s.start(ctx, c, t, params, launch{async: async, idemKey: idemKey, reqHash: reqHash})
+}
 
+func parseMode(mode string) (async bool, err error) {
+	switch mode {
+	case "", "sync":
+		return false, nil
+	case "async":
+		return true, nil
+	}
+	return false, core.Errorf(core.EInvalid, `mode must be "sync" or "async"`)
+}
+
+// launch is how a run starts: sync or async, under which key, and whether
+// it retries an earlier run.
+type launch struct {
+	async   bool
+	idemKey string
+	reqHash []byte
+	retryOf *core.Run
+}
+
+// start writes a new run of t with params and runs it: a sync run at
+// once, answering with its outcome; an async one through the queue,
+// answering 202.
+func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte, l launch) (*Result, error) {
 	now := s.now()
 	run := &core.Run{
-		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Action: actionID, Connector: t.conn.Connector,
+		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Action: t.id, Connector: t.conn.Connector,
 		Version: t.conn.Version, Runtime: t.conn.Runtime, ConnectionID: t.conn.ID, ConnectionName: t.conn.Name,
-		KeyID: c.KeyID, IdempotencyKey: idemKey, Status: core.RunRunning,
+		KeyID: c.KeyID, IdempotencyKey: l.idemKey, Status: core.RunRunning,
 		Params: redact.Value(t.action.InputSchema, params), CreatedAt: now, StartedAt: &now,
-		Owner: s.id,
+		Owner: s.id, Attempt: 1,
 	}
-	var idem *core.IdempotencyRecord
-	if async {
+	run.ConnectorKey = connectorKey(c.WorkspaceID, l.idemKey, run.ID)
+	if o := l.retryOf; o != nil {
+		run.RetryOf = o.ID
+		if o.ConnectorKey != "" {
+			run.ConnectorKey = o.ConnectorKey
+		} else { // a run stored before runs had connector keys
+			run.ConnectorKey = connectorKey(o.WorkspaceID, o.IdempotencyKey, o.ID)
+		}
+	}
+	if !bytes.Equal(run.Params, params) {
+		// Redaction took something the call needs: a run taken over
+		// after a crash, or retried, needs the params whole.
+		sealed, err := s.cfg.Secrets.Seal(ctx, c.WorkspaceID, inputBinding(run.ID), inputField, params)
+		if err != nil {
+			return nil, err
+		}
+		run.Input = sealed
+	}
+	j := &job{run: run, t: t, params: params, caller: c, queued: l.async}
+	if l.async {
 		run.Status, run.StartedAt = core.RunQueued, nil
+		if wait, ok := s.queue.reserve(j); !ok {
+			return nil, &core.Error{Code: core.EUnavailable, RetryAfter: wait,
+				Message: fmt.Sprintf("connector %s has %d async runs waiting on this server, the most it takes; retry later", t.conn.Ref(), s.queue.limit)}
+		}
 	}
-	if idemKey != "" {
+	handedToQueue := false
+	defer func() {
+		if l.async && !handedToQueue {
+			s.queue.leave(j, false)
+		}
+	}()
+	var idem *core.IdempotencyRecord
+	if l.idemKey != "" {
 		idem = &core.IdempotencyRecord{
-			WorkspaceID: c.WorkspaceID, Key: idemKey, RequestHash: reqHash, RunID: run.ID,
+			WorkspaceID: c.WorkspaceID, Key: l.idemKey, RequestHash: l.reqHash, RunID: run.ID,
 			CreatedAt: now, ExpiresAt: now.Add(core.IdempotencyTTL),
 		}
-		if async {
+		if l.async {
 			// The answer to an async request is its acceptance: that is
 			// what a retry replays.
 			idem.Done, idem.Status, idem.Body = true, http.StatusAccepted, mustJSON(run)
 		}
 	}
-	started := c.audit("action.execute", "run:"+run.ID, "started", redactedCallDetails(t, run.Params))
+	started := c.audit("action.execute", "run:"+run.ID, "started", startDetails(t, run.Params, run.RetryOf))
 	crashPoint("before-start")
 	// Counted before anything is written, so Close either waits for this
 	// run or refuses it before it exists.
 	if !s.track() {
 		return nil, core.Errorf(core.EUnavailable, "the server is shutting down; retry")
 	}
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			s.inflight.Done()
-		}
-	}()
+	defer s.inflight.Done()
 	prior, err := s.cfg.Store.StartExecution(ctx, run, idem, started)
+	if errors.Is(err, core.ErrOutcomeUnknown) {
+		// The run may be stored: if it is, it runs, once (limbo.go); the
+		// caller's retry with its key finds it.
+		handedToQueue = l.async
+		s.limbo.add(j)
+		s.log.Warn("the database did not confirm a run's start; it runs if it was stored", "run_id", run.ID, "error", err)
+		return nil, &core.Error{Code: core.EUnavailable, RetryAfter: 2 * time.Second,
+			Message: "the database did not confirm the write; retry (with the same Idempotency-Key, the action runs once)"}
+	}
 	if err != nil {
 		return nil, err
 	}
 	if prior != nil { // lost a race for the key to a concurrent request
-		return replay(prior, reqHash)
+		return replay(prior, l.reqHash)
 	}
 	crashPoint("after-start")
 
-	if async {
-		accepted := mustJSON(run) // before the run changes under the goroutine
-		handedOff = true
-		go func() {
-			defer s.inflight.Done()
-			if err := s.cfg.Store.MarkRunning(s.bg, c.WorkspaceID, run.ID, s.now()); err != nil {
-				s.log.Error("marking a run running failed", "run_id", run.ID, "error", err)
-				return
-			}
-			start := s.now()
-			run.StartedAt = &start
-			run.Status = core.RunRunning
-			if _, err := s.complete(s.bg, c, t, run, params, ""); err != nil {
-				s.log.Error("finishing an async run failed; it will show as interrupted after a restart", "run_id", run.ID, "error", err)
-			}
-		}()
+	if l.async {
+		accepted := mustJSON(run) // before the run changes under the job
+		handedToQueue = true
+		s.enqueue(j)
 		return &Result{Status: http.StatusAccepted, Body: accepted}, nil
 	}
 	// The run goes on if the caller hangs up: its outcome must be recorded.
@@ -144,28 +189,84 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	defer context.AfterFunc(s.bg, cancel)()
-	return s.complete(runCtx, c, t, run, params, idemKey)
+	return s.runSync(runCtx, j)
 }
 
-// complete calls the connector and records the outcome: the run, the key's
-// response and the audit record, in one transaction.
-func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.Run, params []byte, idemKey string) (*Result, error) {
+// runSync makes a sync run's call and records its outcome. The call waits
+// for the runtime to hold an instance or process for it, as long as the
+// action's timeout; past that it fails unsent.
+func (s *Service) runSync(ctx context.Context, j *job) (*Result, error) {
+	waitCtx, stopWaiting := context.WithCancel(ctx)
+	defer stopWaiting()
+	wait := s.callTimeout(j.t)
+	timer := time.AfterFunc(wait, stopWaiting)
+	begin := func() error {
+		if !timer.Stop() {
+			return errWaitedTooLong
+		}
+		return nil
+	}
 	began := time.Now()
-	secrets, err := s.openSecrets(ctx, t.conn)
-	var out json.RawMessage
-	if err == nil {
-		out, err = s.cfg.Runtime.Execute(ctx, t.conn.Ref(), core.ActionCall{
-			Action: t.action.Name, Input: params, InputValidated: t.inputValidated(), RunID: run.ID,
-			IdempotencyKey: run.IdempotencyKey, WorkspaceID: c.WorkspaceID,
-			Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
-		})
+	out, secrets, err := s.call(waitCtx, j, begin)
+	// waitCtx ends before ctx only by the timer.
+	if ctx.Err() == nil && (errors.Is(err, errWaitedTooLong) || err != nil && waitCtx.Err() != nil) {
+		err = core.Errorf(core.EConnectorTimeout, "connector %s: no instance was free within %s; the call was not made", j.t.conn.Ref(), formatWait(wait))
 	}
 	crashPoint("after-call")
 	if err != nil && ctx.Err() != nil {
 		// Cancelled by shutdown mid-call: whether it took effect is
 		// unknown, so the run is left for the sweep to mark interrupted.
-		return nil, fmt.Errorf("run %s cancelled during the connector call: %w", run.ID, ctx.Err())
+		return nil, fmt.Errorf("run %s cancelled during the connector call: %w", j.run.ID, ctx.Err())
 	}
+	return s.record(ctx, j, out, err, secrets, began)
+}
+
+// errWaitedTooLong is begin's answer when a sync call's wait for an
+// instance is over.
+var errWaitedTooLong = errors.New("actions: waited too long for an instance")
+
+// callTimeout is the action's own timeout, or the runtimes' default.
+func (s *Service) callTimeout(t *target) time.Duration {
+	if t.action.TimeoutSeconds > 0 {
+		return time.Duration(t.action.TimeoutSeconds) * time.Second
+	}
+	return DefaultCallTimeout
+}
+
+// DefaultCallTimeout is the deadline of a call whose action declares none,
+// as the runtimes apply it; a sync call also waits at most this long for
+// an instance.
+const DefaultCallTimeout = 30 * time.Second
+
+func formatWait(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// call opens the connection's secrets and calls the connector for j's run,
+// with begin as the call's Begin (core.ActionCall).
+func (s *Service) call(ctx context.Context, j *job, begin func() error) (json.RawMessage, map[string]string, error) {
+	secrets, err := s.openSecrets(ctx, j.t.conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := s.cfg.Runtime.Execute(ctx, j.t.conn.Ref(), core.ActionCall{
+		Action: j.t.action.Name, Input: j.params, InputValidated: j.t.inputValidated(), RunID: j.run.ID,
+		IdempotencyKey: j.run.ConnectorKey, WorkspaceID: j.run.WorkspaceID,
+		Connection: core.ConnectionData{Config: j.t.conn.Config, Secrets: secrets},
+		Begin:      begin,
+	})
+	return out, secrets, err
+}
+
+// record writes the end of j's run, whose call gave out or err (or could
+// not be made): the run, the key's response and the audit record, in one
+// transaction. A keyed run's record gets the response unless it was
+// answered already (an async run's keeps its 202).
+func (s *Service) record(ctx context.Context, j *job, out json.RawMessage, err error, secrets map[string]string, began time.Time) (*Result, error) {
+	run, t := j.run, j.t
 	finished := s.now()
 	run.FinishedAt = &finished
 	outcome := "success"
@@ -182,12 +283,16 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 		run.Status, run.Output = core.RunSucceeded, redact.Value(t.action.OutputSchema, out)
 	}
 	status, body := s.cfg.Respond(run)
-	details, _ := json.Marshal(map[string]any{"status": run.Status, "error": run.Error})
+	d := map[string]any{"status": run.Status, "error": run.Error}
+	if run.Attempt > 1 {
+		d["attempt"] = run.Attempt
+	}
+	details, _ := json.Marshal(d)
 	// The outcome is known and must be recorded even when the connector
 	// call was cancelled by shutdown.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := s.finish(recordCtx, run, idemKey, status, body, c.audit("action.execute", "run:"+run.ID, outcome, details)); err != nil {
+	if err := s.finish(recordCtx, run, status, body, j.caller.audit("action.execute", "run:"+run.ID, outcome, details)); err != nil {
 		return nil, err
 	}
 	crashPoint("after-finish")
@@ -199,15 +304,25 @@ func (s *Service) complete(ctx context.Context, c Caller, t *target, run *core.R
 
 // finish records a run's outcome, retrying a store that fails for a moment:
 // the connector has acted, and an outcome not recorded leaves the run
-// running and its key in flight until this process stops.
-func (s *Service) finish(ctx context.Context, run *core.Run, idemKey string, status int, body []byte, audit *core.AuditRecord) error {
+// running and its key in flight until this process stops. When an attempt
+// may have committed after all (its commit was cut off), a later
+// attempt's "already finished" is checked against the stored run.
+func (s *Service) finish(ctx context.Context, run *core.Run, status int, body []byte, audit *core.AuditRecord) error {
 	wait := 100 * time.Millisecond
+	unsure := false
 	for {
-		err := s.cfg.Store.FinishExecution(ctx, run, idemKey, status, body, audit)
+		err := s.cfg.Store.FinishExecution(ctx, run, run.IdempotencyKey, status, body, audit)
+		if unsure && core.ErrorCode(err) == core.EConflict {
+			if stored, rerr := s.cfg.Store.Run(ctx, run.WorkspaceID, run.ID); rerr == nil &&
+				stored.Status == run.Status && stored.FinishedAt != nil && stored.FinishedAt.Equal(*run.FinishedAt) {
+				return nil // the earlier attempt did commit
+			}
+		}
 		switch core.ErrorCode(err) {
 		case "", core.EConflict, core.EInvalid, core.ENotFound:
 			return err // done, or retrying cannot help
 		}
+		unsure = unsure || errors.Is(err, core.ErrOutcomeUnknown)
 		s.log.Warn("recording a run's outcome failed; retrying", "run_id", run.ID, "error", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
@@ -217,6 +332,26 @@ func (s *Service) finish(ctx context.Context, run *core.Run, idemKey string, sta
 		wait = min(2*wait, 5*time.Second)
 	}
 }
+
+// connectorKey is the idempotency key a connector receives for a run:
+// derived from the workspace and the caller's key, or from the run when
+// there is none, so that it is the same on every attempt of one request
+// (and of its retries, which inherit it) and never the same for two
+// workspaces, whatever keys their callers choose.
+func connectorKey(workspaceID, idemKey, runID string) string {
+	source := "run\x00" + runID
+	if idemKey != "" {
+		source = "key\x00" + idemKey
+	}
+	sum := sha256.Sum256([]byte("relay connector idempotency key\x00" + workspaceID + "\x00" + source))
+	return "rik_" + hex.EncodeToString(sum[:16])
+}
+
+// A run's sealed Input is bound to the run, under a name no connection's
+// secret can have.
+const inputField = "params"
+
+func inputBinding(runID string) string { return "run:" + runID }
 
 // scrub replaces every secret value in msg with the redaction placeholder.
 // Values shorter than 4 characters are left: they would match everywhere

@@ -34,8 +34,18 @@ const confirmTokenPrefix = "ct_"
 
 // Preview validates the params, asks the connector what it would do (no
 // side effects), and issues a single-use confirm token bound to the
-// workspace, action, connection and these exact params.
-func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Request) (*PreviewResult, error) {
+// workspace, action, connection and these exact params. With the
+// Idempotency-Key the execute will carry, the connector previews with the
+// idempotency key that execute will give it (a webhook's webhook-id, for
+// one); the key is not claimed.
+func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Request, idemKey string) (*PreviewResult, error) {
+	if err := checkIdempotencyKey(idemKey); err != nil {
+		return nil, err
+	}
+	var key string
+	if idemKey != "" {
+		key = connectorKey(c.WorkspaceID, idemKey, "")
+	}
 	t, params, err := s.prepare(ctx, c, actionID, req)
 	if err != nil {
 		s.auditOutcome(ctx, c, "action.preview", "action:"+actionID, err, nil)
@@ -47,7 +57,7 @@ func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Re
 	}
 	out, err := s.cfg.Runtime.Preview(ctx, t.conn.Ref(), core.ActionCall{
 		Action: t.action.Name, Input: params, InputValidated: t.inputValidated(), WorkspaceID: c.WorkspaceID,
-		Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
+		IdempotencyKey: key, Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
 	})
 	details := s.callDetails(t, params)
 	if err != nil {
@@ -97,9 +107,17 @@ func (s *Service) callDetails(t *target, params []byte) []byte {
 
 // redactedCallDetails is callDetails for params already redacted.
 func redactedCallDetails(t *target, redacted json.RawMessage) []byte {
-	d, _ := json.Marshal(map[string]any{
-		"connection": t.conn.Name, "connector": t.conn.Ref().String(), "params": redacted,
-	})
+	return startDetails(t, redacted, "")
+}
+
+// startDetails is what the audit log keeps of a run's start: the call's
+// details, and the run it retries.
+func startDetails(t *target, redacted json.RawMessage, retryOf string) []byte {
+	m := map[string]any{"connection": t.conn.Name, "connector": t.conn.Ref().String(), "params": redacted}
+	if retryOf != "" {
+		m["retry_of"] = retryOf
+	}
+	d, _ := json.Marshal(m)
 	return d
 }
 

@@ -236,9 +236,9 @@ func TestReplicasShareRuns(t *testing.T) {
 			// B's own heartbeat may sweep between C's Close and this
 			// sweep: either way, the run is interrupted once this one is
 			// done, without waiting for StaleAfter.
-			n, err := b.reclaim(ctx)
-			if err != nil || n > 1 {
-				t.Fatalf("B's sweep after C stopped: %d, %v; want the one run at most", n, err)
+			r, err := b.reclaim(ctx)
+			if err != nil || r.Interrupted > 1 {
+				t.Fatalf("B's sweep after C stopped: %+v, %v; want the one run at most", r, err)
 			}
 			if got := env.run(run.ID); got.Status != core.RunInterrupted {
 				t.Fatalf("C's leftover run: %s", got.Status)

@@ -58,7 +58,16 @@ type Config struct {
 	// seconds by default). It must be well below StaleAfter, or the
 	// engine's own runs may be presumed orphaned.
 	HeartbeatInterval time.Duration
+	// QueueLimit is the most async runs of one connector version that may
+	// wait on this engine for their call to begin; past it an async
+	// execute is refused (EUnavailable, with a RetryAfter). It also bounds
+	// how many queued runs of stopped engines this one takes over at
+	// once. Default DefaultQueueLimit.
+	QueueLimit int
 }
+
+// DefaultQueueLimit is Config.QueueLimit's default.
+const DefaultQueueLimit = 1000
 
 // DeadInstanceAfter is how long after its last heartbeat an engine
 // instance's record is deleted.
@@ -75,12 +84,18 @@ type Service struct {
 	id string
 
 	// Async runs go on after their request; they, and sync runs still
-	// going when Close gives up waiting, are stopped by Close.
+	// going when Close gives up waiting, are stopped by Close. inflight
+	// counts the requests and the calls that began; jobs counts the async
+	// jobs, begun or waiting.
 	bg       context.Context
 	stopBG   context.CancelFunc
 	inflight sync.WaitGroup
+	jobs     sync.WaitGroup
 	closeMu  sync.Mutex
 	closing  bool
+
+	queue *queue
+	limbo limbo
 
 	// The heartbeat goes on until the runs in flight are done.
 	hb        context.Context
@@ -106,10 +121,13 @@ func New(cfg Config) *Service {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = cfg.StaleAfter / 6
 	}
+	if cfg.QueueLimit <= 0 {
+		cfg.QueueLimit = DefaultQueueLimit
+	}
 	hb, stopHB := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, log: cfg.Logger, now: now, id: core.NewID(), bg: bg, stopBG: stop,
-		hb: hb, stopHB: stopHB, hbStopped: make(chan struct{}),
+		hb: hb, stopHB: stopHB, hbStopped: make(chan struct{}), queue: newQueue(cfg.QueueLimit),
 	}
 	go s.sweep(cfg.SweepInterval)
 	go s.heartbeat()
@@ -121,8 +139,8 @@ func New(cfg Config) *Service {
 func (s *Service) InstanceID() string { return s.id }
 
 // heartbeat records that the engine is alive, at once and then every
-// HeartbeatInterval, and each time interrupts the runs of engines that
-// stopped heartbeating, until Close stops it.
+// HeartbeatInterval, and each time recovers the runs of engines that
+// stopped heartbeating (reclaim), until Close stops it.
 func (s *Service) heartbeat() {
 	defer close(s.hbStopped)
 	if err := s.cfg.Store.Heartbeat(s.hb, s.id, s.now()); err != nil && s.hb.Err() == nil {
@@ -141,29 +159,51 @@ func (s *Service) heartbeat() {
 				}
 				continue
 			}
-			if n, err := s.reclaim(s.hb); err != nil {
-				if s.hb.Err() == nil {
-					s.log.Warn("interrupting the runs of stopped engines failed", "error", err)
-				}
-			} else if n > 0 {
-				s.log.Warn("marked runs of an engine that stopped heartbeating interrupted", "runs", n)
+			if _, err := s.reclaim(s.hb); err != nil && s.hb.Err() == nil {
+				s.log.Warn("recovering the runs of stopped engines failed", "error", err)
 			}
 		}
 	}
 }
 
-// reclaim interrupts the unfinished runs whose owner is not alive, and
-// deletes the records of instances dead for DeadInstanceAfter.
-func (s *Service) reclaim(ctx context.Context) (int, error) {
+// Recovered counts what reclaim did.
+type Recovered struct {
+	Interrupted int // running runs of stopped engines, ended interrupted
+	Requeued    int // running runs of stopped engines queued again, to run again with the same key
+	Claimed     int // queued runs taken over, to run here
+}
+
+// reclaim recovers the runs of engines that are not alive: their running
+// runs are interrupted, or queued again when their action may run again;
+// their queued runs, and those queued again, are claimed to run here, as
+// many as this engine has room for. It also settles the runs whose start
+// the database did not confirm, and deletes the records of instances dead
+// for DeadInstanceAfter.
+func (s *Service) reclaim(ctx context.Context) (Recovered, error) {
+	var r Recovered
 	now := s.now()
-	n, err := s.cfg.Store.InterruptOrphanedRuns(ctx, now, now.Add(-s.cfg.StaleAfter), s.cfg.Respond)
+	var err error
+	r.Interrupted, r.Requeued, err = s.cfg.Store.InterruptOrphanedRuns(ctx, now, now.Add(-s.cfg.StaleAfter), s.cfg.Respond, s.mayRunAgain)
 	if err != nil {
-		return 0, err
+		return r, err
+	}
+	if r.Interrupted > 0 || r.Requeued > 0 {
+		s.log.Warn("runs of an engine that stopped heartbeating were cut short", "interrupted", r.Interrupted, "queued_again", r.Requeued)
+	}
+	if s.isClosing() {
+		return r, nil // what is not done stays for the others
+	}
+	s.settleLimbo(ctx)
+	if r.Claimed, err = s.claim(ctx); err != nil {
+		return r, err
+	}
+	if r.Claimed > 0 {
+		s.log.Info("took over queued runs of engines that stopped", "runs", r.Claimed)
 	}
 	if _, err := s.cfg.Store.DeleteDeadInstances(ctx, now.Add(-DeadInstanceAfter)); err != nil {
-		return n, err
+		return r, err
 	}
-	return n, nil
+	return r, nil
 }
 
 // sweep deletes expired idempotency records and confirm tokens until Close.
@@ -183,24 +223,27 @@ func (s *Service) sweep(every time.Duration) {
 }
 
 // Recover, called at start before serving, records the engine's first
-// heartbeat, then marks interrupted the unfinished runs whose owner is not
-// alive (none, no instance record, or no heartbeat for StaleAfter), and
-// answers their idempotency keys with that, so a retry replays the
-// interruption instead of running the action a second time. Runs of other
-// live engines on the same database are left alone. The heartbeat repeats
-// the same sweep every HeartbeatInterval.
-func (s *Service) Recover(ctx context.Context) (int, error) {
+// heartbeat, then recovers the unfinished runs whose owner is not alive
+// (none, no instance record, or no heartbeat for StaleAfter): running ones
+// are interrupted, their idempotency keys answered with that so that a
+// retry replays the interruption instead of running the action a second
+// time, or queued again when their action may run again; queued ones are
+// taken over and run here. Runs of other live engines on the same
+// database are left alone. The heartbeat repeats the same recovery every
+// HeartbeatInterval.
+func (s *Service) Recover(ctx context.Context) (Recovered, error) {
 	if err := s.cfg.Store.Heartbeat(ctx, s.id, s.now()); err != nil {
-		return 0, err
+		return Recovered{}, err
 	}
 	return s.reclaim(ctx)
 }
 
-// Close waits for the runs in flight, sync and async, until ctx ends, then
-// cancels those still going (they cannot record their end, and are
-// interrupted as orphaned). Then it stops the heartbeat and deletes the
-// engine's instance record, so that any run it leaves unfinished is
-// interrupted at once by another engine or the next start.
+// Close waits for the requests in flight and the calls that began, sync
+// and async, until ctx ends, then cancels those still going (they cannot
+// record their end, and are interrupted as orphaned). Async runs still
+// waiting for their call to begin stay queued. Then it stops the heartbeat
+// and deletes the engine's instance record, so that whatever it leaves
+// unfinished is recovered at once by another engine or the next start.
 func (s *Service) Close(ctx context.Context) {
 	s.closeMu.Lock()
 	s.closing = true
@@ -214,13 +257,15 @@ func (s *Service) Close(ctx context.Context) {
 		<-done
 	}
 	s.stopBG()
+	// No heartbeat, so no more runs claimed; then no job left.
 	s.stopHB()
 	<-s.hbStopped
+	s.jobs.Wait()
 	// ctx may be over: the record is deleted all the same.
 	del, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := s.cfg.Store.DeleteInstance(del, s.id); err != nil {
-		s.log.Warn("deleting the engine's instance record failed; its unfinished runs are interrupted once it is stale", "instance", s.id, "error", err)
+		s.log.Warn("deleting the engine's instance record failed; its unfinished runs are recovered once it is stale", "instance", s.id, "error", err)
 	}
 }
 
@@ -258,6 +303,12 @@ func (c Caller) audit(action, target, outcome string, details []byte) *core.Audi
 // not go through the engine (keys, for example).
 func (s *Service) Audit(ctx context.Context, c Caller, action, target, outcome string, details []byte) error {
 	return s.cfg.Store.AppendAudit(ctx, c.audit(action, target, outcome, details))
+}
+
+func (s *Service) isClosing() bool {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	return s.closing
 }
 
 // track counts a run in flight, unless Close has begun.

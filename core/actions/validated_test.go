@@ -100,14 +100,14 @@ func TestEngineTellsTheConnectorTheInputIsValidated(t *testing.T) {
 	}
 
 	// Params the schema refuses: no call.
-	if _, err := s.Preview(ctx, env.caller, "vault.delete_item", Request{Params: json.RawMessage(`{"id":1}`)}); core.ErrorCode(err) != core.EInvalidParams {
+	if _, err := s.Preview(ctx, env.caller, "vault.delete_item", Request{Params: json.RawMessage(`{"id":1}`)}, ""); core.ErrorCode(err) != core.EInvalidParams {
 		t.Fatalf("preview with a wrong type: %v, want %s", err, core.EInvalidParams)
 	}
 	if _, err := s.Execute(ctx, env.caller, "vault.slow", Request{Params: json.RawMessage(`{}`)}, ""); core.ErrorCode(err) != core.EInvalidParams {
 		t.Fatalf("execute without a required field: %v, want %s", err, core.EInvalidParams)
 	}
 
-	p, err := s.Preview(ctx, env.caller, "vault.delete_item", Request{Params: json.RawMessage(`{ "id" : "a1" }`)})
+	p, err := s.Preview(ctx, env.caller, "vault.delete_item", Request{Params: json.RawMessage(`{ "id" : "a1" }`)}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,23 +23,28 @@ const exitGrace = 2 * time.Second
 // from the response, or the transport's.
 type rpc func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error)
 
-// call runs fn on the live process within min(ctx's deadline, timeout),
-// starting the process if needed, and turns every failure into the
-// caller's error. what names the call in messages: "action send".
-func (s *slot) call(ctx context.Context, what string, timeout time.Duration, fn rpc) error {
-	limit := timeout
-	if dl, ok := ctx.Deadline(); ok {
-		limit = max(min(limit, time.Until(dl)), 0)
-	}
-	callCtx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-
-	p, err := s.get(callCtx)
+// call runs fn on the live process, starting the process if needed, and
+// turns every failure into the caller's error. It waits for the process as
+// long as ctx lets it, then calls begin (when not nil; an error from it
+// ends the call unsent), then runs fn within min(ctx's deadline, timeout):
+// waiting does not spend the call's time. what names the call in
+// messages: "action send".
+func (s *slot) call(ctx context.Context, what string, timeout time.Duration, begin func() error, fn rpc) error {
+	p, err := s.get(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return s.ended(ctx, what, limit, " (the connector was still starting)")
+		return s.ended(ctx, what, callLimit(ctx, timeout), " (the connector was still starting)")
 	} else if err != nil {
 		return err
 	}
+	if begin != nil {
+		if err := begin(); err != nil {
+			s.unget(p)
+			return err
+		}
+	}
+	limit := callLimit(ctx, timeout)
+	callCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	perr, err := fn(callCtx, p.conn)
 	if err != nil {
 		err = s.transportFailed(ctx, callCtx, p, what, limit, err)
@@ -57,6 +62,15 @@ func (s *slot) call(ctx context.Context, what string, timeout time.Duration, fn 
 		return s.connectorFailed(perr)
 	}
 	return nil
+}
+
+// callLimit is how long a call may take from now: its timeout, or what
+// is left of ctx's deadline if that is sooner.
+func callLimit(ctx context.Context, timeout time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(min(timeout, time.Until(dl)), 0)
+	}
+	return timeout
 }
 
 // pastDeadline reports whether ctx has ended or its deadline has passed:

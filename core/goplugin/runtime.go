@@ -138,7 +138,7 @@ func (r *Runtime) CheckConfig(ctx context.Context, ref core.ConnectorRef, conn c
 	if err := s.checkSize(req, what); err != nil {
 		return err
 	}
-	return s.call(ctx, what, r.cfg.CallTimeout, func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error) {
+	return s.call(ctx, what, r.cfg.CallTimeout, nil, func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error) {
 		resp, err := c.CheckConfig(ctx, req)
 		return resp.GetError(), err
 	})
@@ -164,8 +164,12 @@ func (r *Runtime) action(ctx context.Context, ref core.ConnectorRef, call core.A
 	if err := s.checkSize(req, what); err != nil {
 		return nil, err
 	}
+	begin := call.Begin
+	if preview {
+		begin = nil
+	}
 	var out []byte
-	err = s.call(ctx, what, ActionTimeout(e.Manifest, call.Action, r.cfg.CallTimeout), func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error) {
+	err = s.call(ctx, what, ActionTimeout(e.Manifest, call.Action, r.cfg.CallTimeout), begin, func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.Error, error) {
 		if preview {
 			resp, err := c.Preview(ctx, req)
 			out = resp.GetPreviewJson()

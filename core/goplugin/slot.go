@@ -114,6 +114,13 @@ func (s *slot) get(ctx context.Context) (*process, error) {
 	}
 }
 
+// unget releases p for a call that get counted but never sent.
+func (s *slot) unget(p *process) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.inflight--
+}
+
 // release ends a call that get counted, once its outcome is known: after a
 // crash has been classified, so that every call the crash hit is still
 // counted when the process is retired. answered says whether the process

@@ -35,7 +35,7 @@ func (s *Server) previewAction(c *fiber.Ctx, p *principal) error {
 	if req.ConfirmToken != "" || req.Mode != "" {
 		return core.Errorf(core.EInvalid, "preview takes params and connection only")
 	}
-	res, err := s.cfg.Actions.Preview(c.UserContext(), p.caller(c), c.Params("id"), req)
+	res, err := s.cfg.Actions.Preview(c.UserContext(), p.caller(c), c.Params("id"), req, c.Get("Idempotency-Key"))
 	if err != nil {
 		return err
 	}
@@ -51,6 +51,27 @@ func (s *Server) executeAction(c *fiber.Ctx, p *principal) error {
 	if err != nil {
 		return err
 	}
+	return sendResult(c, res)
+}
+
+// retryRun runs a failed or interrupted run again. The body is optional.
+func (s *Server) retryRun(c *fiber.Ctx, p *principal) error {
+	var req actions.RetryRequest
+	if len(c.Body()) > 0 {
+		if err := decodeBody(c, &req); err != nil {
+			return err
+		}
+	}
+	res, err := s.cfg.Actions.Retry(c.UserContext(), p.caller(c), c.Params("id"), req)
+	if err != nil {
+		return err
+	}
+	return sendResult(c, res)
+}
+
+// sendResult sends an execution's answer: a run, or a problem carrying
+// one.
+func sendResult(c *fiber.Ctx, res *actions.Result) error {
 	if res.Replayed {
 		c.Set("Idempotent-Replayed", "true")
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog/catalogtest"
 )
 
@@ -103,4 +104,23 @@ func (ts *testServer) connectEcho(adminKey, name string) string {
 	}
 	resp.decode(ts.t, &run)
 	return run.ID
+}
+
+// failedRun makes a vault connection, executes vault.fail on it once and
+// returns the failed run's id.
+func (ts *testServer) failedRun(adminKey string) string {
+	ts.t.Helper()
+	ts.createConnection(adminKey, map[string]any{"connector": "vault", "name": "failing", "secrets": map[string]string{"token": "t0ken"}})
+	resp := ts.do(http.MethodPost, "/v1/actions/vault.fail/execute", adminKey, map[string]any{"params": map[string]any{}})
+	var p struct {
+		Run struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"run"`
+	}
+	resp.decode(ts.t, &p)
+	if p.Run.Status != string(core.RunFailed) {
+		ts.t.Fatalf("execute vault.fail: %d %s", resp.Status, resp.Body)
+	}
+	return p.Run.ID
 }

@@ -32,12 +32,14 @@ var wantRoles = map[string]core.Role{
 	"GET /v1/runs":                  core.RoleViewer,
 	"GET /v1/runs/{id}":             core.RoleViewer,
 	"GET /v1/runs/{id}/events":      core.RoleViewer,
+	"POST /v1/runs/{id}/retry":      core.RoleDeveloper,
 	"GET /v1/audit":                 core.RoleAdmin,
 }
 
 // targets are resources of the caller's workspace for a route to act on.
 type targets struct {
 	keyID, connectionID, connectionName, runID string
+	failedRunID                                string // for a retry
 }
 
 // concrete fills a route's path parameters with a resource that exists in
@@ -50,6 +52,8 @@ func concrete(path string, tg targets) string {
 		return strings.ReplaceAll(path, "{id}", tg.connectionID)
 	case strings.HasPrefix(path, "/v1/actions/"):
 		return strings.ReplaceAll(path, "{id}", "echo.echo")
+	case strings.HasSuffix(path, "/retry"):
+		return strings.ReplaceAll(path, "{id}", tg.failedRunID)
 	case strings.HasPrefix(path, "/v1/runs/"):
 		return strings.ReplaceAll(path, "{id}", tg.runID)
 	}
@@ -65,6 +69,9 @@ func bodyFor(method, path string, tg targets) any {
 		return map[string]any{"connector": "echo", "name": "m-" + strings.ToLower(core.NewID()[16:])}
 	case method == http.MethodPatch:
 		return map[string]any{"config": map[string]any{}}
+	case strings.HasSuffix(path, "/retry"):
+		// The run fails again: async, the call's answer is its acceptance.
+		return map[string]any{"mode": "async"}
 	case strings.HasSuffix(path, "/preview"), strings.HasSuffix(path, "/execute"):
 		return map[string]any{"params": map[string]any{"x": 1}, "connection": tg.connectionName}
 	}
@@ -75,6 +82,7 @@ func TestRoleMatrix(t *testing.T) {
 	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
 	ws, keys := ts.workspace("acme")
 	run := ts.connectEcho(keys[core.RoleAdmin], "shared")
+	failed := ts.failedRun(keys[core.RoleAdmin])
 
 	covered := map[string]bool{}
 	for _, r := range ts.Server.Routes() {
@@ -98,7 +106,7 @@ func TestRoleMatrix(t *testing.T) {
 				// take away what other subtests use.
 				keyID, _, _ := core.ParseKey(ts.key(ws.ID, core.RoleViewer))
 				name := "c-" + strings.ToLower(core.NewID()[16:])
-				tg := targets{keyID: keyID, connectionID: ts.createEcho(keys[core.RoleAdmin], name), connectionName: name, runID: run}
+				tg := targets{keyID: keyID, connectionID: ts.createEcho(keys[core.RoleAdmin], name), connectionName: name, runID: run, failedRunID: failed}
 				resp := ts.do(r.Method, concrete(r.Path, tg), keys[role], bodyFor(r.Method, r.Path, tg))
 				if role.Allows(want) {
 					if resp.Status >= 300 {
@@ -116,7 +124,7 @@ func TestRoleMatrix(t *testing.T) {
 		}
 		t.Run(name+" without a key", func(t *testing.T) {
 			ts := ts.with(t)
-			resp := ts.do(r.Method, concrete(r.Path, targets{keyID: core.NewID(), connectionID: core.NewID(), runID: core.NewID()}), "", nil)
+			resp := ts.do(r.Method, concrete(r.Path, targets{keyID: core.NewID(), connectionID: core.NewID(), runID: core.NewID(), failedRunID: core.NewID()}), "", nil)
 			if resp.Status != http.StatusUnauthorized || resp.problem(t).Code != core.EUnauthenticated {
 				t.Fatalf("got %d %s, want 401 unauthenticated", resp.Status, resp.Body)
 			}

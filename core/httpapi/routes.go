@@ -46,6 +46,7 @@ func (s *Server) routeTable() []route {
 		{fiber.MethodGet, "/v1/runs", core.RoleViewer, s.listRuns},
 		{fiber.MethodGet, "/v1/runs/:id", core.RoleViewer, s.getRun},
 		{fiber.MethodGet, "/v1/runs/:id/events", core.RoleViewer, s.runEvents},
+		{fiber.MethodPost, "/v1/runs/:id/retry", core.RoleDeveloper, s.retryRun},
 
 		{fiber.MethodGet, "/v1/audit", core.RoleAdmin, s.listAudit},
 	}

@@ -134,7 +134,7 @@ func sqliteStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error 
 // succeeded (and the unkeyed ones) in one statement; a key already held
 // leaves its run out, and its record is read back.
 func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
-	var cols [26]pgArray
+	var cols [30]pgArray
 	for _, w := range wave {
 		r := w.run
 		c := cols[:]
@@ -149,15 +149,19 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 		c[17].nullTime(r.StartedAt)
 		c[18].nullTime(r.FinishedAt)
 		c[19].nullText(r.Owner)
+		c[20].int(int64(r.Attempt))
+		c[21].nullText(r.RetryOf)
+		c[22].text(r.ConnectorKey)
+		c[23].bytes(r.Input)
 		if d := w.idem; d != nil {
-			c[20].bytes(d.RequestHash)
-			c[21].bool(d.Done)
-			c[22].int(int64(d.Status))
-			c[23].bytes(d.Body)
-			c[24].time(d.CreatedAt)
-			c[25].time(d.ExpiresAt)
+			c[24].bytes(d.RequestHash)
+			c[25].bool(d.Done)
+			c[26].int(int64(d.Status))
+			c[27].bytes(d.Body)
+			c[28].time(d.CreatedAt)
+			c[29].time(d.ExpiresAt)
 		} else {
-			for i := 20; i < 26; i++ {
+			for i := 24; i < 30; i++ {
 				c[i].null()
 			}
 		}
@@ -191,15 +195,16 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 }
 
 // pgStartRunsSQL takes one array per column: the runs' values
-// (runColumns), then their claims' request hash, done, response status
-// and body, creation and expiry (NULL for an unkeyed run). A claim takes
-// a key that is free or whose record expired by the claim's creation.
+// (insertRunColumns), then their claims' request hash, done, response
+// status and body, creation and expiry (NULL for an unkeyed run). A claim
+// takes a key that is free or whose record expired by the claim's
+// creation.
 const pgStartRunsSQL = `WITH input AS (
 		SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
 			?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::boolean[],
-			?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::text[],
+			?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::bytea[],
 			?::bytea[], ?::boolean[], ?::integer[], ?::bytea[], ?::timestamptz[], ?::timestamptz[])
-		AS i(` + runColumns + `, request_hash, done, response_status, response_body, claimed_at, expires_at)),
+		AS i(` + insertRunColumns + `, request_hash, done, response_status, response_body, claimed_at, expires_at)),
 	claim AS (
 		INSERT INTO idempotency_records (` + idempotencyColumns + `)
 		SELECT workspace_id, idempotency_key, request_hash, id, done, response_status, response_body, claimed_at, expires_at
@@ -210,8 +215,8 @@ const pgStartRunsSQL = `WITH input AS (
 			created_at = excluded.created_at, expires_at = excluded.expires_at
 		WHERE idempotency_records.expires_at <= excluded.created_at
 		RETURNING workspace_id, key)
-	INSERT INTO runs (` + runColumns + `)
-	SELECT ` + runColumns + ` FROM input
+	INSERT INTO runs (` + insertRunColumns + `)
+	SELECT ` + insertRunColumns + ` FROM input
 	WHERE request_hash IS NULL OR (workspace_id, idempotency_key) IN (SELECT workspace_id, key FROM claim)
 	RETURNING id`
 
@@ -229,16 +234,19 @@ func (s *Store) finishRuns(ctx context.Context, g *groupTx, finishes []*finishWr
 // and the start time when it had none.
 const finishRunSQL = `UPDATE runs
 	SET status = ?, output = ?, error_code = ?, error_message = ?, error_retryable = ?,
-		finished_at = ?, started_at = COALESCE(started_at, ?)
+		finished_at = ?, started_at = COALESCE(started_at, ?),
+		input = CASE WHEN ? = '` + string(core.RunSucceeded) + `' THEN NULL ELSE input END
 	WHERE workspace_id = ? AND id = ? AND status IN ` + unfinished + `
 	RETURNING started_at`
 
-// completeKeySQL completes the run's own record of its key: after
-// expiring, the key may have been claimed again by another request.
-// Finding none is no error; the run's result is what must not be lost.
+// completeKeySQL completes the run's own record of its key, when it is
+// still in flight: after expiring, the key may have been claimed again by
+// another request, and an async request's record keeps the 202 it was
+// answered with. Finding none is no error; the run's result is what must
+// not be lost.
 const completeKeySQL = `UPDATE idempotency_records
 	SET done = ?, response_status = ?, response_body = ?
-	WHERE workspace_id = ? AND key = ? AND run_id = ?`
+	WHERE workspace_id = ? AND key = ? AND run_id = ? AND done = ?`
 
 func sqliteFinishRuns(ctx context.Context, g *groupTx, wave []*finishWrite) error {
 	for _, w := range wave {
@@ -246,7 +254,7 @@ func sqliteFinishRuns(ctx context.Context, g *groupTx, wave []*finishWrite) erro
 		code, message, retryable := runErrorArgs(run.Error)
 		var stored time.Time
 		err := g.GetContext(ctx, &stored, g.Rebind(finishRunSQL), string(run.Status), jsonArg(run.Output), code, message,
-			retryable, *run.FinishedAt, *startedOrFinished(run), run.WorkspaceID, run.ID)
+			retryable, *run.FinishedAt, *startedOrFinished(run), string(run.Status), run.WorkspaceID, run.ID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return runStateError(ctx, g.Tx, run.WorkspaceID, run.ID, "queued or running")
 		}
@@ -256,7 +264,7 @@ func sqliteFinishRuns(ctx context.Context, g *groupTx, wave []*finishWrite) erro
 		run.StartedAt = dbTimePtr(&stored)
 		if w.idemKey != "" {
 			_, err := g.ExecContext(ctx, g.Rebind(completeKeySQL),
-				true, w.status, bytesArg(w.body), run.WorkspaceID, w.idemKey, run.ID)
+				true, w.status, bytesArg(w.body), run.WorkspaceID, w.idemKey, run.ID, false)
 			if err != nil {
 				return fmt.Errorf("sqlstore: complete idempotency record of run %s: %w", run.ID, err)
 			}
@@ -331,7 +339,8 @@ const pgFinishRunsSQL = `WITH input AS (
 	finished AS (
 		UPDATE runs SET status = input.status, output = input.output, error_code = input.error_code,
 			error_message = input.error_message, error_retryable = input.error_retryable,
-			finished_at = input.finished_at, started_at = COALESCE(runs.started_at, input.started_at)
+			finished_at = input.finished_at, started_at = COALESCE(runs.started_at, input.started_at),
+			input = CASE WHEN input.status = '` + string(core.RunSucceeded) + `' THEN NULL ELSE runs.input END
 		FROM input
 		WHERE runs.workspace_id = input.workspace_id AND runs.id = input.id AND runs.status IN ` + unfinished + `
 		RETURNING runs.id, runs.started_at),
@@ -340,5 +349,6 @@ const pgFinishRunsSQL = `WITH input AS (
 			response_body = input.response_body
 		FROM input JOIN finished ON finished.id = input.id
 		WHERE input.idempotency_key <> '' AND idempotency_records.workspace_id = input.workspace_id
-			AND idempotency_records.key = input.idempotency_key AND idempotency_records.run_id = input.id)
+			AND idempotency_records.key = input.idempotency_key AND idempotency_records.run_id = input.id
+			AND NOT idempotency_records.done)
 	SELECT id, started_at FROM finished`

@@ -84,6 +84,12 @@ func prepareNewRun(run *core.Run) error {
 	if run.Status == "" {
 		run.Status = core.RunQueued
 	}
+	if run.Attempt == 0 {
+		run.Attempt = 1
+	}
+	if run.RetryOf != "" && !core.ValidID(run.RetryOf) {
+		return core.Errorf(core.EInvalid, "malformed run id %q to retry", run.RetryOf)
+	}
 	if !validRunStatus(run.Status) {
 		return core.Errorf(core.EInvalid, "unknown run status %q", run.Status)
 	}
@@ -225,17 +231,18 @@ func getIdempotencyRecord(ctx context.Context, db sqlx.ExtContext, where string,
 	return &r, nil
 }
 
-// runArgs are the values of runColumns for run.
+// runArgs are the values of insertRunColumns for run.
 func runArgs(run *core.Run) []any {
 	code, message, retryable := runErrorArgs(run.Error)
 	return []any{run.ID, run.WorkspaceID, run.Action, run.Connector, run.Version, run.Runtime, run.ConnectionID, run.ConnectionName,
 		run.KeyID, run.IdempotencyKey, string(run.Status), jsonArg(run.Params), jsonArg(run.Output), code, message, retryable,
-		run.CreatedAt, timeArg(run.StartedAt), timeArg(run.FinishedAt), stringArg(run.Owner)}
+		run.CreatedAt, timeArg(run.StartedAt), timeArg(run.FinishedAt), stringArg(run.Owner),
+		run.Attempt, stringArg(run.RetryOf), run.ConnectorKey, bytesArg(run.Input)}
 }
 
 func insertRun(ctx context.Context, tx *sqlx.Tx, run *core.Run) error {
-	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (`+runColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), runArgs(run)...)
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (`+insertRunColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), runArgs(run)...)
 	switch {
 	case isUniqueViolation(err):
 		return core.Errorf(core.EConflict, "run %s already exists", run.ID)

@@ -207,7 +207,7 @@ func (s *Store) writeGroup(w *writer, ops []groupOp) (err error, opFailed bool) 
 		return err, true
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlstore: commit: %w", err), false
+		return fmt.Errorf("sqlstore: commit: %w: %w", core.ErrOutcomeUnknown, err), false
 	}
 	return nil, false
 }

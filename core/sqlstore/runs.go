@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -16,7 +18,11 @@ var _ core.RunStore = (*Store)(nil)
 
 const runColumns = `id, workspace_id, action, connector, version, runtime, connection_id, connection_name,
 	key_id, idempotency_key, status, params, output, error_code, error_message, error_retryable,
-	created_at, started_at, finished_at, owner`
+	created_at, started_at, finished_at, owner, attempt, retry_of, connector_key`
+
+// insertRunColumns are the columns a new run is written with: runColumns
+// and the sealed input, which reads of a run leave out.
+const insertRunColumns = runColumns + `, input`
 
 // runRow is a runs row. The error is three nullable columns rather than a
 // JSON blob so that failures can be counted by code in SQL; JSON is read as
@@ -42,6 +48,11 @@ type runRow struct {
 	StartedAt      *time.Time     `db:"started_at"`
 	FinishedAt     *time.Time     `db:"finished_at"`
 	Owner          sql.NullString `db:"owner"`
+	Attempt        int            `db:"attempt"`
+	RetryOf        sql.NullString `db:"retry_of"`
+	ConnectorKey   string         `db:"connector_key"`
+	// Input is read only by ClaimRuns.
+	Input []byte `db:"input"`
 }
 
 func (r *runRow) run() *core.Run {
@@ -63,6 +74,10 @@ func (r *runRow) run() *core.Run {
 		StartedAt:      utcPtr(r.StartedAt),
 		FinishedAt:     utcPtr(r.FinishedAt),
 		Owner:          r.Owner.String,
+		Attempt:        r.Attempt,
+		RetryOf:        r.RetryOf.String,
+		ConnectorKey:   r.ConnectorKey,
+		Input:          r.Input,
 	}
 	if r.ErrorCode.Valid {
 		run.Error = &core.RunError{Code: r.ErrorCode.String, Message: r.ErrorMessage.String, Retryable: r.ErrorRetryable.Bool}
@@ -143,26 +158,121 @@ func (s *Store) ListRuns(ctx context.Context, workspaceID string, f core.RunFilt
 	return runs, next, nil
 }
 
-// MarkRunning moves the workspace's queued run to running, started at at.
-// ENotFound when there is no such run, EConflict when it is not queued.
-func (s *Store) MarkRunning(ctx context.Context, workspaceID, runID string, at time.Time) error {
+// MarkRunning moves the workspace's queued run that owner holds to
+// running, started at at, in a group commit (it is durable when it
+// returns). ENotFound when there is no such run, EConflict when it is not
+// queued or another owner holds it.
+func (s *Store) MarkRunning(ctx context.Context, workspaceID, runID, owner string, at time.Time) error {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE runs SET status = ?, started_at = ?
-		WHERE workspace_id = ? AND id = ? AND status = ?`),
-		string(core.RunRunning), dbTime(at), workspaceID, runID, string(core.RunQueued))
+	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
+		res, err := g.ExecContext(ctx, g.Rebind(`UPDATE runs SET status = ?, started_at = ?
+			WHERE workspace_id = ? AND id = ? AND status = ? AND owner = ?`),
+			string(core.RunRunning), dbTime(at), workspaceID, runID, string(core.RunQueued), owner)
+		if err != nil {
+			return fmt.Errorf("sqlstore: mark run %s running: %w", runID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("sqlstore: rows affected: %w", err)
+		}
+		if n == 0 {
+			return runStateError(ctx, g.Tx, workspaceID, runID, "queued by "+owner)
+		}
+		return nil
+	})
+}
+
+// ClaimRuns gives owner the queued runs whose owner is not alive (see
+// orphaned; staleBefore is the oldest heartbeat that still counts), oldest
+// first, at most limit, and returns them with their sealed input. On
+// PostgreSQL the rows are taken with FOR UPDATE SKIP LOCKED, so replicas
+// claiming at once each get others and none waits for another.
+func (s *Store) ClaimRuns(ctx context.Context, owner string, staleBefore time.Time, limit int) ([]*core.Run, error) {
+	if owner == "" {
+		return nil, core.Errorf(core.EInvalid, "empty owner")
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	staleBefore = dbTime(staleBefore)
+	// A cheap read first: most heartbeats find nothing to claim.
+	var candidates int
+	if err := s.db.GetContext(ctx, &candidates, s.db.Rebind(`SELECT COUNT(*) FROM runs
+		WHERE status = '`+string(core.RunQueued)+`' AND `+orphaned), staleBefore); err != nil {
+		return nil, fmt.Errorf("sqlstore: count unclaimed runs: %w", err)
+	}
+	if candidates == 0 {
+		return nil, nil
+	}
+	// The rows are picked in a CTE, evaluated once: PostgreSQL may run a
+	// locking subquery in WHERE again for each row it updates, and so
+	// claim more than limit.
+	lock := ""
+	if s.dialect == postgresDialect {
+		lock = ` FOR UPDATE SKIP LOCKED`
+	}
+	var rows []runRow
+	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`WITH picked AS (
+			SELECT id FROM runs WHERE status = '`+string(core.RunQueued)+`' AND `+orphaned+`
+			ORDER BY id LIMIT ?`+lock+`)
+		UPDATE runs SET owner = ?
+		WHERE id IN (SELECT id FROM picked) AND status = '`+string(core.RunQueued)+`'
+		RETURNING `+insertRunColumns), staleBefore, limit, owner)
 	if err != nil {
-		return fmt.Errorf("sqlstore: mark run %s running: %w", runID, err)
+		return nil, fmt.Errorf("sqlstore: claim queued runs: %w", err)
 	}
-	n, err := res.RowsAffected()
+	return sortedRuns(rows), nil
+}
+
+// QueuedRunsOf returns the queued runs that owner holds, oldest first,
+// with their sealed input: for an engine that cannot tell whether a claim
+// of its own was committed.
+func (s *Store) QueuedRunsOf(ctx context.Context, owner string) ([]*core.Run, error) {
+	var rows []runRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+insertRunColumns+` FROM runs
+		WHERE status = '`+string(core.RunQueued)+`' AND owner = ? ORDER BY id`), owner); err != nil {
+		return nil, fmt.Errorf("sqlstore: list queued runs of %s: %w", owner, err)
+	}
+	return sortedRuns(rows), nil
+}
+
+func sortedRuns(rows []runRow) []*core.Run {
+	runs := make([]*core.Run, len(rows))
+	for i := range rows {
+		runs[i] = rows[i].run()
+	}
+	slices.SortFunc(runs, func(a, b *core.Run) int { return strings.Compare(a.ID, b.ID) })
+	return runs
+}
+
+// RetryOf returns the run that retries the workspace's run id, or
+// ENotFound.
+func (s *Store) RetryOf(ctx context.Context, workspaceID, id string) (*core.Run, error) {
+	var r runRow
+	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT `+runColumns+` FROM runs WHERE workspace_id = ? AND retry_of = ?`), workspaceID, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, core.Errorf(core.ENotFound, "run %q has no retry", id)
+	}
 	if err != nil {
-		return fmt.Errorf("sqlstore: rows affected: %w", err)
+		return nil, fmt.Errorf("sqlstore: get retry of run %s: %w", id, err)
 	}
-	if n == 0 {
-		return runStateError(ctx, s.db, workspaceID, runID, "queued")
+	return r.run(), nil
+}
+
+// RunInput returns the workspace's run's sealed input, nil when it has
+// none; ENotFound for no such run.
+func (s *Store) RunInput(ctx context.Context, workspaceID, id string) ([]byte, error) {
+	var in []byte
+	err := s.db.GetContext(ctx, &in, s.db.Rebind(`SELECT input FROM runs WHERE workspace_id = ? AND id = ?`), workspaceID, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, core.Errorf(core.ENotFound, "no run with id %q", id)
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: get input of run %s: %w", id, err)
+	}
+	return in, nil
 }
 
 // runStateError explains why an update guarded by the run's status
@@ -193,64 +303,73 @@ var interruptedError = core.RunError{Code: core.ERunInterrupted, Message: "the s
 const orphaned = `(runs.owner IS NULL OR NOT EXISTS (
 	SELECT 1 FROM instances WHERE instances.id = runs.owner AND instances.heartbeat_at >= ?))`
 
-// InterruptOrphanedRuns marks every queued or running run, of every
-// workspace, whose owner is not alive (see orphaned; staleBefore is the
-// oldest heartbeat that still counts as alive) interrupted at at, and
-// completes the idempotency record of each keyed one (when still in flight
-// and still the run's) with the response responder makes, so that a retry
-// replays it instead of waiting forever. It returns how many runs it
-// marked.
+// InterruptOrphanedRuns marks every running run, of every workspace,
+// whose owner is not alive (see orphaned; staleBefore is the oldest
+// heartbeat that still counts as alive) interrupted at at, and completes
+// the idempotency record of each keyed one (when still in flight and still
+// the run's) with the response responder makes, so that a retry replays it
+// instead of waiting forever. A run for which requeue says yes goes back
+// to the queue instead: queued, unowned, not started, its attempt one
+// more, its key left as it is. Queued runs are left for ClaimRuns. It
+// returns how many runs it interrupted and requeued.
 //
 // A cheap read finds the candidates first; only when there are some does
 // it write, in one transaction. Replicas may call it concurrently: a run
-// is interrupted once.
-func (s *Store) InterruptOrphanedRuns(ctx context.Context, at, staleBefore time.Time, responder func(*core.Run) (status int, body []byte)) (int, error) {
+// is interrupted or requeued once.
+func (s *Store) InterruptOrphanedRuns(ctx context.Context, at, staleBefore time.Time, responder func(*core.Run) (status int, body []byte),
+	requeue func(*core.Run) bool) (interrupted, requeued int, err error) {
 	if responder == nil {
-		return 0, errors.New("sqlstore: interrupt runs: no responder")
+		return 0, 0, errors.New("sqlstore: interrupt runs: no responder")
 	}
 	if at.IsZero() {
 		at = time.Now()
 	}
 	at, staleBefore = dbTime(at), dbTime(staleBefore)
+	const running = `status = '` + string(core.RunRunning) + `'`
 	var candidates int
 	if err := s.db.GetContext(ctx, &candidates, s.db.Rebind(`SELECT COUNT(*) FROM runs
-		WHERE status IN `+unfinished+` AND `+orphaned), staleBefore); err != nil {
-		return 0, fmt.Errorf("sqlstore: count orphaned runs: %w", err)
+		WHERE `+running+` AND `+orphaned), staleBefore); err != nil {
+		return 0, 0, fmt.Errorf("sqlstore: count orphaned runs: %w", err)
 	}
 	if candidates == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	code, message, retryable := runErrorArgs(&interruptedError)
-	var n int
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// Read whole before writing: one connection cannot update while it
 		// still streams a result. Only the runs cut short are read.
 		var rows []runRow
 		if err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT `+runColumns+` FROM runs
-			WHERE status IN `+unfinished+` AND `+orphaned+` ORDER BY id`), staleBefore); err != nil {
+			WHERE `+running+` AND `+orphaned+` ORDER BY id`), staleBefore); err != nil {
 			return fmt.Errorf("sqlstore: find orphaned runs: %w", err)
 		}
-		n = 0
+		interrupted, requeued = 0, 0
 		for i := range rows {
 			run := rows[i].run()
-			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE runs
+			if requeue != nil && requeue(run) {
+				n, err := execAffected(ctx, tx, `UPDATE runs SET status = ?, owner = NULL, started_at = NULL, attempt = attempt + 1
+					WHERE workspace_id = ? AND id = ? AND `+running+` AND `+orphaned,
+					string(core.RunQueued), run.WorkspaceID, run.ID, staleBefore)
+				if err != nil {
+					return fmt.Errorf("sqlstore: requeue run %s: %w", run.ID, err)
+				}
+				requeued += n
+				continue
+			}
+			n, err := execAffected(ctx, tx, `UPDATE runs
 				SET status = ?, finished_at = ?, error_code = ?, error_message = ?, error_retryable = ?
-				WHERE workspace_id = ? AND id = ? AND status IN `+unfinished+` AND `+orphaned),
+				WHERE workspace_id = ? AND id = ? AND `+running+` AND `+orphaned,
 				string(core.RunInterrupted), at, code, message, retryable, run.WorkspaceID, run.ID, staleBefore)
 			if err != nil {
 				return fmt.Errorf("sqlstore: interrupt run %s: %w", run.ID, err)
 			}
-			affected, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("sqlstore: rows affected: %w", err)
-			}
-			if affected == 0 {
+			if n == 0 {
 				// Finished meanwhile, or its owner beat again, in a
 				// PostgreSQL transaction that committed after the read:
 				// nothing to interrupt.
 				continue
 			}
-			n++
+			interrupted++
 			run.Status = core.RunInterrupted
 			run.FinishedAt = &at
 			runErr := interruptedError
@@ -270,9 +389,20 @@ func (s *Store) InterruptOrphanedRuns(ctx context.Context, at, staleBefore time.
 		return nil
 	})
 	if err != nil {
+		return 0, 0, err
+	}
+	return interrupted, requeued, nil
+}
+
+// execAffected runs a statement in tx and returns how many rows it
+// changed.
+func execAffected(ctx context.Context, tx *sqlx.Tx, query string, args ...any) (int, error) {
+	res, err := tx.ExecContext(ctx, tx.Rebind(query), args...)
+	if err != nil {
 		return 0, err
 	}
-	return n, nil
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // Heartbeat records that the engine instance id is alive at at: it

@@ -69,6 +69,7 @@ func TestExecutionRoundTrip(t *testing.T) {
 		w := mustCreateWorkspace(t, s, "acme")
 		zone := time.FixedZone("UTC+9", 9*3600)
 		run := newRun(w.ID, "webhook.send")
+		run.Owner, run.ConnectorKey = "engine-1", "ck_1"
 		run.CreatedAt = time.Date(2030, 5, 6, 7, 8, 9, 123456789, zone)
 		audit := newAudit("", "action.execute")
 		existing, err := s.StartExecution(ctx, run, newClaim("k1"), audit)
@@ -86,11 +87,13 @@ func TestExecutionRoundTrip(t *testing.T) {
 		}
 
 		started := time.Date(2030, 5, 6, 7, 8, 10, 999999999, zone)
-		if err := s.MarkRunning(ctx, w.ID, run.ID, started); err != nil {
+		// Only the run's owner may start it.
+		wantCode(t, s.MarkRunning(ctx, w.ID, run.ID, "engine-2", started), core.EConflict)
+		if err := s.MarkRunning(ctx, w.ID, run.ID, "engine-1", started); err != nil {
 			t.Fatalf("MarkRunning: %v", err)
 		}
-		wantCode(t, s.MarkRunning(ctx, w.ID, run.ID, started), core.EConflict)
-		wantCode(t, s.MarkRunning(ctx, w.ID, core.NewID(), started), core.ENotFound)
+		wantCode(t, s.MarkRunning(ctx, w.ID, run.ID, "engine-1", started), core.EConflict)
+		wantCode(t, s.MarkRunning(ctx, w.ID, core.NewID(), "engine-1", started), core.ENotFound)
 
 		finished := time.Date(2030, 5, 6, 7, 8, 11, 5000, zone)
 		run.Status = core.RunFailed
@@ -323,8 +326,9 @@ func TestInterruptOrphanedRuns(t *testing.T) {
 		queued := newRun(a.ID, "echo.echo")
 		mustStart(t, s, queued, nil)
 		running := newRun(b.ID, "webhook.send")
+		running.Owner = "gone"
 		mustStart(t, s, running, newClaim("k"))
-		if err := s.MarkRunning(ctx, b.ID, running.ID, time.Now()); err != nil {
+		if err := s.MarkRunning(ctx, b.ID, running.ID, "gone", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		done := newRun(a.ID, "echo.echo")
@@ -336,27 +340,29 @@ func TestInterruptOrphanedRuns(t *testing.T) {
 
 		at := time.Date(2030, 1, 1, 0, 0, 0, 1500, time.UTC)
 		var responded []string
-		n, err := s.InterruptOrphanedRuns(ctx, at, at.Add(-time.Minute), func(r *core.Run) (int, []byte) {
+		n, requeued, err := s.InterruptOrphanedRuns(ctx, at, at.Add(-time.Minute), func(r *core.Run) (int, []byte) {
 			responded = append(responded, r.ID)
 			if r.Status != core.RunInterrupted || r.Error == nil || r.Error.Code != core.ERunInterrupted {
 				t.Errorf("responder given %+v", r)
 			}
 			return 500, []byte(`{"code":"interrupted"}`)
-		})
-		if err != nil || n != 2 {
-			t.Fatalf("InterruptOrphanedRuns = %d, %v; want 2", n, err)
+		}, nil)
+		if err != nil || n != 1 || requeued != 0 {
+			t.Fatalf("InterruptOrphanedRuns = %d, %d, %v; want 1 interrupted", n, requeued, err)
 		}
 		// Only keyed runs need a response.
 		if !slices.Equal(responded, []string{running.ID}) {
 			t.Errorf("responder called for %v, want only %s", responded, running.ID)
 		}
 		wantAt := at.Truncate(time.Microsecond)
-		for _, r := range []*core.Run{queued, running} {
-			got := mustGetRun(t, s, r.WorkspaceID, r.ID)
-			wantErr := &core.RunError{Code: core.ERunInterrupted, Message: "the server stopped during the run; it may or may not have taken effect", Retryable: false}
-			if got.Status != core.RunInterrupted || got.FinishedAt == nil || *got.FinishedAt != wantAt || !reflect.DeepEqual(got.Error, wantErr) {
-				t.Errorf("interrupted run = %+v", got)
-			}
+		got := mustGetRun(t, s, running.WorkspaceID, running.ID)
+		wantErr := &core.RunError{Code: core.ERunInterrupted, Message: "the server stopped during the run; it may or may not have taken effect", Retryable: false}
+		if got.Status != core.RunInterrupted || got.FinishedAt == nil || *got.FinishedAt != wantAt || !reflect.DeepEqual(got.Error, wantErr) {
+			t.Errorf("interrupted run = %+v", got)
+		}
+		// A queued run never began: it waits for ClaimRuns.
+		if got := mustGetRun(t, s, queued.WorkspaceID, queued.ID); got.Status != core.RunQueued {
+			t.Errorf("queued orphan became %s", got.Status)
 		}
 		if got := mustGetRun(t, s, done.WorkspaceID, done.ID); got.Status != core.RunSucceeded {
 			t.Errorf("finished run became %s", got.Status)
@@ -373,7 +379,7 @@ func TestInterruptOrphanedRuns(t *testing.T) {
 		// The interrupted run's own late finish is refused.
 		running.Status = core.RunSucceeded
 		wantCode(t, s.FinishExecution(ctx, running, "k", 200, nil, nil), core.EConflict)
-		n, err = s.InterruptOrphanedRuns(ctx, at, at.Add(-time.Minute), func(*core.Run) (int, []byte) { return 0, nil })
+		n, _, err = s.InterruptOrphanedRuns(ctx, at, at.Add(-time.Minute), func(*core.Run) (int, []byte) { return 0, nil }, nil)
 		if err != nil || n != 0 {
 			t.Errorf("second InterruptOrphanedRuns = %d, %v", n, err)
 		}
@@ -405,7 +411,7 @@ func TestInterruptOrphanedRunsByOwner(t *testing.T) {
 		runs := map[string]*core.Run{}
 		for _, owner := range []string{"live", "edge", "stale", "missing", "deleted"} {
 			run := newRun(w.ID, "webhook.send")
-			run.Owner = owner
+			run.Owner, run.Status, run.StartedAt = owner, core.RunRunning, &now
 			mustStart(t, s, run, newClaim("key-"+owner))
 			runs[owner] = run
 			if got := mustGetRun(t, s, w.ID, run.ID); got.Owner != owner {
@@ -413,10 +419,10 @@ func TestInterruptOrphanedRunsByOwner(t *testing.T) {
 			}
 		}
 		var responded []string
-		n, err := s.InterruptOrphanedRuns(ctx, now, staleBefore, func(r *core.Run) (int, []byte) {
+		n, _, err := s.InterruptOrphanedRuns(ctx, now, staleBefore, func(r *core.Run) (int, []byte) {
 			responded = append(responded, r.Owner)
 			return 500, []byte(`{"code":"run_interrupted"}`)
-		})
+		}, nil)
 		if err != nil || n != 3 {
 			t.Fatalf("InterruptOrphanedRuns = %d, %v; want 3", n, err)
 		}
@@ -442,11 +448,11 @@ func TestInterruptOrphanedRunsByOwner(t *testing.T) {
 			t.Errorf("live owner's finish: %v", err)
 		}
 		// Nothing more to do: no write at all.
-		if n, err := s.InterruptOrphanedRuns(ctx, now, staleBefore, func(*core.Run) (int, []byte) { return 0, nil }); err != nil || n != 0 {
+		if n, _, err := s.InterruptOrphanedRuns(ctx, now, staleBefore, func(*core.Run) (int, []byte) { return 0, nil }, nil); err != nil || n != 0 {
 			t.Errorf("second InterruptOrphanedRuns = %d, %v", n, err)
 		}
 		// Once the edge owner misses its beats, its run goes too.
-		if n, err := s.InterruptOrphanedRuns(ctx, now, staleBefore.Add(time.Second), func(*core.Run) (int, []byte) { return 0, nil }); err != nil || n != 1 {
+		if n, _, err := s.InterruptOrphanedRuns(ctx, now, staleBefore.Add(time.Second), func(*core.Run) (int, []byte) { return 0, nil }, nil); err != nil || n != 1 {
 			t.Errorf("InterruptOrphanedRuns after the edge owner went stale = %d, %v; want 1", n, err)
 		}
 	})
@@ -598,7 +604,7 @@ func TestRunsTenantIsolation(t *testing.T) {
 
 		_, err := s.Run(ctx, a.ID, rb.ID)
 		wantCode(t, err, core.ENotFound)
-		wantCode(t, s.MarkRunning(ctx, a.ID, rb.ID, time.Now()), core.ENotFound)
+		wantCode(t, s.MarkRunning(ctx, a.ID, rb.ID, rb.Owner, time.Now()), core.ENotFound)
 		stolen := *rb
 		stolen.WorkspaceID = a.ID
 		stolen.Status = core.RunSucceeded

@@ -16,31 +16,36 @@ import (
 // error from the response, or the host's.
 type callFunc func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error)
 
-// call runs fn on an instance of ref's pool within min(ctx's deadline, the
-// action's timeout), and turns every failure into the caller's error. what
-// names the call in messages ("action send"); action is "" for a config
-// check.
-func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action string, fn callFunc) error {
+// call runs fn on an instance of ref's pool and turns every failure into
+// the caller's error. It waits for an instance as long as ctx lets it,
+// then calls begin (when not nil; an error from it ends the call unsent),
+// then runs fn within min(ctx's deadline, the action's timeout): waiting
+// does not spend the call's time. what names the call in messages
+// ("action send"); action is "" for a config check.
+func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action string, begin func() error, fn callFunc) error {
 	v, err := r.version(ctx, ref)
 	if err != nil {
 		return err
 	}
 	defer r.calls.Done()
 
-	limit := r.cfg.CallTimeout // a config check
+	timeout := r.cfg.CallTimeout // a config check
 	if action != "" {
-		limit = goplugin.ActionTimeout(v.manifest, action, r.cfg.CallTimeout)
+		timeout = goplugin.ActionTimeout(v.manifest, action, r.cfg.CallTimeout)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		limit = max(min(limit, time.Until(dl)), 0)
+	i, err := v.pool.Get(ctx)
+	if err != nil {
+		return r.startFailed(ctx, v, what, callLimit(ctx, timeout), err)
 	}
+	if begin != nil {
+		if err := begin(); err != nil {
+			v.pool.Put(i)
+			return err
+		}
+	}
+	limit := callLimit(ctx, timeout)
 	callCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-
-	i, err := v.pool.Get(callCtx)
-	if err != nil {
-		return r.startFailed(ctx, v, what, limit, err)
-	}
 	perr, err := fn(callCtx, i)
 	v.pool.Put(i) // a broken instance is closed, never handed out again
 	if err != nil {
@@ -55,6 +60,15 @@ func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action 
 		return goplugin.ConnectorError(v.ref, perr)
 	}
 	return nil
+}
+
+// callLimit is how long a call may take from now: its timeout, or what
+// is left of ctx's deadline if that is sooner.
+func callLimit(ctx context.Context, timeout time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(min(timeout, time.Until(dl)), 0)
+	}
+	return timeout
 }
 
 // startFailed is the error of a call that got no instance: every instance

@@ -60,7 +60,8 @@ type Config struct {
 	CompilationCacheDir string
 	// PoolSize is the most instances of one connector version, so the most
 	// calls it serves at once; callers beyond it wait for a free instance
-	// within their deadline. 0 means DefaultPoolSize.
+	// as long as their context lets them, and a call's deadline starts
+	// once it has one. 0 means DefaultPoolSize.
 	PoolSize int
 	// MemoryLimitPages is the memory ceiling of an instance, in 64 KiB
 	// pages; 0 means wasmhost.DefaultMemoryLimitPages (128 MiB). A module
@@ -91,8 +92,8 @@ type Config struct {
 // does not match, it does not compile or follow the ABI, its memory minimum
 // is over the ceiling, an instance will not start, the module describes
 // itself otherwise than its manifest (goplugin.CheckDescription), or the
-// runtime is closed; EConnectorTimeout (the call's deadline passed, running or
-// waiting for a free instance); EConnectorCrashed (a trap, with its reason;
+// runtime is closed; EConnectorTimeout (the call's deadline passed, or the
+// caller's, while waiting for a free instance); EConnectorCrashed (a trap, with its reason;
 // the instance is thrown away); EMessageTooLarge; and the connector's own
 // classified errors, mapped as for native connectors
 // (goplugin.ConnectorError). The one exception is a call whose ctx the
@@ -420,7 +421,7 @@ func errClosed(ref core.ConnectorRef) error {
 // work. It is bounded by CallTimeout.
 func (r *Runtime) CheckConfig(ctx context.Context, ref core.ConnectorRef, conn core.ConnectionData) error {
 	req := goplugin.CheckConfigRequest(conn)
-	return r.call(ctx, ref, "config check", "", func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error) {
+	return r.call(ctx, ref, "config check", "", nil, func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error) {
 		resp, err := i.CheckConfig(ctx, req)
 		return resp.GetError(), err
 	})
@@ -439,7 +440,11 @@ func (r *Runtime) Execute(ctx context.Context, ref core.ConnectorRef, call core.
 func (r *Runtime) action(ctx context.Context, ref core.ConnectorRef, call core.ActionCall, preview bool) (json.RawMessage, error) {
 	req := goplugin.ActionRequest(call)
 	var out []byte
-	err := r.call(ctx, ref, "action "+call.Action, call.Action, func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error) {
+	begin := call.Begin
+	if preview {
+		begin = nil
+	}
+	err := r.call(ctx, ref, "action "+call.Action, call.Action, begin, func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Error, error) {
 		if preview {
 			resp, err := i.Preview(ctx, req)
 			out = resp.GetPreviewJson()

@@ -112,6 +112,7 @@ func New() *connector.Connector {
 				Title:        "Send a webhook",
 				Description:  sendDescription,
 				SideEffect:   connector.Write,
+				RetrySafe:    true,
 				Idempotent:   false,
 				Timeout:      15 * time.Second, // above requestTimeout, so the connector reports its own timeout
 				InputSchema:  sendInputSchema,

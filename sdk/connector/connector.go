@@ -89,8 +89,11 @@ func (c Connection) Decode(v any) error {
 type Request[In any] struct {
 	Input      In
 	Connection Connection
-	// RunID identifies the run; IdempotencyKey is the caller's key, empty
-	// when none was given. Pass it on to services that accept one.
+	// RunID identifies the run. IdempotencyKey is derived by Relay from
+	// the workspace and the caller's Idempotency-Key (or, without one,
+	// from the run): the same on every attempt and retry of one request,
+	// and never the same for two workspaces. Pass it on to services that
+	// accept one. It is empty in a preview made without a key.
 	RunID          string
 	IdempotencyKey string
 	WorkspaceID    string
@@ -112,6 +115,13 @@ type ActionSpec struct {
 	// Idempotent says that running it twice with the same input has the
 	// effect of running it once.
 	Idempotent bool
+	// RetrySafe says that running it again with the same
+	// Request.IdempotencyKey has the effect of running it once, because
+	// the action hands the key to the service and the service drops a
+	// repeat (an Idempotency-Key header, a webhook-id a receiver
+	// remembers). Relay then makes a call that a stopped server cut short
+	// again, with the same key, instead of leaving the run interrupted.
+	RetrySafe bool
 	// Timeout overrides the host's default deadline (30 s) for one call.
 	// The manifest counts whole seconds, so it is rounded up (1.5s becomes
 	// 2s); NewServer refuses a Timeout under 1s or over 15 minutes. 0 keeps

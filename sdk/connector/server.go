@@ -69,7 +69,7 @@ func NewServer(c *Connector, runtime string) (*Server, error) {
 			Name: d.spec.Name, Title: d.spec.Title, Description: d.spec.Description,
 			InputSchema: d.inputSchema, OutputSchema: d.outputSchema,
 			SideEffect: string(d.spec.SideEffect), RequiresConfirmation: d.spec.RequiresConfirmation,
-			Idempotent: d.spec.Idempotent, TimeoutSeconds: timeout,
+			Idempotent: d.spec.Idempotent, RetrySafe: d.spec.RetrySafe, TimeoutSeconds: timeout,
 		})
 		validate, err := inputValidator(d.inputSchema)
 		if err != nil {

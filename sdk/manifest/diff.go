@@ -77,6 +77,7 @@ func diffAction(a, b *Action) string {
 		{"side_effect", a.SideEffect == b.SideEffect},
 		{"requires_confirmation", a.NeedsConfirmation() == b.NeedsConfirmation()},
 		{"idempotent", a.Idempotent == b.Idempotent},
+		{"retry_safe", a.RetrySafe == b.RetrySafe},
 		{"timeout_seconds", a.TimeoutSeconds == b.TimeoutSeconds},
 	} {
 		if !f.same {

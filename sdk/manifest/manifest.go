@@ -57,6 +57,7 @@ type Action struct {
 	SideEffect           string          `json:"side_effect"`
 	RequiresConfirmation *bool           `json:"requires_confirmation,omitempty"`
 	Idempotent           bool            `json:"idempotent,omitempty"`
+	RetrySafe            bool            `json:"retry_safe,omitempty"`
 	TimeoutSeconds       int             `json:"timeout_seconds,omitempty"`
 }
 
@@ -68,6 +69,11 @@ func (a *Action) NeedsConfirmation() bool {
 	}
 	return a.SideEffect == SideEffectDestructive
 }
+
+// MayRunAgain reports whether a call of the action cut short by a stopped
+// server may be made again, with the same idempotency key, without the
+// risk of acting twice: the action is idempotent, or retry-safe.
+func (a *Action) MayRunAgain() bool { return a.Idempotent || a.RetrySafe }
 
 // Action returns the action with that name, or nil.
 func (m *Manifest) Action(name string) *Action {

@@ -1,6 +1,7 @@
 // Command vault is a test connector for the actions API: a destructive
 // action that needs confirmation and leaves a mark per execution, a failing
-// action, a slow one, and a secret in its config.
+// action, a slow one, one that says which keys its call carries, and a
+// secret in its config.
 package main
 
 import (
@@ -19,6 +20,13 @@ type config struct {
 
 type item struct {
 	ID string `json:"id"`
+}
+
+// keysInput may carry a secret, to see that a run made again gets it
+// whole, and a time before which the call fails.
+type keysInput struct {
+	Password  string    `json:"password,omitempty"`
+	FailUntil time.Time `json:"fail_until,omitzero"`
 }
 
 type slow struct {
@@ -60,6 +68,17 @@ func main() {
 				nil,
 				func(context.Context, connector.Request[map[string]any]) (map[string]any, error) {
 					return nil, connector.Permanent("the vault refused")
+				}),
+			connector.NewAction(connector.ActionSpec{Name: "keys", Title: "Says which keys the call carries", SideEffect: connector.None},
+				func(_ context.Context, req connector.Request[keysInput]) (any, error) {
+					return map[string]string{"idempotency_key": req.IdempotencyKey}, nil
+				},
+				func(_ context.Context, req connector.Request[keysInput]) (map[string]any, error) {
+					if time.Now().Before(req.Input.FailUntil) {
+						return nil, connector.Permanent("asked to fail until %s", req.Input.FailUntil.Format(time.RFC3339Nano))
+					}
+					return map[string]any{"idempotency_key": req.IdempotencyKey, "run_id": req.RunID,
+						"given_chars": len(req.Input.Password)}, nil
 				}),
 			connector.NewAction(connector.ActionSpec{Name: "slow", Title: "Sleeps", SideEffect: connector.None},
 				nil,
