@@ -117,15 +117,6 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 			run.ConnectorKey = connectorKey(o.WorkspaceID, o.IdempotencyKey, o.ID)
 		}
 	}
-	if !bytes.Equal(run.Params, params) {
-		// Redaction took something the call needs: a run taken over
-		// after a crash, or retried, needs the params whole.
-		sealed, err := s.cfg.Secrets.Seal(ctx, c.WorkspaceID, inputBinding(run.ID), inputField, params)
-		if err != nil {
-			return nil, err
-		}
-		run.Input = sealed
-	}
 	j := &job{run: run, t: t, params: params, caller: c, queued: l.async}
 	if l.async {
 		run.Status, run.StartedAt = core.RunQueued, nil
@@ -140,6 +131,15 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 			s.queue.leave(j, false)
 		}
 	}()
+	if !bytes.Equal(run.Params, params) {
+		// Redaction took something the call needs: a run taken over
+		// after a crash, or retried, needs the params whole.
+		sealed, err := s.cfg.Secrets.Seal(ctx, c.WorkspaceID, inputBinding(run.ID), inputField, params)
+		if err != nil {
+			return nil, err
+		}
+		run.Input = sealed
+	}
 	var idem *core.IdempotencyRecord
 	if l.idemKey != "" {
 		idem = &core.IdempotencyRecord{
@@ -162,7 +162,7 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 	defer s.inflight.Done()
 	prior, err := s.cfg.Store.StartExecution(ctx, run, idem, started)
 	if errors.Is(err, core.ErrOutcomeUnknown) {
-		// The run may be stored: if it is, it runs, once (limbo.go); the
+		// The run may be stored: if it is, it runs, once (recovery.go); the
 		// caller's retry with its key finds it.
 		handedToQueue = l.async
 		s.limbo.add(j)
