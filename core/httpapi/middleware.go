@@ -97,12 +97,21 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		setSecurityHeaders(c)
 	}
 	p.RequestID = rid
-	p.Instance = c.Path()
+	// Only a path that matched a route is named: any other may be
+	// anything the client sent, keys included.
+	if _, matched := c.Locals(localRoute).(string); matched {
+		p.Instance = c.Path()
+	}
 	var ce *core.Error
 	if errors.As(err, &ce) {
 		retryAfterHeader(c, ce)
 	}
 	if internal {
+		var fe *fiber.Error
+		if errors.As(err, &fe) {
+			// What the HTTP layer says may quote the request.
+			err = fmt.Errorf("HTTP layer error %d", fe.Code)
+		}
 		s.log.Error("internal error", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err)
 	}
 	if observed, _ := c.Locals(localObserved).(bool); !observed {

@@ -101,6 +101,10 @@ func New(cfg Config) *Server {
 		JSONEncoder:  json.Marshal,
 		JSONDecoder:  json.Unmarshal,
 	})
+	// fasthttp's errors for a request it cannot parse quote the request's
+	// bytes, keys and all; handleError never shows them, and with this
+	// they do not even hold them.
+	s.app.Server().SecureErrorLogMessage = true
 	s.app.Use(s.observe)
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.routes = s.routeTable()
