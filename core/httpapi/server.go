@@ -111,6 +111,8 @@ func New(cfg Config) *Server {
 	for _, r := range s.routes {
 		s.app.Add(r.method, r.path, s.handle(r))
 	}
+	// After every route: a /v1 path that none matched.
+	s.app.Use("/v1", s.noRoute)
 	return s
 }
 
