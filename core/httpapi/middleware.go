@@ -115,6 +115,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.log.Error("internal error", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err)
 	}
 	if observed, _ := c.Locals(localObserved).(bool); !observed {
+		// Refused before the body was read: fasthttp closes the
+		// connection after this answer, so let the client finish sending.
+		if lc, ok := c.Context().Conn().(*lingerConn); ok {
+			lc.lingerOnClose()
+		}
 		s.log.Info("request refused", "request_id", rid, "status", p.Status, "code", p.Code, "ip", c.IP())
 		s.metrics.requests.WithLabelValues(c.Method(), "unmatched", strconv.Itoa(p.Status)).Inc()
 	}

@@ -124,7 +124,7 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 // Serve answers requests on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(lingerListener{ln}) }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in flight to finish.
