@@ -538,3 +538,37 @@ func TestActionsOfTwoVersions(t *testing.T) {
 		t.Fatalf("GET vault.delete_item: %+v, want version 1.1.0 with connection new", one)
 	}
 }
+
+// An action the workspace does not have is 404 unknown_action, however it
+// is missing; a connection it does not have is 404 not_found.
+func TestUnknownAction(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	ts.createEcho(keys[core.RoleAdmin], "shared")
+	dev := keys[core.RoleDeveloper]
+	body := map[string]any{"params": map[string]any{}}
+	for _, tt := range []struct {
+		name, method, path string
+		body               any
+		code               string
+	}{
+		{"the connector has no such action", "GET", "/v1/actions/echo.nope", nil, core.EUnknownAction},
+		{"no connection of the connector", "GET", "/v1/actions/vault.slow", nil, core.EUnknownAction},
+		{"no such connector", "GET", "/v1/actions/nope.thing", nil, core.EUnknownAction},
+		{"not an action id", "GET", "/v1/actions/echo", nil, core.EUnknownAction},
+		{"preview", "POST", "/v1/actions/echo.nope/preview", body, core.EUnknownAction},
+		{"execute", "POST", "/v1/actions/echo.nope/execute", body, core.EUnknownAction},
+		{"execute, not an action id", "POST", "/v1/actions/echo/execute", body, core.EUnknownAction},
+		{"no such connection", "POST", "/v1/actions/echo.echo/execute", map[string]any{"params": map[string]any{}, "connection": "missing"}, core.ENotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.with(t).do(tt.method, tt.path, dev, tt.body)
+			if resp.Status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", resp.Status, resp.Body)
+			}
+			if p := resp.problem(t); p.Code != tt.code {
+				t.Fatalf("code %q, want %q: %s", p.Code, tt.code, resp.Body)
+			}
+		})
+	}
+}
