@@ -252,3 +252,14 @@ func TestEventSourceClient(t *testing.T) {
 		t.Fatalf("the client did not stop on a 204: %s", out)
 	}
 }
+
+// A stream lasts as long as its run, however short the server's write
+// timeout: the timeout is for each write, not the whole stream.
+func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, func(c *Config) { c.WriteTimeout = 500 * time.Millisecond })
+	runID, viewer := startSlowRun(t, ts, 2000)
+	evs := readEvents(t, ts.events(runID, viewer, "").Body)
+	if len(evs) == 0 || evs[len(evs)-1].ID != "3" {
+		t.Fatalf("the stream ended before the run: %+v", evs)
+	}
+}
