@@ -307,3 +307,26 @@ func TestReadyzReusesItsResult(t *testing.T) {
 		t.Fatalf("%d probes for 5 requests, want 1", n)
 	}
 }
+
+// A server stopped as soon as it starts stops: Shutdown before Serve has
+// begun to accept must not leave Serve accepting for ever.
+func TestShutdownRightAfterStart(t *testing.T) {
+	cfg := newTestServer(t, nil).Server.cfg
+	for i := range 50 {
+		srv := New(cfg)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("try %d: Serve still runs 10 s after Shutdown", i+1)
+		}
+	}
+}
