@@ -283,7 +283,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if cfg.DatabaseURL == "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		if err := makePrivateDir(cfg.DataDir); err != nil {
 			return err
 		}
 	}
