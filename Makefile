@@ -42,8 +42,9 @@ connector:
 		echo "built connector $(NAME)@$$v"; \
 	fi
 
+# Extra server flags go in ARGS: make run ARGS='--egress-allow 127.0.0.1/32'
 run: build
-	./$(BIN)/relay serve
+	./$(BIN)/relay serve $(ARGS)
 
 # Without RELAY_TEST_POSTGRES_URL / RELAY_TEST_REDIS_URL the PostgreSQL and
 # Redis tests skip, saying so; .ci/run sets both. The event stream tests
