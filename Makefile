@@ -42,18 +42,24 @@ connector:
 		echo "built connector $(NAME)@$$v"; \
 	fi
 
+# Extra server flags go in ARGS: make run ARGS='--egress-allow 127.0.0.1/32'
 run: build
-	./$(BIN)/relay serve
+	./$(BIN)/relay serve $(ARGS)
 
 # Without RELAY_TEST_POSTGRES_URL / RELAY_TEST_REDIS_URL the PostgreSQL and
-# Redis tests skip, saying so; .ci/run sets both.
-test:
+# Redis tests skip, saying so; .ci/run sets both. The event stream tests
+# drive a real EventSource client, on Node 20 or later, installed here.
+EVENTSOURCE := core/httpapi/testdata/eventsource
+test: $(EVENTSOURCE)/node_modules
 	@[ -n "$$RELAY_TEST_POSTGRES_URL" ] || echo "NOTE: RELAY_TEST_POSTGRES_URL is not set: the PostgreSQL tests skip (see README)"
 	@[ -n "$$RELAY_TEST_REDIS_URL" ] || echo "NOTE: RELAY_TEST_REDIS_URL is not set: the Redis tests skip (see README)"
 	@for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test -race -count=1 ./...) || exit 1; \
 	done
+
+$(EVENTSOURCE)/node_modules: $(EVENTSOURCE)/package-lock.json
+	cd $(EVENTSOURCE) && npm ci --no-audit --no-fund
 
 lint:
 	@out=$$(gofmt -l .); \

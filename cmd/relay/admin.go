@@ -50,7 +50,7 @@ func cmdSecretsRotateMaster(ctx context.Context, args []string, stdout, stderr i
 	storeFlags(fs, &cfg)
 	fs.StringVar(&newKeyFile, "new-key-file", "", "file holding the new master key: 64 hex digits, mode 0600 (required)")
 	fs.BoolVar(&install, "install", false, "after the rotation, replace the current master key file with the new key; stop every server first")
-	if pos, err := parse(fs, args, stderr); err != nil {
+	if pos, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	} else if len(pos) > 0 || newKeyFile == "" {
 		return usageError{"usage: relay secrets rotate-master --new-key-file FILE [--install]"}
@@ -322,7 +322,7 @@ func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs := flag.NewFlagSet("relay audit verify", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.StringVar(&workspace, "workspace", "", "the workspace to check, by name; default every workspace")
-	if pos, err := parse(fs, args, stderr); err != nil {
+	if pos, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageError{"usage: relay audit verify [--workspace NAME]"}

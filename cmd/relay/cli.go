@@ -68,19 +68,35 @@ func (e usageError) Error() string { return e.msg }
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{"no command given"}
 	}
 	cmd, rest := args[0], args[1:]
-	if len(args) > 1 && (cmd == "workspaces" || cmd == "keys" || cmd == "connectors" || cmd == "secrets" || cmd == "audit") {
+	if groups[cmd] {
+		switch {
+		case len(args) == 1:
+			printGroupHelp(stderr, cmd)
+			return usageError{fmt.Sprintf("%q needs a command", cmd)}
+		case isHelpFlag(args[1]):
+			printGroupHelp(stdout, cmd)
+			return nil
+		}
 		cmd, rest = cmd+" "+args[1], args[2:]
 	}
 	switch cmd {
@@ -109,9 +125,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "audit verify":
 		return cmdAuditVerify(ctx, rest, stdout, stderr)
 	case "version", "--version":
+		if _, err := parse(flag.NewFlagSet("relay version", flag.ContinueOnError), rest, stdout, stderr); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "relay", version)
 		return nil
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
@@ -179,13 +198,24 @@ func connectorFlags(fs *flag.FlagSet, cfg *Config) error {
 }
 
 // parse parses flags that may come before or after the positional
-// arguments, as in `relay workspaces create acme --data-dir d`.
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
-	fs.SetOutput(stderr)
+// arguments, as in `relay workspaces create acme --data-dir d`. Asked for
+// help (-h, --help), it prints the command's help on stdout and returns
+// errHelpShown; a flag it does not know is a usage error, with the help on
+// stderr.
+func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) ([]string, error) {
+	// The flag package's own messages are left out: the help is printed
+	// below, on the stream it belongs on, and the error by main.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			printCommandHelp(stdout, fs)
+			return nil, errHelpShown
+		} else if err != nil {
+			printCommandHelp(stderr, fs)
+			return nil, usageError{err.Error()}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -239,7 +269,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := connectorFlags(fs, &cfg); err != nil {
 		return err
 	}
-	if pos, err := parse(fs, args, stderr); err != nil {
+	if pos, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageError{"serve takes no arguments"}
@@ -292,11 +322,11 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var cfg Config
 	fs := flag.NewFlagSet("relay migrate", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
-	if _, err := parse(fs, args, stderr); err != nil {
+	if _, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if cfg.DatabaseURL == "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		if err := makePrivateDir(cfg.DataDir); err != nil {
 			return err
 		}
 	}
@@ -323,7 +353,7 @@ func cmdWorkspacesCreate(ctx context.Context, args []string, stdout, stderr io.W
 	var cfg Config
 	fs := flag.NewFlagSet("relay workspaces create", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
-	pos, err := parse(fs, args, stderr)
+	pos, err := parse(fs, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -344,7 +374,7 @@ func cmdWorkspacesList(ctx context.Context, args []string, stdout, stderr io.Wri
 	var cfg Config
 	fs := flag.NewFlagSet("relay workspaces list", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
-	if _, err := parse(fs, args, stderr); err != nil {
+	if _, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
@@ -374,7 +404,7 @@ func cmdWorkspacesSetLimit(ctx context.Context, args []string, stdout, stderr io
 	fs.IntVar(&rate, "rate", 0, "requests per second")
 	fs.IntVar(&burst, "burst", 0, "requests allowed at once")
 	fs.BoolVar(&useDefault, "default", false, "go back to the server's default quota")
-	pos, err := parse(fs, args, stderr)
+	pos, err := parse(fs, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -413,7 +443,7 @@ func cmdKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
 	fs.StringVar(&role, "role", "", "admin, developer or viewer (required)")
 	fs.StringVar(&name, "name", "", "a label for the key")
-	if pos, err := parse(fs, args, stderr); err != nil {
+	if pos, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	} else if len(pos) > 0 || workspace == "" || role == "" {
 		return usageError{"usage: relay keys create --workspace NAME --role admin|developer|viewer [--name N]"}
@@ -459,7 +489,7 @@ func cmdKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("relay keys list", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
-	if _, err := parse(fs, args, stderr); err != nil {
+	if _, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	} else if workspace == "" {
 		return usageError{"usage: relay keys list --workspace NAME"}
@@ -494,7 +524,7 @@ func cmdKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("relay keys revoke", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
-	pos, err := parse(fs, args, stderr)
+	pos, err := parse(fs, args, stdout, stderr)
 	if err != nil {
 		return err
 	} else if workspace == "" || len(pos) != 1 {

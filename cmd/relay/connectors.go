@@ -18,7 +18,7 @@ func cmdConnectorsList(_ context.Context, args []string, stdout, stderr io.Write
 	if err := connectorFlags(fs, &cfg); err != nil {
 		return err
 	}
-	if _, err := parse(fs, args, stderr); err != nil {
+	if _, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cat, rt, err := openConnectors(context.Background(), cfg, newLogger("warn", stderr))
@@ -69,7 +69,7 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs.BoolVar(&preview, "preview", false, "preview instead of execute")
 	fs.BoolVar(&check, "check-config", false, "only check the connection's config")
 	runtime := fs.String("runtime", "", `the form to run, "wasm" or "native"; default wasm when the version ships it`)
-	pos, err := parse(fs, args, stderr)
+	pos, err := parse(fs, args, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,24 @@ const (
 	instanceFile  = "instance"
 )
 
+// makePrivateDir makes dir, and its parents, unless they exist, and makes
+// sure that only its owner may enter it: it holds the master key, the
+// SQLite database and compiled connectors. A data dir made looser
+// (by hand, or by an earlier version) is tightened.
+func makePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return os.Chmod(dir, perm&0o700)
+	}
+	return nil
+}
+
 // dataDirClaim is a server's hold on its data dir.
 type dataDirClaim struct {
 	dir  string
@@ -32,7 +50,7 @@ type dataDirClaim struct {
 // claimDataDir takes dir for this server and returns the instance id the
 // previous server that held it left, "" if none.
 func claimDataDir(dir string) (*dataDirClaim, string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := makePrivateDir(dir); err != nil {
 		return nil, "", err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, serveLockFile), os.O_CREATE|os.O_RDWR, 0o600)

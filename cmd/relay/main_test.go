@@ -363,3 +363,33 @@ func TestConnectorsCLI(t *testing.T) {
 		t.Fatalf("loopback with --egress-allow: %q, %v, %d deliveries", out, err, hits.Load())
 	}
 }
+
+// The data dir is its owner's alone, and so are the database files in it,
+// on a fresh start and on a data dir left looser by an earlier version.
+func TestDataDirIsPrivate(t *testing.T) {
+	for _, existing := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "relay-data")
+		if existing {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(dir, 0o755) // whatever the umask
+		}
+		startMain(t, Config{DataDir: dir}, io.Discard)
+		for name, want := range map[string]os.FileMode{
+			"":             0o700,
+			"relay.db":     0o600,
+			"relay.db-wal": 0o600,
+			"relay.db-shm": 0o600,
+			"master.key":   0o600,
+		} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != want {
+				t.Errorf("existing dir %v: %s has mode %#o, want %#o", existing, filepath.Join("relay-data", name), got, want)
+			}
+		}
+	}
+}

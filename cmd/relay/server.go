@@ -395,7 +395,7 @@ func openConnectors(ctx context.Context, cfg Config, log hclog.Logger) (*catalog
 // folder is made on first use.
 func openStore(ctx context.Context, cfg Config, log hclog.Logger) (*sqlstore.Store, error) {
 	if cfg.DatabaseURL == "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		if err := makePrivateDir(cfg.DataDir); err != nil {
 			return nil, err
 		}
 	}

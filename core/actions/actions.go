@@ -144,7 +144,7 @@ func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*Actio
 		}
 	}
 	if info == nil {
-		return nil, core.Errorf(core.ENotFound, "no action %q in this workspace", id)
+		return nil, core.Errorf(core.EUnknownAction, "no action %q in this workspace", id)
 	}
 	sort.Strings(info.Connections)
 	return info, nil
@@ -182,11 +182,13 @@ func (t *target) inputValidated() bool {
 }
 
 // resolveTarget finds the connection for an action id. With several
-// connections of the connector, the request must name one.
+// connections of the connector, the request must name one. An action the
+// workspace does not have is EUnknownAction; a named connection it does
+// not have, ENotFound.
 func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, connectionName string) (*target, error) {
 	connector, name, ok := strings.Cut(actionID, ".")
 	if !ok || connector == "" || name == "" {
-		return nil, core.Errorf(core.ENotFound, "no action %q in this workspace", actionID)
+		return nil, core.Errorf(core.EUnknownAction, "no action %q in this workspace", actionID)
 	}
 	var conn *core.Connection
 	if connectionName != "" {
@@ -205,7 +207,7 @@ func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, conn
 		}
 		switch len(conns) {
 		case 0:
-			return nil, core.Errorf(core.ENotFound, "no action %q in this workspace: connect %s first", actionID, connector)
+			return nil, core.Errorf(core.EUnknownAction, "no action %q in this workspace: connect %s first", actionID, connector)
 		case 1:
 			conn = conns[0]
 		default:
@@ -224,7 +226,7 @@ func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, conn
 	}
 	a := entry.Manifest.Action(name)
 	if a == nil {
-		return nil, core.Errorf(core.ENotFound, "connector %s has no action %q", conn.Ref(), name)
+		return nil, core.Errorf(core.EUnknownAction, "connector %s has no action %q", conn.Ref(), name)
 	}
 	return &target{id: actionID, conn: conn, entry: entry, action: a}, nil
 }

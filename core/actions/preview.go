@@ -74,7 +74,9 @@ func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Re
 		return nil, err
 	}
 	s.auditOutcome(ctx, c, "action.preview", "action:"+actionID, nil, details)
-	return &PreviewResult{Action: actionID, Connection: t.conn.Name, Preview: out, ConfirmToken: token, ExpiresAt: expires}, nil
+	// What a connector says it would do may quote the params, headers and
+	// all: it is shown with secrets hidden by name, as a run's output is.
+	return &PreviewResult{Action: actionID, Connection: t.conn.Name, Preview: redact.Value(nil, out), ConfirmToken: token, ExpiresAt: expires}, nil
 }
 
 // prepare resolves the action and connection and validates the params,

@@ -22,11 +22,12 @@ type builtDir struct {
 var (
 	echoConnectorsDir builtDir // the echo plugin and testdata/vault
 	echoBothDir       builtDir // echo as a plugin and as a WASM module
+	webhookDir        builtDir // the webhook plugin
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, d := range []*builtDir{&echoConnectorsDir, &echoBothDir} {
+	for _, d := range []*builtDir{&echoConnectorsDir, &echoBothDir, &webhookDir} {
 		if d.dir != "" {
 			os.RemoveAll(d.dir)
 		}
@@ -59,6 +60,14 @@ func echoConnectors(t testing.TB) string {
 	return echoConnectorsDir.get(t, func(dir string) {
 		catalogtest.Build(t, dir, "github.com/relayhq/relay/plugins/echo/cmd/echo")
 		catalogtest.Build(t, dir, "github.com/relayhq/relay/core/httpapi/testdata/vault")
+	})
+}
+
+// webhookConnectors returns a connectors dir holding the webhook
+// connector as a plugin.
+func webhookConnectors(t testing.TB) string {
+	return webhookDir.get(t, func(dir string) {
+		catalogtest.Build(t, dir, "github.com/relayhq/relay/plugins/webhook/cmd/webhook")
 	})
 }
 

@@ -108,7 +108,7 @@ func testActionsEndToEnd(t *testing.T, ts *testServer) {
 		t.Fatalf("runs: %+v", runs)
 	}
 	events := ts.do("GET", "/v1/runs/"+run.ID+"/events", viewer, nil)
-	if events.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(string(events.Body), "event: status\nid: succeeded\n") {
+	if events.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(string(events.Body), "event: status\nid: 3\n") {
 		t.Fatalf("events: %s %s", events.Header.Get("Content-Type"), events.Body)
 	}
 
@@ -351,7 +351,7 @@ func TestInFlightAndAsync(t *testing.T) {
 			statuses = append(statuses, id)
 		}
 	}
-	if len(statuses) == 0 || statuses[len(statuses)-1] != "succeeded" {
+	if len(statuses) == 0 || statuses[len(statuses)-1] != "3" {
 		t.Fatalf("events of an async run: %v\n%s", statuses, events.Body)
 	}
 }
@@ -436,7 +436,7 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 	body := <-stream
-	if !strings.Contains(body, "event: timeout") || strings.Contains(body, "id: succeeded") {
+	if !strings.Contains(body, "event: timeout") || strings.Contains(body, "id: 3") {
 		t.Fatalf("the stream did not end with the shutdown:\n%s", body)
 	}
 }
@@ -481,9 +481,9 @@ func TestEventStreamsAreCappedPerWorkspace(t *testing.T) {
 	if resp := ts.do("GET", "/v1/runs/"+run.ID+"/events", other[core.RoleViewer], nil); resp.Status != 404 {
 		t.Fatalf("another workspace's stream of a run it cannot see: %d", resp.Status)
 	}
-	// A stream whose client left is noticed at its next ping (5 s).
+	// A stream whose client left frees its slot at once.
 	first.Body.Close()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(2 * time.Second)
 	for {
 		resp := open()
 		if resp.StatusCode == 200 {
@@ -493,7 +493,7 @@ func TestEventStreamsAreCappedPerWorkspace(t *testing.T) {
 			t.Fatalf("after a stream closed, a new one still gets %d", resp.StatusCode)
 		}
 		resp.Body.Close()
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -536,5 +536,39 @@ func TestActionsOfTwoVersions(t *testing.T) {
 	ts.do("GET", "/v1/actions/vault.delete_item", keys[core.RoleViewer], nil).decode(t, &one)
 	if one.Version != "1.1.0" || !slices.Equal(one.Connections, []string{"new"}) {
 		t.Fatalf("GET vault.delete_item: %+v, want version 1.1.0 with connection new", one)
+	}
+}
+
+// An action the workspace does not have is 404 unknown_action, however it
+// is missing; a connection it does not have is 404 not_found.
+func TestUnknownAction(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	ts.createEcho(keys[core.RoleAdmin], "shared")
+	dev := keys[core.RoleDeveloper]
+	body := map[string]any{"params": map[string]any{}}
+	for _, tt := range []struct {
+		name, method, path string
+		body               any
+		code               string
+	}{
+		{"the connector has no such action", "GET", "/v1/actions/echo.nope", nil, core.EUnknownAction},
+		{"no connection of the connector", "GET", "/v1/actions/vault.slow", nil, core.EUnknownAction},
+		{"no such connector", "GET", "/v1/actions/nope.thing", nil, core.EUnknownAction},
+		{"not an action id", "GET", "/v1/actions/echo", nil, core.EUnknownAction},
+		{"preview", "POST", "/v1/actions/echo.nope/preview", body, core.EUnknownAction},
+		{"execute", "POST", "/v1/actions/echo.nope/execute", body, core.EUnknownAction},
+		{"execute, not an action id", "POST", "/v1/actions/echo/execute", body, core.EUnknownAction},
+		{"no such connection", "POST", "/v1/actions/echo.echo/execute", map[string]any{"params": map[string]any{}, "connection": "missing"}, core.ENotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.with(t).do(tt.method, tt.path, dev, tt.body)
+			if resp.Status != http.StatusNotFound {
+				t.Fatalf("status %d, want 404: %s", resp.Status, resp.Body)
+			}
+			if p := resp.problem(t); p.Code != tt.code {
+				t.Fatalf("code %q, want %q: %s", p.Code, tt.code, resp.Body)
+			}
+		})
 	}
 }

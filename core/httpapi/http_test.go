@@ -46,6 +46,9 @@ func TestProblemResponses(t *testing.T) {
 		{"missing role", "POST", "/v1/keys", admin, map[string]string{"name": "x"}, nil, 400, core.EInvalid},
 		{"name too long", "POST", "/v1/keys", admin, map[string]string{"role": "viewer", "name": strings.Repeat("n", 101)}, nil, 400, core.EInvalid},
 		{"text body", "POST", "/v1/keys", admin, `{"role":"viewer"}`, []string{"Content-Type", "text/plain"}, 415, core.EUnsupportedMedia},
+		{"form body", "POST", "/v1/keys", admin, `{"role":"viewer"}`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, core.EUnsupportedMedia},
+		{"no Content-Type", "POST", "/v1/keys", admin, `{"role":"viewer"}`, []string{"Content-Type", ""}, 415, core.EUnsupportedMedia},
+		{"no Content-Type, no body", "POST", "/v1/keys", admin, nil, nil, 415, core.EUnsupportedMedia},
 		{"bad limit", "GET", "/v1/keys?limit=0", admin, nil, nil, 400, core.EInvalid},
 		{"huge limit", "GET", "/v1/keys?limit=100000", admin, nil, nil, 400, core.EInvalid},
 		{"bad cursor", "GET", "/v1/keys?cursor=%%%", admin, nil, nil, 400, core.EInvalid},
@@ -302,5 +305,28 @@ func TestReadyzReusesItsResult(t *testing.T) {
 	}
 	if n := probes.Load(); n != 1 {
 		t.Fatalf("%d probes for 5 requests, want 1", n)
+	}
+}
+
+// A server stopped as soon as it starts stops: Shutdown before Serve has
+// begun to accept must not leave Serve accepting for ever.
+func TestShutdownRightAfterStart(t *testing.T) {
+	cfg := newTestServer(t, nil).Server.cfg
+	for i := range 50 {
+		srv := New(cfg)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("try %d: Serve still runs 10 s after Shutdown", i+1)
+		}
 	}
 }

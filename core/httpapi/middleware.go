@@ -98,15 +98,29 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		setSecurityHeaders(c)
 	}
 	p.RequestID = rid
-	p.Instance = c.Path()
+	// Only a path that matched a route is named: any other may be
+	// anything the client sent, keys included.
+	if _, matched := c.Locals(localRoute).(string); matched {
+		p.Instance = c.Path()
+	}
 	var ce *core.Error
 	if errors.As(err, &ce) {
 		retryAfterHeader(c, ce)
 	}
 	if internal {
+		var fe *fiber.Error
+		if errors.As(err, &fe) {
+			// What the HTTP layer says may quote the request.
+			err = fmt.Errorf("HTTP layer error %d", fe.Code)
+		}
 		s.log.Error("internal error", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err)
 	}
 	if observed, _ := c.Locals(localObserved).(bool); !observed {
+		// Refused before the body was read: fasthttp closes the
+		// connection after this answer, so let the client finish sending.
+		if lc, ok := c.Context().Conn().(*lingerConn); ok {
+			lc.lingerOnClose()
+		}
 		s.log.Info("request refused", "request_id", rid, "status", p.Status, "code", p.Code, "ip", c.IP())
 		s.metrics.requests.WithLabelValues(c.Method(), "unmatched", strconv.Itoa(p.Status)).Inc()
 	}
@@ -148,10 +162,8 @@ type principal struct {
 	Workspace *core.Workspace
 }
 
-// handle wraps a route's handler with the one check every route passes:
-// authenticate, charge the workspace's quota, then enforce the role. The
-// order matters: a refused call still costs quota, and an unauthenticated
-// one is charged to the client's address so key guessing is slowed too.
+// handle wraps a route's handler with the check every /v1 route passes
+// (admit).
 func (s *Server) handle(r route) fiber.Handler {
 	template := openAPIPath(r.path)
 	return func(c *fiber.Ctx) error {
@@ -159,40 +171,66 @@ func (s *Server) handle(r route) fiber.Handler {
 		if r.role == "" {
 			return r.handler(c, nil)
 		}
-		ip := c.IP()
-		// An address that used up its quota of failed attempts is refused
-		// before its key is looked up, so guessing costs the database nothing.
-		if wait := s.guessers.blockedFor(ip, time.Now()); wait > 0 {
-			return &core.Error{Code: core.ERateLimited, RetryAfter: wait, // handleError sets Retry-After
-				Message: fmt.Sprintf("too many failed authentications from this address; retry in %d s", max(1, ceilSeconds(wait)))}
-		}
-		p, authErr := s.authenticate(c)
-		if authErr != nil {
-			if d, err := s.charge(c, "ip:"+ip, s.cfg.DefaultRateLimit); err != nil {
-				if !d.Allowed {
-					s.guessers.block(ip, time.Now().Add(d.RetryAfter))
-				}
-				return err
-			}
-			return authErr
-		}
-		c.Locals(localPrincipal, p)
-		limit := s.cfg.DefaultRateLimit
-		if p.Workspace.RateLimit != nil {
-			limit = *p.Workspace.RateLimit
-		}
-		if _, err := s.charge(c, "ws:"+p.Workspace.ID, limit); err != nil {
+		p, err := s.admit(c, r)
+		if err != nil {
 			return err
-		}
-		if !p.Key.Role.Allows(r.role) {
-			if r.method != fiber.MethodGet {
-				// A refused attempt to change something is on record too.
-				s.auditDenied(c, p, r)
-			}
-			return core.Errorf(core.EForbidden, "this needs a key with the %s role; this key is %s", r.role, p.Key.Role)
 		}
 		return r.handler(c, p)
 	}
+}
+
+// admit authenticates the caller, charges the workspace's quota, then
+// enforces the route's role. The order matters: a refused call still
+// costs quota. A key is checked before anything about the client's
+// address, so that a flood of bad keys from an address (a NAT, a proxy)
+// does not lock out the valid keys that share it; only a request whose
+// key fails is charged to its address.
+func (s *Server) admit(c *fiber.Ctx, r route) (*principal, error) {
+	p, err := s.authenticate(c)
+	if err != nil {
+		if core.ErrorCode(err) != core.EUnauthenticated {
+			return nil, err // the store failed: not the caller's fault
+		}
+		return nil, s.chargeFailure(c, err)
+	}
+	c.Locals(localPrincipal, p)
+	limit := s.cfg.DefaultRateLimit
+	if p.Workspace.RateLimit != nil {
+		limit = *p.Workspace.RateLimit
+	}
+	if _, err := s.charge(c, policyWorkspace, "ws:"+p.Workspace.ID, limit); err != nil {
+		return nil, err
+	}
+	if !p.Key.Role.Allows(r.role) {
+		if r.method != fiber.MethodGet {
+			// A refused attempt to change something is on record too.
+			s.auditDenied(c, p, r)
+		}
+		return nil, core.Errorf(core.EForbidden, "this needs a key with the %s role; this key is %s", r.role, p.Key.Role)
+	}
+	return p, nil
+}
+
+// chargeFailure charges a failed authentication to the client's address,
+// and returns the error to answer with: authErr, or 429 once the address
+// has used up its quota. An address over its quota is remembered until it
+// may try again, so that its next attempts cost not even the limiter.
+func (s *Server) chargeFailure(c *fiber.Ctx, authErr error) error {
+	ip := c.IP()
+	limit := s.cfg.DefaultRateLimit
+	if wait := s.guessers.blockedFor(ip, time.Now()); wait > 0 {
+		setRateLimitHeaders(c, policyAddress, limit, 0, wait)
+		return &core.Error{Code: core.ERateLimited, RetryAfter: wait, // handleError sets Retry-After
+			Message: fmt.Sprintf("too many failed authentications from this address; retry in %d s", max(1, ceilSeconds(wait)))}
+	}
+	d, err := s.charge(c, policyAddress, "ip:"+ip, limit)
+	if err != nil {
+		if !d.Allowed {
+			s.guessers.block(ip, time.Now().Add(d.RetryAfter))
+		}
+		return err
+	}
+	return authErr
 }
 
 // authenticate checks the bearer key. A malformed key is refused before the
@@ -221,10 +259,18 @@ func (s *Server) authenticate(c *fiber.Ctx) (*principal, error) {
 	return &principal{Key: key, Workspace: ws}, nil
 }
 
+// The quotas a request is charged to, as the RateLimit headers name them:
+// the workspace's for an authenticated request, the client address's for
+// one whose key failed.
+const (
+	policyWorkspace = `"workspace"`
+	policyAddress   = `"address"`
+)
+
 // charge takes one request from the quota named bucket, sets the RateLimit
 // headers (draft-ietf-httpapi-ratelimit-headers) and refuses with 429 when
 // the quota is used up.
-func (s *Server) charge(c *fiber.Ctx, bucket string, limit core.RateLimit) (core.RateDecision, error) {
+func (s *Server) charge(c *fiber.Ctx, policy, bucket string, limit core.RateLimit) (core.RateDecision, error) {
 	d, err := s.cfg.Limiter.Allow(c.UserContext(), bucket, limit)
 	if err != nil {
 		// Never let a request through unlimited: refuse it instead.
@@ -232,15 +278,19 @@ func (s *Server) charge(c *fiber.Ctx, bucket string, limit core.RateLimit) (core
 		return d, &core.Error{Code: core.EUnavailable, RetryAfter: outageRetryAfter,
 			Message: "the rate limiter is unavailable; retry shortly"}
 	}
-	window := (limit.Burst + limit.Rate - 1) / limit.Rate
-	c.Set("RateLimit-Policy", `"workspace";q=`+strconv.Itoa(limit.Burst)+";w="+strconv.Itoa(window))
-	c.Set("RateLimit", `"workspace";r=`+strconv.Itoa(d.Remaining)+";t="+strconv.Itoa(ceilSeconds(d.ResetAfter)))
+	setRateLimitHeaders(c, policy, limit, d.Remaining, d.ResetAfter)
 	if !d.Allowed {
 		wait := max(1, ceilSeconds(d.RetryAfter))
 		return d, &core.Error{Code: core.ERateLimited, RetryAfter: time.Duration(wait) * time.Second, // handleError sets Retry-After
 			Message: fmt.Sprintf("over the limit of %d requests/s (burst %d); retry in %d s", limit.Rate, limit.Burst, wait)}
 	}
 	return d, nil
+}
+
+func setRateLimitHeaders(c *fiber.Ctx, policy string, limit core.RateLimit, remaining int, reset time.Duration) {
+	window := (limit.Burst + limit.Rate - 1) / limit.Rate
+	c.Set("RateLimit-Policy", policy+";q="+strconv.Itoa(limit.Burst)+";w="+strconv.Itoa(window))
+	c.Set("RateLimit", policy+";r="+strconv.Itoa(remaining)+";t="+strconv.Itoa(ceilSeconds(reset)))
 }
 
 // guessers remembers the addresses whose failed authentications used up

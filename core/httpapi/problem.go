@@ -62,17 +62,20 @@ var statusOf = map[string]int{
 	core.ERunInterrupted:         http.StatusInternalServerError,
 }
 
-// fiberCodes translates the errors Fiber and fasthttp raise themselves
-// (no route, body too large, …) into core codes.
-var fiberCodes = map[int]string{
-	fiber.StatusBadRequest:                  core.EInvalid,
-	fiber.StatusNotFound:                    core.ENotFound,
-	fiber.StatusMethodNotAllowed:            core.EMethod,
-	fiber.StatusRequestTimeout:              core.ETimeout,
-	fiber.StatusRequestEntityTooLarge:       core.ETooLarge,
-	fiber.StatusRequestHeaderFieldsTooLarge: core.EHeadersTooLarge,
-	fiber.StatusUnsupportedMediaType:        core.EUnsupportedMedia,
-	fiber.StatusServiceUnavailable:          core.EUnavailable,
+// fiberProblems translates the errors Fiber and fasthttp raise themselves
+// (no route, body too large, a request that does not parse, …) into core
+// codes, each with a fixed text. Their own messages are never shown:
+// fasthttp's parse errors quote the request's bytes, Authorization header
+// included, and Fiber's 404 quotes the path.
+var fiberProblems = map[int]struct{ code, detail string }{
+	fiber.StatusBadRequest:                  {core.EInvalid, "the request is not valid HTTP/1.1: a malformed request line, header or Content-Length"},
+	fiber.StatusNotFound:                    {core.ENotFound, "no such route; see /openapi.json"},
+	fiber.StatusMethodNotAllowed:            {core.EMethod, "this route does not take this method"},
+	fiber.StatusRequestTimeout:              {core.ETimeout, "the request was not read in time"},
+	fiber.StatusRequestEntityTooLarge:       {core.ETooLarge, "the request body is over the size limit"},
+	fiber.StatusRequestHeaderFieldsTooLarge: {core.EHeadersTooLarge, "the request headers are over the size limit"},
+	fiber.StatusUnsupportedMediaType:        {core.EUnsupportedMedia, "the body must be application/json"},
+	fiber.StatusServiceUnavailable:          {core.EUnavailable, "the server cannot take the request now; retry shortly"},
 }
 
 // problemFor turns any error into the problem the caller sees. It reports
@@ -82,8 +85,8 @@ func problemFor(err error) (p Problem, internal bool) {
 	code, msg := core.ErrorCode(err), core.ErrorMessage(err)
 	var fe *fiber.Error
 	if code == core.EInternal && errors.As(err, &fe) {
-		if c, ok := fiberCodes[fe.Code]; ok {
-			code, msg = c, fe.Message
+		if fp, ok := fiberProblems[fe.Code]; ok {
+			code, msg = fp.code, fp.detail
 		}
 	}
 	status, ok := statusOf[code]

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,6 +23,7 @@ func FuzzProblem(f *testing.F) {
 	f.Add(1, "", "plain error with \"quotes\" and \xff bytes")
 	f.Add(413, "", "body too large")
 	f.Add(499, "", "odd status")
+	f.Add(400, "", "error when reading request headers: Authorization: Bearer rly_x")
 	f.Add(0, core.EInternal, "db password=x")
 
 	s := &Server{log: hclog.NewNullLogger(), metrics: newMetrics()}
@@ -64,10 +66,24 @@ func FuzzProblem(f *testing.F) {
 		if kind == 0 && statusOf[code] != 0 && p.Code != code {
 			t.Fatalf("code %q, want %q", p.Code, code)
 		}
+		if kind > 1 && len(msg) >= 4 && strings.Contains(p.Detail, msg) && !fixedFiberText(msg) {
+			t.Fatalf("an HTTP layer error shows its own text %q", p.Detail)
+		}
 		if p.RequestID == "" || resp.Header.Get("X-Request-Id") != p.RequestID {
 			t.Fatalf("request id %q / %q", p.RequestID, resp.Header.Get("X-Request-Id"))
 		}
 	})
+}
+
+// fixedFiberText reports whether s is part of a fixed text the server
+// shows for HTTP layer errors.
+func fixedFiberText(s string) bool {
+	for _, fp := range fiberProblems {
+		if strings.Contains(fp.detail, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonRoundTrip is what a string reads as after JSON: invalid UTF-8 bytes

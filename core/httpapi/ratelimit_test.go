@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -129,4 +132,182 @@ func TestRateLimitRedisStopped(t *testing.T) {
 
 	proxy.cut()
 	exhaust(t, ts, b[core.RoleViewer], 4)
+}
+
+// A flood of bad keys from one address (behind a NAT or a proxy, every
+// tenant's address) must not lock out a valid key from that address: the
+// address's penalty is for requests whose key fails, and a valid key is
+// checked before the penalty is looked at.
+func TestBadKeyFloodSparesValidKeys(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.DefaultRateLimit = core.RateLimit{Rate: 50, Burst: 100} })
+	victim, keys := ts.workspace("victim")
+	if err := ts.Store.SetWorkspaceRateLimit(context.Background(), victim.ID, &core.RateLimit{Rate: 100_000, Burst: 100_000}); err != nil {
+		t.Fatal(err)
+	}
+	_, attacker := ts.workspace("attacker")
+	good := keys[core.RoleViewer]
+	id, _, _ := core.ParseKey(attacker[core.RoleViewer])
+	wrongSecret, _ := core.NewKeyToken(id)
+	bad := []string{"rly_nope", ts.keyForUnknownID(), wrongSecret, attacker[core.RoleViewer] + "x"}
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	get := func(key string) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v1/workspace", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, nil
+	}
+	const flood = 4000
+	var (
+		mu                  sync.Mutex
+		statuses            = map[int]int{}
+		noHeaders, validBad int
+		errs                []error
+		validSent           int
+	)
+	noteHeaders := func(resp *http.Response) {
+		if resp.Header.Get("RateLimit-Policy") == "" || resp.Header.Get("RateLimit") == "" {
+			noHeaders++
+		}
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				resp, err := get(bad[i%len(bad)])
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					statuses[resp.StatusCode]++
+					noteHeaders(resp)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	stop := make(chan struct{})
+	validDone := make(chan struct{})
+	go func() {
+		defer close(validDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := get(good)
+			mu.Lock()
+			validSent++
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				if resp.StatusCode != http.StatusOK {
+					validBad++
+				}
+				noteHeaders(resp)
+			}
+			mu.Unlock()
+		}
+	}()
+	for i := range flood {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(stop)
+	<-validDone
+
+	if len(errs) > 0 {
+		t.Fatalf("%d requests failed, the first: %v", len(errs), errs[0])
+	}
+	t.Logf("bad keys: %v; valid key: %d requests", statuses, validSent)
+	if statuses[http.StatusTooManyRequests] == 0 || statuses[http.StatusUnauthorized] == 0 {
+		t.Fatalf("bad keys got %v: want 401s and then 429s once the address's quota is used up", statuses)
+	}
+	if validSent < 50 {
+		t.Fatalf("only %d requests with the valid key during the flood", validSent)
+	}
+	if validBad != 0 {
+		t.Fatalf("%d of %d requests with a valid key were refused during the flood", validBad, validSent)
+	}
+	if noHeaders != 0 {
+		t.Fatalf("%d responses lack RateLimit headers", noHeaders)
+	}
+}
+
+// Every answer of a /v1 path says where the caller stands, refusals and
+// paths that match no route included.
+func TestEveryV1ResponseHasRateLimitHeaders(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.DefaultRateLimit = core.RateLimit{Rate: 1, Burst: 30} })
+	_, keys := ts.workspace("acme")
+	_, small := ts.workspace("small")
+	tests := []struct {
+		name         string
+		method, path string
+		key          string
+		body         any
+		status       int
+		policy       string
+	}{
+		{"ok", "GET", "/v1/workspace", keys[core.RoleViewer], nil, 200, `"workspace"`},
+		{"no key", "GET", "/v1/workspace", "", nil, 401, `"address"`},
+		{"forbidden", "GET", "/v1/keys", keys[core.RoleViewer], nil, 403, `"workspace"`},
+		{"no such key", "GET", "/v1/keys/" + core.NewID(), keys[core.RoleAdmin], nil, 404, `"workspace"`},
+		{"no such route", "GET", "/v1/nothing", keys[core.RoleViewer], nil, 404, `"workspace"`},
+		{"no such route, no key", "GET", "/v1/nothing", "", nil, 401, `"address"`},
+		{"the bare prefix", "GET", "/v1", keys[core.RoleViewer], nil, 404, `"workspace"`},
+		{"wrong method", "PUT", "/v1/keys", keys[core.RoleAdmin], nil, 405, `"workspace"`},
+		{"wrong method on a path with an id", "POST", "/v1/keys/" + core.NewID(), keys[core.RoleAdmin], nil, 405, `"workspace"`},
+		{"bad body", "POST", "/v1/keys", keys[core.RoleAdmin], "{", 400, `"workspace"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.with(t).do(tt.method, tt.path, tt.key, tt.body)
+			if resp.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.Status, tt.status, resp.Body)
+			}
+			for _, h := range []string{"RateLimit-Policy", "RateLimit"} {
+				if got := resp.Header.Get(h); !strings.HasPrefix(got, tt.policy+";") {
+					t.Errorf("%s %q, want the %s policy", h, got, tt.policy)
+				}
+			}
+		})
+	}
+	if resp := ts.do("PUT", "/v1/keys", keys[core.RoleAdmin], nil); resp.Header.Get("Allow") != "GET, HEAD, POST" {
+		t.Errorf("405 with Allow %q", resp.Header.Get("Allow"))
+	}
+	if resp := ts.do("GET", "/v1x", "", nil); resp.Status != 404 {
+		t.Errorf("GET /v1x: %d, want 404 (not a /v1 path)", resp.Status)
+	}
+	// Both 429s: the workspace's quota, and the address's for failed keys.
+	exhaust(t, ts, small[core.RoleViewer], 30)
+	resp := ts.do("GET", "/v1/workspace", small[core.RoleViewer], nil)
+	if resp.Status != 429 || !strings.HasPrefix(resp.Header.Get("RateLimit"), `"workspace";r=0;`) {
+		t.Errorf("over the workspace's quota: %d, RateLimit %q", resp.Status, resp.Header.Get("RateLimit"))
+	}
+	for i := 0; ; i++ {
+		resp := ts.do("GET", "/v1/workspace", "rly_nope", nil)
+		if resp.Status == 429 {
+			if !strings.HasPrefix(resp.Header.Get("RateLimit"), `"address";r=0;`) || resp.Header.Get("RateLimit-Policy") == "" {
+				t.Errorf("over the address's quota: RateLimit %q, RateLimit-Policy %q", resp.Header.Get("RateLimit"), resp.Header.Get("RateLimit-Policy"))
+			}
+			// Once more: now refused from the memory of blocked addresses.
+			resp = ts.do("GET", "/v1/workspace", "rly_nope", nil)
+			if resp.Status != 429 || !strings.HasPrefix(resp.Header.Get("RateLimit"), `"address";r=0;`) {
+				t.Errorf("a blocked address: %d, RateLimit %q", resp.Status, resp.Header.Get("RateLimit"))
+			}
+			break
+		}
+		if i > 40 {
+			t.Fatal("failed keys are never refused with 429")
+		}
+	}
 }

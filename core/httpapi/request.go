@@ -14,14 +14,14 @@ import (
 
 var jsonMarshal = json.Marshal
 
-// decodeBody reads a JSON object into v. Unknown fields are refused, so a
-// misspelt field is an error rather than silently ignored.
+// decodeBody reads a JSON object into v. The body must say it is JSON
+// (Content-Type: application/json, with or without a charset). Unknown
+// fields are refused, so a misspelt field is an error rather than
+// silently ignored.
 func decodeBody(c *fiber.Ctx, v any) error {
-	if ct := c.Get(fiber.HeaderContentType); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != fiber.MIMEApplicationJSON {
-			return core.Errorf(core.EUnsupportedMedia, "the body must be application/json")
-		}
+	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mt != fiber.MIMEApplicationJSON {
+		return core.Errorf(core.EUnsupportedMedia, "the body must be a JSON object sent with Content-Type: application/json")
 	}
 	dec := json.NewDecoder(bytes.NewReader(c.Body()))
 	dec.DisallowUnknownFields()

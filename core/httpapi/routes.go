@@ -52,6 +52,52 @@ func (s *Server) routeTable() []route {
 	}
 }
 
+// noRoute answers a /v1 path that no route matched: 405 with Allow when
+// the path exists with other methods, 404 otherwise. It admits the caller
+// as any /v1 route does, so that every /v1 answer costs quota and says
+// where the caller stands in the RateLimit headers.
+func (s *Server) noRoute(c *fiber.Ctx) error {
+	if p := c.Path(); p != "/v1" && !strings.HasPrefix(p, "/v1/") {
+		return c.Next() // Use matches any path that starts with /v1, /v1x too
+	}
+	if _, err := s.admit(c, route{method: c.Method(), role: core.RoleViewer}); err != nil {
+		return err
+	}
+	var allow []string
+	for _, r := range s.routes {
+		if pathMatches(r.path, c.Path()) {
+			allow = append(allow, r.method)
+			if r.method == fiber.MethodGet {
+				allow = append(allow, fiber.MethodHead)
+			}
+		}
+	}
+	if len(allow) > 0 {
+		c.Set(fiber.HeaderAllow, strings.Join(allow, ", "))
+		return fiber.ErrMethodNotAllowed
+	}
+	return fiber.ErrNotFound
+}
+
+// pathMatches reports whether path matches the Fiber route pattern: the
+// same segments, where a :param segment matches any non-empty one.
+func pathMatches(pattern, path string) bool {
+	ps, segs := strings.Split(pattern, "/"), strings.Split(strings.TrimSuffix(path, "/"), "/")
+	if len(ps) != len(segs) {
+		return false
+	}
+	for i, p := range ps {
+		if strings.HasPrefix(p, ":") {
+			if segs[i] == "" {
+				return false
+			}
+		} else if p != segs[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // Route describes a registered endpoint, with its path in OpenAPI syntax.
 type Route struct {
 	Method string

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -64,6 +65,10 @@ type Server struct {
 	guessers guessers
 	ready    readiness
 
+	mu       sync.Mutex
+	listener net.Listener // what Serve serves on
+	shutDown bool
+
 	// streams ends every event stream when the server shuts down.
 	streams     context.Context
 	stopStreams context.CancelFunc
@@ -101,12 +106,18 @@ func New(cfg Config) *Server {
 		JSONEncoder:  json.Marshal,
 		JSONDecoder:  json.Unmarshal,
 	})
+	// fasthttp's errors for a request it cannot parse quote the request's
+	// bytes, keys and all; handleError never shows them, and with this
+	// they do not even hold them.
+	s.app.Server().SecureErrorLogMessage = true
 	s.app.Use(s.observe)
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.routes = s.routeTable()
 	for _, r := range s.routes {
 		s.app.Add(r.method, r.path, s.handle(r))
 	}
+	// After every route: a /v1 path that none matched.
+	s.app.Use("/v1", s.noRoute)
 	return s
 }
 
@@ -118,14 +129,36 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 // Serve answers requests on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutDown {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	s.listener = ln
+	s.mu.Unlock()
+	return s.app.Listener(lingerListener{ln})
+}
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in flight to finish.
 //
 // Event streams end first: they would otherwise hold their connections
 // open, and the shutdown with them, for as long as their runs take.
+//
+// A Shutdown that comes before Serve has handed its listener to fasthttp
+// (a server stopped as it starts) closes the listener itself: fasthttp
+// closes only the listeners it has, and would serve on for ever.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopStreams()
-	return s.app.ShutdownWithContext(ctx)
+	s.mu.Lock()
+	s.shutDown = true
+	ln := s.listener
+	s.mu.Unlock()
+	err := s.app.ShutdownWithContext(ctx)
+	if ln != nil {
+		ln.Close()
+	}
+	return err
 }

@@ -43,6 +43,11 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d == sqliteDialect {
+		if err := restrictSQLiteFiles(dsn); err != nil {
+			return nil, fmt.Errorf("sqlstore: SQLite database file: %w", err)
+		}
+	}
 	pool, err := openCached(d, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open %s: %w", d.name, err)

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// errHelpShown is what a command returns once it has printed the help it
+// was asked for (-h, --help); run makes it a success.
+var errHelpShown = errors.New("help shown")
+
+// commandHelp is the start of a command's help: how to call it, and what
+// it does.
+type commandHelp struct{ synopsis, summary string }
+
+// commands is every command's help, by its name after "relay". The
+// dispatch in run and the usage text list the same commands (a test
+// checks).
+var commands = map[string]commandHelp{
+	"serve": {"relay serve [flags]",
+		"Runs the server: the HTTP API on --addr over the store, running the connectors in --connectors-dir."},
+	"migrate": {"relay migrate [flags]",
+		"Applies the database migrations the store lacks, and says which."},
+	"workspaces create": {"relay workspaces create NAME [flags]",
+		"Makes a workspace."},
+	"workspaces list": {"relay workspaces list [flags]",
+		"Lists the workspaces, with their request quotas."},
+	"workspaces set-limit": {"relay workspaces set-limit NAME --rate N --burst N | --default [flags]",
+		"Sets a workspace's request quota, or with --default puts it back on the server's."},
+	"keys create": {"relay keys create --workspace NAME --role admin|developer|viewer [--name N] [flags]",
+		"Makes an API key and prints it alone: it is shown only this once. The server must have started once on the data dir (it makes the master key)."},
+	"keys list": {"relay keys list --workspace NAME [flags]",
+		"Lists a workspace's active keys."},
+	"keys revoke": {"relay keys revoke --workspace NAME ID [flags]",
+		"Revokes a key: it is refused from its next request on."},
+	"connectors list": {"relay connectors list [flags]",
+		"Lists the connectors in --connectors-dir: versions, forms and actions."},
+	"connectors call": {"relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON] [--secret k=v] [--preview] [flags]\n" +
+		"       relay connectors call NAME[@VERSION] --check-config [--config JSON] [--secret k=v] [flags]",
+		"Runs one action (or checks a config) as the server would, without a server."},
+	"secrets rotate-master": {"relay secrets rotate-master --new-key-file FILE [--install] [flags]",
+		"Re-wraps every data key, and the API key pepper, with the master key in FILE. Stop every server first. " +
+			"--install then replaces the current key file with FILE's key; without it, do that yourself before restarting."},
+	"audit verify": {"relay audit verify [--workspace NAME] [flags]",
+		"Checks the audit log's hash chains; exits 1 naming the first edited, inserted, deleted or reordered record."},
+	"version": {"relay version", "Prints the version."},
+}
+
+// groups are the first words of the commands that have a second.
+var groups = map[string]bool{"workspaces": true, "keys": true, "connectors": true, "secrets": true, "audit": true}
+
+// isHelpFlag reports whether arg asks for help.
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+// printCommandHelp writes the help of the command whose flags fs holds.
+func printCommandHelp(w io.Writer, fs *flag.FlagSet) {
+	h := commands[strings.TrimPrefix(fs.Name(), "relay ")]
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", h.synopsis, h.summary)
+	var any bool
+	fs.VisitAll(func(*flag.Flag) { any = true })
+	if any {
+		fmt.Fprint(w, "\nFlags:\n")
+		out := fs.Output()
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(out)
+	}
+}
+
+// printGroupHelp writes the synopses of a group's commands.
+func printGroupHelp(w io.Writer, group string) {
+	var names []string
+	for name := range commands {
+		if strings.HasPrefix(name, group+" ") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "Usage:")
+	for _, name := range names {
+		fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(commands[name].synopsis, "\n       ", "\n  "))
+	}
+	fmt.Fprintf(w, "\nRun \"relay %s COMMAND -h\" for a command's flags.\n", group)
+}
