@@ -52,12 +52,27 @@ func testActionsEndToEnd(t *testing.T, ts *testServer) {
 
 	var connectors struct {
 		Data []struct {
-			Name string `json:"name"`
+			Name     string   `json:"name"`
+			Versions []string `json:"versions"`
+			Sandbox  []struct {
+				Version, Runtime, Mode, Network, Filesystem string
+			} `json:"sandbox"`
 		} `json:"data"`
 	}
 	ts.do("GET", "/v1/connectors", viewer, nil).decode(t, &connectors)
 	if len(connectors.Data) != 2 {
 		t.Fatalf("connectors: %+v", connectors)
+	}
+	// Each version's native process is sandboxed on this machine.
+	for _, c := range connectors.Data {
+		if len(c.Sandbox) != len(c.Versions) {
+			t.Fatalf("%s: sandbox %+v for versions %v", c.Name, c.Sandbox, c.Versions)
+		}
+		for i, sb := range c.Sandbox {
+			if sb.Version != c.Versions[i] || sb.Runtime != "native" || sb.Mode != "auto" || sb.Network != "host-only" || sb.Filesystem != "restricted" {
+				t.Errorf("%s: sandbox %+v", c.Name, sb)
+			}
+		}
 	}
 	ts.createEcho(admin, "main")
 
