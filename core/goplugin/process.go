@@ -71,10 +71,7 @@ func (s *slot) startProcess() (*process, error) {
 		s.log.Error("connector binary is missing", "error", err)
 		return nil, core.Errorf(core.EConnectorUnavailable, "connector %s could not be started: its binary is missing", s.ref)
 	}
-	sb := s.rt.sandbox
-	if sb.mode == SandboxRequired && !sb.complete() {
-		return nil, sb.refusal(s.ref)
-	}
+	sb := s.rt.sandbox // SandboxRequired's refusal comes before: see Runtime.slot
 	cmd := exec.Command(path)
 	// go-plugin appends its own variables to cmd.Env; a clipped copy keeps
 	// concurrent starts from appending into one backing array.

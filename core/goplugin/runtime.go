@@ -212,6 +212,10 @@ func (r *Runtime) slot(ref core.ConnectorRef) (*slot, *catalog.Entry, error) {
 	if e.Native == nil {
 		return nil, nil, core.Errorf(core.EConnectorUnavailable, "connector %s has no native binary", ref)
 	}
+	if r.sandbox.mode == SandboxRequired && !r.sandbox.complete() {
+		// Refused before any start: not a crash loop to back off from.
+		return nil, nil, r.sandbox.refusal(e.Ref)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
