@@ -44,27 +44,35 @@ func BenchmarkNativeEcho(b *testing.B) {
 }
 
 // BenchmarkNativeStart measures a process start: a fresh runtime's first
-// echo.echo call, which starts the process (checksum, fork and exec,
-// handshake, Describe, and in the sandbox the namespaces, the Landlock
-// rules and the host network's offer), then the runtime's Close.
+// call, which starts the process (checksum, fork and exec, handshake,
+// Describe, and in the sandbox the namespaces and the Landlock rules),
+// then the runtime's Close. echo declares no egress; sandboxconn does, so
+// in the sandbox the host also lends it its network (Connector.OpenHost).
 func BenchmarkNativeStart(b *testing.B) {
 	cat, _ := testCatalog(b)
-	call := core.ActionCall{Action: "echo", Input: benchInput, WorkspaceID: "ws_bench"}
-	for _, mode := range []SandboxMode{SandboxOff, SandboxAuto} {
-		b.Run("sandbox="+string(mode), func(b *testing.B) {
-			lat := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				start := time.Now()
-				r := New(Config{Lookup: cat.Get, Sandbox: mode})
-				_, err := r.Execute(context.Background(), echoRef, call)
-				lat = append(lat, time.Since(start))
-				r.Close()
-				if err != nil {
-					b.Fatal(err)
+	for _, c := range []struct {
+		ref  core.ConnectorRef
+		call core.ActionCall
+	}{
+		{echoRef, core.ActionCall{Action: "echo", Input: benchInput, WorkspaceID: "ws_bench"}},
+		{sandboxc, core.ActionCall{Action: "read_file", Input: json.RawMessage(`{"path":"/dev/null"}`), WorkspaceID: "ws_bench"}},
+	} {
+		for _, mode := range []SandboxMode{SandboxOff, SandboxAuto} {
+			b.Run(c.ref.Name+"/sandbox="+string(mode), func(b *testing.B) {
+				lat := make([]time.Duration, 0, b.N)
+				for b.Loop() {
+					start := time.Now()
+					r := New(Config{Lookup: cat.Get, Sandbox: mode})
+					_, err := r.Execute(context.Background(), c.ref, c.call)
+					lat = append(lat, time.Since(start))
+					r.Close()
+					if err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			reportP50(b, lat)
-		})
+				reportP50(b, lat)
+			})
+		}
 	}
 }
 

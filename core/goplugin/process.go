@@ -131,7 +131,9 @@ func (s *slot) startProcess() (*process, error) {
 		client: client, cmd: cmd, stderr: stderr, dir: dir,
 		probe: make(chan struct{}, 1), gone: make(chan struct{}),
 	}
-	if sb.networkCut() {
+	// A connector that declares no egress may reach nothing: lending it
+	// the network would only cost the start another TLS handshake.
+	if sb.networkCut() && len(s.entry.Manifest.Egress) > 0 {
 		p.lent = hostnet.NewServer(egress.New(s.entry.Manifest.Egress, s.rt.cfg.EgressAllow), hostnet.Options{})
 	}
 	if err := p.connect(s.rt.cfg.StartTimeout, s.entry.Manifest); err != nil {

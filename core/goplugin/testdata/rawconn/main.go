@@ -46,6 +46,7 @@ func main() {
 	}
 	s, err := connector.NewServer(&connector.Connector{
 		Name: "rawconn", Version: "0.1.0", Title: "Raw test connector",
+		Egress: []string{"api.example.com"}, // so that a sandbox offers it the host's network
 		Actions: []connector.Action{
 			connector.NewAction(spec("pid"), nil, func(context.Context, connector.Request[empty]) (map[string]int, error) {
 				return map[string]int{"pid": os.Getpid()}, nil
