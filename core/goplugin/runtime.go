@@ -130,7 +130,7 @@ func New(cfg Config) *Runtime {
 	case !sb.complete():
 		cfg.Logger.Warn("native connectors run only partly sandboxed on this host", "problems", sb.problems)
 	default:
-		cfg.Logger.Debug("native connectors are sandboxed", "landlock_abi", sb.landlock.abi)
+		cfg.Logger.Info("native connectors are sandboxed: own network namespace, Landlock", "landlock_abi", sb.landlock.abi)
 	}
 	return &Runtime{
 		cfg:         cfg,
