@@ -182,6 +182,9 @@ func TestSandboxKeepsTheConnectorOffTheNetwork(t *testing.T) {
 				if a := try(t, r, "guard_dial", map[string]string{"address": p.private}); !strings.Contains(a.Error, "refused") {
 					t.Errorf("the guard's DialContext to %s: %+v, want a refusal", p.private, a)
 				}
+				if a := try(t, r, "fetch", map[string]string{"url": "http://" + p.private + "/"}); !strings.Contains(a.Error, "refused") {
+					t.Errorf("Fetch to %s: %+v, want a refusal", p.private, a)
+				}
 			}
 			if n, m := p.tcpHits.Load()-tcp, p.webHits.Load()-web; n != 1 || m != 1 {
 				t.Errorf("%d connections and %d requests through the host, want 1 and 1", n, m)
