@@ -328,7 +328,9 @@ func TestNoPluginOutlivesKilledHost(t *testing.T) {
 	}
 	_, root := testCatalog(t)
 	host := exec.Command(os.Args[0])
-	host.Env = append(os.Environ(), hostCatalogEnv+"="+root)
+	// The sandbox's private directories of the plugins outlive a killed
+	// host: make them where the test cleans up.
+	host.Env = append(os.Environ(), hostCatalogEnv+"="+root, "TMPDIR="+t.TempDir())
 	host.Stderr = os.Stderr
 	stdout, err := host.StdoutPipe()
 	if err != nil {
