@@ -93,7 +93,9 @@ func (l landlockSupport) fsRights() uint64 {
 // loader and libraries (for a binary that is not static), the CA
 // certificates (for TLS a connector makes itself over a connection the
 // host dialled), time zones, and the few files every program expects. None
-// holds anything of the server's. Paths that do not exist are skipped.
+// holds anything of the server's. The certificates are named one by one,
+// as Go's crypto/x509 looks for them, because /etc/ssl and /etc/pki also
+// hold the host's TLS private keys. Paths that do not exist are skipped.
 var systemPaths = []struct {
 	path   string
 	access uint64
@@ -101,7 +103,9 @@ var systemPaths = []struct {
 	{"/lib", execRights}, {"/lib64", execRights}, {"/lib32", execRights},
 	{"/usr/lib", execRights}, {"/usr/lib64", execRights}, {"/usr/lib32", execRights},
 	{"/etc/ld.so.cache", readRights},
-	{"/etc/ssl", readRights}, {"/etc/pki", readRights}, {"/etc/ca-certificates", readRights},
+	{"/etc/ssl/certs", readRights}, {"/etc/ssl/cert.pem", readRights}, {"/etc/ssl/ca-bundle.pem", readRights},
+	{"/etc/pki/tls/certs", readRights}, {"/etc/pki/tls/cacert.pem", readRights},
+	{"/etc/pki/ca-trust/extracted", readRights},
 	{"/usr/share/ca-certificates", readRights}, {"/usr/local/share/ca-certificates", readRights},
 	{"/usr/share/zoneinfo", readRights}, {"/etc/localtime", readRights},
 	{"/etc/hosts", readRights},
