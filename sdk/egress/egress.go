@@ -224,6 +224,20 @@ func (g *Guard) CheckAddr(host string, addr netip.Addr) error {
 // to the host, which resolves and checks the addresses by the same rules
 // with the operator's exceptions, and connects TCP only.
 func (g *Guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return g.dialVia(ctx, network, address, hostdial.Get())
+}
+
+// DialDirect is DialContext that always dials from this process, even one
+// that a host lends its network: for the side that makes connections on a
+// connector's behalf (a host), which must never send them back through a
+// network it lent.
+func (g *Guard) DialDirect(ctx context.Context, network, address string) (net.Conn, error) {
+	return g.dialVia(ctx, network, address, nil)
+}
+
+// dialVia checks the network and the host name, then has via make the
+// connection, or dials itself when via is nil.
+func (g *Guard) dialVia(ctx context.Context, network, address string, via hostdial.Func) (net.Conn, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
 	default:
@@ -237,9 +251,15 @@ func (g *Guard) DialContext(ctx context.Context, network, address string) (net.C
 	if err := g.CheckHost(host); err != nil {
 		return nil, err
 	}
-	if dial := hostdial.Get(); dial != nil {
-		return dial(ctx, network, address)
+	if via != nil {
+		return via(ctx, network, address)
 	}
+	return g.dial(ctx, network, host, port)
+}
+
+// dial resolves host, checks every address and dials the allowed ones in
+// order until one answers.
+func (g *Guard) dial(ctx context.Context, network, host, port string) (net.Conn, error) {
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}

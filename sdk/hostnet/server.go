@@ -140,7 +140,7 @@ func (s *Server) dial(ctx context.Context, network, address string) (net.Conn, *
 		return nil, &connectorv1.Error{Code: connectorv1.ErrorCode_ERROR_CODE_EGRESS_DENIED,
 			Message: (&egress.DeniedError{Host: address, Reason: "the host connects TCP only, not " + network}).Error()}
 	}
-	conn, err := s.guard.DialContext(ctx, network, address)
+	conn, err := s.guard.DialDirect(ctx, network, address)
 	if err == nil {
 		return conn, nil
 	}
