@@ -23,6 +23,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/relayhq/relay/core/catalog/catalogtest"
+	"github.com/relayhq/relay/core/goplugin"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/sdk/connectortest"
 )
@@ -52,6 +53,10 @@ func TestActionsOverHTTP(t *testing.T) {
 			cfg := Config{
 				DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: connectors,
 				EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+				// This machine can sandbox native connectors fully: the
+				// native calls below, SMTP's connection among them, go
+				// through the host's network.
+				NativeSandbox: goplugin.SandboxRequired,
 			}
 			if db.Name != "sqlite" {
 				cfg.DatabaseURL = db.URL(t)
@@ -69,6 +74,7 @@ func TestActionsOverHTTP(t *testing.T) {
 				testWebhook(api, runtime)
 			}
 			testSMTP(api)
+			testSandboxShown(api)
 			for _, secret := range []string{signingSecret, smtpPassword} {
 				if strings.Contains(logs.String(), secret) {
 					t.Errorf("the log contains a connection secret")
@@ -351,5 +357,36 @@ func waitForLog(t *testing.T, logs *syncBuffer, msg string, n int, within time.D
 			t.Fatalf("after %s the log has %d lines %q, want %d:\n%s", within, strings.Count(logs.String(), msg), msg, n, logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testSandboxShown checks that GET /v1/connectors shows how each form of
+// each version runs: native processes under --native-sandbox=required.
+func testSandboxShown(a *apiClient) {
+	var list struct {
+		Data []struct {
+			Name    string
+			Sandbox []struct {
+				Version, Runtime, Mode, Network, Filesystem string
+			}
+		}
+	}
+	if err := json.Unmarshal(a.must(200, "GET", "/v1/connectors", nil), &list); err != nil {
+		a.t.Fatal(err)
+	}
+	want := map[string]string{"echo": "wasm native", "webhook": "wasm native", "smtp": "native"}
+	for _, c := range list.Data {
+		var forms []string
+		for _, sb := range c.Sandbox {
+			forms = append(forms, sb.Runtime)
+			switch {
+			case sb.Runtime == "native" && (sb.Mode != "required" || sb.Network != "host-only" || sb.Filesystem != "restricted"),
+				sb.Runtime == "wasm" && (sb.Mode != "" || sb.Network != "host-only" || sb.Filesystem != "none"):
+				a.t.Errorf("%s: sandbox %+v", c.Name, sb)
+			}
+		}
+		if got := strings.Join(forms, " "); got != want[c.Name] {
+			a.t.Errorf("%s: sandbox shown for %q, want %q", c.Name, got, want[c.Name])
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/actions"
+	"github.com/relayhq/relay/core/goplugin"
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/wasmrt"
@@ -55,8 +56,9 @@ Usage:
   relay version                               print the version
 
 The store commands take --data-dir, --database-url and --master-key-file;
-serve and the connectors commands take --connectors-dir and --egress-allow;
-serve also takes --addr, --redis-url, --log-level, --run-stale-after and --queue-limit.
+serve and the connectors commands take --connectors-dir, --egress-allow and
+--native-sandbox; serve also takes --addr, --redis-url, --log-level,
+--run-stale-after and --queue-limit.
 Each flag can be set with its RELAY_* variable: --data-dir is RELAY_DATA_DIR.
 Run "relay COMMAND -h" for a command's flags.
 `
@@ -181,6 +183,19 @@ func connectorFlags(fs *flag.FlagSet, cfg *Config) error {
 		}
 		fs.IntVar(f.v, f.name, def, f.usage+" (RELAY_"+f.env+")")
 	}
+	sandbox, err := goplugin.ParseSandboxMode(env("NATIVE_SANDBOX", ""))
+	if err != nil {
+		return usageError{"RELAY_NATIVE_SANDBOX: " + err.Error()}
+	}
+	cfg.NativeSandbox = sandbox
+	fs.Func("native-sandbox", "auto (default: sandbox native connectors as far as the kernel allows), required (refuse to start one that cannot be), or off (trust their code) (RELAY_NATIVE_SANDBOX)", func(s string) error {
+		m, err := goplugin.ParseSandboxMode(s)
+		if err != nil {
+			return errors.New("want auto, required or off")
+		}
+		cfg.NativeSandbox = m
+		return nil
+	})
 	fs.StringVar(&cfg.WASMCacheDir, "wasm-cache-dir", env("WASM_CACHE_DIR", ""), "folder for compiled WASM connectors, made with mode 0700; default wasm-cache in --data-dir (RELAY_WASM_CACHE_DIR)")
 	fromFlags := false // the flags replace the variable's list, as every flag does
 	fs.Func("egress-allow", "a CIDR connectors may reach although it is private, loopback or link-local; repeatable (RELAY_EGRESS_ALLOW, comma-separated)", func(s string) error {

@@ -294,6 +294,8 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"workspaces", "create"},
 		{"workspaces", "create", "Bad Name"},
 		{"workspaces", "set-limit", "default"},
+		{"serve", "--native-sandbox", "sometimes"},
+		{"connectors", "list", "--native-sandbox", "on"},
 		{"nonsense"},
 	} {
 		if _, err := relay(t, cfg, args...); err == nil {

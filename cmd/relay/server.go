@@ -50,6 +50,9 @@ type Config struct {
 	// EgressAllow are the operator's exceptions to the ranges connectors
 	// may never reach (private, loopback, link-local, …).
 	EgressAllow []netip.Prefix
+	// NativeSandbox is --native-sandbox: how native connectors' processes
+	// are kept from the host (goplugin.SandboxMode).
+	NativeSandbox goplugin.SandboxMode
 	// WASMPoolSize is the most instances (so concurrent calls) of one WASM
 	// connector version; WASMMemoryLimitMiB the memory ceiling of each.
 	WASMPoolSize       int
@@ -371,6 +374,7 @@ func openConnectors(ctx context.Context, cfg Config, log hclog.Logger) (*catalog
 		Lookup:      cat.Get,
 		Logger:      log.Named("connector"),
 		EgressAllow: cfg.EgressAllow,
+		Sandbox:     cfg.NativeSandbox,
 	})
 	wasm, err := wasmrt.New(ctx, wasmrt.Config{
 		Lookup:              cat.Get,

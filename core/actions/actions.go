@@ -44,6 +44,15 @@ type ConnectorInfo struct {
 		Actions      []string        `json:"actions"`
 		Egress       []string        `json:"egress,omitempty"`
 	} `json:"latest"`
+	// Sandbox says, for each version and each form of it this server
+	// runs, what the connector's code is kept from (newest first).
+	Sandbox []VersionSandbox `json:"sandbox"`
+}
+
+// VersionSandbox is how one form of a connector version is isolated.
+type VersionSandbox struct {
+	Version string `json:"version"`
+	core.Isolation
 }
 
 // ListConnectors lists the connectors in the catalog.
@@ -58,6 +67,7 @@ func (s *Service) ListConnectors() []ConnectorInfo {
 		info := ConnectorInfo{Name: e.Ref.Name, Title: e.Manifest.Title, Description: e.Manifest.Description, Publisher: e.Manifest.Publisher}
 		for _, v := range s.cfg.Catalog.Versions(e.Ref.Name) {
 			info.Versions = append(info.Versions, v.Ref.Version)
+			info.Sandbox = append(info.Sandbox, s.sandboxes(v)...)
 		}
 		info.Latest.Version, info.Latest.Runtimes = e.Ref.Version, e.Runtimes()
 		info.Latest.Runtime, _ = s.chooseRuntime(e, nil, "")
@@ -66,6 +76,23 @@ func (s *Service) ListConnectors() []ConnectorInfo {
 			info.Latest.Actions = append(info.Latest.Actions, e.Ref.Name+"."+a.Name)
 		}
 		out = append(out, info)
+	}
+	return out
+}
+
+// sandboxes is how each form of e that this server runs is isolated.
+func (s *Service) sandboxes(e *catalog.Entry) []VersionSandbox {
+	var out []VersionSandbox
+	for _, form := range e.Runtimes() {
+		if !core.Runs(s.cfg.Runtime, form) {
+			continue
+		}
+		ref := core.ConnectorRef{Name: e.Ref.Name, Version: e.Ref.Version, Runtime: form}
+		iso := core.Isolation{Runtime: form, Network: core.NetworkOpen, Filesystem: core.FilesystemOpen}
+		if i, ok := s.cfg.Runtime.(core.Isolator); ok {
+			iso = i.Isolation(ref)
+		}
+		out = append(out, VersionSandbox{Version: e.Ref.Version, Isolation: iso})
 	}
 	return out
 }

@@ -296,22 +296,25 @@ func TestChecksumMismatchStartsNothing(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	r, _ := newRuntime(t, Config{Lookup: cat.Get})
+	// Sandboxed or not: unsandboxed, the binary would leave its mark in
+	// its folder; either way it would show in /proc.
+	for _, mode := range []SandboxMode{SandboxOff, SandboxAuto} {
+		r, _ := newRuntime(t, Config{Lookup: cat.Get, Sandbox: mode})
+		for range 2 { // and again at the next start
+			_, err = execute(context.Background(), r, testconn, "pid", map[string]any{})
+			wantCode(t, err, core.EConnectorUnavailable, "testconn@0.1.0", "checksum mismatch")
+		}
 
-	for range 2 { // and again at the next start
-		_, err = execute(context.Background(), r, testconn, "pid", map[string]any{})
-		wantCode(t, err, core.EConnectorUnavailable, "testconn@0.1.0", "checksum mismatch")
-	}
-
-	marks, _ := filepath.Glob(filepath.Join(dir, "testconn", "0.1.0", "started-*"))
-	if len(marks) > 0 {
-		t.Errorf("the binary ran: %v", marks)
-	}
-	binary := filepath.Join(dir, "testconn", "0.1.0", catalog.NativeFile)
-	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
-	for _, exe := range procs {
-		if target, _ := os.Readlink(exe); target == binary {
-			t.Errorf("process %s runs the binary", filepath.Dir(exe))
+		marks, _ := filepath.Glob(filepath.Join(dir, "testconn", "0.1.0", "started-*"))
+		if len(marks) > 0 {
+			t.Errorf("%s: the binary ran: %v", mode, marks)
+		}
+		binary := filepath.Join(dir, "testconn", "0.1.0", catalog.NativeFile)
+		procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+		for _, exe := range procs {
+			if target, _ := os.Readlink(exe); target == binary {
+				t.Errorf("%s: process %s runs the binary", mode, filepath.Dir(exe))
+			}
 		}
 	}
 }
@@ -325,7 +328,9 @@ func TestNoPluginOutlivesKilledHost(t *testing.T) {
 	}
 	_, root := testCatalog(t)
 	host := exec.Command(os.Args[0])
-	host.Env = append(os.Environ(), hostCatalogEnv+"="+root)
+	// The sandbox's private directories of the plugins outlive a killed
+	// host: make them where the test cleans up.
+	host.Env = append(os.Environ(), hostCatalogEnv+"="+root, "TMPDIR="+t.TempDir())
 	host.Stderr = os.Stderr
 	stdout, err := host.StdoutPipe()
 	if err != nil {

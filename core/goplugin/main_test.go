@@ -22,12 +22,14 @@ import (
 const (
 	testconnPkg = "github.com/relayhq/relay/core/goplugin/testdata/testconn"
 	rawconnPkg  = "github.com/relayhq/relay/core/goplugin/testdata/rawconn"
+	sandboxPkg  = "github.com/relayhq/relay/core/goplugin/testdata/sandboxconn"
 	echoPkg     = "github.com/relayhq/relay/plugins/echo/cmd/echo"
 )
 
 var (
 	testconn = core.ConnectorRef{Name: "testconn", Version: "0.1.0"}
 	rawconn  = core.ConnectorRef{Name: "rawconn", Version: "0.1.0"}
+	sandboxc = core.ConnectorRef{Name: "sandboxconn", Version: "0.1.0"}
 	echoRef  = core.ConnectorRef{Name: "echo", Version: "1.0.0"}
 )
 
@@ -87,7 +89,7 @@ func testCatalog(tb testing.TB) (*catalog.Catalog, string) {
 		if shared.err != nil {
 			return
 		}
-		for _, pkg := range []string{testconnPkg, rawconnPkg, echoPkg} {
+		for _, pkg := range []string{testconnPkg, rawconnPkg, echoPkg, sandboxPkg} {
 			catalogtest.Build(tb, shared.dir, pkg)
 		}
 		var problems []error

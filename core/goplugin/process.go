@@ -17,8 +17,13 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/sdk/egress"
+	"github.com/relayhq/relay/sdk/hostnet"
 	"github.com/relayhq/relay/sdk/manifest"
 	"github.com/relayhq/relay/sdk/protocol"
 	"github.com/relayhq/relay/sdk/protocol/connectorv1"
@@ -33,6 +38,11 @@ type process struct {
 	pid     int
 	started time.Time
 	stderr  *stderrTail
+	dir     privateDir      // "" when not sandboxed
+	lent    *hostnet.Server // the host's network lent to it, nil when not
+	// lendErr is why the process did not take the host's network: an
+	// older SDK answers Unimplemented. Set before the process is in use.
+	lendErr error
 
 	probe    chan struct{} // asks the watcher for a health check now
 	gone     chan struct{} // closed once the process has exited and been reaped
@@ -61,14 +71,39 @@ func (s *slot) startProcess() (*process, error) {
 		s.log.Error("connector binary is missing", "error", err)
 		return nil, core.Errorf(core.EConnectorUnavailable, "connector %s could not be started: its binary is missing", s.ref)
 	}
+	sb := s.rt.sandbox // SandboxRequired's refusal comes before: see Runtime.slot
 	cmd := exec.Command(path)
-	// Relative paths a connector uses resolve in its own folder, not
-	// wherever the operator happened to start the server.
-	cmd.Dir = filepath.Dir(path)
 	// go-plugin appends its own variables to cmd.Env; a clipped copy keeps
 	// concurrent starts from appending into one backing array.
 	cmd.Env = slices.Clip(slices.Clone(s.rt.env))
 	setParentDeathSignal(cmd)
+	var dir privateDir
+	if sb.on() {
+		// An empty directory of its own to work in, where go-plugin also
+		// puts its socket: the one place the sandbox lets it write.
+		if dir, err = makePrivateDir(); err != nil {
+			s.log.Error("could not make a connector's private directory", "error", err)
+			return nil, core.Errorf(core.EConnectorUnavailable, "connector %s could not be started: its private directory could not be made", s.ref)
+		}
+		cmd.Dir = dir.work()
+		cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+string(dir), "TMPDIR="+dir.tmp())
+		if sb.namespaces {
+			isolateCmd(cmd)
+		}
+		if sb.landlock.ok() {
+			// The process inherits the rules of the thread that starts
+			// it: this one, locked to supervise until the process is gone.
+			if err := sb.landlock.restrictThread(path, dir); err != nil {
+				dir.remove()
+				s.log.Error("could not apply a connector's Landlock rules; not started", "error", err)
+				return nil, core.Errorf(core.EConnectorUnavailable, "connector %s could not be started: its filesystem sandbox could not be applied", s.ref)
+			}
+		}
+	} else {
+		// Relative paths a connector uses resolve in its own folder, not
+		// wherever the operator happened to start the server.
+		cmd.Dir = filepath.Dir(path)
+	}
 
 	stderr := newStderrTail()
 	client := plugin.NewClient(&plugin.ClientConfig{
@@ -93,12 +128,25 @@ func (s *slot) startProcess() (*process, error) {
 		SyncStderr: &lineLogger{log: s.log, stream: "stderr"},
 	})
 	p := &process{
-		client: client, cmd: cmd, stderr: stderr,
+		client: client, cmd: cmd, stderr: stderr, dir: dir,
 		probe: make(chan struct{}, 1), gone: make(chan struct{}),
+	}
+	// A connector that declares no egress may reach nothing: lending it
+	// the network would only cost the start another TLS handshake.
+	if sb.networkCut() && len(s.entry.Manifest.Egress) > 0 {
+		p.lent = hostnet.NewServer(egress.New(s.entry.Manifest.Egress, s.rt.cfg.EgressAllow), hostnet.Options{})
 	}
 	if err := p.connect(s.rt.cfg.StartTimeout, s.entry.Manifest); err != nil {
 		client.Kill()
+		p.release()
 		return nil, s.startFailed(p, err)
+	}
+	if p.lendErr != nil {
+		if status.Code(p.lendErr) == codes.Unimplemented {
+			s.log.Warn("connector does not take the host's network (its SDK predates it): in the sandbox it has none; rebuild it with a current SDK, or trust it with --native-sandbox=off")
+		} else {
+			s.log.Warn("connector did not take the host's network: in the sandbox it has none", "error", p.lendErr)
+		}
 	}
 	p.pid = cmd.Process.Pid
 	p.started = time.Now()
@@ -117,7 +165,7 @@ func (p *process) connect(timeout time.Duration, m *manifest.Manifest) error {
 	if err != nil {
 		return err
 	}
-	conn, ok := raw.(connectorv1.ConnectorClient)
+	conn, ok := raw.(*protocol.Client)
 	if !ok {
 		return fmt.Errorf("the plugin dispensed %T, not a connector client", raw)
 	}
@@ -130,8 +178,31 @@ func (p *process) connect(timeout time.Duration, m *manifest.Manifest) error {
 	if err := CheckDescription(m, resp, "binary"); err != nil {
 		return refused{err}
 	}
+	if p.lent != nil {
+		p.lendErr = lendNetwork(ctx, conn, p.lent)
+	}
 	p.proto, p.conn = proto, conn
 	return nil
+}
+
+// lendNetwork serves the host's network to the process over go-plugin's
+// broker and offers it (Connector.OpenHost). The service stops when the
+// process does.
+func lendNetwork(ctx context.Context, c *protocol.Client, s *hostnet.Server) error {
+	id := c.Broker.NextId()
+	go c.Broker.AcceptAndServe(id, s.Register)
+	_, err := c.OpenHost(ctx, &connectorv1.OpenHostRequest{BrokerId: id})
+	return err
+}
+
+// release frees what the process held besides itself: the connections
+// kept for its requests and its private directory. Call it once the
+// process has exited.
+func (p *process) release() {
+	if p.lent != nil {
+		p.lent.Close()
+	}
+	p.dir.remove()
 }
 
 // refused is a start the host refused: the process ran as it should, but
@@ -228,6 +299,7 @@ func (p *process) stop(hard bool) {
 			_ = p.cmd.Process.Kill()
 		}
 		p.client.Kill()
+		p.release()
 		close(p.gone)
 	})
 }

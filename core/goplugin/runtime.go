@@ -1,8 +1,9 @@
 // Package goplugin runs native connectors: each connector version is a plugin
 // binary that speaks relay.connector.v1 over hashicorp/go-plugin (gRPC with
-// mutual TLS). A version's process is started on first use, shared by every
-// workspace, health-checked, restarted after a crash (with backoff while it
-// crash-loops), and never outlives the host.
+// mutual TLS). A version's process is started on first use, sandboxed where
+// the kernel allows (sandbox.go), shared by every workspace, health-checked,
+// restarted after a crash (with backoff while it crash-loops), and never
+// outlives the host.
 package goplugin
 
 import (
@@ -57,8 +58,11 @@ type Config struct {
 	Logger hclog.Logger
 	// EgressAllow is the operator's --egress-allow: the private ranges a
 	// connector may reach after all. Each plugin gets it as
-	// RELAY_EGRESS_ALLOW and nothing else from the host's environment.
+	// RELAY_EGRESS_ALLOW and nothing else from the host's environment, and
+	// the host applies it to the requests it makes for a sandboxed plugin.
 	EgressAllow []netip.Prefix
+	// Sandbox is the operator's --native-sandbox; "" is SandboxAuto.
+	Sandbox SandboxMode
 	// StartTimeout bounds a plugin's start, handshake included.
 	StartTimeout time.Duration
 	// CallTimeout bounds a call when its action declares no timeout_seconds.
@@ -80,8 +84,9 @@ type Config struct {
 // EConnectorError). The one exception is a call whose ctx the caller
 // cancelled: its error wraps context.Canceled.
 type Runtime struct {
-	cfg Config
-	env []string // the plugin's whole environment, besides go-plugin's own variables
+	cfg     Config
+	env     []string // the plugin's whole environment, besides go-plugin's own variables
+	sandbox sandbox
 
 	// Restart rules, fields so that tests can change them.
 	restartBase, restartMax, stableAfter time.Duration
@@ -96,7 +101,9 @@ type Runtime struct {
 	supervisors sync.WaitGroup
 }
 
-// New returns a runtime. It starts nothing: a plugin starts on its first call.
+// New returns a runtime. It starts nothing: a plugin starts on its first
+// call. It finds out what sandbox this kernel allows and logs what it
+// cannot do.
 func New(cfg Config) *Runtime {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -114,8 +121,20 @@ func New(cfg Config) *Runtime {
 	for i, p := range cfg.EgressAllow {
 		allow[i] = p.String()
 	}
+	sb := newSandbox(cfg.Sandbox)
+	switch {
+	case sb.mode == SandboxOff:
+		cfg.Logger.Warn("native connectors are not sandboxed (--native-sandbox=off): their code is trusted with this host's network and files")
+	case sb.mode == SandboxRequired && !sb.complete():
+		cfg.Logger.Error("native connectors will not start: --native-sandbox=required, and this host cannot sandbox them", "problems", sb.problems)
+	case !sb.complete():
+		cfg.Logger.Warn("native connectors run only partly sandboxed on this host", "problems", sb.problems)
+	default:
+		cfg.Logger.Info("native connectors are sandboxed: own network namespace, Landlock", "landlock_abi", sb.landlock.abi)
+	}
 	return &Runtime{
 		cfg:         cfg,
+		sandbox:     sb,
 		env:         []string{protocol.EnvEgressAllow + "=" + strings.Join(allow, ",")},
 		restartBase: restartBase,
 		restartMax:  restartMax,
@@ -197,6 +216,10 @@ func (r *Runtime) slot(ref core.ConnectorRef) (*slot, *catalog.Entry, error) {
 	if e.Native == nil {
 		return nil, nil, core.Errorf(core.EConnectorUnavailable, "connector %s has no native binary", ref)
 	}
+	if r.sandbox.mode == SandboxRequired && !r.sandbox.complete() {
+		// Refused before any start: not a crash loop to back off from.
+		return nil, nil, r.sandbox.refusal(e.Ref)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -209,6 +232,22 @@ func (r *Runtime) slot(ref core.ConnectorRef) (*slot, *catalog.Entry, error) {
 		r.slots[e.Ref] = s
 	}
 	return s, e, nil
+}
+
+// Isolation says how the version's process is, or will be, sandboxed: the
+// same for every version, but for whether a running process took the
+// host's network (an older SDK does not know how).
+func (r *Runtime) Isolation(ref core.ConnectorRef) core.Isolation {
+	iso := r.sandbox.isolation()
+	r.mu.Lock()
+	s := r.slots[core.ConnectorRef{Name: ref.Name, Version: ref.Version}]
+	r.mu.Unlock()
+	if s != nil {
+		if note := s.hostNetworkNote(); note != "" {
+			iso.Notes = append(iso.Notes, note)
+		}
+	}
+	return iso
 }
 
 // Close stops every plugin process and waits until they have exited. Calls

@@ -160,6 +160,8 @@ func TestPluginGetsOnlyItsEnvironment(t *testing.T) {
 			allow = val
 		case k == protocol.Handshake.MagicCookieKey, strings.HasPrefix(k, "PLUGIN_"):
 			// go-plugin's own: the handshake and the client certificate
+		case k == "TMPDIR" && strings.Contains(val, "/relay-connector-"):
+			// the sandbox's private directory
 		default:
 			t.Errorf("the plugin sees %s from the host", k)
 		}
@@ -284,8 +286,9 @@ func TestPluginLogsReachHostLog(t *testing.T) {
 
 func TestPluginRunsInItsOwnFolder(t *testing.T) {
 	// testconn leaves started-<pid> in its working directory; the checksum
-	// test relies on that mark.
-	r, _ := newRuntime(t, Config{})
+	// test relies on that mark. Unsandboxed, that is the version's folder
+	// (sandboxed, an empty one of its own: see the sandbox tests).
+	r, _ := newRuntime(t, Config{Sandbox: SandboxOff})
 	pid := pidOf(t, r, testconn)
 	_, root := testCatalog(t)
 	if _, err := os.Stat(filepath.Join(root, "testconn", "0.1.0", fmt.Sprintf("started-%d", pid))); err != nil {

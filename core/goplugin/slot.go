@@ -152,10 +152,17 @@ func (s *slot) release(p *process, answered bool) {
 // locked to it. go-plugin forks from the goroutine that calls Client(), so
 // holding this thread until the process is gone keeps any other locked
 // goroutine from ending it underneath the plugin.
+//
+// With Landlock, startProcess also binds this thread by the process's
+// rules, which the process inherits; such a thread must never run anything
+// else, so it stays locked and ends with the goroutine. (Go starts no new
+// thread from a locked one: the threads it adds are not bound.)
 func (s *slot) supervise(a *startAttempt) {
 	defer s.rt.supervisors.Done()
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	if !s.rt.sandbox.landlock.ok() {
+		defer runtime.UnlockOSThread()
+	}
 
 	p, err := s.startProcess()
 
@@ -309,6 +316,18 @@ func backoff(failures int, base, max time.Duration) time.Duration {
 		return max
 	}
 	return d
+}
+
+// hostNetworkNote says, for the API, that the live process runs in a
+// sandbox without the host's network, which its SDK did not take; "" when
+// there is nothing to say.
+func (s *slot) hostNetworkNote() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.proc; p != nil && p.lendErr != nil {
+		return "its process has no network: it did not take the host's (" + p.lendErr.Error() + "); rebuild it with a current SDK"
+	}
+	return ""
 }
 
 func (s *slot) isClosed() bool {

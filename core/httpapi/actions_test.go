@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
 	"github.com/relayhq/relay/core/catalog/catalogtest"
 )
 
@@ -31,15 +33,34 @@ type runJSON struct {
 
 const vaultToken = "vt-7f3c9a1e-secret-token-value"
 
-// vaultDeletions counts the deletes the vault connector really did.
+// vaultDeletions counts the deletes the vault connector really did: the
+// lines of deletions.log in the working directory of each vault process
+// alive, which in the sandbox is a directory of its own (read through
+// /proc), and otherwise its catalog folder.
 func vaultDeletions(t *testing.T) int {
-	data, err := os.ReadFile(filepath.Join(echoConnectors(t), "vault", "1.0.0", "deletions.log"))
-	if os.IsNotExist(err) {
-		return 0
-	} else if err != nil {
-		t.Fatal(err)
+	folder := filepath.Join(echoConnectors(t), "vault", "1.0.0")
+	dirs := []string{folder}
+	if runtime.GOOS == "linux" {
+		dirs = nil
+		exes, _ := filepath.Glob("/proc/[0-9]*/exe")
+		for _, exe := range exes {
+			if target, _ := os.Readlink(exe); target != filepath.Join(folder, catalog.NativeFile) {
+				continue
+			}
+			if cwd, err := os.Readlink(filepath.Join(filepath.Dir(exe), "cwd")); err == nil {
+				dirs = append(dirs, cwd)
+			}
+		}
 	}
-	return strings.Count(string(data), "\n")
+	n := 0
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, "deletions.log"))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		n += strings.Count(string(data), "\n")
+	}
+	return n
 }
 
 func TestActionsEndToEnd(t *testing.T) {
@@ -52,12 +73,27 @@ func testActionsEndToEnd(t *testing.T, ts *testServer) {
 
 	var connectors struct {
 		Data []struct {
-			Name string `json:"name"`
+			Name     string   `json:"name"`
+			Versions []string `json:"versions"`
+			Sandbox  []struct {
+				Version, Runtime, Mode, Network, Filesystem string
+			} `json:"sandbox"`
 		} `json:"data"`
 	}
 	ts.do("GET", "/v1/connectors", viewer, nil).decode(t, &connectors)
 	if len(connectors.Data) != 2 {
 		t.Fatalf("connectors: %+v", connectors)
+	}
+	// Each version's native process is sandboxed on this machine.
+	for _, c := range connectors.Data {
+		if len(c.Sandbox) != len(c.Versions) {
+			t.Fatalf("%s: sandbox %+v for versions %v", c.Name, c.Sandbox, c.Versions)
+		}
+		for i, sb := range c.Sandbox {
+			if sb.Version != c.Versions[i] || sb.Runtime != "native" || sb.Mode != "auto" || sb.Network != "host-only" || sb.Filesystem != "restricted" {
+				t.Errorf("%s: sandbox %+v", c.Name, sb)
+			}
+		}
 	}
 	ts.createEcho(admin, "main")
 

@@ -235,3 +235,27 @@ func (h Header) fields() iter.Seq2[string, string] {
 		}
 	}
 }
+
+// hostFailure is the error of a request that the host answered with e
+// instead of a response (a WASM module's relay.http_request, a sandboxed
+// native connector's Host.Fetch): a refusal is rebuilt as the
+// *egress.DeniedError that a connector dialling itself gets.
+func hostFailure(rawURL string, e *Error) error {
+	if e.Code == CodeEgressDenied {
+		return egress.DeniedFromMessage(hostOf(rawURL), e.Message)
+	}
+	out := &Error{Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter}
+	if out.Code == 0 {
+		out.Code = CodeInternal
+	}
+	return out
+}
+
+// hostOf is the host name of a request's URL, as the host names it.
+func hostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}

@@ -12,8 +12,12 @@ import (
 )
 
 // exchange makes one request on g's client (clientFor) by the rules the
-// WASM host applies to a module's (outbound.Exchange).
+// WASM host applies to a module's (outbound.Exchange); in a process the
+// host has lent its network (host_native.go), the host makes it instead.
 func exchange(ctx context.Context, g *egress.Guard, req *HTTPRequest, limit int) (*HTTPResponse, error) {
+	if h := host.Load(); h != nil {
+		return h.exchange(ctx, g, req, limit)
+	}
 	resp, f := outbound.Exchange(ctx, clientFor(g), g, req.Method, req.URL, req.Header.fields(), req.Body, limit)
 	if f != nil {
 		switch {

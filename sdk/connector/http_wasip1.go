@@ -6,9 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"net/url"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -46,14 +43,7 @@ func exchange(ctx context.Context, _ *egress.Guard, req *HTTPRequest, limit int)
 		return nil, fmt.Errorf("relay.http_request: the answer does not decode: %w", err)
 	}
 	if e := resp.err; e != nil {
-		if e.Code == CodeEgressDenied {
-			return nil, deniedError(hostOf(req.URL), e.Message)
-		}
-		out := &Error{Code: e.Code, Message: e.Message, RetryAfter: e.RetryAfter}
-		if out.Code == 0 {
-			out.Code = CodeInternal
-		}
-		return nil, out
+		return nil, hostFailure(req.URL, e)
 	}
 	out := &HTTPResponse{StatusCode: int(resp.status), Header: make(Header, len(resp.headers)), Body: resp.body, Truncated: resp.bodyTruncated}
 	for _, h := range resp.headers {
@@ -63,15 +53,6 @@ func exchange(ctx context.Context, _ *egress.Guard, req *HTTPRequest, limit int)
 		out.Body, out.Truncated = out.Body[:limit], true
 	}
 	return out, nil
-}
-
-// hostOf is the host name of a request's URL, as the host names it.
-func hostOf(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return ""
-	}
-	return u.Hostname()
 }
 
 // hostCall passes an encoded HttpRequest to relay.http_request and reads
@@ -89,26 +70,4 @@ func hostCall(req []byte) ([]byte, error) {
 		return nil, fmt.Errorf("relay.result_read returned %d of the %d bytes pending", got, n)
 	}
 	return out, nil
-}
-
-// deniedError rebuilds the host's refusal as the *egress.DeniedError a
-// native connector gets. The host's message is that error's own text,
-// "egress to <host> [(<addr>)] refused: <reason>", which is taken apart so
-// that the text does not say it twice.
-func deniedError(host, msg string) *egress.DeniedError {
-	e := &egress.DeniedError{Host: host, Reason: msg}
-	head, reason, ok := strings.Cut(msg, " refused: ")
-	head, found := strings.CutPrefix(head, "egress to ")
-	if !ok || !found {
-		return e
-	}
-	e.Reason = reason
-	if name, addr, ok := strings.Cut(head, " ("); ok {
-		if a, err := netip.ParseAddr(strings.TrimSuffix(addr, ")")); err == nil {
-			e.Host, e.Addr = name, a
-		}
-	} else {
-		e.Host = head
-	}
-	return e
 }

@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/relayhq/relay/sdk/internal/hostdial"
 )
 
 // DeniedError is a refused destination.
@@ -27,6 +29,28 @@ func (e *DeniedError) Error() string {
 		return fmt.Sprintf("egress to %s (%s) refused: %s", e.Host, e.Addr, e.Reason)
 	}
 	return fmt.Sprintf("egress to %s refused: %s", e.Host, e.Reason)
+}
+
+// DeniedFromMessage rebuilds a refusal from its Error() text, as a host
+// passes it across the protocol: "egress to <host> [(<addr>)] refused:
+// <reason>" is taken apart, so that the text does not say it twice. Any
+// other text becomes the Reason of a refusal of host.
+func DeniedFromMessage(host, msg string) *DeniedError {
+	e := &DeniedError{Host: host, Reason: msg}
+	head, reason, ok := strings.Cut(msg, " refused: ")
+	head, found := strings.CutPrefix(head, "egress to ")
+	if !ok || !found {
+		return e
+	}
+	e.Reason = reason
+	if name, addr, ok := strings.Cut(head, " ("); ok {
+		if a, err := netip.ParseAddr(strings.TrimSuffix(addr, ")")); err == nil {
+			e.Host, e.Addr = name, a
+		}
+	} else {
+		e.Host = head
+	}
+	return e
 }
 
 // special lists the ranges no connector reaches unless the operator says so.
@@ -194,8 +218,26 @@ func (g *Guard) CheckAddr(host string, addr netip.Addr) error {
 }
 
 // DialContext resolves address, checks the host and every resolved address,
-// and dials the allowed ones in order until one answers.
+// and dials the allowed ones in order until one answers. In a connector
+// process whose host makes its connections (a sandboxed native connector;
+// see package hostdial), it checks the host name and hands the connection
+// to the host, which resolves and checks the addresses by the same rules
+// with the operator's exceptions, and connects TCP only.
 func (g *Guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return g.dialVia(ctx, network, address, hostdial.Get())
+}
+
+// DialDirect is DialContext that always dials from this process, even one
+// that a host lends its network: for the side that makes connections on a
+// connector's behalf (a host), which must never send them back through a
+// network it lent.
+func (g *Guard) DialDirect(ctx context.Context, network, address string) (net.Conn, error) {
+	return g.dialVia(ctx, network, address, nil)
+}
+
+// dialVia checks the network and the host name, then has via make the
+// connection, or dials itself when via is nil.
+func (g *Guard) dialVia(ctx context.Context, network, address string, via hostdial.Func) (net.Conn, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
 	default:
@@ -209,6 +251,15 @@ func (g *Guard) DialContext(ctx context.Context, network, address string) (net.C
 	if err := g.CheckHost(host); err != nil {
 		return nil, err
 	}
+	if via != nil {
+		return via(ctx, network, address)
+	}
+	return g.dial(ctx, network, host, port)
+}
+
+// dial resolves host, checks every address and dials the allowed ones in
+// order until one answers.
+func (g *Guard) dial(ctx context.Context, network, host, port string) (net.Conn, error) {
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}

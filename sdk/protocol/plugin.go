@@ -37,15 +37,32 @@ type GRPCPlugin struct {
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
+// BrokerUser is a ConnectorServer that dials services the host offers
+// over go-plugin's broker (Connector.OpenHost); GRPCServer hands it the
+// plugin's broker before the first call.
+type BrokerUser interface {
+	UseBroker(*plugin.GRPCBroker)
+}
+
 // GRPCServer registers the connector with the plugin's gRPC server.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (p *GRPCPlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
+	if u, ok := p.Impl.(BrokerUser); ok {
+		u.UseBroker(b)
+	}
 	connectorv1.RegisterConnectorServer(s, p.Impl)
 	return nil
 }
 
-// GRPCClient returns the host's client for the connector.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return connectorv1.NewConnectorClient(c), nil
+// GRPCClient returns the host's client for the connector: a Client.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &Client{ConnectorClient: connectorv1.NewConnectorClient(c), Broker: b}, nil
+}
+
+// Client is the host's side of a connector: its calls, and the broker
+// through which the host serves the connector (Connector.OpenHost).
+type Client struct {
+	connectorv1.ConnectorClient
+	Broker *plugin.GRPCBroker
 }
 
 // ServerOptions are the gRPC server options a connector process uses.

@@ -39,6 +39,12 @@ func (c poolClient) Execute(ctx context.Context, in *connectorv1.ActionRequest, 
 	return with(ctx, c.p, in, (*Instance).Execute)
 }
 
+// OpenHost is refused: a module has no network to be lent, its host makes
+// its requests (relay.http_request).
+func (poolClient) OpenHost(context.Context, *connectorv1.OpenHostRequest, ...grpc.CallOption) (*connectorv1.OpenHostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "a WASM module makes its requests through relay.http_request")
+}
+
 func with[Req, Resp any](ctx context.Context, p *Pool, in Req, fn func(*Instance, context.Context, Req) (Resp, error)) (Resp, error) {
 	var zero Resp
 	i, err := p.Get(ctx)

@@ -1,8 +1,9 @@
 // Package nethttp gives a connector net/http's *http.Client on the Relay
 // egress policy, for code that needs one, such as an API client from
 // another library. It works in both forms, as connector.Fetch does:
-// natively the client dials through the guard; in a WASM module every
-// request goes to the host, which applies the same policy. Prefer
+// natively the client dials through the guard (in Relay's sandbox, the
+// guard has the host open the connection); in a WASM module every request
+// goes to the host, which applies the same policy. Prefer
 // connector.Fetch where it will do: a module that imports net/http links
 // its client, crypto/tls and the certificate code, about 1.5 MB that the
 // host validates and loads on every start.

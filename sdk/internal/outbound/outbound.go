@@ -126,12 +126,14 @@ type Response struct {
 	Truncated bool // the body was longer than the cap
 }
 
-// NewClient returns the client requests are made with: on NewTransport(g),
-// keeping up to 8 idle connections a host, and following no redirect. A
-// redirect is the connector's to follow or not: it comes back as the 3xx,
-// and a hop is a request of its own, checked as any.
+// NewClient returns the client requests are made with: on a transport
+// that dials through g from this process (g.DialDirect: a host lends no
+// network it borrowed), keeping up to 8 idle connections a host, and
+// following no redirect. A redirect is the connector's to follow or not:
+// it comes back as the 3xx, and a hop is a request of its own, checked as
+// any.
 func NewClient(g *egress.Guard) *http.Client {
-	t := NewTransport(g)
+	t := newTransport(g.DialDirect)
 	t.MaxIdleConnsPerHost = 8
 	return &http.Client{
 		Transport:     t,
@@ -190,9 +192,13 @@ func Exchange(ctx context.Context, c *http.Client, g *egress.Guard, method, rawU
 // environment and asks for no compression: a request leaves as the
 // connector built it.
 func NewTransport(g *egress.Guard) *http.Transport {
+	return newTransport(g.DialContext)
+}
+
+func newTransport(dial func(ctx context.Context, network, address string) (net.Conn, error)) *http.Transport {
 	return &http.Transport{
 		Proxy:                  nil,
-		DialContext:            g.DialContext,
+		DialContext:            dial,
 		ForceAttemptHTTP2:      true,
 		TLSHandshakeTimeout:    10 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,

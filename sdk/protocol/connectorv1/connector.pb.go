@@ -674,6 +674,178 @@ func (x *FieldError) GetMessage() string {
 	return ""
 }
 
+type OpenHostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The go-plugin broker id the Host service is served under.
+	BrokerId      uint32 `protobuf:"varint,1,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenHostRequest) Reset() {
+	*x = OpenHostRequest{}
+	mi := &file_connector_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenHostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenHostRequest) ProtoMessage() {}
+
+func (x *OpenHostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenHostRequest.ProtoReflect.Descriptor instead.
+func (*OpenHostRequest) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *OpenHostRequest) GetBrokerId() uint32 {
+	if x != nil {
+		return x.BrokerId
+	}
+	return 0
+}
+
+type OpenHostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenHostResponse) Reset() {
+	*x = OpenHostResponse{}
+	mi := &file_connector_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenHostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenHostResponse) ProtoMessage() {}
+
+func (x *OpenHostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenHostResponse.ProtoReflect.Descriptor instead.
+func (*OpenHostResponse) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{11}
+}
+
+// DialFrame is one message of a Host.Dial stream.
+type DialFrame struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connector's first frame: "tcp", "tcp4" or "tcp6", and host:port.
+	Network string `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// The host's first frame: the connection's addresses (ip:port), or the
+	// error when there is no connection (ERROR_CODE_EGRESS_DENIED for a
+	// refused host or address, ERROR_CODE_RETRYABLE for a failure to
+	// connect).
+	RemoteAddr string `protobuf:"bytes,3,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
+	LocalAddr  string `protobuf:"bytes,4,opt,name=local_addr,json=localAddr,proto3" json:"local_addr,omitempty"`
+	Error      *Error `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// Every later frame: bytes of the connection.
+	Data          []byte `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DialFrame) Reset() {
+	*x = DialFrame{}
+	mi := &file_connector_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DialFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DialFrame) ProtoMessage() {}
+
+func (x *DialFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DialFrame.ProtoReflect.Descriptor instead.
+func (*DialFrame) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DialFrame) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *DialFrame) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *DialFrame) GetRemoteAddr() string {
+	if x != nil {
+		return x.RemoteAddr
+	}
+	return ""
+}
+
+func (x *DialFrame) GetLocalAddr() string {
+	if x != nil {
+		return x.LocalAddr
+	}
+	return ""
+}
+
+func (x *DialFrame) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DialFrame) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // HttpRequest is one HTTP request a WASM connector asks the host to make.
 type HttpRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -692,7 +864,7 @@ type HttpRequest struct {
 
 func (x *HttpRequest) Reset() {
 	*x = HttpRequest{}
-	mi := &file_connector_proto_msgTypes[10]
+	mi := &file_connector_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +876,7 @@ func (x *HttpRequest) String() string {
 func (*HttpRequest) ProtoMessage() {}
 
 func (x *HttpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[10]
+	mi := &file_connector_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +889,7 @@ func (x *HttpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpRequest.ProtoReflect.Descriptor instead.
 func (*HttpRequest) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{10}
+	return file_connector_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HttpRequest) GetMethod() string {
@@ -766,7 +938,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_connector_proto_msgTypes[11]
+	mi := &file_connector_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +950,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[11]
+	mi := &file_connector_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +963,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{11}
+	return file_connector_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Header) GetName() string {
@@ -824,7 +996,7 @@ type HttpResponse struct {
 
 func (x *HttpResponse) Reset() {
 	*x = HttpResponse{}
-	mi := &file_connector_proto_msgTypes[12]
+	mi := &file_connector_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +1008,7 @@ func (x *HttpResponse) String() string {
 func (*HttpResponse) ProtoMessage() {}
 
 func (x *HttpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_connector_proto_msgTypes[12]
+	mi := &file_connector_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +1021,7 @@ func (x *HttpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpResponse.ProtoReflect.Descriptor instead.
 func (*HttpResponse) Descriptor() ([]byte, []int) {
-	return file_connector_proto_rawDescGZIP(), []int{12}
+	return file_connector_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HttpResponse) GetStatus() int32 {
@@ -935,7 +1107,19 @@ const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"FieldError\x12\x18\n" +
 	"\apointer\x18\x01 \x01(\tR\apointer\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xa0\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\".\n" +
+	"\x0fOpenHostRequest\x12\x1b\n" +
+	"\tbroker_id\x18\x01 \x01(\rR\bbrokerId\"\x12\n" +
+	"\x10OpenHostResponse\"\xc4\x01\n" +
+	"\tDialFrame\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1f\n" +
+	"\vremote_addr\x18\x03 \x01(\tR\n" +
+	"remoteAddr\x12\x1d\n" +
+	"\n" +
+	"local_addr\x18\x04 \x01(\tR\tlocalAddr\x12/\n" +
+	"\x05error\x18\x05 \x01(\v2\x19.relay.connector.v1.ErrorR\x05error\x12\x12\n" +
+	"\x04data\x18\x06 \x01(\fR\x04data\"\xa0\x01\n" +
 	"\vHttpRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x124\n" +
@@ -962,12 +1146,16 @@ const file_connector_proto_rawDesc = "" +
 	"\x18ERROR_CODE_EGRESS_DENIED\x10\x06\x12\x1d\n" +
 	"\x19ERROR_CODE_UNKNOWN_ACTION\x10\a\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\b\x12 \n" +
-	"\x1cERROR_CODE_MESSAGE_TOO_LARGE\x10\t2\xe8\x02\n" +
+	"\x1cERROR_CODE_MESSAGE_TOO_LARGE\x10\t2\xbf\x03\n" +
 	"\tConnector\x12U\n" +
 	"\bDescribe\x12#.relay.connector.v1.DescribeRequest\x1a$.relay.connector.v1.DescribeResponse\x12^\n" +
 	"\vCheckConfig\x12&.relay.connector.v1.CheckConfigRequest\x1a'.relay.connector.v1.CheckConfigResponse\x12Q\n" +
 	"\aPreview\x12!.relay.connector.v1.ActionRequest\x1a#.relay.connector.v1.PreviewResponse\x12Q\n" +
-	"\aExecute\x12!.relay.connector.v1.ActionRequest\x1a#.relay.connector.v1.ExecuteResponseB3Z1github.com/relayhq/relay/sdk/protocol/connectorv1b\x06proto3"
+	"\aExecute\x12!.relay.connector.v1.ActionRequest\x1a#.relay.connector.v1.ExecuteResponse\x12U\n" +
+	"\bOpenHost\x12#.relay.connector.v1.OpenHostRequest\x1a$.relay.connector.v1.OpenHostResponse2\x9c\x01\n" +
+	"\x04Host\x12J\n" +
+	"\x05Fetch\x12\x1f.relay.connector.v1.HttpRequest\x1a .relay.connector.v1.HttpResponse\x12H\n" +
+	"\x04Dial\x12\x1d.relay.connector.v1.DialFrame\x1a\x1d.relay.connector.v1.DialFrame(\x010\x01B3Z1github.com/relayhq/relay/sdk/protocol/connectorv1b\x06proto3"
 
 var (
 	file_connector_proto_rawDescOnce sync.Once
@@ -982,7 +1170,7 @@ func file_connector_proto_rawDescGZIP() []byte {
 }
 
 var file_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_connector_proto_goTypes = []any{
 	(ErrorCode)(0),              // 0: relay.connector.v1.ErrorCode
 	(*DescribeRequest)(nil),     // 1: relay.connector.v1.DescribeRequest
@@ -995,13 +1183,16 @@ var file_connector_proto_goTypes = []any{
 	(*ExecuteResponse)(nil),     // 8: relay.connector.v1.ExecuteResponse
 	(*Error)(nil),               // 9: relay.connector.v1.Error
 	(*FieldError)(nil),          // 10: relay.connector.v1.FieldError
-	(*HttpRequest)(nil),         // 11: relay.connector.v1.HttpRequest
-	(*Header)(nil),              // 12: relay.connector.v1.Header
-	(*HttpResponse)(nil),        // 13: relay.connector.v1.HttpResponse
-	nil,                         // 14: relay.connector.v1.Connection.SecretsEntry
+	(*OpenHostRequest)(nil),     // 11: relay.connector.v1.OpenHostRequest
+	(*OpenHostResponse)(nil),    // 12: relay.connector.v1.OpenHostResponse
+	(*DialFrame)(nil),           // 13: relay.connector.v1.DialFrame
+	(*HttpRequest)(nil),         // 14: relay.connector.v1.HttpRequest
+	(*Header)(nil),              // 15: relay.connector.v1.Header
+	(*HttpResponse)(nil),        // 16: relay.connector.v1.HttpResponse
+	nil,                         // 17: relay.connector.v1.Connection.SecretsEntry
 }
 var file_connector_proto_depIdxs = []int32{
-	14, // 0: relay.connector.v1.Connection.secrets:type_name -> relay.connector.v1.Connection.SecretsEntry
+	17, // 0: relay.connector.v1.Connection.secrets:type_name -> relay.connector.v1.Connection.SecretsEntry
 	3,  // 1: relay.connector.v1.CheckConfigRequest.connection:type_name -> relay.connector.v1.Connection
 	9,  // 2: relay.connector.v1.CheckConfigResponse.error:type_name -> relay.connector.v1.Error
 	3,  // 3: relay.connector.v1.ActionRequest.connection:type_name -> relay.connector.v1.Connection
@@ -1009,22 +1200,29 @@ var file_connector_proto_depIdxs = []int32{
 	9,  // 5: relay.connector.v1.ExecuteResponse.error:type_name -> relay.connector.v1.Error
 	0,  // 6: relay.connector.v1.Error.code:type_name -> relay.connector.v1.ErrorCode
 	10, // 7: relay.connector.v1.Error.fields:type_name -> relay.connector.v1.FieldError
-	12, // 8: relay.connector.v1.HttpRequest.headers:type_name -> relay.connector.v1.Header
-	12, // 9: relay.connector.v1.HttpResponse.headers:type_name -> relay.connector.v1.Header
-	9,  // 10: relay.connector.v1.HttpResponse.error:type_name -> relay.connector.v1.Error
-	1,  // 11: relay.connector.v1.Connector.Describe:input_type -> relay.connector.v1.DescribeRequest
-	4,  // 12: relay.connector.v1.Connector.CheckConfig:input_type -> relay.connector.v1.CheckConfigRequest
-	6,  // 13: relay.connector.v1.Connector.Preview:input_type -> relay.connector.v1.ActionRequest
-	6,  // 14: relay.connector.v1.Connector.Execute:input_type -> relay.connector.v1.ActionRequest
-	2,  // 15: relay.connector.v1.Connector.Describe:output_type -> relay.connector.v1.DescribeResponse
-	5,  // 16: relay.connector.v1.Connector.CheckConfig:output_type -> relay.connector.v1.CheckConfigResponse
-	7,  // 17: relay.connector.v1.Connector.Preview:output_type -> relay.connector.v1.PreviewResponse
-	8,  // 18: relay.connector.v1.Connector.Execute:output_type -> relay.connector.v1.ExecuteResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 8: relay.connector.v1.DialFrame.error:type_name -> relay.connector.v1.Error
+	15, // 9: relay.connector.v1.HttpRequest.headers:type_name -> relay.connector.v1.Header
+	15, // 10: relay.connector.v1.HttpResponse.headers:type_name -> relay.connector.v1.Header
+	9,  // 11: relay.connector.v1.HttpResponse.error:type_name -> relay.connector.v1.Error
+	1,  // 12: relay.connector.v1.Connector.Describe:input_type -> relay.connector.v1.DescribeRequest
+	4,  // 13: relay.connector.v1.Connector.CheckConfig:input_type -> relay.connector.v1.CheckConfigRequest
+	6,  // 14: relay.connector.v1.Connector.Preview:input_type -> relay.connector.v1.ActionRequest
+	6,  // 15: relay.connector.v1.Connector.Execute:input_type -> relay.connector.v1.ActionRequest
+	11, // 16: relay.connector.v1.Connector.OpenHost:input_type -> relay.connector.v1.OpenHostRequest
+	14, // 17: relay.connector.v1.Host.Fetch:input_type -> relay.connector.v1.HttpRequest
+	13, // 18: relay.connector.v1.Host.Dial:input_type -> relay.connector.v1.DialFrame
+	2,  // 19: relay.connector.v1.Connector.Describe:output_type -> relay.connector.v1.DescribeResponse
+	5,  // 20: relay.connector.v1.Connector.CheckConfig:output_type -> relay.connector.v1.CheckConfigResponse
+	7,  // 21: relay.connector.v1.Connector.Preview:output_type -> relay.connector.v1.PreviewResponse
+	8,  // 22: relay.connector.v1.Connector.Execute:output_type -> relay.connector.v1.ExecuteResponse
+	12, // 23: relay.connector.v1.Connector.OpenHost:output_type -> relay.connector.v1.OpenHostResponse
+	16, // 24: relay.connector.v1.Host.Fetch:output_type -> relay.connector.v1.HttpResponse
+	13, // 25: relay.connector.v1.Host.Dial:output_type -> relay.connector.v1.DialFrame
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_connector_proto_init() }
@@ -1038,9 +1236,9 @@ func file_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_connector_proto_rawDesc), len(file_connector_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_connector_proto_goTypes,
 		DependencyIndexes: file_connector_proto_depIdxs,

@@ -33,6 +33,7 @@ const (
 	Connector_CheckConfig_FullMethodName = "/relay.connector.v1.Connector/CheckConfig"
 	Connector_Preview_FullMethodName     = "/relay.connector.v1.Connector/Preview"
 	Connector_Execute_FullMethodName     = "/relay.connector.v1.Connector/Execute"
+	Connector_OpenHost_FullMethodName    = "/relay.connector.v1.Connector/OpenHost"
 )
 
 // ConnectorClient is the client API for Connector service.
@@ -49,6 +50,14 @@ type ConnectorClient interface {
 	Preview(ctx context.Context, in *ActionRequest, opts ...grpc.CallOption) (*PreviewResponse, error)
 	// Execute performs the action.
 	Execute(ctx context.Context, in *ActionRequest, opts ...grpc.CallOption) (*ExecuteResponse, error)
+	// OpenHost offers the connector the host's network: the Host service,
+	// which the host serves over go-plugin's broker under broker_id. A host
+	// that starts the connector without a network of its own (a sandbox)
+	// calls it once, after Describe and before any other call; the
+	// connector then makes its outbound requests and connections through
+	// the host, which applies the egress policy. A connector that does not
+	// know this RPC answers Unimplemented, and has no network in a sandbox.
+	OpenHost(ctx context.Context, in *OpenHostRequest, opts ...grpc.CallOption) (*OpenHostResponse, error)
 }
 
 type connectorClient struct {
@@ -99,6 +108,16 @@ func (c *connectorClient) Execute(ctx context.Context, in *ActionRequest, opts .
 	return out, nil
 }
 
+func (c *connectorClient) OpenHost(ctx context.Context, in *OpenHostRequest, opts ...grpc.CallOption) (*OpenHostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OpenHostResponse)
+	err := c.cc.Invoke(ctx, Connector_OpenHost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectorServer is the server API for Connector service.
 // All implementations must embed UnimplementedConnectorServer
 // for forward compatibility.
@@ -113,6 +132,14 @@ type ConnectorServer interface {
 	Preview(context.Context, *ActionRequest) (*PreviewResponse, error)
 	// Execute performs the action.
 	Execute(context.Context, *ActionRequest) (*ExecuteResponse, error)
+	// OpenHost offers the connector the host's network: the Host service,
+	// which the host serves over go-plugin's broker under broker_id. A host
+	// that starts the connector without a network of its own (a sandbox)
+	// calls it once, after Describe and before any other call; the
+	// connector then makes its outbound requests and connections through
+	// the host, which applies the egress policy. A connector that does not
+	// know this RPC answers Unimplemented, and has no network in a sandbox.
+	OpenHost(context.Context, *OpenHostRequest) (*OpenHostResponse, error)
 	mustEmbedUnimplementedConnectorServer()
 }
 
@@ -134,6 +161,9 @@ func (UnimplementedConnectorServer) Preview(context.Context, *ActionRequest) (*P
 }
 func (UnimplementedConnectorServer) Execute(context.Context, *ActionRequest) (*ExecuteResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Execute not implemented")
+}
+func (UnimplementedConnectorServer) OpenHost(context.Context, *OpenHostRequest) (*OpenHostResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method OpenHost not implemented")
 }
 func (UnimplementedConnectorServer) mustEmbedUnimplementedConnectorServer() {}
 func (UnimplementedConnectorServer) testEmbeddedByValue()                   {}
@@ -228,6 +258,24 @@ func _Connector_Execute_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Connector_OpenHost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OpenHostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectorServer).OpenHost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Connector_OpenHost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectorServer).OpenHost(ctx, req.(*OpenHostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Connector_ServiceDesc is the grpc.ServiceDesc for Connector service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -251,7 +299,174 @@ var Connector_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Execute",
 			Handler:    _Connector_Execute_Handler,
 		},
+		{
+			MethodName: "OpenHost",
+			Handler:    _Connector_OpenHost_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
+	Metadata: "connector.proto",
+}
+
+const (
+	Host_Fetch_FullMethodName = "/relay.connector.v1.Host/Fetch"
+	Host_Dial_FullMethodName  = "/relay.connector.v1.Host/Dial"
+)
+
+// HostClient is the client API for Host service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Host is the network a host lends a native connector whose process has
+// none of its own (see Connector.OpenHost). Every request and connection
+// goes through the host's egress guard for the connector version: the
+// hosts its manifest declares, every resolved address checked, private
+// and special ranges refused unless the operator allowed them.
+type HostClient interface {
+	// Fetch makes one HTTP request, as relay.http_request does for a WASM
+	// module: no redirect is followed, the body is capped.
+	Fetch(ctx context.Context, in *HttpRequest, opts ...grpc.CallOption) (*HttpResponse, error)
+	// Dial opens a TCP connection and carries its bytes. The connector's
+	// first frame names the network and address; the host's first frame
+	// gives the connected peer, or the error. Then data frames flow both
+	// ways; the connector closing its side of the stream shuts down the
+	// connection's write half, and the host ends the stream when the peer
+	// closes or the connection fails.
+	Dial(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DialFrame, DialFrame], error)
+}
+
+type hostClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewHostClient(cc grpc.ClientConnInterface) HostClient {
+	return &hostClient{cc}
+}
+
+func (c *hostClient) Fetch(ctx context.Context, in *HttpRequest, opts ...grpc.CallOption) (*HttpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HttpResponse)
+	err := c.cc.Invoke(ctx, Host_Fetch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) Dial(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DialFrame, DialFrame], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[0], Host_Dial_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DialFrame, DialFrame]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_DialClient = grpc.BidiStreamingClient[DialFrame, DialFrame]
+
+// HostServer is the server API for Host service.
+// All implementations must embed UnimplementedHostServer
+// for forward compatibility.
+//
+// Host is the network a host lends a native connector whose process has
+// none of its own (see Connector.OpenHost). Every request and connection
+// goes through the host's egress guard for the connector version: the
+// hosts its manifest declares, every resolved address checked, private
+// and special ranges refused unless the operator allowed them.
+type HostServer interface {
+	// Fetch makes one HTTP request, as relay.http_request does for a WASM
+	// module: no redirect is followed, the body is capped.
+	Fetch(context.Context, *HttpRequest) (*HttpResponse, error)
+	// Dial opens a TCP connection and carries its bytes. The connector's
+	// first frame names the network and address; the host's first frame
+	// gives the connected peer, or the error. Then data frames flow both
+	// ways; the connector closing its side of the stream shuts down the
+	// connection's write half, and the host ends the stream when the peer
+	// closes or the connection fails.
+	Dial(grpc.BidiStreamingServer[DialFrame, DialFrame]) error
+	mustEmbedUnimplementedHostServer()
+}
+
+// UnimplementedHostServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedHostServer struct{}
+
+func (UnimplementedHostServer) Fetch(context.Context, *HttpRequest) (*HttpResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Fetch not implemented")
+}
+func (UnimplementedHostServer) Dial(grpc.BidiStreamingServer[DialFrame, DialFrame]) error {
+	return status.Errorf(codes.Unimplemented, "method Dial not implemented")
+}
+func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
+func (UnimplementedHostServer) testEmbeddedByValue()              {}
+
+// UnsafeHostServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to HostServer will
+// result in compilation errors.
+type UnsafeHostServer interface {
+	mustEmbedUnimplementedHostServer()
+}
+
+func RegisterHostServer(s grpc.ServiceRegistrar, srv HostServer) {
+	// If the following call pancis, it indicates UnimplementedHostServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Host_ServiceDesc, srv)
+}
+
+func _Host_Fetch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HttpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).Fetch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_Fetch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).Fetch(ctx, req.(*HttpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_Dial_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HostServer).Dial(&grpc.GenericServerStream[DialFrame, DialFrame]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_DialServer = grpc.BidiStreamingServer[DialFrame, DialFrame]
+
+// Host_ServiceDesc is the grpc.ServiceDesc for Host service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Host_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "relay.connector.v1.Host",
+	HandlerType: (*HostServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Fetch",
+			Handler:    _Host_Fetch_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Dial",
+			Handler:       _Host_Dial_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "connector.proto",
 }

@@ -1,7 +1,8 @@
 // Command rawconn is a misbehaving connector for the goplugin tests. It
 // serves go-plugin directly, without the SDK's Serve: it has no cap on what
 // it sends, and no watch on its parent, so only the kernel's parent-death
-// signal ends it when its host dies.
+// signal ends it when its host dies. Nor does it know Connector.OpenHost,
+// as a connector built with an SDK from before it does not.
 package main
 
 import (
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/relayhq/relay/sdk/connector"
 	"github.com/relayhq/relay/sdk/manifest"
@@ -32,12 +35,18 @@ func (s server) Execute(ctx context.Context, req *connectorv1.ActionRequest) (*c
 	return s.ConnectorServer.Execute(ctx, req)
 }
 
+// OpenHost answers as the generated code of an SDK without OpenHost does.
+func (server) OpenHost(context.Context, *connectorv1.OpenHostRequest) (*connectorv1.OpenHostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenHost not implemented")
+}
+
 func main() {
 	spec := func(name string) connector.ActionSpec {
 		return connector.ActionSpec{Name: name, Title: name, SideEffect: connector.None}
 	}
 	s, err := connector.NewServer(&connector.Connector{
 		Name: "rawconn", Version: "0.1.0", Title: "Raw test connector",
+		Egress: []string{"api.example.com"}, // so that a sandbox offers it the host's network
 		Actions: []connector.Action{
 			connector.NewAction(spec("pid"), nil, func(context.Context, connector.Request[empty]) (map[string]int, error) {
 				return map[string]int{"pid": os.Getpid()}, nil

@@ -19,8 +19,8 @@ import (
 // PanicMessage is what the panic action panics with.
 const PanicMessage = "testconn: deliberate panic for the crash test"
 
-// PanicAtStartFile, in the working directory, makes testconn panic as it
-// starts, before it serves.
+// PanicAtStartFile, beside the binary, makes testconn panic as it starts,
+// before it serves. (A sandbox may not let it read there, but it may look.)
 const PanicAtStartFile = "panic-at-start"
 
 type (
@@ -57,8 +57,10 @@ func main() {
 		// Served by a host (not asked for its spec): leave a mark in the
 		// working directory, so a test can tell that the binary ran.
 		_ = os.WriteFile(filepath.Join(".", fmt.Sprintf("started-%d", os.Getpid())), nil, 0o644)
-		if _, err := os.Stat(PanicAtStartFile); err == nil {
-			panic("testconn: deliberate panic at start")
+		if exe, err := os.Executable(); err == nil {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(exe), PanicAtStartFile)); err == nil {
+				panic("testconn: deliberate panic at start")
+			}
 		}
 	}
 	none := func(name string, timeout time.Duration) connector.ActionSpec {

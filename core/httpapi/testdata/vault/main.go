@@ -34,7 +34,8 @@ type slow struct {
 }
 
 // deletions is where each executed delete leaves a line, in the process's
-// working dir (its catalog folder), so the test can count side effects.
+// working dir (its own directory in the sandbox), so the test can count
+// side effects.
 const deletions = "deletions.log"
 
 // version is set at link time to make other versions for tests.
