@@ -23,25 +23,42 @@ func TestWASMABIMessages(t *testing.T) {
 	doc := section(t, "wasm-abi.md", "### Fields")
 	file := connectorv1.File_connector_proto
 
+	// A guest reads and writes the messages of the Connector service's
+	// calls, and those of Host.Fetch through relay.http_request; not
+	// OpenHost or Host.Dial, which only a native plugin uses (protocol.md).
 	want := map[string]string{} // "Message field" -> the row's cells, as they should read
-	var messages func(protoreflect.MessageDescriptors)
-	messages = func(ms protoreflect.MessageDescriptors) {
-		for i := range ms.Len() {
-			m := ms.Get(i)
-			name := strings.TrimPrefix(string(m.FullName()), string(file.Package())+".")
-			if m.Fields().Len() == 0 {
-				want[name] = "| `" + name + "` | | (no fields) | | | |"
+	done := map[protoreflect.FullName]bool{}
+	var message func(protoreflect.MessageDescriptor)
+	message = func(m protoreflect.MessageDescriptor) {
+		if done[m.FullName()] {
+			return
+		}
+		done[m.FullName()] = true
+		name := strings.TrimPrefix(string(m.FullName()), string(file.Package())+".")
+		if m.Fields().Len() == 0 {
+			want[name] = "| `" + name + "` | | (no fields) | | | |"
+		}
+		for j := range m.Fields().Len() {
+			f := m.Fields().Get(j)
+			wire := wireType(f.Kind())
+			want[name+" "+string(f.Name())] = fmt.Sprintf("| `%s` | %d | `%s` | %s | %d | `0x%02x` |",
+				name, f.Number(), f.Name(), typeName(f), wire, uint64(f.Number())<<3|uint64(wire))
+			if f.Message() != nil {
+				message(f.Message())
 			}
-			for j := range m.Fields().Len() {
-				f := m.Fields().Get(j)
-				wire := wireType(f.Kind())
-				want[name+" "+string(f.Name())] = fmt.Sprintf("| `%s` | %d | `%s` | %s | %d | `0x%02x` |",
-					name, f.Number(), f.Name(), typeName(f), wire, uint64(f.Number())<<3|uint64(wire))
-			}
-			messages(m.Messages())
 		}
 	}
-	messages(file.Messages())
+	for _, m := range []struct{ service, method string }{
+		{"Connector", "Describe"}, {"Connector", "CheckConfig"}, {"Connector", "Preview"}, {"Connector", "Execute"},
+		{"Host", "Fetch"},
+	} {
+		md := file.Services().ByName(protoreflect.Name(m.service)).Methods().ByName(protoreflect.Name(m.method))
+		if md == nil {
+			t.Fatalf("connector.proto has no %s.%s", m.service, m.method)
+		}
+		message(md.Input())
+		message(md.Output())
+	}
 
 	rows := regexp.MustCompile("(?m)^\\| `([A-Za-z.]+)` \\|[^|]*\\| (?:`([a-z_]+)`|\\(no fields\\)) \\|.*$").FindAllStringSubmatch(doc, -1)
 	seen := map[string]bool{}
