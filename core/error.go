@@ -45,6 +45,19 @@ const (
 	EIdempotencyKeyReused   = "idempotency_key_reused"    // the key was first used with another request
 	EIdempotencyKeyInFlight = "idempotency_key_in_flight" // the first request with the key is still running
 	ERunInterrupted         = "run_interrupted"           // the server stopped during the run; it may or may not have taken effect
+
+	// Raised by the registry: a package or an index that is refused.
+	EPackageCorrupt          = "package_corrupt"           // not a package: the archive or its index does not read
+	EPackageTampered         = "package_tampered"          // a member differs from the index, or is missing or extra
+	EPackageUnsafePath       = "package_unsafe_path"       // a member's path escapes the package or is not one a package may have
+	EPackageLink             = "package_link"              // a member is a link, a device or anything but a regular file
+	EPackageTooLarge         = "package_too_large"         // the package, or what it unpacks to, is over a limit
+	EPackageManifestMismatch = "package_manifest_mismatch" // the manifest does not match the index or the artifacts shipped
+	ESignatureInvalid        = "signature_invalid"         // the signature does not verify
+	ESignerUnknown           = "signer_unknown"            // no key the registry trusts for the publisher made the signature
+	ESignerRevoked           = "signer_revoked"            // the signing key was revoked
+	EIndexRollback           = "index_rollback"            // the registry's index is older than one already seen
+	EIndexExpired            = "index_expired"             // the registry's index is past its expiry
 )
 
 // ErrOutcomeUnknown is in the chain of a store's error when a write's

@@ -60,6 +60,18 @@ var statusOf = map[string]int{
 	core.EIdempotencyKeyReused:   http.StatusUnprocessableEntity,
 	core.EIdempotencyKeyInFlight: http.StatusConflict,
 	core.ERunInterrupted:         http.StatusInternalServerError,
+
+	core.EPackageCorrupt:          http.StatusUnprocessableEntity,
+	core.EPackageTampered:         http.StatusUnprocessableEntity,
+	core.EPackageUnsafePath:       http.StatusUnprocessableEntity,
+	core.EPackageLink:             http.StatusUnprocessableEntity,
+	core.EPackageTooLarge:         http.StatusRequestEntityTooLarge,
+	core.EPackageManifestMismatch: http.StatusUnprocessableEntity,
+	core.ESignatureInvalid:        http.StatusUnprocessableEntity,
+	core.ESignerUnknown:           http.StatusUnprocessableEntity,
+	core.ESignerRevoked:           http.StatusUnprocessableEntity,
+	core.EIndexRollback:           http.StatusBadGateway,
+	core.EIndexExpired:            http.StatusBadGateway,
 }
 
 // fiberProblems translates the errors Fiber and fasthttp raise themselves

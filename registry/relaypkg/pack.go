@@ -1,0 +1,132 @@
+package relaypkg
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/sdk/manifest"
+)
+
+// epoch is every member's modification time: a package's bytes depend on
+// its contents only.
+var epoch = time.Unix(0, 0).UTC()
+
+// Pack writes the package of pkg (publisher/name) holding files, by path
+// (see the package doc for the paths), to w, and returns its index bytes:
+// what a publisher signs. The same files give the same bytes: members are
+// sorted, with fixed times, owners and modes, and the gzip header carries
+// no name or time. The manifest must parse and match the package: its
+// name is pkg's, and it ships the form its runtime names.
+func Pack(w io.Writer, pkg string, files map[string][]byte) (index []byte, err error) {
+	if err := CheckName(pkg); err != nil {
+		return nil, err
+	}
+	raw, ok := files[ManifestPath]
+	if !ok {
+		return nil, core.Errorf(core.EInvalid, "a package needs its %s", ManifestPath)
+	}
+	m, err := manifest.Parse(raw)
+	if err != nil {
+		return nil, core.Errorf(core.EInvalid, "%s: %v", ManifestPath, err)
+	}
+	x := &Index{Format: Format, Package: pkg, Version: m.Version}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		if p == IndexPath || !knownPath(p) {
+			return nil, core.Errorf(core.EInvalid, "a package cannot hold %q", p)
+		}
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		sum := sha256.Sum256(files[p])
+		x.Files = append(x.Files, File{Path: p, Size: int64(len(files[p])), SHA256: hex.EncodeToString(sum[:])})
+	}
+	index, err = json.MarshalIndent(x, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	index = append(index, '\n')
+	// Checked as a reader checks it, so that no package is written that
+	// Relay would refuse.
+	if _, err := parseIndex(index); err != nil {
+		return nil, core.Errorf(core.EInvalid, "%s", core.ErrorMessage(err))
+	}
+	if err := checkManifest(x, m); err != nil {
+		return nil, core.Errorf(core.EInvalid, "%s", core.ErrorMessage(err))
+	}
+
+	gz, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(gz)
+	write := func(path string, data []byte) error {
+		mode := int64(0o644)
+		if executable(path) {
+			mode = 0o755
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: path, Size: int64(len(data)), Mode: mode,
+			ModTime: epoch, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	if err := write(IndexPath, index); err != nil {
+		return nil, fmt.Errorf("relaypkg: write: %w", err)
+	}
+	for _, p := range paths {
+		if err := write(p, files[p]); err != nil {
+			return nil, fmt.Errorf("relaypkg: write %s: %w", p, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("relaypkg: write: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return nil, fmt.Errorf("relaypkg: write: %w", err)
+	}
+	return index, nil
+}
+
+// PackBytes is Pack into memory.
+func PackBytes(pkg string, files map[string][]byte) (pkgBytes, index []byte, err error) {
+	var b bytes.Buffer
+	index, err = Pack(&b, pkg, files)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.Bytes(), index, nil
+}
+
+// checkManifest checks that a package's manifest is its own: the index's
+// name and version, and a default form that the package ships.
+func checkManifest(x *Index, m *manifest.Manifest) error {
+	_, name, _ := strings.Cut(x.Package, "/")
+	if m.Name != name || m.Version != x.Version {
+		return core.Errorf(core.EPackageManifestMismatch, "the manifest is %s@%s's, the package %s", m.Name, m.Version, x)
+	}
+	switch m.Runtime {
+	case manifest.RuntimeWASM:
+		if x.File(WASMPath) == nil {
+			return core.Errorf(core.EPackageManifestMismatch, "the manifest's runtime is wasm, but the package has no %s", WASMPath)
+		}
+	case manifest.RuntimeNative:
+		if len(x.Platforms()) == 0 {
+			return core.Errorf(core.EPackageManifestMismatch, "the manifest's runtime is native, but the package has no native binary")
+		}
+	}
+	return nil
+}
