@@ -27,13 +27,13 @@ const testManifest = `{
 
 func testFiles() map[string][]byte {
 	return map[string][]byte{
-		ManifestPath:                    []byte(testManifest),
-		WASMPath:                        []byte("\x00asm\x01\x00\x00\x00 a module"),
-		NativePath("linux", "amd64"):    []byte("\x7fELF a binary"),
-		NativePath("darwin", "arm64"):   []byte("\xcf\xfa\xed\xfe another"),
-		ReadmePath:                      []byte("# Notes\n"),
-		LicensePath:                     []byte("Apache-2.0\n"),
-		ChangelogPath:                   []byte("## 1.2.0\n- notes\n"),
+		ManifestPath:                  []byte(testManifest),
+		WASMPath:                      []byte("\x00asm\x01\x00\x00\x00 a module"),
+		NativePath("linux", "amd64"):  []byte("\x7fELF a binary"),
+		NativePath("darwin", "arm64"): []byte("\xcf\xfa\xed\xfe another"),
+		ReadmePath:                    []byte("# Notes\n"),
+		LicensePath:                   []byte("Apache-2.0\n"),
+		ChangelogPath:                 []byte("## 1.2.0\n- notes\n"),
 	}
 }
 
@@ -284,9 +284,13 @@ func TestRefusals(t *testing.T) {
 // Pack refuses what a reader would refuse.
 func TestPackRefuses(t *testing.T) {
 	for name, edit := range map[string]func(map[string][]byte){
-		"no manifest":      func(f map[string][]byte) { delete(f, ManifestPath) },
-		"no README":        func(f map[string][]byte) { delete(f, ReadmePath) },
-		"no artifact":      func(f map[string][]byte) { delete(f, WASMPath); delete(f, NativePath("linux", "amd64")); delete(f, NativePath("darwin", "arm64")) },
+		"no manifest": func(f map[string][]byte) { delete(f, ManifestPath) },
+		"no README":   func(f map[string][]byte) { delete(f, ReadmePath) },
+		"no artifact": func(f map[string][]byte) {
+			delete(f, WASMPath)
+			delete(f, NativePath("linux", "amd64"))
+			delete(f, NativePath("darwin", "arm64"))
+		},
 		"an unknown file":  func(f map[string][]byte) { f["notes.txt"] = []byte("x") },
 		"an unknown os":    func(f map[string][]byte) { f[NativePath("plan9", "amd64")] = []byte("x") },
 		"runtime not sent": func(f map[string][]byte) { delete(f, WASMPath) },
