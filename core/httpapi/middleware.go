@@ -166,9 +166,15 @@ type principal struct {
 // (admit).
 func (s *Server) handle(r route) fiber.Handler {
 	template := openAPIPath(r.path)
+	open := r.role == "" && strings.HasPrefix(r.path, "/v1/")
 	return func(c *fiber.Ctx) error {
 		c.Locals(localRoute, template)
-		if r.role == "" {
+		if r.role == "" && (!open || !carriesAPIKey(c)) {
+			if open {
+				if _, err := s.charge(c, policyAddress, "ip:"+c.IP(), s.cfg.DefaultRateLimit); err != nil {
+					return err
+				}
+			}
 			return r.handler(c, nil)
 		}
 		p, err := s.admit(c, r)
@@ -231,6 +237,13 @@ func (s *Server) chargeFailure(c *fiber.Ctx, authErr error) error {
 		return err
 	}
 	return authErr
+}
+
+// carriesAPIKey reports whether the request's Authorization is an API
+// key's (a public route may take another kind of token).
+func carriesAPIKey(c *fiber.Ctx) bool {
+	scheme, token, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(strings.TrimSpace(token), core.KeyPrefix)
 }
 
 // authenticate checks the bearer key. A malformed key is refused before the

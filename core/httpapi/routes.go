@@ -8,12 +8,36 @@ import (
 )
 
 // route is one endpoint. role is the least role that may call it; an empty
-// role makes the route public (no key).
+// role makes the route public (no key). A public route under /v1 (another
+// package's, core.Route) is still charged: to the request's address, or,
+// when the request carries an API key, to its workspace once the key is
+// checked.
 type route struct {
 	method  string
 	path    string // Fiber syntax: /v1/keys/:id
 	role    core.Role
 	handler func(c *fiber.Ctx, p *principal) error
+}
+
+// groupRoutes are the routes of other packages (Config.Routes), as the
+// server serves them.
+func (s *Server) groupRoutes() []route {
+	out := make([]route, len(s.cfg.Routes))
+	for i, r := range s.cfg.Routes {
+		out[i] = route{method: r.Method, path: fiberPath(r.Path), role: r.Role, handler: s.serveGroupRoute(r)}
+	}
+	return out
+}
+
+// fiberPath rewrites OpenAPI's {param} segments as Fiber's :param.
+func fiberPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		if strings.HasPrefix(part, "{") && strings.HasSuffix(part, "}") {
+			parts[i] = ":" + part[1:len(part)-1]
+		}
+	}
+	return strings.Join(parts, "/")
 }
 
 // routeTable lists every endpoint: the single place where what a role may

@@ -42,6 +42,9 @@ type Config struct {
 	// MaxEventStreams caps the run event streams a workspace holds open
 	// at once on this server; default 32.
 	MaxEventStreams int
+	// Routes are other packages' endpoints (the registry's), served with
+	// the same checks as the server's own.
+	Routes []core.Route
 }
 
 // Defaults for Config's zero values.
@@ -112,7 +115,7 @@ func New(cfg Config) *Server {
 	s.app.Server().SecureErrorLogMessage = true
 	s.app.Use(s.observe)
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
-	s.routes = s.routeTable()
+	s.routes = append(s.routeTable(), s.groupRoutes()...)
 	for _, r := range s.routes {
 		s.app.Add(r.method, r.path, s.handle(r))
 	}
