@@ -31,10 +31,13 @@ type Request struct {
 	// Caller is who calls: nil on a public route called without an API
 	// key.
 	Caller *Caller
-	Params map[string]string // path parameters, by name
-	Query  url.Values
-	Header http.Header
-	Body   []byte
+	// IP and RequestID are the client's address and the request's id, as
+	// the server logs them, whoever calls.
+	IP, RequestID string
+	Params        map[string]string // path parameters, by name
+	Query         url.Values
+	Header        http.Header
+	Body          []byte
 }
 
 // Param returns a path parameter.

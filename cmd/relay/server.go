@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"aead.dev/minisign"
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
 	"github.com/relayhq/relay/core"
@@ -26,6 +29,9 @@ import (
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/wasmrt"
+	"github.com/relayhq/relay/registry"
+	"github.com/relayhq/relay/registry/relaypkg"
+	"golang.org/x/crypto/hkdf"
 )
 
 // Config is everything `relay serve` reads from flags and RELAY_* variables.
@@ -100,6 +106,7 @@ type Main struct {
 	runtime  *runtimes
 	claim    *dataDirClaim
 	actions  *actions.Service
+	registry *registry.Service
 	server   *httpapi.Server
 	listener net.Listener
 	served   chan error
@@ -131,6 +138,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if m.registry, err = openRegistry(ctx, m.Config, masterKey, m.store, hasher); err != nil {
+		return err
+	}
+	m.Log.Info("registry key (pin it to install from this server's registry)",
+		"key_id", relaypkg.KeyID(m.registry.PublicKey().ID()), "public_key", relaypkg.PublicKeyLine(m.registry.PublicKey()))
 	if m.catalog, m.runtime, err = openConnectors(ctx, m.Config, m.Log); err != nil {
 		return err
 	}
@@ -220,6 +232,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Logger:      m.Log.Named("http"),
 		ReadyChecks: checks,
 		Actions:     m.actions,
+		Routes:      m.registry.Routes(),
 	})
 	observer.Store(srv)
 	m.server = srv
@@ -438,4 +451,35 @@ func redactURL(s string) string {
 	}
 	u.RawQuery = ""
 	return u.Redacted()
+}
+
+// registrySigningKey is the server key (wrapped by the master key) that
+// signs the registry's index.
+const registrySigningKey = "registry-signing-key"
+
+// openRegistry makes the server's registry: its index signed with a key
+// kept wrapped in the store (made at the first start), its blobs under the
+// data dir on SQLite and in the database on PostgreSQL, where every
+// replica must have them.
+func openRegistry(ctx context.Context, cfg Config, masterKey []byte, st *sqlstore.Store, hasher *core.KeyHasher) (*registry.Service, error) {
+	// The stored secret is a 32-byte seed; the minisign key (its Ed25519
+	// key and its id) is drawn from it, the same at every start.
+	seed, err := secrets.ServerKey(ctx, masterKey, st, registrySigningKey, func() ([]byte, error) {
+		seed := make([]byte, 32)
+		_, err := rand.Read(seed)
+		return seed, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the registry's signing key: %w", err)
+	}
+	_, key, err := minisign.GenerateKey(hkdf.New(sha256.New, seed, nil, []byte("relay registry signing key v1")))
+	clear(seed)
+	if err != nil {
+		return nil, fmt.Errorf("the registry's signing key: %w", err)
+	}
+	var blobs registry.BlobStore = registry.DirBlobs{Dir: filepath.Join(cfg.DataDir, "registry")}
+	if st.Dialect() == "postgres" {
+		blobs = registry.SQLBlobs{DB: st.DB()}
+	}
+	return registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: key}), nil
 }

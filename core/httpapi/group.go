@@ -15,7 +15,9 @@ import (
 // core.Response, an error answered as a problem like any other.
 func (s *Server) serveGroupRoute(r core.Route) func(c *fiber.Ctx, p *principal) error {
 	return func(c *fiber.Ctx, p *principal) error {
-		req := &core.Request{Params: map[string]string{}, Query: url.Values{}, Header: http.Header{}, Body: c.Body()}
+		rid, _ := c.Locals(localRequestID).(string)
+		req := &core.Request{Params: map[string]string{}, Query: url.Values{}, Header: http.Header{}, Body: c.Body(),
+			IP: c.IP(), RequestID: rid}
 		for _, name := range c.Route().Params {
 			req.Params[name] = c.Params(name)
 		}

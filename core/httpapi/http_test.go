@@ -201,7 +201,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	for op := range documented {
-		if !served[op] {
+		// The registry's routes are checked against the document by the
+		// registry's tests: this server has none of them.
+		if !served[op] && !strings.Contains(op, " /v1/registry/") {
 			t.Errorf("%s is in openapi.json but not served", op)
 		}
 	}

@@ -29,33 +29,43 @@ const legacyPepperInfo = "relay api-key pepper v1"
 // the one the store was wrapped with. Call it with the master key the
 // servers run on: a pepper stored from another derives no key's hash.
 func APIKeyPepper(ctx context.Context, masterKey []byte, store core.ServerKeyStore) ([]byte, error) {
-	if store == nil {
-		return nil, errors.New("secrets: API key pepper: no server key store")
-	}
-	wrap, err := newWrapAEAD(masterKey)
-	if err != nil {
-		return nil, fmt.Errorf("secrets: API key pepper: %w", err)
-	}
-	wrapped, err := store.WrappedServerKey(ctx, APIKeyPepperName)
-	if core.ErrorCode(err) == core.ENotFound {
-		pepper, err := legacyAPIKeyPepper(masterKey)
-		if err != nil {
-			return nil, fmt.Errorf("secrets: API key pepper: %w", err)
-		}
-		w := wrapServerKey(wrap, APIKeyPepperName, pepper)
-		clear(pepper)
-		// When another process stored one first, that one is used.
-		if wrapped, err = store.CreateWrappedServerKey(ctx, APIKeyPepperName, w); err != nil {
-			return nil, fmt.Errorf("secrets: API key pepper: storing it: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("secrets: API key pepper: loading it: %w", err)
-	}
-	pepper, err := unwrapServerKey(wrap, APIKeyPepperName, wrapped)
+	pepper, err := ServerKey(ctx, masterKey, store, APIKeyPepperName, func() ([]byte, error) {
+		return legacyAPIKeyPepper(masterKey)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("secrets: API key pepper: %w", err)
 	}
 	return pepper, nil
+}
+
+// ServerKey returns the server key named name (core.ServerKeyStore), kept
+// wrapped by masterKey: the one stored, or, when none is stored yet, the
+// one make returns, stored first. When several processes store one at
+// once, every one of them gets the first stored. ErrUnwrap when the stored
+// key does not unwrap with masterKey.
+func ServerKey(ctx context.Context, masterKey []byte, store core.ServerKeyStore, name string, make func() ([]byte, error)) ([]byte, error) {
+	if store == nil {
+		return nil, errors.New("no server key store")
+	}
+	wrap, err := newWrapAEAD(masterKey)
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := store.WrappedServerKey(ctx, name)
+	if core.ErrorCode(err) == core.ENotFound {
+		key, err := make()
+		if err != nil {
+			return nil, err
+		}
+		w := wrapServerKey(wrap, name, key)
+		clear(key)
+		if wrapped, err = store.CreateWrappedServerKey(ctx, name, w); err != nil {
+			return nil, fmt.Errorf("storing it: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("loading it: %w", err)
+	}
+	return unwrapServerKey(wrap, name, wrapped)
 }
 
 // legacyAPIKeyPepper is the pepper Relay derived from the master key before

@@ -42,3 +42,7 @@ func (s *Store) InAuditedTx(ctx context.Context, fn func(ctx context.Context, tx
 		})
 	})
 }
+
+// UniqueViolation reports whether err is a duplicate primary or unique
+// key, in either database.
+func (s *Store) UniqueViolation(err error) bool { return isUniqueViolation(err) }

@@ -1,0 +1,90 @@
+// Package registry is Relay's connector registry: publishers and their
+// signing keys, packages (registry/relaypkg) and their immutable, signed
+// versions, the blobs of those packages, yanks and deprecations, search,
+// and an index of it all that the registry signs, so that a server
+// installing from another one trusts a publisher's key only through it.
+// Every `relay serve` is a registry (its routes, under /v1/registry, are
+// Routes); docs/registry.md is the guide.
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/registry/relaypkg"
+)
+
+// DB is the database the registry keeps its rows in, shared with the
+// server's store (core/sqlstore.Store is one): reads from the pool, and
+// writes in transactions where the audit records of a change commit with
+// it.
+type DB interface {
+	Dialect() string // "sqlite" or "postgres"
+	DB() *sqlx.DB
+	InAuditedTx(ctx context.Context, fn func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error) error) error
+	// UniqueViolation reports whether err is a duplicate key.
+	UniqueViolation(err error) bool
+}
+
+// Config wires a registry.
+type Config struct {
+	DB    DB
+	Blobs BlobStore
+	// Hasher hashes publisher tokens, as it does API keys.
+	Hasher *core.KeyHasher
+	// SigningKey signs the registry's index.
+	SigningKey minisign.PrivateKey
+	// IndexTTL is how long a signed index is good for; default 7 days.
+	IndexTTL time.Duration
+	// Limits bound a package's size; default relaypkg.DefaultLimits.
+	Limits relaypkg.Limits
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Service is a registry.
+type Service struct {
+	cfg   Config
+	index indexCache
+}
+
+// DefaultIndexTTL is how long a signed index is good for.
+const DefaultIndexTTL = 7 * 24 * time.Hour
+
+// New returns the registry of cfg.
+func New(cfg Config) *Service {
+	if cfg.IndexTTL <= 0 {
+		cfg.IndexTTL = DefaultIndexTTL
+	}
+	if cfg.Limits == (relaypkg.Limits{}) {
+		cfg.Limits = relaypkg.DefaultLimits
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg}
+}
+
+// PublicKey is the key that signs the registry's index: what a server that
+// installs from this registry pins (--registry-key).
+func (s *Service) PublicKey() minisign.PublicKey {
+	return s.cfg.SigningKey.Public().(minisign.PublicKey)
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// rebind rewrites ? placeholders for the database.
+func (s *Service) rebind(q string) string { return s.cfg.DB.DB().Rebind(q) }
+
+func (s *Service) isUnique(err error) bool { return err != nil && s.cfg.DB.UniqueViolation(err) }
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
