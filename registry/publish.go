@@ -169,6 +169,10 @@ func (s *Service) Publish(ctx context.Context, p *Publisher, c *core.Caller, upl
 	if err != nil {
 		return nil, err
 	}
+	caps, err := json.Marshal(CapabilitiesOf(pkg.Manifest, x.File(relaypkg.WASMPath) != nil, x.Platforms()))
+	if err != nil {
+		return nil, err
+	}
 	sum := sha256.Sum256(data)
 	indexSum := sha256.Sum256(pkg.IndexBytes)
 	now := s.now()
@@ -195,8 +199,8 @@ func (s *Service) Publish(ctx context.Context, p *Publisher, c *core.Caller, upl
 			return fmt.Errorf("registry: upsert package: %w", err)
 		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_versions (package, version, index_json, signature, signer_key_id,
-			manifest, blob_sha256, size, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			v.Package, v.Version, pkg.IndexBytes, v.Signature, v.Signer, string(v.Manifest), v.SHA256, v.Size, now)
+			manifest, capabilities, blob_sha256, size, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			v.Package, v.Version, pkg.IndexBytes, v.Signature, v.Signer, string(v.Manifest), string(caps), v.SHA256, v.Size, now)
 		if s.isUnique(err) {
 			return core.Errorf(core.EConflict, "%s@%s is published already; versions never change: publish a new one", v.Package, v.Version)
 		}

@@ -80,13 +80,14 @@ func CapabilitiesOf(m *manifest.Manifest, wasm bool, platforms []string) *Capabi
 
 // Search lists packages whose name, description or keywords hold q
 // (ignoring case), optionally of one publisher, by name, a page at a time.
+// A page takes three queries, whatever its size.
 func (s *Service) Search(ctx context.Context, q, publisher string, page core.Page) ([]*Package, string, error) {
 	limit := page.Limit
 	if limit <= 0 {
 		limit = core.DefaultPageLimit
 	}
 	limit = min(limit, core.MaxPageLimit)
-	query, args := `SELECT name FROM registry_packages WHERE name > ?`, []any{page.Cursor}
+	query, args := `SELECT `+packageColumns+` FROM registry_packages WHERE name > ?`, []any{page.Cursor}
 	if q = strings.ToLower(strings.TrimSpace(q)); q != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q) + "%"
 		query += ` AND (LOWER(name) LIKE ? ESCAPE '\' OR LOWER(description) LIKE ? ESCAPE '\' OR LOWER(keywords) LIKE ? ESCAPE '\')`
@@ -96,77 +97,97 @@ func (s *Service) Search(ctx context.Context, q, publisher string, page core.Pag
 		query, args = query+` AND publisher = ?`, append(args, publisher)
 	}
 	query, args = query+` ORDER BY name LIMIT ?`, append(args, limit+1)
-	var names []string
-	if err := s.cfg.DB.DB().SelectContext(ctx, &names, s.rebind(query), args...); err != nil {
+	var rows []packageRow
+	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(query), args...); err != nil {
 		return nil, "", fmt.Errorf("registry: search: %w", err)
 	}
 	next := ""
-	if len(names) > limit {
-		names, next = names[:limit], names[limit-1]
+	if len(rows) > limit {
+		rows, next = rows[:limit], rows[limit-1].Name
 	}
-	out := make([]*Package, 0, len(names))
-	for _, n := range names {
-		p, err := s.Package(ctx, n)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, p)
-	}
-	return out, next, nil
+	out, err := s.packages(ctx, rows)
+	return out, next, err
 }
 
 // Package describes a package; ENotFound when there is none.
 func (s *Service) Package(ctx context.Context, name string) (*Package, error) {
-	db := s.cfg.DB.DB()
-	var row struct {
-		Name        string    `db:"name"`
-		Publisher   string    `db:"publisher"`
-		Description string    `db:"description"`
-		Deprecated  *string   `db:"deprecated"`
-		UpdatedAt   time.Time `db:"updated_at"`
-	}
-	err := db.GetContext(ctx, &row, s.rebind(`SELECT name, publisher, description, deprecated, updated_at FROM registry_packages WHERE name = ?`), name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, core.Errorf(core.ENotFound, "no package %q", name)
-	}
-	if err != nil {
+	var rows []packageRow
+	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT `+packageColumns+` FROM registry_packages WHERE name = ?`), name); err != nil {
 		return nil, fmt.Errorf("registry: get package: %w", err)
 	}
-	p := &Package{Name: row.Name, Publisher: row.Publisher, Description: row.Description, UpdatedAt: row.UpdatedAt.UTC()}
-	if row.Deprecated != nil {
-		p.Deprecated = *row.Deprecated
+	if len(rows) == 0 {
+		return nil, core.Errorf(core.ENotFound, "no package %q", name)
+	}
+	out, err := s.packages(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+const packageColumns = `name, publisher, description, deprecated, updated_at`
+
+type packageRow struct {
+	Name        string    `db:"name"`
+	Publisher   string    `db:"publisher"`
+	Description string    `db:"description"`
+	Deprecated  *string   `db:"deprecated"`
+	UpdatedAt   time.Time `db:"updated_at"`
+}
+
+// packages describes the packages of rows, with their versions and their
+// latest release's capabilities read in one more query.
+func (s *Service) packages(ctx context.Context, rows []packageRow) ([]*Package, error) {
+	out := make([]*Package, len(rows))
+	byName := make(map[string]*Package, len(rows))
+	names := make([]any, len(rows))
+	for i, r := range rows {
+		p := &Package{Name: r.Name, Publisher: r.Publisher, Description: r.Description, Deprecated: deref(r.Deprecated),
+			UpdatedAt: r.UpdatedAt.UTC(), Versions: []VersionInfo{}}
+		out[i], byName[r.Name], names[i] = p, p, r.Name
+	}
+	if len(rows) == 0 {
+		return out, nil
 	}
 	var versions []struct {
-		Version     string     `db:"version"`
-		PublishedAt time.Time  `db:"published_at"`
-		YankedAt    *time.Time `db:"yanked_at"`
-		YankReason  *string    `db:"yank_reason"`
+		Package      string     `db:"package"`
+		Version      string     `db:"version"`
+		PublishedAt  time.Time  `db:"published_at"`
+		YankedAt     *time.Time `db:"yanked_at"`
+		YankReason   *string    `db:"yank_reason"`
+		Capabilities string     `db:"capabilities"`
 	}
-	if err := db.SelectContext(ctx, &versions, s.rebind(`SELECT version, published_at, yanked_at, yank_reason FROM registry_versions WHERE package = ?`), name); err != nil {
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
+	if err := s.cfg.DB.DB().SelectContext(ctx, &versions, s.rebind(`SELECT package, version, published_at, yanked_at, yank_reason, capabilities
+		FROM registry_versions WHERE package IN (`+in+`)`), names...); err != nil {
 		return nil, fmt.Errorf("registry: list versions: %w", err)
 	}
+	caps := map[string]string{}
 	for _, v := range versions {
 		info := VersionInfo{Version: v.Version, PublishedAt: v.PublishedAt.UTC()}
 		if v.YankedAt != nil {
 			info.Yanked = &Yank{At: v.YankedAt.UTC(), Reason: deref(v.YankReason)}
 		}
+		p := byName[v.Package]
 		p.Versions = append(p.Versions, info)
+		caps[v.Package+"@"+v.Version] = v.Capabilities
 	}
-	sortVersions(p.Versions)
-	for _, v := range p.Versions {
-		if v.Yanked == nil && !strings.Contains(v.Version, "-") {
-			p.Latest = v.Version
-			break
+	for _, p := range out {
+		sortVersions(p.Versions)
+		for _, v := range p.Versions {
+			if v.Yanked == nil && !strings.Contains(v.Version, "-") {
+				p.Latest = v.Version
+				break
+			}
+		}
+		if p.Latest != "" {
+			p.Capabilities = &Capabilities{}
+			if err := json.Unmarshal([]byte(caps[p.Name+"@"+p.Latest]), p.Capabilities); err != nil {
+				return nil, fmt.Errorf("registry: stored capabilities of %s@%s: %w", p.Name, p.Latest, err)
+			}
 		}
 	}
-	if p.Latest != "" {
-		v, err := s.Version(ctx, name, p.Latest)
-		if err != nil {
-			return nil, err
-		}
-		p.Capabilities = v.Capabilities
-	}
-	return p, nil
+	return out, nil
 }
 
 // sortVersions orders versions newest first, by semver.
@@ -191,18 +212,19 @@ type VersionDetail struct {
 // Version describes a published version; ENotFound when there is none.
 func (s *Service) Version(ctx context.Context, pkg, version string) (*VersionDetail, error) {
 	var row struct {
-		Index       []byte     `db:"index_json"`
-		Signature   string     `db:"signature"`
-		Signer      string     `db:"signer_key_id"`
-		Manifest    string     `db:"manifest"`
-		SHA256      string     `db:"blob_sha256"`
-		Size        int64      `db:"size"`
-		PublishedAt time.Time  `db:"published_at"`
-		YankedAt    *time.Time `db:"yanked_at"`
-		YankReason  *string    `db:"yank_reason"`
-		Deprecated  *string    `db:"deprecated"`
+		Index        []byte     `db:"index_json"`
+		Signature    string     `db:"signature"`
+		Signer       string     `db:"signer_key_id"`
+		Manifest     string     `db:"manifest"`
+		Capabilities string     `db:"capabilities"`
+		SHA256       string     `db:"blob_sha256"`
+		Size         int64      `db:"size"`
+		PublishedAt  time.Time  `db:"published_at"`
+		YankedAt     *time.Time `db:"yanked_at"`
+		YankReason   *string    `db:"yank_reason"`
+		Deprecated   *string    `db:"deprecated"`
 	}
-	err := s.cfg.DB.DB().GetContext(ctx, &row, s.rebind(`SELECT v.index_json, v.signature, v.signer_key_id, v.manifest, v.blob_sha256, v.size,
+	err := s.cfg.DB.DB().GetContext(ctx, &row, s.rebind(`SELECT v.index_json, v.signature, v.signer_key_id, v.manifest, v.capabilities, v.blob_sha256, v.size,
 		v.published_at, v.yanked_at, v.yank_reason, p.deprecated
 		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE v.package = ? AND v.version = ?`), pkg, version)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -211,30 +233,13 @@ func (s *Service) Version(ctx context.Context, pkg, version string) (*VersionDet
 	if err != nil {
 		return nil, fmt.Errorf("registry: get version: %w", err)
 	}
-	m, err := manifest.Parse([]byte(row.Manifest))
-	if err != nil {
-		return nil, fmt.Errorf("registry: stored manifest of %s@%s: %w", pkg, version, err)
-	}
-	var x struct {
-		Files []struct{ Path string } `json:"files"`
-	}
-	if err := json.Unmarshal(row.Index, &x); err != nil {
-		return nil, fmt.Errorf("registry: stored index of %s@%s: %w", pkg, version, err)
-	}
-	wasm, platforms := false, []string{}
-	for _, f := range x.Files {
-		if f.Path == "connector.wasm" {
-			wasm = true
-		}
-		if rest, ok := strings.CutPrefix(f.Path, "native/"); ok {
-			dir, _, _ := strings.Cut(rest, "/")
-			platforms = append(platforms, strings.Replace(dir, "-", "/", 1))
-		}
-	}
 	d := &VersionDetail{Release: Release{Package: pkg, Version: version, SHA256: row.SHA256, Size: row.Size,
 		IndexSHA256: sha256Hex(row.Index), Signer: row.Signer, PublishedAt: row.PublishedAt.UTC(),
 		Manifest: json.RawMessage(row.Manifest), Index: string(row.Index), Signature: row.Signature},
-		Capabilities: CapabilitiesOf(m, wasm, platforms), Deprecated: deref(row.Deprecated)}
+		Capabilities: &Capabilities{}, Deprecated: deref(row.Deprecated)}
+	if err := json.Unmarshal([]byte(row.Capabilities), d.Capabilities); err != nil {
+		return nil, fmt.Errorf("registry: stored capabilities of %s@%s: %w", pkg, version, err)
+	}
 	if row.YankedAt != nil {
 		d.Yanked = &Yank{At: row.YankedAt.UTC(), Reason: deref(row.YankReason)}
 	}

@@ -24,7 +24,7 @@ import (
 // env is a registry on a real database, with a workspace whose admin
 // registers publishers.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	store  *sqlstore.Store
 	reg    *Service
 	admin  *core.Caller
@@ -37,31 +37,35 @@ type env struct {
 func eachDB(t *testing.T, fn func(t *testing.T, e *env)) {
 	for _, db := range sqlstoretest.Databases() {
 		t.Run(db.Name, func(t *testing.T) {
-			ctx := context.Background()
-			st, err := sqlstore.Open(ctx, db.URL(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			if _, err := st.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			ws, err := st.CreateWorkspace(ctx, "authors")
-			if err != nil {
-				t.Fatal(err)
-			}
-			hasher, _ := core.NewKeyHasherFromPepper(bytes.Repeat([]byte{3}, 32))
-			pub, priv, _ := minisign.GenerateKey(nil)
-			var blobs BlobStore = DirBlobs{Dir: filepath.Join(t.TempDir(), "blobs")}
-			if st.Dialect() == "postgres" {
-				blobs = SQLBlobs{DB: st.DB()}
-			}
-			e := &env{t: t, store: st, regKey: pub, now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
-				admin: &core.Caller{WorkspaceID: ws.ID, KeyID: core.NewID(), Role: core.RoleAdmin, IP: "127.0.0.1"}}
-			e.reg = New(Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: priv, Now: func() time.Time { return e.now }})
-			fn(t, e)
+			fn(t, newEnv(t, db.URL(t)))
 		})
 	}
+}
+
+func newEnv(tb testing.TB, databaseURL string) *env {
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, databaseURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	ws, err := st.CreateWorkspace(ctx, "authors")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hasher, _ := core.NewKeyHasherFromPepper(bytes.Repeat([]byte{3}, 32))
+	pub, priv, _ := minisign.GenerateKey(nil)
+	var blobs BlobStore = DirBlobs{Dir: filepath.Join(tb.TempDir(), "blobs")}
+	if st.Dialect() == "postgres" {
+		blobs = SQLBlobs{DB: st.DB()}
+	}
+	e := &env{t: tb, store: st, regKey: pub, now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
+		admin: &core.Caller{WorkspaceID: ws.ID, KeyID: core.NewID(), Role: core.RoleAdmin, IP: "127.0.0.1"}}
+	e.reg = New(Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: priv, Now: func() time.Time { return e.now }})
+	return e
 }
 
 // publisher registers a publisher with a fresh key and returns it, its

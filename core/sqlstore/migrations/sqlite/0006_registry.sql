@@ -41,6 +41,7 @@ CREATE TABLE registry_versions (
     signature     TEXT NOT NULL,
     signer_key_id TEXT NOT NULL,
     manifest      TEXT NOT NULL,
+    capabilities  TEXT NOT NULL,
     blob_sha256   TEXT NOT NULL,
     size          INTEGER NOT NULL,
     published_at  TIMESTAMP NOT NULL,
