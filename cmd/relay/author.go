@@ -23,7 +23,7 @@ func (p *platformList) String() string { return strings.Join(*p, ",") }
 func (p *platformList) Set(s string) error {
 	for _, v := range strings.Split(s, ",") {
 		if err := author.CheckPlatform(v); err != nil {
-			return fmt.Errorf("want os/arch, such as linux/arm64")
+			return fmt.Errorf("want os/arch, one a package can carry, such as linux/amd64, linux/arm64, darwin/arm64 or windows/amd64")
 		}
 		*p = append(*p, v)
 	}
