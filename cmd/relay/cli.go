@@ -9,6 +9,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -44,6 +45,16 @@ Usage:
   relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON]
                         [--secret k=v] [--preview]
                                               run one action as the server would
+  relay connector init PUBLISHER/NAME [--dir DIR] [--module PATH] [--sdk PATH]
+                                              make a new connector module
+  relay connector test [--dir DIR] [-- GO TEST FLAGS]
+                                              run its conformance kit, both forms
+  relay connector build [--dir DIR] [--platform OS/ARCH ...] [--out DIST]
+                                              build its binaries, WASM module, manifest
+  relay connector pack [--dir DIR] [--dist DIST] [--out FILE]
+                                              pack the build into a .relaypkg and its index
+  relay connector sign PKG [--key FILE]       sign a package's index (minisign)
+  relay publisher keygen [--out DIR]          make a publisher's minisign key pair
   relay secrets rotate-master --new-key-file F [--install]
                                               re-wrap every data key with the key in F;
                                               stop every server first. --install then
@@ -72,6 +83,11 @@ func exitCode(err error) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
+	}
+	// A tool that failed (go test) gives its own code.
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() > 0 {
+		return ee.ExitCode()
 	}
 	return 1
 }
@@ -122,6 +138,18 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdConnectorsList(ctx, rest, stdout, stderr)
 	case "connectors call":
 		return cmdConnectorsCall(ctx, rest, stdout, stderr)
+	case "connector init":
+		return cmdConnectorInit(ctx, rest, stdout, stderr)
+	case "connector test":
+		return cmdConnectorTest(ctx, rest, stdout, stderr)
+	case "connector build":
+		return cmdConnectorBuild(ctx, rest, stdout, stderr)
+	case "connector pack":
+		return cmdConnectorPack(ctx, rest, stdout, stderr)
+	case "connector sign":
+		return cmdConnectorSign(ctx, rest, stdout, stderr)
+	case "publisher keygen":
+		return cmdPublisherKeygen(ctx, rest, stdout, stderr)
 	case "secrets rotate-master":
 		return cmdSecretsRotateMaster(ctx, rest, stdout, stderr)
 	case "audit verify":

@@ -42,6 +42,24 @@ var commands = map[string]commandHelp{
 	"connectors call": {"relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON] [--secret k=v] [--preview] [flags]\n" +
 		"       relay connectors call NAME[@VERSION] --check-config [--config JSON] [--secret k=v] [flags]",
 		"Runs one action (or checks a config) as the server would, without a server."},
+	"connector init": {"relay connector init PUBLISHER/NAME [--dir DIR] [--module PATH] [--sdk PATH]",
+		"Makes a new connector module in DIR (default ./NAME): one action, a test that runs the conformance kit on the native and WASM forms, " +
+			"README.md, LICENSE (Apache-2.0), CHANGELOG.md and relay.json; then runs go mod tidy. The SDK is on no module proxy yet, " +
+			"so the module requires it from a local folder: --sdk, or RELAY_SDK."},
+	"connector test": {"relay connector test [--dir DIR] [-- GO TEST FLAGS]",
+		"Runs go test ./... in the module: its conformance kit, on both forms. Exits with go test's code."},
+	"connector build": {"relay connector build [--dir DIR] [--platform OS/ARCH ...] [--out DIST]",
+		"Builds the connector into DIST (default DIR/dist), laid out as its package: a native binary per platform (relay.json's, or each --platform), " +
+			"the WASM module unless relay.json says \"wasm\": false, and the manifest, which the host's binary prints. DIST is replaced whole, so it may hold nothing but an earlier build."},
+	"connector pack": {"relay connector pack [--dir DIR] [--dist DIST] [--out FILE]",
+		"Packs the build with README.md, LICENSE and CHANGELOG.md into PUBLISHER-NAME-VERSION.relaypkg, the same bytes for the same files, " +
+			"and writes its index beside it (FILE.index) for signing; prints both files' SHA-256."},
+	"connector sign": {"relay connector sign PKG [--key FILE]",
+		"Signs the package's index with a publisher key (RELAY_PUBLISHER_KEY_PASSWORD opens an encrypted one) into PKG.index.minisig, " +
+			"which minisign -Vm PKG.index -p publisher.pub verifies."},
+	"publisher keygen": {"relay publisher keygen [--out DIR]",
+		"Makes a publisher's minisign key pair: DIR/publisher.key (mode 0600; encrypted when RELAY_PUBLISHER_KEY_PASSWORD is set, " +
+			"not otherwise) and DIR/publisher.pub. Never replaces a key. Prints the key id and the public key."},
 	"secrets rotate-master": {"relay secrets rotate-master --new-key-file FILE [--install] [flags]",
 		"Re-wraps every data key, and the API key pepper, with the master key in FILE. Stop every server first. " +
 			"--install then replaces the current key file with FILE's key; without it, do that yourself before restarting."},
@@ -51,7 +69,7 @@ var commands = map[string]commandHelp{
 }
 
 // groups are the first words of the commands that have a second.
-var groups = map[string]bool{"workspaces": true, "keys": true, "connectors": true, "secrets": true, "audit": true}
+var groups = map[string]bool{"workspaces": true, "keys": true, "connectors": true, "connector": true, "publisher": true, "secrets": true, "audit": true}
 
 // isHelpFlag reports whether arg asks for help.
 func isHelpFlag(arg string) bool {
