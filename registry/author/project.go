@@ -78,18 +78,7 @@ func DefaultPlatforms() []string {
 
 // CheckPlatform reports whether p is an os/arch pair a package may carry a
 // native binary for; EInvalid otherwise.
-func CheckPlatform(p string) error {
-	goos, goarch, ok := strings.Cut(p, "/")
-	if ok && goos != "" && goarch != "" && !strings.ContainsAny(goarch, "/-") && !strings.Contains(goos, "-") {
-		// relaypkg decides which platforms a package may carry; asking an
-		// index about the one path keeps that list in one place.
-		x := relaypkg.Index{Files: []relaypkg.File{{Path: relaypkg.NativePath(goos, goarch)}}}
-		if len(x.Platforms()) == 1 {
-			return nil
-		}
-	}
-	return core.Errorf(core.EInvalid, "platform %q: want os/arch, one a package can carry, such as linux/amd64, linux/arm64, darwin/arm64 or windows/amd64", p)
-}
+func CheckPlatform(p string) error { return relaypkg.CheckPlatform(p) }
 
 // LoadProject reads and checks dir's relay.json.
 func LoadProject(dir string) (*Project, error) {

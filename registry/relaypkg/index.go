@@ -129,6 +129,27 @@ var platforms = map[string]bool{
 	"windows-amd64": true, "windows-arm64": true,
 }
 
+// Platforms lists the os/arch pairs a package may carry binaries for,
+// sorted.
+func Platforms() []string {
+	out := make([]string, 0, len(platforms))
+	for p := range platforms {
+		out = append(out, strings.Replace(p, "-", "/", 1))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// CheckPlatform reports whether a package may carry a binary for
+// platform (os/arch); EInvalid otherwise.
+func CheckPlatform(platform string) error {
+	goos, goarch, ok := strings.Cut(platform, "/")
+	if !ok || strings.ContainsAny(goos, "-/") || strings.ContainsAny(goarch, "-/") || !platforms[goos+"-"+goarch] {
+		return core.Errorf(core.EInvalid, "platform %q: want os/arch, one a package can carry: %s", platform, strings.Join(Platforms(), ", "))
+	}
+	return nil
+}
+
 // NativePath is where the binary for os/arch goes in a package.
 func NativePath(goos, goarch string) string {
 	return nativeDir + goos + "-" + goarch + "/" + nativeFile

@@ -394,3 +394,16 @@ func TestMinisignTool(t *testing.T) {
 		t.Errorf("minisign -V accepted a changed index:\n%s", out)
 	}
 }
+
+func TestCheckPlatform(t *testing.T) {
+	for _, ok := range []string{"linux/amd64", "darwin/arm64", "windows/amd64"} {
+		if err := CheckPlatform(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"linux", "linux/", "plan9/amd64", "linux-amd64", "linux/amd64/v2", "linux/arm-64"} {
+		if err := CheckPlatform(bad); core.ErrorCode(err) != core.EInvalid {
+			t.Errorf("%q: %v, want invalid_request", bad, err)
+		}
+	}
+}
