@@ -13,7 +13,12 @@ type Connection struct {
 	ID          string `json:"id" db:"id"`
 	WorkspaceID string `json:"workspace_id" db:"workspace_id"`
 	Name        string `json:"name" db:"name"`
-	Connector   string `json:"connector" db:"connector"`
+	// Connector is the name the workspace uses the connector under: the
+	// first part of its action ids.
+	Connector string `json:"connector" db:"connector"`
+	// Package is the registry package (publisher/name) of a connector
+	// installed into the workspace; empty for the server's own.
+	Package string `json:"package,omitempty" db:"package"`
 	// VersionConstraint is what the admin asked for ("^1.2", "1.0.0", or
 	// empty for the newest); Version is what it resolved to.
 	VersionConstraint string          `json:"version_constraint,omitempty" db:"version_constraint"`
@@ -25,9 +30,14 @@ type Connection struct {
 	CreatedBy         string          `json:"created_by,omitempty" db:"created_by"`
 }
 
-// Ref is the connector version the connection uses.
+// Ref is the connector version the connection uses: by its package when
+// it has one.
 func (c *Connection) Ref() ConnectorRef {
-	return ConnectorRef{Name: c.Connector, Version: c.Version, Runtime: c.Runtime}
+	name := c.Connector
+	if c.Package != "" {
+		name = c.Package
+	}
+	return ConnectorRef{Name: name, Version: c.Version, Runtime: c.Runtime}
 }
 
 var connectionNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)

@@ -120,3 +120,44 @@ type ConnectorRuntime interface {
 	// Execute performs the action.
 	Execute(ctx context.Context, ref ConnectorRef, call ActionCall) (json.RawMessage, error)
 }
+
+// ConnectorSource is where a server finds connector versions besides its
+// connectors dir: the packages installed from the registry. What it holds
+// changes while the server runs.
+type ConnectorSource interface {
+	// Installed lists the connectors a workspace installed, by the name
+	// it uses each under, at the version its lock pins.
+	Installed(ctx context.Context, workspaceID string) ([]InstalledConnector, error)
+	// Files returns where a connector version's files are on this server
+	// (unpacking its package first when they are not) and the digests
+	// they must have; ENotFound when the source has no such version.
+	Files(ctx context.Context, ref ConnectorRef) (*ConnectorFiles, error)
+}
+
+// InstalledConnector is a connector a workspace installed.
+type InstalledConnector struct {
+	// Name is the workspace's name for it: its action ids are
+	// <Name>.<action>.
+	Name string
+	// Ref names the package (publisher/name) and the locked version.
+	Ref ConnectorRef
+	// Yanked is why the locked version was yanked, when it was.
+	Yanked string
+}
+
+// ConnectorFiles are the files of a connector version on this server.
+type ConnectorFiles struct {
+	Ref      ConnectorRef // Name is the package's
+	Dir      string
+	Manifest []byte
+	// Native is the plugin binary for this server's os/arch, WASM the
+	// module; nil when the version has none.
+	Native, WASM *ArtifactFile
+}
+
+// ArtifactFile is a file to run and the SHA-256 it must have, checked
+// before every start or load.
+type ArtifactFile struct {
+	Path   string
+	SHA256 []byte
+}

@@ -24,10 +24,13 @@ func (s RunStatus) Final() bool {
 
 // Run is one execution of an action: the history and the meter.
 type Run struct {
-	ID             string          `json:"id" db:"id"`
-	WorkspaceID    string          `json:"workspace_id" db:"workspace_id"`
-	Action         string          `json:"action" db:"action"` // <connector>.<action>
-	Connector      string          `json:"connector" db:"connector"`
+	ID          string `json:"id" db:"id"`
+	WorkspaceID string `json:"workspace_id" db:"workspace_id"`
+	Action      string `json:"action" db:"action"` // <connector>.<action>
+	Connector   string `json:"connector" db:"connector"`
+	// Package is the registry package the connector was installed from;
+	// empty for the server's own connectors.
+	Package        string          `json:"package,omitempty" db:"package"`
 	Version        string          `json:"version" db:"version"`
 	Runtime        string          `json:"runtime" db:"runtime"`
 	ConnectionID   string          `json:"connection_id" db:"connection_id"`

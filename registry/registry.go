@@ -46,6 +46,18 @@ type Config struct {
 	Limits relaypkg.Limits
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// CacheDir is where installed packages are unpacked, each in a
+	// folder named after its SHA-256.
+	CacheDir string
+	// Reserved reports whether a connector name is one of the server's
+	// own, which an installed connector may not take.
+	Reserved func(name string) bool
+	// RelayVersion is the server's version, against which a package's
+	// min_relay_version is checked (a development build passes all), and
+	// Protocols the connector protocol versions it speaks (none: any).
+	RelayVersion string
+	Protocols    []int
 }
 
 // Service is a registry.

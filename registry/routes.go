@@ -51,6 +51,12 @@ func (s *Service) routeTable() []route {
 		{method: http.MethodGet, path: pkgPath + "/versions/{version}", handle: s.getVersion},
 		{method: http.MethodPost, path: pkgPath + "/versions/{version}/yank", publisher: s.yank},
 		{method: http.MethodGet, path: pkgPath + "/versions/{version}/download", handle: s.download},
+		{method: http.MethodPost, path: "/v1/connectors/install", role: core.RoleAdmin, handle: s.install},
+		{method: http.MethodGet, path: "/v1/connectors/lock", role: core.RoleViewer, handle: s.getLock},
+		{method: http.MethodPost, path: "/v1/connectors/{name}/upgrade/plan", role: core.RoleAdmin, handle: s.planUpgrade},
+		{method: http.MethodPost, path: "/v1/connectors/{name}/upgrade", role: core.RoleAdmin, handle: s.upgrade},
+		{method: http.MethodPost, path: "/v1/connectors/{name}/rollback", role: core.RoleAdmin, handle: s.rollback},
+		{method: http.MethodDelete, path: "/v1/connectors/{name}", role: core.RoleAdmin, handle: s.uninstall},
 		{method: http.MethodGet, path: "/v1/registry/index", handle: s.getIndex(false)},
 		{method: http.MethodGet, path: "/v1/registry/index.minisig", handle: s.getIndex(true)},
 	}
@@ -250,4 +256,76 @@ func (s *Service) getIndex(signature bool) func(ctx context.Context, req *core.R
 		}
 		return &core.Response{Header: h, Body: bytes.NewReader(body)}, nil
 	}
+}
+
+func (s *Service) install(ctx context.Context, req *core.Request) (*core.Response, error) {
+	var in InstallRequest
+	if err := req.DecodeJSON(&in); err != nil {
+		return nil, err
+	}
+	inst, err := s.Install(ctx, req.Caller, in)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusCreated, inst), nil
+}
+
+func (s *Service) getLock(ctx context.Context, req *core.Request) (*core.Response, error) {
+	lock, err := s.Lock(ctx, req.Caller.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, map[string]any{"data": lock}), nil
+}
+
+// upgradeRequest is the body of an upgrade and of its plan.
+type upgradeRequest struct {
+	Version string `json:"version,omitempty"`
+	Accept  string `json:"accept,omitempty"`
+}
+
+func decodeOptional(req *core.Request, v any) error {
+	if len(bytes.TrimSpace(req.Body)) == 0 {
+		return nil
+	}
+	return req.DecodeJSON(v)
+}
+
+func (s *Service) planUpgrade(ctx context.Context, req *core.Request) (*core.Response, error) {
+	var in upgradeRequest
+	if err := decodeOptional(req, &in); err != nil {
+		return nil, err
+	}
+	plan, err := s.PlanUpgrade(ctx, req.Caller.WorkspaceID, req.Param("name"), in.Version)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, plan), nil
+}
+
+func (s *Service) upgrade(ctx context.Context, req *core.Request) (*core.Response, error) {
+	var in upgradeRequest
+	if err := req.DecodeJSON(&in); err != nil {
+		return nil, err
+	}
+	inst, err := s.ApplyUpgrade(ctx, req.Caller, req.Param("name"), in.Version, in.Accept)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, inst), nil
+}
+
+func (s *Service) rollback(ctx context.Context, req *core.Request) (*core.Response, error) {
+	inst, err := s.Rollback(ctx, req.Caller, req.Param("name"))
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, inst), nil
+}
+
+func (s *Service) uninstall(ctx context.Context, req *core.Request) (*core.Response, error) {
+	if err := s.Uninstall(ctx, req.Caller, req.Param("name")); err != nil {
+		return nil, err
+	}
+	return &core.Response{Status: http.StatusNoContent}, nil
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/relayhq/relay/core/wasmrt"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/registry/relaypkg"
+	"github.com/relayhq/relay/sdk/protocol"
 	"golang.org/x/crypto/hkdf"
 )
 
@@ -138,14 +139,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.registry, err = openRegistry(ctx, m.Config, masterKey, m.store, hasher); err != nil {
+	if m.catalog, m.runtime, err = openConnectors(ctx, m.Config, m.Log); err != nil {
+		return err
+	}
+	if m.registry, err = openRegistry(ctx, m.Config, masterKey, m.store, hasher, m.catalog); err != nil {
 		return err
 	}
 	m.Log.Info("registry key (pin it to install from this server's registry)",
 		"key_id", relaypkg.KeyID(m.registry.PublicKey().ID()), "public_key", relaypkg.PublicKeyLine(m.registry.PublicKey()))
-	if m.catalog, m.runtime, err = openConnectors(ctx, m.Config, m.Log); err != nil {
-		return err
-	}
+	// Connectors installed from the registry, each workspace its own, are
+	// the catalog's other source; the connectors dir's names are theirs.
+	m.catalog.SetSource(m.registry)
 	m.runtime.warm(m.catalog, m.Log)
 
 	// Listen before making the first key: if the address is taken, the key
@@ -453,6 +457,12 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
+// catalogNames is what the registry asks of the connectors dir: which
+// names are taken.
+type catalogNames interface {
+	Versions(name string) []*catalog.Entry
+}
+
 // registrySigningKey is the server key (wrapped by the master key) that
 // signs the registry's index.
 const registrySigningKey = "registry-signing-key"
@@ -461,7 +471,7 @@ const registrySigningKey = "registry-signing-key"
 // kept wrapped in the store (made at the first start), its blobs under the
 // data dir on SQLite and in the database on PostgreSQL, where every
 // replica must have them.
-func openRegistry(ctx context.Context, cfg Config, masterKey []byte, st *sqlstore.Store, hasher *core.KeyHasher) (*registry.Service, error) {
+func openRegistry(ctx context.Context, cfg Config, masterKey []byte, st *sqlstore.Store, hasher *core.KeyHasher, cat catalogNames) (*registry.Service, error) {
 	// The stored secret is a 32-byte seed; the minisign key (its Ed25519
 	// key and its id) is drawn from it, the same at every start.
 	seed, err := secrets.ServerKey(ctx, masterKey, st, registrySigningKey, func() ([]byte, error) {
@@ -481,5 +491,8 @@ func openRegistry(ctx context.Context, cfg Config, masterKey []byte, st *sqlstor
 	if st.Dialect() == "postgres" {
 		blobs = registry.SQLBlobs{DB: st.DB()}
 	}
-	return registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: key}), nil
+	reserved := func(name string) bool { return len(cat.Versions(name)) > 0 }
+	return registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: key,
+		CacheDir: filepath.Join(cfg.DataDir, "packages"), Reserved: reserved,
+		RelayVersion: version, Protocols: []int{protocol.Version}}), nil
 }

@@ -29,9 +29,17 @@ type ActionInfo struct {
 	Connections          []string        `json:"connections"` // names of the connections that offer it
 }
 
-// ConnectorInfo describes a connector this server can run.
+// ConnectorInfo describes a connector a workspace may connect.
 type ConnectorInfo struct {
-	Name        string   `json:"name"`
+	// Name is what the workspace calls it: the first part of its action
+	// ids.
+	Name string `json:"name"`
+	// Package is the registry package it was installed from (its lock
+	// pins one version, Versions' only one); empty for the server's own.
+	Package string `json:"package,omitempty"`
+	// Yanked is why an installed connector's version was yanked, if it
+	// was: it keeps running, and an upgrade is due.
+	Yanked      string   `json:"yanked,omitempty"`
 	Title       string   `json:"title"`
 	Description string   `json:"description,omitempty"`
 	Publisher   string   `json:"publisher,omitempty"`
@@ -55,29 +63,31 @@ type VersionSandbox struct {
 	core.Isolation
 }
 
-// ListConnectors lists the connectors in the catalog.
-func (s *Service) ListConnectors() []ConnectorInfo {
-	var out []ConnectorInfo
-	seen := map[string]bool{}
-	for _, e := range s.cfg.Catalog.List() {
-		if seen[e.Ref.Name] {
-			continue
-		}
-		seen[e.Ref.Name] = true
-		info := ConnectorInfo{Name: e.Ref.Name, Title: e.Manifest.Title, Description: e.Manifest.Description, Publisher: e.Manifest.Publisher}
-		for _, v := range s.cfg.Catalog.Versions(e.Ref.Name) {
+// ListConnectors lists the connectors a workspace may connect: the
+// server's own and those it installed from the registry.
+func (s *Service) ListConnectors(ctx context.Context, workspaceID string) ([]ConnectorInfo, error) {
+	available, err := s.cfg.Catalog.ForWorkspace(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ConnectorInfo, 0, len(available))
+	for _, a := range available {
+		e := a.Versions[0]
+		info := ConnectorInfo{Name: a.Name, Package: e.Package, Yanked: a.Yanked, Title: e.Manifest.Title,
+			Description: e.Manifest.Description, Publisher: e.Manifest.Publisher}
+		for _, v := range a.Versions {
 			info.Versions = append(info.Versions, v.Ref.Version)
 			info.Sandbox = append(info.Sandbox, s.sandboxes(v)...)
 		}
 		info.Latest.Version, info.Latest.Runtimes = e.Ref.Version, e.Runtimes()
 		info.Latest.Runtime, _ = s.chooseRuntime(e, nil, "")
 		info.Latest.ConfigSchema, info.Latest.Egress = e.Manifest.ConfigSchema, e.Manifest.Egress
-		for _, a := range e.Manifest.Actions {
-			info.Latest.Actions = append(info.Latest.Actions, e.Ref.Name+"."+a.Name)
+		for _, act := range e.Manifest.Actions {
+			info.Latest.Actions = append(info.Latest.Actions, a.Name+"."+act.Name)
 		}
 		out = append(out, info)
 	}
-	return out
+	return out, nil
 }
 
 // sandboxes is how each form of e that this server runs is isolated.
@@ -122,13 +132,34 @@ func (s *Service) ListActions(ctx context.Context, workspaceID string) ([]Action
 					info.Connections = append(info.Connections, conn.Name)
 					continue
 				}
-				byID[k] = actionInfo(entry, a, conn.Name)
+				byID[k] = actionInfo(conn.Connector, entry, a, conn.Name)
 			}
 		}
 		if next == "" {
 			break
 		}
 		page.Cursor = next
+	}
+	// A connector installed from the registry offers its actions at once,
+	// before any connection: the caller sees what to connect.
+	available, err := s.cfg.Catalog.ForWorkspace(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range available {
+		if !a.Installed {
+			continue
+		}
+		entry := a.Versions[0]
+		for i := range entry.Manifest.Actions {
+			act := &entry.Manifest.Actions[i]
+			k := key{a.Name + "." + act.Name, entry.Ref.Version}
+			if _, ok := byID[k]; !ok {
+				info := actionInfo(a.Name, entry, act, "")
+				info.Connections = []string{}
+				byID[k] = info
+			}
+		}
 	}
 	out := make([]ActionInfo, 0, len(byID))
 	for _, info := range byID {
@@ -165,9 +196,24 @@ func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*Actio
 		}
 		switch {
 		case info == nil || semver.Compare("v"+entry.Ref.Version, "v"+info.Version) > 0:
-			info = actionInfo(entry, a, conn.Name)
+			info = actionInfo(conn.Connector, entry, a, conn.Name)
 		case entry.Ref.Version == info.Version:
 			info.Connections = append(info.Connections, conn.Name)
+		}
+	}
+	if info == nil {
+		// Installed and not connected yet.
+		available, err := s.cfg.Catalog.ForWorkspace(ctx, workspaceID)
+		if err != nil {
+			return nil, err
+		}
+		for _, av := range available {
+			if av.Installed && av.Name == connector {
+				if a := av.Versions[0].Manifest.Action(name); a != nil {
+					info = actionInfo(connector, av.Versions[0], a, "")
+					info.Connections = []string{}
+				}
+			}
 		}
 	}
 	if info == nil {
@@ -177,9 +223,9 @@ func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*Actio
 	return info, nil
 }
 
-func actionInfo(e *catalog.Entry, a *manifest.Action, connection string) *ActionInfo {
+func actionInfo(connector string, e *catalog.Entry, a *manifest.Action, connection string) *ActionInfo {
 	return &ActionInfo{
-		ID: e.Ref.Name + "." + a.Name, Connector: e.Ref.Name, Version: e.Ref.Version,
+		ID: connector + "." + a.Name, Connector: connector, Version: e.Ref.Version,
 		Title: a.Title, Description: a.Description, InputSchema: a.InputSchema, OutputSchema: a.OutputSchema,
 		SideEffect: a.SideEffect, RequiresConfirmation: a.NeedsConfirmation(), Idempotent: a.Idempotent,
 		RetrySafe:   a.RetrySafe,

@@ -71,7 +71,7 @@ func (s *Service) CreateConnection(ctx context.Context, c Caller, in ConnectionI
 	if err := core.ValidateConnectionName(*in.Name); err != nil {
 		return nil, err
 	}
-	entry, err := s.resolve(*in.Connector, deref(in.Version))
+	entry, err := s.resolve(ctx, c.WorkspaceID, *in.Connector, deref(in.Version))
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (s *Service) CreateConnection(ctx context.Context, c Caller, in ConnectionI
 	}
 	now := s.now()
 	conn := &core.Connection{
-		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Name: *in.Name, Connector: entry.Ref.Name,
+		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Name: *in.Name, Connector: *in.Connector, Package: entry.Package,
 		VersionConstraint: deref(in.Version), Version: entry.Ref.Version, Runtime: runtime,
 		Config: json.RawMessage(`{}`), CreatedAt: now, UpdatedAt: now, CreatedBy: c.KeyID,
 	}
@@ -126,7 +126,7 @@ func (s *Service) UpdateConnection(ctx context.Context, c Caller, id string, in 
 	if in.Version != nil {
 		conn.VersionConstraint = *in.Version
 	}
-	entry, err := s.resolve(conn.Connector, conn.VersionConstraint)
+	entry, err := s.resolve(ctx, c.WorkspaceID, conn.Connector, conn.VersionConstraint)
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +243,8 @@ func (s *Service) secretFields(conn *core.Connection) []string {
 	return entry.Manifest.SecretFields()
 }
 
-func (s *Service) resolve(connector, constraint string) (*catalog.Entry, error) {
-	entry, err := s.cfg.Catalog.Resolve(connector, constraint)
+func (s *Service) resolve(ctx context.Context, workspaceID, connector, constraint string) (*catalog.Entry, error) {
+	entry, err := s.cfg.Catalog.ResolveFor(ctx, workspaceID, connector, constraint)
 	if core.ErrorCode(err) == core.ENotFound {
 		return nil, core.Errorf(core.EInvalid, "%s", core.ErrorMessage(err))
 	}

@@ -102,7 +102,7 @@ type launch struct {
 func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte, l launch) (*Result, error) {
 	now := s.now()
 	run := &core.Run{
-		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Action: t.id, Connector: t.conn.Connector,
+		ID: core.NewID(), WorkspaceID: c.WorkspaceID, Action: t.id, Connector: t.conn.Connector, Package: t.conn.Package,
 		Version: t.conn.Version, Runtime: t.conn.Runtime, ConnectionID: t.conn.ID, ConnectionName: t.conn.Name,
 		KeyID: c.KeyID, IdempotencyKey: l.idemKey, Status: core.RunRunning,
 		Params: redact.Value(t.action.InputSchema, params), CreatedAt: now, StartedAt: &now,

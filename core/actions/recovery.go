@@ -171,11 +171,15 @@ func (s *Service) runParams(ctx context.Context, r *core.Run, sealed []byte) ([]
 // may be made again with the same connector key: its action is
 // idempotent or retry-safe in the version it ran on.
 func (s *Service) mayRunAgain(r *core.Run) bool {
-	entry, err := s.cfg.Catalog.Get(core.ConnectorRef{Name: r.Connector, Version: r.Version})
+	name := r.Connector
+	if r.Package != "" {
+		name = r.Package
+	}
+	entry, err := s.cfg.Catalog.Get(core.ConnectorRef{Name: name, Version: r.Version})
 	if err != nil {
 		return false
 	}
-	_, name, _ := strings.Cut(r.Action, ".")
-	a := entry.Manifest.Action(name)
+	_, action, _ := strings.Cut(r.Action, ".")
+	a := entry.Manifest.Action(action)
 	return a != nil && a.MayRunAgain()
 }

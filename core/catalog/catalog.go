@@ -13,6 +13,7 @@
 package catalog
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	mmsemver "github.com/Masterminds/semver/v3"
 	"golang.org/x/mod/semver"
@@ -39,7 +42,10 @@ const (
 
 // Entry is one connector version.
 type Entry struct {
-	Ref      core.ConnectorRef
+	Ref core.ConnectorRef
+	// Package is the registry package of a version installed from the
+	// registry (and Ref.Name with it); empty for the connectors dir's.
+	Package  string
 	Manifest *manifest.Manifest
 	Dir      string
 	// Native is the plugin binary, WASM the WebAssembly module; nil when
@@ -81,10 +87,18 @@ type Artifact struct {
 	SHA256 []byte
 }
 
-// Catalog is the set of connector versions found in a folder. It does not
-// change after Load.
+// Catalog is the set of connector versions a server runs: those found in
+// its connectors dir, which every workspace may connect, and, through its
+// source (SetSource), those installed from the registry, each workspace
+// its own, which change while the server runs.
 type Catalog struct {
-	byName map[string][]*Entry // newest version first
+	byName map[string][]*Entry // the connectors dir's, newest version first
+
+	source core.ConnectorSource
+	mu     sync.Mutex
+	// installed caches the source's entries by ref (without form); an
+	// installed version never changes.
+	installed map[core.ConnectorRef]*Entry
 }
 
 // Load reads every <name>/<version> folder under dir. A folder that is not
@@ -178,8 +192,16 @@ func loadArtifact(path string) (*Artifact, error) {
 	return &Artifact{Path: path, SHA256: sum}, nil
 }
 
-// Get returns the connector version ref names, or ENotFound.
+// SetSource makes src the catalog's source of installed packages. Call it
+// before the catalog is used.
+func (c *Catalog) SetSource(src core.ConnectorSource) { c.source = src }
+
+// Get returns the connector version ref names, or ENotFound: a package's
+// (publisher/name) from the source, any other from the connectors dir.
 func (c *Catalog) Get(ref core.ConnectorRef) (*Entry, error) {
+	if IsPackage(ref.Name) {
+		return c.fromSource(ref)
+	}
 	for _, e := range c.byName[ref.Name] {
 		if e.Ref.Version == ref.Version {
 			return e, nil
@@ -188,20 +210,142 @@ func (c *Catalog) Get(ref core.ConnectorRef) (*Entry, error) {
 	return nil, core.Errorf(core.ENotFound, "no connector %s", ref)
 }
 
-// Versions returns the versions of a connector, newest first.
-func (c *Catalog) Versions(name string) []*Entry {
-	return c.byName[name]
+// IsPackage reports whether a connector name is a registry package's
+// (publisher/name) rather than the connectors dir's.
+func IsPackage(name string) bool { return strings.Contains(name, "/") }
+
+// sourceTimeout bounds a read of the source for a lookup, which has no
+// context of its own (the runtimes ask at a start or load).
+const sourceTimeout = 30 * time.Second
+
+// fromSource returns an installed version's entry, from the cache or the
+// source.
+func (c *Catalog) fromSource(ref core.ConnectorRef) (*Entry, error) {
+	key := core.ConnectorRef{Name: ref.Name, Version: ref.Version}
+	c.mu.Lock()
+	e, ok := c.installed[key]
+	c.mu.Unlock()
+	if ok {
+		return e, nil
+	}
+	if c.source == nil {
+		return nil, core.Errorf(core.ENotFound, "no connector %s: this server installs no packages", ref)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sourceTimeout)
+	defer cancel()
+	files, err := c.source.Files(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifest.Parse(files.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: %w", key, err)
+	}
+	e = &Entry{Ref: key, Package: key.Name, Manifest: m, Dir: files.Dir}
+	if a := files.Native; a != nil {
+		e.Native = &Artifact{Path: a.Path, SHA256: a.SHA256}
+	}
+	if a := files.WASM; a != nil {
+		e.WASM = &Artifact{Path: a.Path, SHA256: a.SHA256}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.installed == nil {
+		c.installed = map[core.ConnectorRef]*Entry{}
+	}
+	c.installed[key] = e
+	return e, nil
 }
 
-// List returns every connector version, by name and then newest first.
-func (c *Catalog) List() []*Entry {
+// Available is a connector a workspace may connect, under the name it uses.
+type Available struct {
+	Name string
+	// Versions are the versions it may connect, newest first: every
+	// version in the connectors dir, or the one its lock pins.
+	Versions []*Entry
+	// Installed says it comes from the registry; Yanked is why its
+	// locked version was yanked, if it was.
+	Installed bool
+	Yanked    string
+}
+
+// ForWorkspace lists what a workspace may connect: the connectors dir's,
+// and what it installed, by name.
+func (c *Catalog) ForWorkspace(ctx context.Context, workspaceID string) ([]Available, error) {
+	var out []Available
+	for _, name := range c.names() {
+		out = append(out, Available{Name: name, Versions: c.byName[name]})
+	}
+	if c.source == nil {
+		return out, nil
+	}
+	installed, err := c.source.Installed(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range installed {
+		e, err := c.fromSource(in.Ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Available{Name: in.Name, Versions: []*Entry{e}, Installed: true, Yanked: in.Yanked})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// ResolveFor returns the version of the workspace's connector name that
+// fits constraint (as Resolve does): an installed connector's locked
+// version, which the constraint must allow, or the connectors dir's.
+func (c *Catalog) ResolveFor(ctx context.Context, workspaceID, name, constraint string) (*Entry, error) {
+	if c.source != nil {
+		installed, err := c.source.Installed(ctx, workspaceID)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range installed {
+			if in.Name != name {
+				continue
+			}
+			e, err := c.fromSource(in.Ref)
+			if err != nil {
+				return nil, err
+			}
+			if constraint != "" {
+				cons, err := mmsemver.NewConstraint(constraint)
+				if err != nil {
+					return nil, core.Errorf(core.EInvalid, "version constraint %q: %v", constraint, err)
+				}
+				if v, err := mmsemver.StrictNewVersion(e.Ref.Version); err != nil || !cons.Check(v) {
+					return nil, core.Errorf(core.ENotFound, "this workspace has %s %s installed, which does not satisfy %q: upgrade it first",
+						in.Ref.Name, in.Ref.Version, constraint)
+				}
+			}
+			return e, nil
+		}
+	}
+	return c.Resolve(name, constraint)
+}
+
+func (c *Catalog) names() []string {
 	names := make([]string, 0, len(c.byName))
 	for n := range c.byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	return names
+}
+
+// Versions returns the versions of a connector, newest first.
+func (c *Catalog) Versions(name string) []*Entry {
+	return c.byName[name]
+}
+
+// List returns every connector version of the connectors dir, by name
+// and then newest first.
+func (c *Catalog) List() []*Entry {
 	var out []*Entry
-	for _, n := range names {
+	for _, n := range c.names() {
 		out = append(out, c.byName[n]...)
 	}
 	return out

@@ -6,8 +6,12 @@ import (
 	"github.com/relayhq/relay/core/actions"
 )
 
-func (s *Server) listConnectors(c *fiber.Ctx, _ *principal) error {
-	return c.JSON(fiber.Map{"data": nonNil(s.cfg.Actions.ListConnectors())})
+func (s *Server) listConnectors(c *fiber.Ctx, p *principal) error {
+	list, err := s.cfg.Actions.ListConnectors(c.UserContext(), p.Workspace.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"data": nonNil(list)})
 }
 
 // checkParam reads ?check=; the connector checks a connection's config

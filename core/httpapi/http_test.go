@@ -180,8 +180,17 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	documented := map[string]bool{}
 	for path, item := range doc.Paths {
-		for method := range item {
+		for method, op := range item {
 			if method == "parameters" || method == "summary" || method == "description" {
+				continue
+			}
+			// The registry's routes are checked against the document by
+			// the registry's tests: this server has none of them.
+			var o struct {
+				ServedBy string `json:"x-relay-served-by"`
+			}
+			json.Unmarshal(op, &o)
+			if o.ServedBy == "registry" {
 				continue
 			}
 			documented[strings.ToUpper(method)+" "+path] = true
@@ -201,9 +210,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	for op := range documented {
-		// The registry's routes are checked against the document by the
-		// registry's tests: this server has none of them.
-		if !served[op] && !strings.Contains(op, " /v1/registry/") {
+		if !served[op] {
 			t.Errorf("%s is in openapi.json but not served", op)
 		}
 	}

@@ -134,7 +134,7 @@ func sqliteStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error 
 // succeeded (and the unkeyed ones) in one statement; a key already held
 // leaves its run out, and its record is read back.
 func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
-	var cols [30]pgArray
+	var cols [31]pgArray
 	for _, w := range wave {
 		r := w.run
 		c := cols[:]
@@ -152,16 +152,17 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 		c[20].int(int64(r.Attempt))
 		c[21].nullText(r.RetryOf)
 		c[22].text(r.ConnectorKey)
-		c[23].bytes(r.Input)
+		c[23].nullText(r.Package)
+		c[24].bytes(r.Input)
 		if d := w.idem; d != nil {
-			c[24].bytes(d.RequestHash)
-			c[25].bool(d.Done)
-			c[26].int(int64(d.Status))
-			c[27].bytes(d.Body)
-			c[28].time(d.CreatedAt)
-			c[29].time(d.ExpiresAt)
+			c[25].bytes(d.RequestHash)
+			c[26].bool(d.Done)
+			c[27].int(int64(d.Status))
+			c[28].bytes(d.Body)
+			c[29].time(d.CreatedAt)
+			c[30].time(d.ExpiresAt)
 		} else {
-			for i := 24; i < 30; i++ {
+			for i := 25; i < 31; i++ {
 				c[i].null()
 			}
 		}
@@ -202,7 +203,7 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 const pgStartRunsSQL = `WITH input AS (
 		SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
 			?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::boolean[],
-			?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::bytea[],
+			?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::text[], ?::bytea[],
 			?::bytea[], ?::boolean[], ?::integer[], ?::bytea[], ?::timestamptz[], ?::timestamptz[])
 		AS i(` + insertRunColumns + `, request_hash, done, response_status, response_body, claimed_at, expires_at)),
 	claim AS (

@@ -17,23 +17,24 @@ import (
 var _ core.ConnectionStore = (*Store)(nil)
 
 const connectionColumns = `id, workspace_id, name, connector, version_constraint, version, runtime,
-	config, created_at, updated_at, created_by`
+	config, created_at, updated_at, created_by, package`
 
 // connectionRow is a connections row. Config is read as bytes: SQLite hands
 // TEXT back as a string, which database/sql will not put in a
 // json.RawMessage.
 type connectionRow struct {
-	ID                string    `db:"id"`
-	WorkspaceID       string    `db:"workspace_id"`
-	Name              string    `db:"name"`
-	Connector         string    `db:"connector"`
-	VersionConstraint string    `db:"version_constraint"`
-	Version           string    `db:"version"`
-	Runtime           string    `db:"runtime"`
-	Config            []byte    `db:"config"`
-	CreatedAt         time.Time `db:"created_at"`
-	UpdatedAt         time.Time `db:"updated_at"`
-	CreatedBy         string    `db:"created_by"`
+	ID                string         `db:"id"`
+	WorkspaceID       string         `db:"workspace_id"`
+	Name              string         `db:"name"`
+	Connector         string         `db:"connector"`
+	Package           sql.NullString `db:"package"`
+	VersionConstraint string         `db:"version_constraint"`
+	Version           string         `db:"version"`
+	Runtime           string         `db:"runtime"`
+	Config            []byte         `db:"config"`
+	CreatedAt         time.Time      `db:"created_at"`
+	UpdatedAt         time.Time      `db:"updated_at"`
+	CreatedBy         string         `db:"created_by"`
 }
 
 func (r *connectionRow) connection() *core.Connection {
@@ -42,6 +43,7 @@ func (r *connectionRow) connection() *core.Connection {
 		WorkspaceID:       r.WorkspaceID,
 		Name:              r.Name,
 		Connector:         r.Connector,
+		Package:           r.Package.String,
 		VersionConstraint: r.VersionConstraint,
 		Version:           r.Version,
 		Runtime:           r.Runtime,
@@ -85,9 +87,9 @@ func (s *Store) CreateConnection(ctx context.Context, c *core.Connection, secret
 			g.appendAudit(audit)
 		}
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (`+connectionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			c.ID, c.WorkspaceID, c.Name, c.Connector, c.VersionConstraint, c.Version, c.Runtime,
-			string(c.Config), c.CreatedAt, c.UpdatedAt, c.CreatedBy)
+			string(c.Config), c.CreatedAt, c.UpdatedAt, c.CreatedBy, stringArg(c.Package))
 		switch {
 		case isUniqueViolation(err):
 			return core.Errorf(core.EConflict, "connection %q already exists", c.Name)

@@ -237,12 +237,12 @@ func runArgs(run *core.Run) []any {
 	return []any{run.ID, run.WorkspaceID, run.Action, run.Connector, run.Version, run.Runtime, run.ConnectionID, run.ConnectionName,
 		run.KeyID, run.IdempotencyKey, string(run.Status), jsonArg(run.Params), jsonArg(run.Output), code, message, retryable,
 		run.CreatedAt, timeArg(run.StartedAt), timeArg(run.FinishedAt), stringArg(run.Owner),
-		run.Attempt, stringArg(run.RetryOf), run.ConnectorKey, bytesArg(run.Input)}
+		run.Attempt, stringArg(run.RetryOf), run.ConnectorKey, stringArg(run.Package), bytesArg(run.Input)}
 }
 
 func insertRun(ctx context.Context, tx *sqlx.Tx, run *core.Run) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (`+insertRunColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), runArgs(run)...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), runArgs(run)...)
 	switch {
 	case isUniqueViolation(err):
 		return core.Errorf(core.EConflict, "run %s already exists", run.ID)

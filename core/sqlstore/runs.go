@@ -18,7 +18,7 @@ var _ core.RunStore = (*Store)(nil)
 
 const runColumns = `id, workspace_id, action, connector, version, runtime, connection_id, connection_name,
 	key_id, idempotency_key, status, params, output, error_code, error_message, error_retryable,
-	created_at, started_at, finished_at, owner, attempt, retry_of, connector_key`
+	created_at, started_at, finished_at, owner, attempt, retry_of, connector_key, package`
 
 // insertRunColumns are the columns a new run is written with: runColumns
 // and the sealed input, which reads of a run leave out.
@@ -51,6 +51,7 @@ type runRow struct {
 	Attempt        int            `db:"attempt"`
 	RetryOf        sql.NullString `db:"retry_of"`
 	ConnectorKey   string         `db:"connector_key"`
+	Package        sql.NullString `db:"package"`
 	// Input is read only by ClaimRuns.
 	Input []byte `db:"input"`
 }
@@ -77,6 +78,7 @@ func (r *runRow) run() *core.Run {
 		Attempt:        r.Attempt,
 		RetryOf:        r.RetryOf.String,
 		ConnectorKey:   r.ConnectorKey,
+		Package:        r.Package.String,
 		Input:          r.Input,
 	}
 	if r.ErrorCode.Valid {
