@@ -128,7 +128,6 @@ type candidate struct {
 	Version         string `db:"version"`
 	Yanked          bool   `db:"yanked"`
 	Manifest        string `db:"manifest"`
-	parsed          *mmsemver.Version
 	protocol        int
 	minRelayVersion string
 }
