@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/relayhq/relay/registry/client"
 	"github.com/relayhq/relay/registry/relaypkg"
 )
 
@@ -82,16 +86,17 @@ func walkthrough(t *testing.T, doc []byte, home string) []walkthroughStep {
 			line = line[:i]
 		}
 		line = strings.TrimSpace(line)
-		if !slices.ContainsFunc([]string{"relay connector ", "relay publisher ", "minisign ", "cd "}, func(p string) bool { return strings.HasPrefix(line, p) }) {
+		if !slices.ContainsFunc([]string{"relay connector ", "relay publisher ", "relay registry ", "minisign ", "cd "}, func(p string) bool { return strings.HasPrefix(line, p) }) {
 			continue
 		}
 		// The test runs words, not shell: a line that needs a shell is
 		// not one it can vouch for.
-		if strings.ContainsAny(line, "|&;<>$\"'`\\*?") {
+		words, ok := plainWords(line)
+		if !ok {
 			t.Fatalf("docs/authoring.md: %q needs a shell; keep the author's commands plain", line)
 		}
 		var args []string
-		for _, w := range strings.Fields(line) {
+		for _, w := range words {
 			if rest, ok := strings.CutPrefix(w, "~/"); ok {
 				w = filepath.Join(home, rest)
 			}
@@ -100,6 +105,38 @@ func walkthrough(t *testing.T, doc []byte, home string) []walkthroughStep {
 		steps = append(steps, walkthroughStep{line: line, args: args})
 	}
 	return steps
+}
+
+// plainWords splits a command line into its words as a shell would one
+// that needs nothing of a shell but double quotes around a word with
+// spaces; ok is false for a line that does (variables, globs, pipes,
+// redirections, other quotes, escapes).
+func plainWords(line string) (words []string, ok bool) {
+	var w strings.Builder
+	quoted, inWord := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case strings.ContainsRune("$`\\", r), !quoted && strings.ContainsRune("|&;<>'*?", r):
+			return nil, false
+		case !quoted && (r == ' ' || r == '\t'):
+			if inWord {
+				words, inWord = append(words, w.String()), false
+				w.Reset()
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, false
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words, true
 }
 
 // goEnv returns the go tool's value of each variable.
@@ -116,10 +153,13 @@ func goEnv(t *testing.T, names ...string) []string {
 // folder outside this repository: relay connector init, test, build (this
 // machine's platform and at least one other, and WASM), pack, relay
 // publisher keygen, relay connector sign, and minisign's own verify and
-// sign. Then what they made is checked: a package Relay reads, the same
-// bytes when packed again, a signature the minisign tool verifies (and
-// one it makes that Relay verifies), and a native binary for this
-// machine that answers spec.
+// sign; then, against a registry (a server the test starts, whose URL and
+// admin key it sets as the guide's export lines do), relay publisher
+// register, relay connector publish, registry show, yank, deprecate and a
+// key rotation. Then what they made is checked: a package Relay reads, the
+// same bytes when packed again, a signature the minisign tool verifies (and
+// one it makes that Relay verifies), a native binary for this machine that
+// answers spec, and the registry's record of what was published.
 //
 // It needs the go tool, the minisign tool (it fails without it) and, for
 // the new module's go mod tidy, the module proxy or a module cache holding
@@ -159,10 +199,14 @@ func TestAuthorWalkthrough(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", cache)
 	t.Setenv("HOME", home)
 	t.Setenv("RELAY_SDK", sdk)
-	for _, v := range []string{"RELAY_PUBLISHER_KEY", "RELAY_PUBLISHER_KEY_PASSWORD"} {
+	for _, v := range []string{"RELAY_PUBLISHER_KEY", "RELAY_PUBLISHER_KEY_PASSWORD", "RELAY_PUBLISHER_TOKEN", "RELAY_PUBLISHER_TOKEN_FILE"} {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
 	}
+	// The registry, as the guide's reader starts it.
+	server, banner := startMain(t, Config{DataDir: filepath.Join(tmp, "relay-data"), ConnectorsDir: filepath.Join(tmp, "no-connectors")}, io.Discard)
+	t.Setenv("RELAY_REGISTRY_URL", server.URL())
+	t.Setenv("RELAY_API_KEY", keyRE.FindString(banner))
 	t.Chdir(work)
 
 	steps := walkthrough(t, doc, home)
@@ -176,7 +220,8 @@ func TestAuthorWalkthrough(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"connector init", "replace connector.go", "replace connector_test.go",
-		"connector test", "connector build", "connector pack", "publisher keygen", "connector sign"} {
+		"connector test", "connector build", "connector pack", "publisher keygen", "connector sign",
+		"publisher register", "connector publish", "registry show", "connector yank", "connector deprecate", "publisher key"} {
 		if !slices.Contains(seen, want) {
 			t.Fatalf("docs/authoring.md's walk-through lacks %s (it has %v)", want, seen)
 		}
@@ -274,6 +319,30 @@ func TestAuthorWalkthrough(t *testing.T) {
 	}
 	if err := relaypkg.Verify(pub, p.IndexBytes, toolSig); err != nil {
 		t.Errorf("Relay does not verify minisign's signature of the index: %v", err)
+	}
+
+	// The registry holds the package, signed by minisign's signature (the
+	// one beside it when publish ran), yanked, no longer deprecated, and
+	// the publisher's first key revoked for the next.
+	reg, err := client.New(client.Config{URL: server.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := reg.Version(ctx, p.Index.Package, p.Index.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pkg)
+	if v.SHA256 != hex.EncodeToString(sum[:]) || v.Signer != relaypkg.KeyID(pub.ID()) || v.Signature != string(toolSig) ||
+		v.Yanked == nil || v.Yanked.Reason == "" || v.Deprecated != "" {
+		t.Errorf("the registry holds %+v", v)
+	}
+	publisher, err := reg.Publisher(ctx, "acme")
+	if err != nil || len(publisher.Keys) != 2 || publisher.Keys[0].ID != v.Signer || publisher.Keys[0].Active() || !publisher.Keys[1].Active() {
+		t.Errorf("the publisher after the key rotation: %+v %v", publisher, err)
+	}
+	if d, err := reg.Download(ctx, p.Index.Package, p.Index.Version, v.SHA256); err != nil || !bytes.Equal(d.Data, pkg) {
+		t.Errorf("the download is not the package: %v", err)
 	}
 
 	// This machine's binary, out of the package, says what it is.

@@ -54,7 +54,20 @@ Usage:
   relay connector pack [--dir DIR] [--dist DIST] [--out FILE]
                                               pack the build into a .relaypkg and its index
   relay connector sign PKG [--key FILE]       sign a package's index (minisign)
+  relay connector publish [PKG] [--key FILE | --signature FILE]
+                                              sign (or take a .minisig), upload and
+                                              publish a package to --registry-url
+  relay connector yank VERSION --reason TEXT  withdraw a published version
+  relay connector deprecate [--message TEXT]  deprecate a package; no message lifts it
   relay publisher keygen [--out DIR]          make a publisher's minisign key pair
+  relay publisher register NAME [--key FILE] [--display-name TEXT] [--token-file F]
+                                              register a publisher with a workspace
+                                              admin's --api-key; prints its token once
+  relay publisher key add --key FILE          add a signing key to the publisher
+  relay publisher key revoke KEY_ID | --key FILE
+                                              revoke one of the publisher's keys
+  relay registry search [QUERY]               search a registry's packages
+  relay registry show PACKAGE[@VERSION]       describe a package, or one of its versions
   relay secrets rotate-master --new-key-file F [--install]
                                               re-wrap every data key with the key in F;
                                               stop every server first. --install then
@@ -70,6 +83,8 @@ The store commands take --data-dir, --database-url and --master-key-file;
 serve and the connectors commands take --connectors-dir, --egress-allow and
 --native-sandbox; serve also takes --addr, --redis-url, --log-level,
 --run-stale-after and --queue-limit.
+The registry commands take --registry-url (default http://127.0.0.1:8080);
+those that act as a publisher take its token, --token or --token-file.
 Each flag can be set with its RELAY_* variable: --data-dir is RELAY_DATA_DIR.
 Run "relay COMMAND -h" for a command's flags.
 `
@@ -106,16 +121,16 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{"no command given"}
 	}
 	cmd, rest := args[0], args[1:]
-	if groups[cmd] {
+	for groups[cmd] { // relay publisher key add: a group within a group
 		switch {
-		case len(args) == 1:
+		case len(rest) == 0:
 			printGroupHelp(stderr, cmd)
 			return usageError{fmt.Sprintf("%q needs a command", cmd)}
-		case isHelpFlag(args[1]):
+		case isHelpFlag(rest[0]):
 			printGroupHelp(stdout, cmd)
 			return nil
 		}
-		cmd, rest = cmd+" "+args[1], args[2:]
+		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
 	case "serve":
@@ -148,8 +163,24 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdConnectorPack(ctx, rest, stdout, stderr)
 	case "connector sign":
 		return cmdConnectorSign(ctx, rest, stdout, stderr)
+	case "connector publish":
+		return cmdConnectorPublish(ctx, rest, stdout, stderr)
+	case "connector yank":
+		return cmdConnectorYank(ctx, rest, stdout, stderr)
+	case "connector deprecate":
+		return cmdConnectorDeprecate(ctx, rest, stdout, stderr)
 	case "publisher keygen":
 		return cmdPublisherKeygen(ctx, rest, stdout, stderr)
+	case "publisher register":
+		return cmdPublisherRegister(ctx, rest, stdout, stderr)
+	case "publisher key add":
+		return cmdPublisherKeyAdd(ctx, rest, stdout, stderr)
+	case "publisher key revoke":
+		return cmdPublisherKeyRevoke(ctx, rest, stdout, stderr)
+	case "registry search":
+		return cmdRegistrySearch(ctx, rest, stdout, stderr)
+	case "registry show":
+		return cmdRegistryShow(ctx, rest, stdout, stderr)
 	case "secrets rotate-master":
 		return cmdSecretsRotateMaster(ctx, rest, stdout, stderr)
 	case "audit verify":

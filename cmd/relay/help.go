@@ -60,6 +60,27 @@ var commands = map[string]commandHelp{
 	"publisher keygen": {"relay publisher keygen [--out DIR]",
 		"Makes a publisher's minisign key pair: DIR/publisher.key (mode 0600; encrypted when RELAY_PUBLISHER_KEY_PASSWORD is set, " +
 			"not otherwise) and DIR/publisher.pub. Never replaces a key. Prints the key id and the public key."},
+	"connector publish": {"relay connector publish [PKG] [--key FILE | --signature FILE] [flags]",
+		"Publishes a package to the registry at --registry-url, as the publisher whose token it is: uploads it in parts and publishes it with a signature of its index. " +
+			"PKG defaults to the package relay connector pack made in --dir. The signature is --signature's (made elsewhere, such as with minisign -Sm PKG.index), " +
+			"else PKG.index.minisig if it exists and --key is not given, else one made now with --key (as relay connector sign does, into PKG.index.minisig). " +
+			"Prints the version published, its SHA-256 and its signer's key id."},
+	"connector yank": {"relay connector yank VERSION --reason TEXT [--package PUBLISHER/NAME] [flags]",
+		"Withdraws a published version: no range picks it any more; workspaces locked to it keep it and see the reason. The package is --dir's relay.json's unless --package names it."},
+	"connector deprecate": {"relay connector deprecate [--message TEXT] [--package PUBLISHER/NAME] [flags]",
+		"Marks a package deprecated, with a message that says why and what to use instead; without one, lifts the deprecation. The package is --dir's relay.json's unless --package names it."},
+	"publisher register": {"relay publisher register NAME [--key FILE] [--display-name TEXT] [--token-file FILE] [flags]",
+		"Registers a publisher at the registry, owned by the workspace of --api-key (a workspace admin's key of the registry's server), with the public key in FILE as its first signing key. " +
+			"Prints the publisher's token, shown only this once, or with --token-file writes it to a new file, mode 0600, instead."},
+	"publisher key add": {"relay publisher key add --key FILE [--publisher NAME] [flags]",
+		"Adds the minisign public key in FILE to the publisher's signing keys. Key rotation: add the new key, publish with it, revoke the old one."},
+	"publisher key revoke": {"relay publisher key revoke KEY_ID | --key FILE [--publisher NAME] [flags]",
+		"Revokes one of the publisher's keys, by its id or its public key file: it signs nothing more; what it signed stays published. The last active key cannot be revoked."},
+	"registry search": {"relay registry search [QUERY] [--publisher NAME] [--limit N] [-o json] [flags]",
+		"Lists the registry's packages whose name, description or keywords hold QUERY (all of them without one), by name, with their latest release."},
+	"registry show": {"relay registry show PUBLISHER/NAME[@VERSION] [-o json] [flags]",
+		"Describes a package (its versions, yanks, deprecation, and what its latest release may do: actions and side effects, egress hosts, secrets, forms), " +
+			"or one version (its SHA-256, size, signer and capabilities)."},
 	"secrets rotate-master": {"relay secrets rotate-master --new-key-file FILE [--install] [flags]",
 		"Re-wraps every data key, and the API key pepper, with the master key in FILE. Stop every server first. " +
 			"--install then replaces the current key file with FILE's key; without it, do that yourself before restarting."},
@@ -69,7 +90,8 @@ var commands = map[string]commandHelp{
 }
 
 // groups are the first words of the commands that have a second.
-var groups = map[string]bool{"workspaces": true, "keys": true, "connectors": true, "connector": true, "publisher": true, "secrets": true, "audit": true}
+var groups = map[string]bool{"workspaces": true, "keys": true, "connectors": true, "connector": true, "publisher": true,
+	"publisher key": true, "registry": true, "secrets": true, "audit": true}
 
 // isHelpFlag reports whether arg asks for help.
 func isHelpFlag(arg string) bool {

@@ -13,10 +13,13 @@ import (
 // after "relay".
 func usageCommands(t *testing.T) []string {
 	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^  relay ([a-z-]+)(?: ([a-z-]+))?`).FindAllStringSubmatch(usage, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  relay ([a-z-]+)(?: ([a-z-]+))?(?: ([a-z-]+))?`).FindAllStringSubmatch(usage, -1) {
 		name := m[1]
-		if groups[name] {
-			name += " " + m[2]
+		for _, word := range m[2:] {
+			if !groups[name] {
+				break
+			}
+			name += " " + word
 		}
 		names = append(names, name)
 	}
@@ -61,7 +64,7 @@ func TestCLIHelp(t *testing.T) {
 	}
 	for group := range groups {
 		for _, flag := range []string{"-h", "--help", "help"} {
-			out, errOut, err := call(group, flag)
+			out, errOut, err := call(append(strings.Fields(group), flag)...)
 			if err != nil || errOut != "" || !strings.HasPrefix(out, "Usage:\n") {
 				t.Errorf("relay %s %s: %v\n%s%s", group, flag, err, out, errOut)
 			}
@@ -72,7 +75,7 @@ func TestCLIHelp(t *testing.T) {
 			}
 		}
 		// Without a command, the same list on stderr, and a usage error.
-		out, errOut, err := call(group)
+		out, errOut, err := call(strings.Fields(group)...)
 		if exitCode(err) != 2 || out != "" || !strings.HasPrefix(errOut, "Usage:\n") {
 			t.Errorf("relay %s: exit %d (%v)\n%s%s", group, exitCode(err), err, out, errOut)
 		}
