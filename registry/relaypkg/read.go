@@ -137,6 +137,11 @@ func read(r io.Reader, lim Limits, open sink) (*Package, error) {
 		return nil, core.Errorf(core.EPackageCorrupt, "not a package: %v", err)
 	}
 	gz.Multistream(false)
+	// The header as Pack writes it, and nothing else: no name, comment,
+	// extra field or time, the "unknown" OS.
+	if h := gz.Header; h.Name != "" || h.Comment != "" || h.Extra != nil || !h.ModTime.IsZero() || h.OS != 255 {
+		return nil, core.Errorf(core.EPackageTampered, "the package's gzip header is not the one a package has (name, comment, extra, time or OS set)")
+	}
 	tr := tar.NewReader(gz)
 	corrupt := func(err error) error {
 		if counted.over {
@@ -291,6 +296,18 @@ func checkHeader(hdr *tar.Header) error {
 	}
 	if name != IndexPath && !knownPath(name) {
 		return core.Errorf(core.EPackageUnsafePath, "the package holds %q, which is not a member a package may have", name)
+	}
+	// Every field as Pack writes it, so that no byte of a header is
+	// outside what the package's form fixes.
+	mode := int64(0o644)
+	if executable(name) {
+		mode = 0o755
+	}
+	if hdr.Mode != mode || hdr.Uid != 0 || hdr.Gid != 0 || hdr.Uname != "" || hdr.Gname != "" || !hdr.ModTime.Equal(epoch) ||
+		!hdr.AccessTime.IsZero() || !hdr.ChangeTime.IsZero() || hdr.Linkname != "" || hdr.Devmajor != 0 || hdr.Devminor != 0 ||
+		len(hdr.PAXRecords) != 0 { // extended attributes arrive as PAX records too
+		return core.Errorf(core.EPackageTampered, "%s's header is not the one a package member has (mode %o, owner %d:%d, time %s)",
+			name, hdr.Mode, hdr.Uid, hdr.Gid, hdr.ModTime.UTC().Format("2006-01-02T15:04:05Z"))
 	}
 	return nil
 }

@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"aead.dev/minisign"
 
@@ -123,9 +125,17 @@ func rawArchive(t testing.TB, entries []rawEntry, trailer []byte) []byte {
 		if h.Typeflag == tar.TypeReg && h.Size == 0 {
 			h.Size = int64(len(e.data))
 		}
+		// As Pack writes them, unless the test says otherwise.
 		if h.Mode == 0 {
 			h.Mode = 0o644
+			if executable(h.Name) {
+				h.Mode = 0o755
+			}
 		}
+		if h.ModTime.IsZero() {
+			h.ModTime = epoch
+		}
+		h.Format = tar.FormatPAX
 		if err := tw.WriteHeader(&h); err != nil {
 			t.Fatal(err)
 		}
@@ -263,6 +273,18 @@ func TestRefusals(t *testing.T) {
 		{"over the unpacked limit", valid, Limits{Compressed: 1 << 20, Unpacked: 10, Member: 1 << 20}, core.EPackageTooLarge},
 		{"a member over its limit", valid, Limits{Compressed: 1 << 20, Unpacked: 1 << 20, Member: 10}, core.EPackageTooLarge},
 		{"not gzip", []byte("PK\x03\x04 a zip"), Limits{}, core.EPackageCorrupt},
+		{"a member's time changed", rawArchive(t, append(members(t, testFiles())[:1], rawEntry{hdr: tar.Header{Name: ReadmePath, ModTime: epoch.Add(time.Second)}, data: testFiles()[ReadmePath]}), nil), Limits{}, core.EPackageTampered},
+		{"a member's mode changed", rawArchive(t, append(members(t, testFiles())[:1], rawEntry{hdr: tar.Header{Name: ReadmePath, Mode: 0o4755}, data: testFiles()[ReadmePath]}), nil), Limits{}, core.EPackageTampered},
+		{"a member's owner changed", rawArchive(t, append(members(t, testFiles())[:1], rawEntry{hdr: tar.Header{Name: ReadmePath, Uid: 1000, Uname: "eve"}, data: testFiles()[ReadmePath]}), nil), Limits{}, core.EPackageTampered},
+		{"a gzip header with a name", func() []byte {
+			var b bytes.Buffer
+			gz := gzip.NewWriter(&b)
+			gz.Name = "evil.tar"
+			inner := bytes.Clone(gunzip(t, valid))
+			gz.Write(inner)
+			gz.Close()
+			return b.Bytes()
+		}(), Limits{}, core.EPackageTampered},
 		{"the index not first", rawArchive(t, append(members(t, testFiles())[1:], members(t, testFiles())[0]), nil), Limits{}, core.EPackageCorrupt},
 		{"a manifest of another connector", lyingManifest(strings.Replace(testManifest, `"notes"`, `"other"`, 1)), Limits{}, core.EPackageManifestMismatch},
 		{"a manifest of another version", lyingManifest(strings.Replace(testManifest, `"1.2.0"`, `"1.2.1"`, 1)), Limits{}, core.EPackageManifestMismatch},
@@ -414,4 +436,48 @@ func TestCheckPlatform(t *testing.T) {
 			t.Errorf("%q: %v, want invalid_request", bad, err)
 		}
 	}
+}
+
+func gunzip(t testing.TB, data []byte) []byte {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Every byte of a package, changed, makes it refused: the archive's
+// headers, the members (through the index's digests), the index (through
+// its own checks and the signature over it), the gzip header and
+// trailer. What Inspect cannot see, a change inside the compressed stream
+// that decodes to the same archive, is caught by the package's SHA-256,
+// which the registry records and signs in its index.
+func TestEveryByteMatters(t *testing.T) {
+	files := map[string][]byte{
+		ManifestPath: []byte(testManifest),
+		WASMPath:     []byte("\x00asm\x01\x00\x00\x00 a module"),
+		ReadmePath:   []byte("# Notes\n"),
+		LicensePath:  []byte("MIT\n"),
+	}
+	pkg, _ := mustPack(t, files)
+	want := gunzip(t, pkg)
+	var accepted []int
+	for i := range pkg {
+		bad := bytes.Clone(pkg)
+		bad[i] ^= 0x01
+		if _, err := Inspect(bytes.NewReader(bad), Limits{}); err != nil {
+			continue
+		}
+		// Accepted: then the archive it holds must be the same.
+		if !bytes.Equal(gunzip(t, bad), want) {
+			t.Errorf("byte %d of %d changed the archive, and the package was accepted", i, len(pkg))
+		}
+		accepted = append(accepted, i)
+	}
+	t.Logf("%d of %d one-bit changes were accepted, each decoding to the same archive: %v", len(accepted), len(pkg), accepted)
 }
