@@ -50,6 +50,10 @@ type IndexVersion struct {
 	IndexSHA256 string `json:"index_sha256"` // of the package's own index
 	Signer      string `json:"signer"`
 	Yanked      bool   `json:"yanked,omitempty"`
+	// Protocol and MinRelayVersion are the manifest's: what a server
+	// installing from the registry checks before it downloads anything.
+	Protocol        int    `json:"protocol"`
+	MinRelayVersion string `json:"min_relay_version,omitempty"`
 }
 
 // indexCache keeps the last signed index until the registry changes or
@@ -112,9 +116,10 @@ func (s *Service) buildIndex(ctx context.Context, version int64) (*Index, error)
 		Index      []byte  `db:"index_json"`
 		Signer     string  `db:"signer_key_id"`
 		Yanked     bool    `db:"yanked"`
+		Manifest   string  `db:"manifest"`
 	}
 	if err := db.SelectContext(ctx, &rows, `SELECT v.package, p.deprecated, v.version, v.blob_sha256, v.index_json, v.signer_key_id,
-		v.yanked_at IS NOT NULL AS yanked
+		v.yanked_at IS NOT NULL AS yanked, v.manifest
 		FROM registry_versions v JOIN registry_packages p ON p.name = v.package ORDER BY v.package, v.version`); err != nil {
 		return nil, fmt.Errorf("registry: index versions: %w", err)
 	}
@@ -126,9 +131,13 @@ func (s *Service) buildIndex(ctx context.Context, version int64) (*Index, error)
 			}
 			x.Packages = append(x.Packages, p)
 		}
+		var m compatibility
+		if err := json.Unmarshal([]byte(r.Manifest), &m); err != nil {
+			return nil, fmt.Errorf("registry: stored manifest of %s@%s: %w", r.Package, r.Version, err)
+		}
 		p := &x.Packages[len(x.Packages)-1]
 		p.Versions = append(p.Versions, IndexVersion{Version: r.Version, SHA256: r.SHA256, IndexSHA256: sha256Hex(r.Index),
-			Signer: r.Signer, Yanked: r.Yanked})
+			Signer: r.Signer, Yanked: r.Yanked, Protocol: m.Protocol, MinRelayVersion: m.MinRelayVersion})
 	}
 	return x, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -132,10 +133,19 @@ type candidate struct {
 	minRelayVersion string
 }
 
+// compatibility is what of a manifest says which servers can run it.
+type compatibility struct {
+	Protocol        int    `json:"protocol"`
+	MinRelayVersion string `json:"min_relay_version"`
+}
+
 // pick resolves a range to the newest version of pkg that fits it, is not
 // yanked, and this server can run. A refusal says why, naming the newest
 // version that would fit when there is one.
 func (s *Service) pick(ctx context.Context, pkg, constraint string) (*candidate, error) {
+	if s.remote(pkg) {
+		return s.pickUpstream(ctx, pkg, constraint)
+	}
 	var rows []candidate
 	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT version, yanked_at IS NOT NULL AS yanked, manifest
 		FROM registry_versions WHERE package = ?`), pkg); err != nil {
@@ -145,10 +155,7 @@ func (s *Service) pick(ctx context.Context, pkg, constraint string) (*candidate,
 		return nil, core.Errorf(core.ENotFound, "no package %q in this registry", pkg)
 	}
 	for i := range rows {
-		var m struct {
-			Protocol        int    `json:"protocol"`
-			MinRelayVersion string `json:"min_relay_version"`
-		}
+		var m compatibility
 		json.Unmarshal([]byte(rows[i].Manifest), &m)
 		rows[i].protocol, rows[i].minRelayVersion = m.Protocol, m.MinRelayVersion
 	}
@@ -268,14 +275,18 @@ func (s *Service) compatible(v *candidate) error {
 
 // installable checks a version's signature against its publisher's keys
 // as they are now (a version signed by a key revoked since is refused),
-// unpacks it (checking it whole), and describes it as a lock entry.
+// unpacks it (checking it whole), and describes it as a lock entry. A
+// version of the upstream registry's is downloaded first, if need be, and
+// its publisher's keys are those the upstream's signed index lists.
 func (s *Service) installable(ctx context.Context, pkg, version string) (*Installation, error) {
-	r, err := s.versionRow(ctx, pkg, version)
-	if err != nil {
-		return nil, err
+	var r *versionRow
+	var p *Publisher
+	var err error
+	if s.remote(pkg) {
+		r, p, err = s.mirrored(ctx, pkg, version)
+	} else {
+		r, p, err = s.published(ctx, pkg, version)
 	}
-	publisher, _, _ := strings.Cut(pkg, "/")
-	p, err := s.Publisher(ctx, publisher)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +320,30 @@ type versionRow struct {
 	SHA256       string `db:"blob_sha256"`
 }
 
+// published is a version published to this registry, and its publisher.
+func (s *Service) published(ctx context.Context, pkg, version string) (*versionRow, *Publisher, error) {
+	r, err := s.publishedRow(ctx, pkg, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	publisher, _, _ := strings.Cut(pkg, "/")
+	p, err := s.Publisher(ctx, publisher)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, p, nil
+}
+
+// versionRow reads a version this server has: published to its registry,
+// or taken from the upstream's. ENotFound when it has none.
 func (s *Service) versionRow(ctx context.Context, pkg, version string) (*versionRow, error) {
+	if s.remote(pkg) {
+		return s.mirrorRow(ctx, pkg, version)
+	}
+	return s.publishedRow(ctx, pkg, version)
+}
+
+func (s *Service) publishedRow(ctx context.Context, pkg, version string) (*versionRow, error) {
 	var r versionRow
 	err := s.cfg.DB.DB().GetContext(ctx, &r, s.rebind(`SELECT package, version, index_json, signature, signer_key_id, manifest,
 		capabilities, blob_sha256 FROM registry_versions WHERE package = ? AND version = ?`), pkg, version)
@@ -351,25 +385,32 @@ var unpacking sync.Map // sha256 → *sync.Mutex
 // from its blob (and checking it whole) the first time: on any replica,
 // whichever first needs it.
 func (s *Service) unpacked(ctx context.Context, sum string) (string, error) {
+	if _, err := s.unpackedFrom(ctx, sum, func() (io.ReadCloser, error) { return s.cfg.Blobs.Open(ctx, sum) }); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.cfg.CacheDir, sum), nil
+}
+
+// unpackedFrom unpacks the package of SHA-256 sum that open reads, unless
+// it is unpacked already; it returns the package when it unpacked it now,
+// nil when it was there.
+func (s *Service) unpackedFrom(ctx context.Context, sum string, open func() (io.ReadCloser, error)) (*relaypkg.Package, error) {
 	if s.cfg.CacheDir == "" {
-		return "", errors.New("registry: no cache dir to unpack packages into")
+		return nil, errors.New("registry: no cache dir to unpack packages into")
 	}
 	dir := filepath.Join(s.cfg.CacheDir, sum)
 	mu, _ := unpacking.LoadOrStore(sum, &sync.Mutex{})
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 	if _, err := os.Stat(filepath.Join(dir, relaypkg.ManifestPath)); err == nil {
-		return dir, nil
+		return nil, nil
 	}
-	r, err := s.cfg.Blobs.Open(ctx, sum)
+	r, err := open()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer r.Close()
-	if _, err := relaypkg.Unpack(r, dir, s.cfg.Limits); err != nil {
-		return "", err
-	}
-	return dir, nil
+	return relaypkg.Unpack(r, dir, s.cfg.Limits)
 }
 
 // Installed lists what a workspace installed (core.ConnectorSource).
@@ -380,8 +421,9 @@ func (s *Service) Installed(ctx context.Context, workspaceID string) ([]core.Ins
 		Version    string  `db:"version"`
 		YankReason *string `db:"yank_reason"`
 	}
-	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT i.name, i.package, i.version, v.yank_reason
+	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT i.name, i.package, i.version, COALESCE(v.yank_reason, m.yank_reason) AS yank_reason
 		FROM registry_installs i LEFT JOIN registry_versions v ON v.package = i.package AND v.version = i.version
+		LEFT JOIN registry_mirror m ON m.package = i.package AND m.version = i.version
 		WHERE i.workspace_id = ? ORDER BY i.name`), workspaceID); err != nil {
 		return nil, fmt.Errorf("registry: installed connectors: %w", err)
 	}

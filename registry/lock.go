@@ -54,8 +54,16 @@ func (r *installRow) installation() (*Installation, error) {
 	return in, nil
 }
 
-// Lock returns a workspace's lock, by name, with the yanks since.
+// Lock returns a workspace's lock, by name, with the yanks since. With an
+// upstream registry, its index is read again first if the one kept is
+// older than upstreamIndexTTL, for its yanks; a registry that does not
+// answer soon leaves the lock as the server knows it.
 func (s *Service) Lock(ctx context.Context, workspaceID string) ([]*Installation, error) {
+	if s.cfg.Upstream != nil {
+		rctx, cancel := context.WithTimeout(ctx, lockRefreshTimeout)
+		s.upstreamIndex(rctx, false)
+		cancel()
+	}
 	var rows []installRow
 	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT `+installColumns+` FROM registry_installs
 		WHERE workspace_id = ? ORDER BY name`), workspaceID); err != nil {

@@ -35,6 +35,9 @@ type Upload struct {
 
 // StartUpload begins an upload for the publisher.
 func (s *Service) StartUpload(ctx context.Context, p *Publisher) (*Upload, error) {
+	if err := s.ownRegistry(); err != nil {
+		return nil, err
+	}
 	u := &Upload{ID: core.NewID()}
 	db := s.cfg.DB.DB()
 	// Uploads never published are dropped as new ones start.

@@ -86,6 +86,9 @@ func (s *Service) RegisterPublisher(ctx context.Context, c *core.Caller, name, d
 	if name == FirstParty {
 		return nil, "", core.Errorf(core.EConflict, "the publisher name %q is Relay's own", name)
 	}
+	if err := s.ownRegistry(); err != nil {
+		return nil, "", err
+	}
 	if len(displayName) > 100 {
 		return nil, "", core.Errorf(core.EInvalid, "display_name is at most 100 characters")
 	}

@@ -58,12 +58,16 @@ type Config struct {
 	// Protocols the connector protocol versions it speaks (none: any).
 	RelayVersion string
 	Protocols    []int
+	// Upstream, when set, is the registry the server installs from
+	// instead of its own (but for its first-party packages, relay/…).
+	Upstream Upstream
 }
 
 // Service is a registry.
 type Service struct {
-	cfg   Config
-	index indexCache
+	cfg      Config
+	index    indexCache
+	upstream upstreamCache
 }
 
 // DefaultIndexTTL is how long a signed index is good for.

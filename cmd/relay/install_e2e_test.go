@@ -29,28 +29,7 @@ func TestInstallFromTheRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs connectors")
 	}
-	built := t.TempDir()
-	const vault = "github.com/relayhq/relay/core/httpapi/testdata/vault"
-	pkgs := map[string][]byte{}
-	for _, v := range []string{"1.0.0", "1.1.0"} {
-		vdir := catalogtest.BuildWith(t, built, vault, "-X main.version="+v)
-		files := map[string][]byte{relaypkg.ReadmePath: []byte("# vault"), relaypkg.LicensePath: []byte("MIT")}
-		for path, src := range map[string]string{
-			relaypkg.ManifestPath:                             "manifest.json",
-			relaypkg.NativePath(runtime.GOOS, runtime.GOARCH): "connector",
-		} {
-			data, err := os.ReadFile(filepath.Join(vdir, src))
-			if err != nil {
-				t.Fatal(err)
-			}
-			files[path] = data
-		}
-		data, _, err := relaypkg.PackBytes("acme/vault", files)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkgs[v] = data
-	}
+	pkgs := vaultPackages(t, "1.0.0", "1.1.0")
 	for _, db := range sqlstoretest.Databases() {
 		t.Run(db.Name, func(t *testing.T) {
 			cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir()}
@@ -150,6 +129,35 @@ func TestInstallFromTheRegistry(t *testing.T) {
 			h.json("POST", "/v1/actions/safe.keys/execute", adminA, map[string]any{"params": map[string]any{}}, 404, nil)
 		})
 	}
+}
+
+// vaultPackages builds the testdata vault connector at each version, as a
+// plugin for this machine, and packs each as acme/vault.
+func vaultPackages(t *testing.T, versions ...string) map[string][]byte {
+	t.Helper()
+	built := t.TempDir()
+	const vault = "github.com/relayhq/relay/core/httpapi/testdata/vault"
+	pkgs := map[string][]byte{}
+	for _, v := range versions {
+		vdir := catalogtest.BuildWith(t, built, vault, "-X main.version="+v)
+		files := map[string][]byte{relaypkg.ReadmePath: []byte("# vault"), relaypkg.LicensePath: []byte("MIT")}
+		for path, src := range map[string]string{
+			relaypkg.ManifestPath:                             "manifest.json",
+			relaypkg.NativePath(runtime.GOOS, runtime.GOARCH): "connector",
+		} {
+			data, err := os.ReadFile(filepath.Join(vdir, src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[path] = data
+		}
+		data, _, err := relaypkg.PackBytes("acme/vault", files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkgs[v] = data
+	}
+	return pkgs
 }
 
 func hasAction(list []struct{ ID, Version string }, id, version string) bool {

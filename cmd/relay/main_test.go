@@ -295,12 +295,18 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"workspaces", "create", "Bad Name"},
 		{"workspaces", "set-limit", "default"},
 		{"serve", "--native-sandbox", "sometimes"},
+		{"serve", "--registry-url", "http://127.0.0.1:1"},
+		{"serve", "--registry-key", "RWTEIIzH2X39j1bSZT0Gjt5FRsNDKJtzGCaRtPVooS/2WbbLIy+NFbS6"},
 		{"connectors", "list", "--native-sandbox", "on"},
 		{"nonsense"},
 	} {
 		if _, err := relay(t, cfg, args...); err == nil {
 			t.Errorf("relay %s succeeded", strings.Join(args, " "))
 		}
+	}
+	if _, err := relay(t, Config{DataDir: t.TempDir()}, "serve", "--addr", "127.0.0.1:0", "--registry-url", "http://127.0.0.1:1",
+		"--registry-key", "not a key"); err == nil || !strings.Contains(err.Error(), "--registry-key") {
+		t.Errorf("serve with a registry key that is none: %v", err)
 	}
 	// Only serve makes the master key: a key made under another would never verify.
 	if _, err := relay(t, cfg, "keys", "create", "--workspace", "default", "--role", "admin"); err == nil ||

@@ -30,6 +30,7 @@ import (
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/wasmrt"
 	"github.com/relayhq/relay/registry"
+	"github.com/relayhq/relay/registry/client"
 	"github.com/relayhq/relay/registry/relaypkg"
 	"github.com/relayhq/relay/sdk/protocol"
 	"golang.org/x/crypto/hkdf"
@@ -67,6 +68,11 @@ type Config struct {
 	// WASMCacheDir holds compiled WASM modules; empty: wasm-cache in
 	// DataDir.
 	WASMCacheDir string
+	// RegistryURL is another Relay whose registry the server installs
+	// connectors from instead of its own; RegistryKey that registry's
+	// public key (its base64 line, or a file holding it), pinned.
+	RegistryURL string
+	RegistryKey string
 }
 
 func (c Config) connectorsDir() string {
@@ -147,6 +153,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Log.Info("registry key (pin it to install from this server's registry)",
 		"key_id", relaypkg.KeyID(m.registry.PublicKey().ID()), "public_key", relaypkg.PublicKeyLine(m.registry.PublicKey()))
+	if up := m.Config.RegistryURL; up != "" {
+		m.Log.Info("installing connectors from another registry", "url", up, "pinned_key_id", m.registry.UpstreamKeyID())
+	}
 	// Connectors installed from the registry, each workspace its own, are
 	// the catalog's other source; the connectors dir's names are theirs.
 	m.catalog.SetSource(m.registry)
@@ -491,8 +500,33 @@ func openRegistry(ctx context.Context, cfg Config, masterKey []byte, st *sqlstor
 	if st.Dialect() == "postgres" {
 		blobs = registry.SQLBlobs{DB: st.DB()}
 	}
+	upstream, err := cfg.upstream()
+	if err != nil {
+		return nil, err
+	}
 	reserved := func(name string) bool { return len(cat.Versions(name)) > 0 }
 	return registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: key,
 		CacheDir: filepath.Join(cfg.DataDir, "packages"), Reserved: reserved,
-		RelayVersion: version, Protocols: []int{protocol.Version}}), nil
+		RelayVersion: version, Protocols: []int{protocol.Version}, Upstream: upstream}), nil
+}
+
+// upstream is the registry of --registry-url, pinned by --registry-key;
+// nil without one.
+func (c Config) upstream() (registry.Upstream, error) {
+	if c.RegistryURL == "" {
+		return nil, nil
+	}
+	text := c.RegistryKey
+	if data, err := os.ReadFile(text); err == nil {
+		text = string(data)
+	}
+	key, err := relaypkg.ParsePublicKey(text)
+	if err != nil {
+		return nil, fmt.Errorf("--registry-key: %w", err)
+	}
+	cl, err := client.New(client.Config{URL: c.RegistryURL})
+	if err != nil {
+		return nil, fmt.Errorf("--registry-url: %w", err)
+	}
+	return cl.Upstream(key), nil
 }

@@ -149,31 +149,6 @@ type SignedIndex struct {
 	Doc, Signature []byte
 }
 
-// FindVersion returns the index's entry of pkg@version, or nil.
-func (x *SignedIndex) FindVersion(pkg, version string) *registry.IndexVersion {
-	for i := range x.Packages {
-		if p := &x.Packages[i]; p.Name == pkg {
-			for j := range p.Versions {
-				if p.Versions[j].Version == version {
-					return &p.Versions[j]
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// FindPublisher returns the index's entry of a publisher, with its keys,
-// or nil.
-func (x *SignedIndex) FindPublisher(name string) *registry.IndexPublisher {
-	for i := range x.Publishers {
-		if x.Publishers[i].Name == name {
-			return &x.Publishers[i]
-		}
-	}
-	return nil
-}
-
 // indexAttempts is how many times Index fetches the index and its
 // signature when they do not match: a change to the registry between the
 // two requests makes a new index.
