@@ -195,9 +195,21 @@ func (s *Service) Publish(ctx context.Context, p *Publisher, c *core.Caller, upl
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_packages (name, publisher, description, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET description = excluded.description, updated_at = excluded.updated_at`),
-			x.Package, p.Name, pkg.Manifest.Description, now, now)
+		var known int
+		if err := tx.GetContext(ctx, &known, tx.Rebind(`SELECT COUNT(*) FROM registry_packages WHERE name = ?`), x.Package); err != nil {
+			return fmt.Errorf("registry: package %s: %w", x.Package, err)
+		}
+		if known == 0 {
+			if err := checkNameFree(ctx, tx, "registry_packages", "package name", x.Package); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_packages (name, publisher, description, created_at, updated_at, skeleton)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET description = excluded.description, updated_at = excluded.updated_at`),
+			x.Package, p.Name, pkg.Manifest.Description, now, now, relaypkg.Skeleton(x.Package))
+		if s.isUnique(err) {
+			return core.Errorf(core.EConflict, "the package name %q, or one that looks like it, is taken", x.Package)
+		}
 		if err != nil {
 			return fmt.Errorf("registry: upsert package: %w", err)
 		}

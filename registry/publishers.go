@@ -83,8 +83,8 @@ func (s *Service) RegisterPublisher(ctx context.Context, c *core.Caller, name, d
 	if !publisherNameRE.MatchString(name) {
 		return nil, "", core.Errorf(core.EInvalid, "publisher name %q: lower-case letters, digits and single hyphens, starting with a letter", name)
 	}
-	if name == FirstParty {
-		return nil, "", core.Errorf(core.EConflict, "the publisher name %q is Relay's own", name)
+	if relaypkg.Skeleton(name) == relaypkg.Skeleton(FirstParty) {
+		return nil, "", core.Errorf(core.EConflict, "the publisher name %q is, or looks like, %q: Relay's own", name, FirstParty)
 	}
 	if err := s.ownRegistry(); err != nil {
 		return nil, "", err
@@ -101,10 +101,13 @@ func (s *Service) RegisterPublisher(ctx context.Context, c *core.Caller, name, d
 	p := &Publisher{Name: name, DisplayName: displayName, WorkspaceID: c.WorkspaceID, CreatedAt: now,
 		Keys: []Key{{ID: relaypkg.KeyID(key.ID()), PublicKey: relaypkg.PublicKeyLine(key), AddedAt: now}}}
 	err = s.cfg.DB.InAuditedTx(ctx, func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)`), name, c.WorkspaceID, displayName, id, s.tokenHash(id, secret), now)
+		if err := checkNameFree(ctx, tx, "registry_publishers", "publisher name", name); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at, skeleton)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`), name, c.WorkspaceID, displayName, id, s.tokenHash(id, secret), now, relaypkg.Skeleton(name))
 		if s.isUnique(err) {
-			return core.Errorf(core.EConflict, "the publisher name %q is taken", name)
+			return core.Errorf(core.EConflict, "the publisher name %q, or one that looks like it, is taken", name)
 		}
 		if err != nil {
 			return fmt.Errorf("registry: insert publisher: %w", err)
@@ -121,6 +124,23 @@ func (s *Service) RegisterPublisher(ctx context.Context, c *core.Caller, name, d
 		return nil, "", err
 	}
 	return p, token, nil
+}
+
+// checkNameFree refuses, in tx, a publisher or package name that is
+// taken, by itself or by a name that looks like it (its skeleton), naming
+// which. Two that race past it meet the skeleton's unique index.
+func checkNameFree(ctx context.Context, tx *sqlx.Tx, table, what, name string) error {
+	var other string
+	err := tx.GetContext(ctx, &other, tx.Rebind(`SELECT name FROM `+table+` WHERE skeleton = ?`), relaypkg.Skeleton(name))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("registry: names like %s: %w", name, err)
+	case other == name:
+		return core.Errorf(core.EConflict, "the %s %q is taken", what, name)
+	}
+	return core.Errorf(core.EConflict, "the %s %q looks like %q, which is taken (names that differ only by hyphens, 0/o, 1/l, 5/s, rn/m or vv/w are one)", what, name, other)
 }
 
 func (s *Service) insertKey(ctx context.Context, tx *sqlx.Tx, publisher string, k Key) error {

@@ -332,6 +332,63 @@ func TestPublishers(t *testing.T) {
 	})
 }
 
+// Names that look alike are one: a publisher cannot register a name
+// confusable with Relay's own or with another publisher's, nor a package
+// a name confusable with one published; the one that is there keeps
+// publishing under it.
+func TestConfusableNames(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		pub, _, _ := minisign.GenerateKey(nil)
+		line := relaypkg.PublicKeyLine(pub)
+		for _, name := range []string{"re1ay", "rel-ay", "re-1ay"} {
+			_, _, err := e.reg.RegisterPublisher(ctx, e.admin, name, "", line)
+			wantCode(t, err, core.EConflict)
+		}
+		p, _, key := e.publisher("acme")
+		for _, name := range []string{"acrne", "ac-me", "acme"} {
+			_, _, err := e.reg.RegisterPublisher(ctx, e.admin, name, "", line)
+			wantCode(t, err, core.EConflict)
+			if name != "acme" && !strings.Contains(err.Error(), `looks like "acme"`) {
+				t.Errorf("%s refused for %v", name, err)
+			}
+		}
+		e.publisher("acne") // not one of the pairs
+		sign := func(pkg, version string) error {
+			data, index := pack(t, pkg, version)
+			sig, _ := relaypkg.Sign(key, index)
+			return publish(e, p, e.admin, data, sig)
+		}
+		if err := sign("acme/notes", "0.1.0"); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"acme/n0tes", "acme/no-tes", "acme/note5"} {
+			err := sign(name, "0.1.0")
+			wantCode(t, err, core.EConflict)
+			if !strings.Contains(err.Error(), `looks like "acme/notes"`) {
+				t.Errorf("%s refused for %v", name, err)
+			}
+		}
+		if err := sign("acme/notes", "0.2.0"); err != nil {
+			t.Fatalf("a new version of the package there: %v", err)
+		}
+		if err := sign("acme/nodes", "0.1.0"); err != nil {
+			t.Fatalf("a package whose name only differs: %v", err)
+		}
+	})
+}
+
+func TestSkeleton(t *testing.T) {
+	for name, want := range map[string]string{
+		"relay": "relay", "re1ay": "relay", "r-e-l-a-y": "relay", "acrne": "acme", "vvord5": "words",
+		"acme/n0tes": "acme/notes", "acme/notes": "acme/notes", "learn": "leam",
+	} {
+		if got := relaypkg.Skeleton(name); got != want {
+			t.Errorf("Skeleton(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
 // A server that installs from a registry refuses an index signed by
 // another key, altered, older than one it has seen, or expired.
 func TestVerifyIndex(t *testing.T) {

@@ -108,6 +108,22 @@ func CheckName(pkg string) error {
 	return nil
 }
 
+// Skeleton is what a name (a publisher's, or a package's publisher/name)
+// looks like to a reader: hyphens dropped, and the letters and digits
+// that pass for one another made one (0 o, 1 l, 5 s, rn m, vv w). Two
+// names with one skeleton are confusable, and a registry keeps only the
+// first: no one can register re1ay or rel-ay beside relay. The
+// registry's migration 0009 computes the same with SQL's REPLACE, in
+// this order.
+func Skeleton(name string) string {
+	for _, r := range skeletonSteps {
+		name = strings.ReplaceAll(name, r[0], r[1])
+	}
+	return name
+}
+
+var skeletonSteps = [][2]string{{"-", ""}, {"0", "o"}, {"1", "l"}, {"5", "s"}, {"rn", "m"}, {"vv", "w"}}
+
 // semverRE is a semantic version (2.0.0) without build metadata, which
 // would make two names for one version.
 var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$`)
