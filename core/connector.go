@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"strings"
 )
 
 // ConnectorRef names one version of a connector and, for a call, the form
@@ -16,6 +17,12 @@ type ConnectorRef struct {
 }
 
 func (r ConnectorRef) String() string { return r.Name + "@" + r.Version }
+
+// ManifestName is the name the version's manifest carries: Name, or for
+// a registry package's ref (publisher/name) the part after the slash.
+func (r ConnectorRef) ManifestName() string {
+	return r.Name[strings.LastIndexByte(r.Name, '/')+1:]
+}
 
 // The forms a connector version can ship in.
 const (

@@ -7,7 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/relayhq/relay/registry/client"
@@ -24,24 +29,29 @@ import (
 // walkthroughStep is one step of docs/authoring.md's author's path: a
 // command, or a file the guide says to replace.
 type walkthroughStep struct {
-	line string   // the command as the guide writes it
-	args []string // its words, ~/ expanded
-	file string   // or the file to write
-	code string   // with this
+	line  string   // the command as the guide writes it
+	args  []string // its words, ~/ expanded
+	shell bool     // or a curl command, which bash runs as written
+	file  string   // or the file to write
+	code  string   // with this
 }
+
+// apiPathRE finds the API route of a guide's curl command.
+var apiPathRE = regexp.MustCompile(`/v1/[^"' ]+`)
 
 // replaceRE is how the guide introduces a file's new text.
 var replaceRE = regexp.MustCompile("Replace `([^`]+)` with this")
 
 // walkthrough returns, in order, the lines of the guide's sh blocks that
-// run relay connector, relay publisher, minisign or cd, and the Go blocks
-// that the guide says replace a file: the author's path from an empty
-// folder to a signed package. Lines of other commands (go, mkdir, export)
+// run relay connector, relay publisher, relay registry, minisign, cd or
+// curl (with its continued lines), and the Go blocks that the guide says
+// replace a file: the author's path from an empty folder to a connector
+// running in a workspace. Lines of other commands (go, mkdir, export)
 // are the reader's, not the test's.
 func walkthrough(t *testing.T, doc []byte, home string) []walkthroughStep {
 	t.Helper()
 	var steps []walkthroughStep
-	var fence, paragraph, file string
+	var fence, paragraph, file, continued string
 	var blank bool
 	var code strings.Builder
 	sc := bufio.NewScanner(bytes.NewReader(doc))
@@ -85,7 +95,16 @@ func walkthrough(t *testing.T, doc []byte, home string) []walkthroughStep {
 		if i := strings.Index(line, " #"); i >= 0 {
 			line = line[:i]
 		}
-		line = strings.TrimSpace(line)
+		line = strings.TrimSpace(continued + line)
+		if rest, ok := strings.CutSuffix(line, "\\"); ok {
+			continued = rest
+			continue
+		}
+		continued = ""
+		if strings.HasPrefix(line, "curl ") {
+			steps = append(steps, walkthroughStep{line: line, shell: true})
+			continue
+		}
 		if !slices.ContainsFunc([]string{"relay connector ", "relay publisher ", "relay registry ", "minisign ", "cd "}, func(p string) bool { return strings.HasPrefix(line, p) }) {
 			continue
 		}
@@ -155,8 +174,11 @@ func goEnv(t *testing.T, names ...string) []string {
 // publisher keygen, relay connector sign, and minisign's own verify and
 // sign; then, against a registry (a server the test starts, whose URL and
 // admin key it sets as the guide's export lines do), relay publisher
-// register, relay connector publish, registry show, yank, deprecate and a
-// key rotation. Then what they made is checked: a package Relay reads, the
+// register, relay connector publish, registry show; the workspace admin's
+// curl lines that install it, connect it to a status page (one the test
+// serves) and execute its action; then yank, deprecate and a key
+// rotation. Then what they made is checked: a run that succeeded and the
+// one incident the status page was sent, a package Relay reads, the
 // same bytes when packed again, a signature the minisign tool verifies (and
 // one it makes that Relay verifies), a native binary for this machine that
 // answers spec, and the registry's record of what was published.
@@ -203,10 +225,33 @@ func TestAuthorWalkthrough(t *testing.T) {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
 	}
-	// The registry, as the guide's reader starts it.
-	server, banner := startMain(t, Config{DataDir: filepath.Join(tmp, "relay-data"), ConnectorsDir: filepath.Join(tmp, "no-connectors")}, io.Discard)
+	// The registry, as the guide's reader starts it, allowed to reach the
+	// status page below on loopback (--egress-allow).
+	server, banner := startMain(t, Config{DataDir: filepath.Join(tmp, "relay-data"), ConnectorsDir: filepath.Join(tmp, "no-connectors"),
+		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, io.Discard)
 	t.Setenv("RELAY_REGISTRY_URL", server.URL())
 	t.Setenv("RELAY_API_KEY", keyRE.FindString(banner))
+	// The reader's status page: it takes a new incident as the guide's
+	// connector posts it, and keeps what it was sent.
+	var incidents []*http.Request
+	var incidentBodies []string
+	var mu sync.Mutex
+	statusPage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != "POST" || r.URL.Path != "/api/incidents" || r.Header.Get("Authorization") != "Bearer sp-token-1" {
+			http.Error(w, "no", http.StatusForbidden)
+			return
+		}
+		mu.Lock()
+		incidents, incidentBodies = append(incidents, r), append(incidentBodies, string(body))
+		n := len(incidents)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"inc-%d","url":"https://status.example.com/incidents/%d"}`, n, n)
+	}))
+	defer statusPage.Close()
+	t.Setenv("STATUS_PAGE_URL", statusPage.URL)
+	t.Setenv("STATUS_PAGE_TOKEN", "sp-token-1")
 	t.Chdir(work)
 
 	steps := walkthrough(t, doc, home)
@@ -215,13 +260,16 @@ func TestAuthorWalkthrough(t *testing.T) {
 		switch {
 		case s.file != "":
 			seen = append(seen, "replace "+s.file)
+		case s.shell:
+			seen = append(seen, "curl "+apiPathRE.FindString(s.line))
 		case s.args[0] == "relay":
 			seen = append(seen, s.args[1]+" "+s.args[2])
 		}
 	}
 	for _, want := range []string{"connector init", "replace connector.go", "replace connector_test.go",
 		"connector test", "connector build", "connector pack", "publisher keygen", "connector sign",
-		"publisher register", "connector publish", "registry show", "connector yank", "connector deprecate", "publisher key"} {
+		"publisher register", "connector publish", "registry show",
+		"curl /v1/connectors/install", "curl /v1/connections", "curl /v1/actions/statuspage.open_incident/execute", "connector yank", "connector deprecate", "publisher key"} {
 		if !slices.Contains(seen, want) {
 			t.Fatalf("docs/authoring.md's walk-through lacks %s (it has %v)", want, seen)
 		}
@@ -229,6 +277,7 @@ func TestAuthorWalkthrough(t *testing.T) {
 
 	ctx := context.Background()
 	relaySig := filepath.Join(tmp, "relay.minisig") // relay connector sign's, kept aside
+	var executed []byte                             // the execute's answer
 	for _, s := range steps {
 		if s.file != "" {
 			t.Logf("(replace %s)", s.file)
@@ -241,6 +290,17 @@ func TestAuthorWalkthrough(t *testing.T) {
 			continue
 		}
 		t.Logf("$ %s", s.line)
+		if s.shell {
+			out, err := exec.Command("bash", "-c", s.line).Output()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", s.line, err, out)
+			}
+			t.Logf("%s", out)
+			if strings.HasSuffix(apiPathRE.FindString(s.line), "/execute") {
+				executed = out
+			}
+			continue
+		}
 		switch s.args[0] {
 		case "cd":
 			if len(s.args) != 2 {
@@ -344,6 +404,21 @@ func TestAuthorWalkthrough(t *testing.T) {
 	if d, err := reg.Download(ctx, p.Index.Package, p.Index.Version, v.SHA256); err != nil || !bytes.Equal(d.Data, pkg) {
 		t.Errorf("the download is not the package: %v", err)
 	}
+
+	// The workspace ran the connector it installed, once: its run, and
+	// the one incident the status page was sent.
+	var execRun struct {
+		Status, Action, Connector string
+		Output                    struct{ ID, URL string }
+	}
+	if err := json.Unmarshal(executed, &execRun); err != nil || execRun.Status != "succeeded" || execRun.Action != "statuspage.open_incident" || execRun.Output.ID != "inc-1" {
+		t.Errorf("the execute answered %s (%v)", executed, err)
+	}
+	mu.Lock()
+	if len(incidents) != 1 || incidents[0].Header.Get("Idempotency-Key") == "" || !strings.Contains(incidentBodies[0], `"title":"Checkout is slow"`) {
+		t.Errorf("the status page was sent %d incidents: %q", len(incidents), incidentBodies)
+	}
+	mu.Unlock()
 
 	// This machine's binary, out of the package, says what it is.
 	spec, err := exec.Command(filepath.Join(unpacked, filepath.FromSlash(relaypkg.NativePath(runtime.GOOS, runtime.GOARCH))), "spec").Output()

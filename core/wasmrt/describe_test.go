@@ -104,6 +104,16 @@ func TestLoadNeedsManifest(t *testing.T) {
 	other := core.ConnectorRef{Name: "wathello", Version: "1.0.0"}
 	err = loadWith(t, r, other, echo, digest(echo), mustParse(t, echoManifest(t)))
 	wantMessage(t, err, "connector wathello@1.0.0 was not loaded: its manifest is that of watecho@1.0.0")
+
+	// A registry package's version is publisher/name; its manifest
+	// carries the name alone.
+	pkg := core.ConnectorRef{Name: "acme/watecho", Version: "1.0.0"}
+	if err := loadWith(t, r, pkg, echo, digest(echo), mustParse(t, echoManifest(t))); err != nil {
+		t.Errorf("the package's module: %v", err)
+	}
+	other = core.ConnectorRef{Name: "acme/wathello", Version: "1.0.0"}
+	err = loadWith(t, r, other, echo, digest(echo), mustParse(t, echoManifest(t)))
+	wantMessage(t, err, "connector acme/wathello@1.0.0 was not loaded: its manifest is that of watecho@1.0.0")
 }
 
 func echoAction(m map[string]any) map[string]any {

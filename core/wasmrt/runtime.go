@@ -256,7 +256,7 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 		fail("it has no manifest")
 		return
 	}
-	if v.manifest.Name != v.ref.Name || v.manifest.Version != v.ref.Version {
+	if v.manifest.Name != v.ref.ManifestName() || v.manifest.Version != v.ref.Version {
 		fail("its manifest is that of %s@%s", v.manifest.Name, v.manifest.Version)
 		return
 	}
