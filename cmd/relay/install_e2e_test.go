@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"aead.dev/minisign"
 
@@ -23,8 +24,9 @@ import (
 // (testdata vault, built as a plugin) to a server's registry and installs
 // them into two workspaces, one version each, with no restart: each
 // workspace sees its own connector's actions, connects and executes on
-// its own version, side by side; an upgrade needs its accept, and a
-// rollback restores the version before.
+// its own version, side by side; an upgrade needs its accept, a run in
+// flight during it finishes on its version, and a rollback restores the
+// version before.
 func TestInstallFromTheRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs connectors")
@@ -97,6 +99,38 @@ func TestInstallFromTheRegistry(t *testing.T) {
 				t.Errorf("B ran %s", v)
 			}
 
+			// B upgrades while a run of 1.0.0 is in flight; the run
+			// finishes on the version it started on.
+			type slowRun struct {
+				Status, Version string
+				err             error
+			}
+			inFlight := make(chan slowRun, 1)
+			go func() {
+				var run slowRun
+				req, _ := http.NewRequest("POST", m.URL()+"/v1/actions/safe.slow/execute", strings.NewReader(`{"params":{"ms":3000}}`))
+				req.Header.Set("Authorization", "Bearer "+adminB)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					err = json.NewDecoder(resp.Body).Decode(&run)
+					resp.Body.Close()
+				}
+				run.err = err
+				inFlight <- run
+			}()
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				var runs struct{ Data []struct{ Status string } }
+				h.json("GET", "/v1/runs?action=safe.slow", adminB, nil, 200, &runs)
+				if len(runs.Data) == 1 && runs.Data[0].Status == "running" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the slow run did not start: %+v", runs.Data)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+
 			// B upgrades: the plan first, then the accept of exactly it.
 			var plan struct {
 				Accept string
@@ -108,6 +142,14 @@ func TestInstallFromTheRegistry(t *testing.T) {
 			}
 			h.json("POST", "/v1/connectors/safe/upgrade", adminB, map[string]string{"version": "1.1.0"}, 428, nil)
 			h.json("POST", "/v1/connectors/safe/upgrade", adminB, map[string]string{"version": "1.1.0", "accept": plan.Accept}, 200, nil)
+			select {
+			case run := <-inFlight:
+				t.Fatalf("the slow run ended (%+v) before the upgrade was done: it cannot show what a run in flight does", run)
+			default:
+			}
+			if run := <-inFlight; run.err != nil || run.Status != "succeeded" || run.Version != "1.0.0" {
+				t.Errorf("the run in flight during the upgrade: %+v, want succeeded on 1.0.0", run)
+			}
 			var run struct{ Version string }
 			h.json("POST", "/v1/actions/safe.keys/execute", adminB, map[string]any{"params": map[string]any{}}, 200, &run)
 			if run.Version != "1.1.0" {
