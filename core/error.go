@@ -58,6 +58,9 @@ const (
 	ESignerRevoked           = "signer_revoked"            // the signing key was revoked
 	EIndexRollback           = "index_rollback"            // the registry's index is older than one already seen
 	EIndexExpired            = "index_expired"             // the registry's index is past its expiry
+
+	// Raised by the marketplace.
+	ETemplateInvalid = "template_invalid" // a template does not read, or does not fit the connectors it names
 )
 
 // ErrOutcomeUnknown is in the chain of a store's error when a write's

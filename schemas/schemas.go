@@ -11,3 +11,10 @@ var openAPI []byte
 // OpenAPI returns the OpenAPI 3.1 document of the HTTP API. Callers must not
 // modify the slice.
 func OpenAPI() []byte { return openAPI }
+
+//go:embed template.schema.json
+var template []byte
+
+// Template returns the JSON Schema (2020-12) of a marketplace template.
+// Callers must not modify the slice.
+func Template() []byte { return template }

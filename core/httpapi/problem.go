@@ -67,6 +67,7 @@ var statusOf = map[string]int{
 	core.EPackageLink:             http.StatusUnprocessableEntity,
 	core.EPackageTooLarge:         http.StatusRequestEntityTooLarge,
 	core.EPackageManifestMismatch: http.StatusUnprocessableEntity,
+	core.ETemplateInvalid:         http.StatusUnprocessableEntity,
 	core.ESignatureInvalid:        http.StatusUnprocessableEntity,
 	core.ESignerUnknown:           http.StatusUnprocessableEntity,
 	core.ESignerRevoked:           http.StatusUnprocessableEntity,

@@ -1,0 +1,193 @@
+package template
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/sdk/manifest"
+)
+
+// sideEffectRank orders side effects from weakest to strongest.
+var sideEffectRank = map[string]int{
+	manifest.SideEffectNone:        0,
+	manifest.SideEffectWrite:       1,
+	manifest.SideEffectDestructive: 2,
+}
+
+// Check checks the template against the manifests of the connector
+// versions its ranges resolved to, keyed by the connectors' short names
+// (Connector.ShortName): every connector has one; every connection asks
+// for config properties its connector has, and for every one it
+// requires; every preset runs an action its connector has, with a side
+// effect and a need for confirmation no weaker than the action's, and
+// can fill every param the action requires (fixed, or from a required
+// property of its input) at places the action's input schema names. The
+// error is ETemplateInvalid, pointing into the template.
+func (t *Template) Check(manifests map[string]*manifest.Manifest) error {
+	var p problems
+	for i, c := range t.Connectors {
+		if manifests[c.ShortName()] == nil {
+			p.add("/connectors/"+strconv.Itoa(i), "no manifest for %s", c.Package)
+		}
+	}
+	connectorOf := map[string]string{}
+	for i, c := range t.Connections {
+		connectorOf[c.Name] = c.Connector
+		m := manifests[c.Connector]
+		if m == nil {
+			continue
+		}
+		at := "/connections/" + strconv.Itoa(i)
+		config := objectSchemaOf(m.ConfigSchema)
+		asked := map[string]bool{}
+		for j, f := range c.Fields {
+			asked[f.Field] = true
+			if _, ok := config.Properties[f.Field]; !ok {
+				p.add(at+"/fields/"+strconv.Itoa(j)+"/field", "%s@%s's config has no property %q", m.Name, m.Version, f.Field)
+			}
+		}
+		for _, req := range config.Required {
+			if !asked[req] {
+				p.add(at+"/fields", "%s@%s's config requires %q: ask for it", m.Name, m.Version, req)
+			}
+		}
+	}
+	for i, a := range t.Actions {
+		m := manifests[connectorOf[a.Connection]]
+		if m == nil {
+			continue
+		}
+		at := "/actions/" + strconv.Itoa(i)
+		action := m.Action(a.Action)
+		if action == nil {
+			p.add(at+"/action", "%s@%s has no action %q", m.Name, m.Version, a.Action)
+			continue
+		}
+		if a.SideEffect != "" && sideEffectRank[a.SideEffect] < sideEffectRank[action.SideEffect] {
+			p.add(at+"/side_effect", "%s.%s is %s: a preset of it cannot be %s", m.Name, a.Action, action.SideEffect, a.SideEffect)
+		}
+		if a.RequiresConfirmation != nil && !*a.RequiresConfirmation && action.NeedsConfirmation() {
+			p.add(at+"/requires_confirmation", "%s.%s needs confirmation: a preset of it does too", m.Name, a.Action)
+		}
+		a.checkAgainst(at, action, &p)
+	}
+	if len(p) > 0 {
+		return invalid(p...)
+	}
+	return nil
+}
+
+// checkAgainst checks a preset's params and field pointers against its
+// action's input schema.
+func (a *Preset) checkAgainst(at string, action *manifest.Action, p *problems) {
+	input := objectSchemaOf(action.InputSchema)
+	var fixed map[string]json.RawMessage
+	_ = json.Unmarshal(a.Params, &fixed) // Parse checked it is an object, when present
+	filled := map[string]bool{}
+	for name := range fixed {
+		filled[name] = true
+		if _, ok := input.Properties[name]; !ok && !input.open() {
+			p.add(at+"/params/"+escape(name), "%s has no param %q", action.Name, name)
+		}
+	}
+	own := objectSchemaOf(a.InputSchema)
+	names := make([]string, 0, len(a.Fields))
+	for name := range a.Fields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		tokens, err := ParsePointer(a.Fields[name])
+		if err != nil {
+			continue // Parse said so
+		}
+		if !input.has(tokens) {
+			p.add(at+"/fields/"+escape(name), "%s's input has no %s", action.Name, a.Fields[name])
+			continue
+		}
+		if len(tokens) == 1 && slices.Contains(own.Required, name) {
+			filled[tokens[0]] = true
+		}
+	}
+	for _, req := range input.Required {
+		if !filled[req] {
+			p.add(at, "%s requires the param %q: fix it in params, or map a required input property to /%s", action.Name, req, escape(req))
+		}
+	}
+}
+
+// objectSchema is what Check reads of a JSON Schema of an object: its
+// properties, which it requires, and whether it takes others.
+type objectSchema struct {
+	Properties           map[string]json.RawMessage `json:"properties"`
+	Required             []string                   `json:"required"`
+	AdditionalProperties json.RawMessage            `json:"additionalProperties"`
+}
+
+func objectSchemaOf(raw json.RawMessage) objectSchema {
+	var s objectSchema
+	_ = json.Unmarshal(raw, &s) // a schema that is not an object schema has none of these
+	return s
+}
+
+// open reports whether the object takes properties its schema does not
+// name.
+func (s objectSchema) open() bool {
+	return len(s.AdditionalProperties) > 0 && string(s.AdditionalProperties) != "false"
+}
+
+// has reports whether the schema names the place tokens point at: each
+// token a property of the object schema at its level (or any name, where
+// that object is open to other properties).
+func (s objectSchema) has(tokens []string) bool {
+	if len(tokens) == 0 {
+		return true
+	}
+	prop, ok := s.Properties[tokens[0]]
+	if !ok {
+		return s.open() && len(tokens) == 1
+	}
+	return objectSchemaOf(prop).has(tokens[1:])
+}
+
+// ActionParams builds the params of the preset's action from an input the
+// preset's input schema accepted: its fixed params, with each mapped
+// input property's value set at its pointer (objects on the way made as
+// needed). Input properties without a pointer are not passed on.
+func (a *Preset) ActionParams(input json.RawMessage) (json.RawMessage, error) {
+	params := map[string]any{}
+	if len(a.Params) > 0 {
+		if err := json.Unmarshal(a.Params, &params); err != nil {
+			return nil, core.Errorf(core.EInternal, "preset %s: its params: %v", a.Name, err)
+		}
+	}
+	var in map[string]json.RawMessage
+	if len(input) > 0 {
+		if err := json.Unmarshal(input, &in); err != nil {
+			return nil, core.Errorf(core.EInvalidParams, "the input is not a JSON object: %v", err)
+		}
+	}
+	for name, ptr := range a.Fields {
+		v, ok := in[name]
+		if !ok {
+			continue
+		}
+		tokens, err := ParsePointer(ptr)
+		if err != nil {
+			return nil, core.Errorf(core.EInternal, "preset %s: field %s: %v", a.Name, name, err)
+		}
+		cur := params
+		for _, tok := range tokens[:len(tokens)-1] {
+			next, ok := cur[tok].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				cur[tok] = next
+			}
+			cur = next
+		}
+		cur[tokens[len(tokens)-1]] = v
+	}
+	return json.Marshal(params)
+}
