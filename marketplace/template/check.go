@@ -119,8 +119,9 @@ func (a *Preset) checkAgainst(at string, action *manifest.Action, p *problems) {
 }
 
 // objectSchema is what Check reads of a JSON Schema of an object: its
-// properties, which it requires, and whether it takes others.
+// type, properties, which it requires, and whether it takes others.
 type objectSchema struct {
+	Type                 json.RawMessage            `json:"type"`
 	Properties           map[string]json.RawMessage `json:"properties"`
 	Required             []string                   `json:"required"`
 	AdditionalProperties json.RawMessage            `json:"additionalProperties"`
@@ -132,24 +133,52 @@ func objectSchemaOf(raw json.RawMessage) objectSchema {
 	return s
 }
 
-// open reports whether the object takes properties its schema does not
-// name.
-func (s objectSchema) open() bool {
-	return len(s.AdditionalProperties) > 0 && string(s.AdditionalProperties) != "false"
+// object reports whether the schema's instances may be objects: its type
+// says object, or it says no type.
+func (s objectSchema) object() bool {
+	if len(s.Type) == 0 {
+		return true
+	}
+	var one string
+	if json.Unmarshal(s.Type, &one) == nil {
+		return one == "object"
+	}
+	var many []string
+	return json.Unmarshal(s.Type, &many) == nil && slices.Contains(many, "object")
 }
 
-// has reports whether the schema names the place tokens point at: each
-// token a property of the object schema at its level (or any name, where
-// that object is open to other properties).
+// open reports whether the object takes properties its schema does not
+// name: it says so (additionalProperties other than false), or it names
+// none and does not say (a free-form object). A schema that names its
+// properties is held to them unless it says otherwise, so that a
+// misspelt pointer is caught.
+func (s objectSchema) open() bool {
+	if len(s.AdditionalProperties) > 0 {
+		return string(s.AdditionalProperties) != "false"
+	}
+	return len(s.Properties) == 0
+}
+
+// has reports whether the schema has a place where tokens point: each
+// token a property of the object schema at its level, or any name where
+// that object is open to others.
 func (s objectSchema) has(tokens []string) bool {
 	if len(tokens) == 0 {
 		return true
 	}
-	prop, ok := s.Properties[tokens[0]]
-	if !ok {
-		return s.open() && len(tokens) == 1
+	if !s.object() {
+		return false
 	}
-	return objectSchemaOf(prop).has(tokens[1:])
+	if prop, ok := s.Properties[tokens[0]]; ok {
+		return objectSchemaOf(prop).has(tokens[1:])
+	}
+	if !s.open() {
+		return false
+	}
+	if ap := s.AdditionalProperties; len(ap) > 0 && string(ap) != "true" {
+		return objectSchemaOf(ap).has(tokens[1:])
+	}
+	return true // any value, so anything under it
 }
 
 // ActionParams builds the params of the preset's action from an input the

@@ -133,6 +133,10 @@ const statuspage = `{
        "required": ["title", "message"], "additionalProperties": false}},
     {"name": "delete_incident", "title": "Delete", "side_effect": "destructive", "output_schema": {},
      "input_schema": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}},
+    {"name": "annotate", "title": "Annotate", "side_effect": "write", "output_schema": {},
+     "input_schema": {"type": "object"}},
+    {"name": "tag", "title": "Tag", "side_effect": "write", "output_schema": {},
+     "input_schema": {"type": "object", "additionalProperties": {"type": "object", "properties": {"color": {"type": "string"}}, "additionalProperties": false}}},
     {"name": "list_incidents", "title": "List", "side_effect": "none", "output_schema": {},
      "input_schema": {"type": "object", "properties": {"filter": {"type": "object", "properties": {"status": {"type": "string"}}}}}}
   ],
@@ -207,6 +211,26 @@ func TestCheck(t *testing.T) {
 		{name: "required param never filled", change: func(doc map[string]any) {
 			preset0(doc)["fields"] = map[string]any{"what": "/title"}
 		}, pointer: "/actions/0"},
+		{name: "free-form input", change: func(doc map[string]any) {
+			p := preset0(doc)
+			p["action"], p["params"] = "annotate", map[string]any{"kind": "note"}
+			p["fields"] = map[string]any{"what": "/text", "details": "/meta/deep/er"}
+		}},
+		{name: "additional properties' schema", change: func(doc map[string]any) {
+			p := preset0(doc)
+			p["action"], p["params"] = "tag", map[string]any{}
+			p["fields"] = map[string]any{"what": "/urgent/color"}
+		}},
+		{name: "additional properties' schema, misspelt", change: func(doc map[string]any) {
+			p := preset0(doc)
+			p["action"], p["params"] = "tag", map[string]any{}
+			p["fields"] = map[string]any{"what": "/urgent/colour"}
+		}, pointer: "/actions/0/fields/what"},
+		{name: "into a closed nested object", change: func(doc map[string]any) {
+			p := preset0(doc)
+			p["action"], p["params"] = "list_incidents", map[string]any{}
+			p["fields"] = map[string]any{"what": "/filter/state"}
+		}, pointer: "/actions/0/fields/what"},
 		{name: "nested pointer", change: func(doc map[string]any) {
 			p := preset0(doc)
 			p["action"], p["params"] = "list_incidents", map[string]any{}
