@@ -282,3 +282,17 @@ func BenchmarkPickVersion(b *testing.B) {
 		}
 	}
 }
+
+func TestPackageResolve(t *testing.T) {
+	p := &Package{Name: "acme/notes", Versions: []VersionInfo{
+		{Version: "1.0.0"}, {Version: "1.2.0"}, {Version: "1.3.0", Yanked: &Yank{Reason: "broken"}}, {Version: "2.0.0-rc.1"}}}
+	for constraint, want := range map[string]string{"": "1.2.0", "^1": "1.2.0", "1.3.0": "", "~1.0": "1.0.0", ">=2.0.0-rc.1": "2.0.0-rc.1", "^3": ""} {
+		got, err := p.Resolve(constraint)
+		if got != want || (want == "") != (core.ErrorCode(err) == core.ENotFound) {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", constraint, got, err, want)
+		}
+	}
+	if _, err := p.Resolve("^one"); core.ErrorCode(err) != core.EInvalid {
+		t.Errorf("a range that does not parse: %v", err)
+	}
+}

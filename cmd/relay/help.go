@@ -81,6 +81,10 @@ var commands = map[string]commandHelp{
 	"registry show": {"relay registry show PUBLISHER/NAME[@VERSION] [-o json] [flags]",
 		"Describes a package (its versions, yanks, deprecation, and what its latest release may do: actions and side effects, egress hosts, secrets, forms), " +
 			"or one version (its SHA-256, size, signer and capabilities)."},
+	"template validate": {"relay template validate [FILE] [--offline] [-o json] [flags]",
+		"Checks a template (FILE, default template.json) against the template schema and itself; then resolves each connector's range in the registry, " +
+			"as an install would, and checks the presets against those versions' manifests. Prints every problem with its place in the template, " +
+			"or the permission summary an admin would consent to and its digest. Exits 1 when the template is not valid."},
 	"secrets rotate-master": {"relay secrets rotate-master --new-key-file FILE [--install] [flags]",
 		"Re-wraps every data key, and the API key pepper, with the master key in FILE. Stop every server first. " +
 			"--install then replaces the current key file with FILE's key; without it, do that yourself before restarting."},
@@ -91,7 +95,7 @@ var commands = map[string]commandHelp{
 
 // groups are the first words of the commands that have a second.
 var groups = map[string]bool{"workspaces": true, "keys": true, "connectors": true, "connector": true, "publisher": true,
-	"publisher key": true, "registry": true, "secrets": true, "audit": true}
+	"publisher key": true, "registry": true, "template": true, "secrets": true, "audit": true}
 
 // isHelpFlag reports whether arg asks for help.
 func isHelpFlag(arg string) bool {

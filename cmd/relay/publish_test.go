@@ -259,6 +259,44 @@ func testPublishCLI(t *testing.T, minisignTool, url, adminKey string) {
 	}
 	refused(core.ENotFound, "registry", "show", "acme/none")
 	refused(core.ENotFound, "registry", "show", "acme/notes@9.9.9")
+
+	// A template on acme/notes: its range resolves among the versions
+	// not yanked, and its preset is checked against that version.
+	tplDir := t.TempDir()
+	writeTemplate := func(name, rng, action string) string {
+		path := filepath.Join(tplDir, name)
+		doc := fmt.Sprintf(`{"name": "acme/notes-kit", "version": "1.0.0", "title": "Notes kit", "summary": "Jot things down.",
+		  "connectors": [{"package": "acme/notes", "version": %q}],
+		  "connections": [{"name": "main", "connector": "notes", "title": "Your notes", "fields": [{"field": "token", "label": "API token"}]}],
+		  "actions": [{"name": "jot", "title": "Jot", "connection": "main", "action": %q, "params": {"tag": "kit"},
+		    "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}, "fields": {"text": "/text"}}]}`, rng, action)
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	out = must("template", "validate", writeTemplate("ok.json", ">=0.1 <1", "add"))
+	for _, want := range []string{`acme/notes-kit@1\.0\.0 is a valid template`, `connector +acme/notes@0\.3\.0 +as notes`,
+		`egress +api\.notes\.example`, `secret +main\.token +API token`, `preset +jot +notes\.add \(write\)`, `digest +[0-9a-f]{64}`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("template validate lacks %s:\n%s", want, out)
+		}
+	}
+	var tv struct {
+		Valid    bool
+		Resolved map[string]string
+		Digest   string
+	}
+	if err := json.Unmarshal([]byte(must("template", "validate", writeTemplate("ok.json", ">=0.1 <1", "add"), "-o", "json")), &tv); err != nil ||
+		!tv.Valid || tv.Resolved["acme/notes"] != "0.3.0" || len(tv.Digest) != 64 {
+		t.Errorf("template validate -o json: %+v %v", tv, err)
+	}
+	out, _, err = cli("template", "validate", writeTemplate("bad.json", ">=0.1 <1", "remove"))
+	if core.ErrorCode(err) != core.ETemplateInvalid || !strings.Contains(out, `/actions/0/action: notes@0.3.0 has no action "remove"`) {
+		t.Errorf("a preset of an action the version lacks: %v\n%s", err, out)
+	}
+	refused(core.ENotFound, "template", "validate", writeTemplate("yanked.json", "~0.1", "add"))
+	must("template", "validate", writeTemplate("offline.json", "~0.1", "remove"), "--offline")
 }
 
 // keyLine reports whether out has a line starting with prefix.
