@@ -68,6 +68,8 @@ Usage:
                                               revoke one of the publisher's keys
   relay registry search [QUERY]               search a registry's packages
   relay registry show PACKAGE[@VERSION]       describe a package, or one of its versions
+  relay template init PUBLISHER/NAME [--dir DIR]
+                                              write a new template.json
   relay template validate [FILE] [--offline]  check a template, and resolve its connectors
                                               in the registry; prints what it allows
   relay secrets rotate-master --new-key-file F [--install]
@@ -183,6 +185,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdRegistrySearch(ctx, rest, stdout, stderr)
 	case "registry show":
 		return cmdRegistryShow(ctx, rest, stdout, stderr)
+	case "template init":
+		return cmdTemplateInit(ctx, rest, stdout, stderr)
 	case "template validate":
 		return cmdTemplateValidate(ctx, rest, stdout, stderr)
 	case "secrets rotate-master":

@@ -81,6 +81,8 @@ var commands = map[string]commandHelp{
 	"registry show": {"relay registry show PUBLISHER/NAME[@VERSION] [-o json] [flags]",
 		"Describes a package (its versions, yanks, deprecation, and what its latest release may do: actions and side effects, egress hosts, secrets, forms), " +
 			"or one version (its SHA-256, size, signer and capabilities)."},
+	"template init": {"relay template init PUBLISHER/NAME [--dir DIR]",
+		"Writes DIR/template.json (never over one that is there): a template with one connection to relay/webhook and one preset, notify, that posts an event to a URL, signed."},
 	"template validate": {"relay template validate [FILE] [--offline] [-o json] [flags]",
 		"Checks a template (FILE, default template.json) against the template schema and itself; then resolves each connector's range in the registry, " +
 			"as an install would, and checks the presets against those versions' manifests. Prints every problem with its place in the template, " +

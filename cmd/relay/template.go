@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -15,6 +16,42 @@ import (
 	"github.com/relayhq/relay/registry/client"
 	"github.com/relayhq/relay/sdk/manifest"
 )
+
+func cmdTemplateInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("relay template init", flag.ContinueOnError)
+	dir := fs.String("dir", ".", "the folder to write template.json in")
+	pos, err := parse(fs, args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"usage: relay template init PUBLISHER/NAME [--dir DIR]"}
+	}
+	data, err := template.Scaffold(pos[0])
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(*dir, "template.json")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return core.Errorf(core.EConflict, "%s is there already", path)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %s, one preset on relay/webhook\ncheck it:  relay template validate %s\n", path, pos[0], path)
+	return nil
+}
 
 // validation is what relay template validate -o json prints.
 type validation struct {

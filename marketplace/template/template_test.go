@@ -366,3 +366,37 @@ func TestSummarize(t *testing.T) {
 		t.Error("the digest did not change with the connector's version and egress")
 	}
 }
+
+// relay template init's template reads, and fits the webhook connector.
+func TestScaffold(t *testing.T) {
+	data, err := Scaffold("acme/order-alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := Parse(data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if tpl.Title != "Order alerts" {
+		t.Errorf("title %q", tpl.Title)
+	}
+	webhook, err := manifest.Parse([]byte(`{"name": "webhook", "version": "1.0.0", "runtime": "wasm", "protocol": 1, "title": "Webhook",
+	  "config_schema": {"type": "object", "properties": {"signing_secret": {"type": "string", "x-relay-secret": true}}, "required": ["signing_secret"]},
+	  "actions": [{"name": "send", "title": "Send", "side_effect": "write", "output_schema": {},
+	    "input_schema": {"type": "object", "properties": {"url": {"type": "string"}, "body": {}, "headers": {"type": "object"}},
+	      "required": ["url", "body"], "additionalProperties": false}}],
+	  "egress": ["*"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tpl.Check(map[string]*manifest.Manifest{"webhook": webhook}); err != nil {
+		t.Fatal(err)
+	}
+	params, err := tpl.Actions[0].ActionParams(json.RawMessage(`{"url":"https://example.com/h","event":"order.paid","data":{"id":42}}`))
+	if err != nil || string(params) != `{"body":{"data":{"id":42},"event":"order.paid","source":"acme/order-alerts"},"url":"https://example.com/h"}` {
+		t.Errorf("params %s, %v", params, err)
+	}
+	if _, err := Scaffold("Acme/x"); core.ErrorCode(err) != core.EInvalid {
+		t.Errorf("a bad name: %v", err)
+	}
+}
