@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -256,7 +257,13 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 		fail("it has no manifest")
 		return
 	}
-	if v.manifest.Name != v.ref.Name || v.manifest.Version != v.ref.Version {
+	// A registry package's ref is publisher/name; its manifest names the
+	// connector after the publisher (relaypkg checks it at publish).
+	name := v.ref.Name
+	if catalog.IsPackage(name) {
+		name = name[strings.LastIndexByte(name, '/')+1:]
+	}
+	if v.manifest.Name != name || v.manifest.Version != v.ref.Version {
 		fail("its manifest is that of %s@%s", v.manifest.Name, v.manifest.Version)
 		return
 	}
