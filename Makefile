@@ -69,6 +69,7 @@ lint:
 	done
 
 bench:
+	@[ -n "$$RELAY_TEST_POSTGRES_URL" ] || echo "NOTE: RELAY_TEST_POSTGRES_URL is not set: the PostgreSQL benchmarks skip (see README)"
 	@for m in $(MODULES); do \
 		(cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; \
 	done

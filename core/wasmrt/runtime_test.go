@@ -415,3 +415,35 @@ func TestLoadEntries(t *testing.T) {
 		t.Errorf("the second LoadEntries loaded %v; want misbehave alone", again)
 	}
 }
+
+// A version installed from the registry has a package's name
+// (publisher/name) and the manifest of the connector after the
+// publisher: it loads, and a package whose name is another connector's
+// does not.
+func TestInstalledPackage(t *testing.T) {
+	wasm := guest(t, "echo")
+	sum := sha256.Sum256(wasm)
+	path := filepath.Join(t.TempDir(), catalog.WASMFile)
+	if err := os.WriteFile(path, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Parse([]byte(echoManifest(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := wasmrt.New(context.Background(), wasmrt.Config{Lookup: func(ref core.ConnectorRef) (*catalog.Entry, error) {
+		return &catalog.Entry{Ref: core.ConnectorRef{Name: ref.Name, Version: ref.Version}, Package: ref.Name, Manifest: m,
+			WASM: &catalog.Artifact{Path: path, SHA256: sum[:]}}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	ref := core.ConnectorRef{Name: "acme/" + m.Name, Version: m.Version, Runtime: core.RuntimeWASM}
+	if out, err := r.Execute(context.Background(), ref, call("echo", `{"a":1}`)); err != nil || string(out) != `{"a":1}` {
+		t.Fatalf("Execute(%s) = %s, %v", ref, out, err)
+	}
+	ref.Name = m.Name + "/other"
+	_, err = r.Execute(context.Background(), ref, call("echo", `{}`))
+	wantCode(t, err, core.EConnectorUnavailable, "its manifest is that of "+m.Name)
+}
