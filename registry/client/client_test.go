@@ -335,7 +335,10 @@ func TestUploadRetriesParts(t *testing.T) {
 			}
 			return ""
 		})
-		c := r.client(t, Config{URL: flaky.URL, Token: acme.cfg.Token, RetryWait: 10 * time.Millisecond, Timeout: 2 * time.Second})
+		// The stalled part costs the client's Timeout: long enough that a
+		// part's upload on a loaded machine (race detector, a busy CI)
+		// does not time out as well, which would send it a third time.
+		c := r.client(t, Config{URL: flaky.URL, Token: acme.cfg.Token, RetryWait: 10 * time.Millisecond, Timeout: 5 * time.Second})
 		data, sig := pack(t, "acme/notes", "0.1.0", randomBytes(1200<<10), key)
 		if len(data) <= 2*512<<10 {
 			t.Fatalf("the package has %d bytes; the test wants three parts", len(data))
@@ -350,10 +353,12 @@ func TestUploadRetriesParts(t *testing.T) {
 				t.Errorf("part %d was sent %d times, want 2", n, got)
 			}
 		}
-		if _, err := c.PublishUpload(ctx, "acme/notes", u.ID, sig); err != nil {
+		// Publishing reads the whole package again: the default timeout.
+		publisher := r.client(t, Config{URL: flaky.URL, Token: acme.cfg.Token})
+		if _, err := publisher.PublishUpload(ctx, "acme/notes", u.ID, sig); err != nil {
 			t.Fatal(err)
 		}
-		if d, err := c.Download(ctx, "acme/notes", "0.1.0", sha256Hex(data)); err != nil || !bytes.Equal(d.Data, data) {
+		if d, err := publisher.Download(ctx, "acme/notes", "0.1.0", sha256Hex(data)); err != nil || !bytes.Equal(d.Data, data) {
 			t.Fatalf("the package published is not the one sent: %v", err)
 		}
 
