@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -169,6 +170,37 @@ func TestInstallFromTheRegistry(t *testing.T) {
 			}
 			// The other workspace's connector is nowhere in this one's.
 			h.json("POST", "/v1/actions/safe.keys/execute", adminA, map[string]any{"params": map[string]any{}}, 404, nil)
+
+			// Every start of an installed binary checks it against the
+			// digest its lock holds: changed in the package cache, it
+			// does not start again, after a restart.
+			m.Close()
+			var bins []string
+			filepath.WalkDir(filepath.Join(cfg.DataDir, "packages"), func(path string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() && d.Name() == "connector" {
+					bins = append(bins, path)
+				}
+				return err
+			})
+			if len(bins) != 2 {
+				t.Fatalf("the package cache holds binaries %v, want one per version", bins)
+			}
+			for _, bin := range bins {
+				os.Chmod(bin, 0o755)
+				f, err := os.OpenFile(bin, os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Write([]byte{0})
+				f.Close()
+			}
+			m, _ = startMain(t, cfg, io.Discard)
+			h = &httpClient{t: t, base: m.URL()}
+			var problem struct{ Code, Detail string }
+			h.json("POST", "/v1/actions/safe.keys/execute", adminB, map[string]any{"params": map[string]any{}}, 503, &problem)
+			if problem.Code != "connector_unavailable" || !strings.Contains(problem.Detail, "does not match the digest its lock holds") {
+				t.Errorf("a changed binary: %+v", problem)
+			}
 		})
 	}
 }

@@ -210,6 +210,17 @@ func (c *Catalog) Get(ref core.ConnectorRef) (*Entry, error) {
 	return nil, core.Errorf(core.ENotFound, "no connector %s", ref)
 }
 
+// DigestOrigin names, for messages, where the digest an artifact must
+// have comes from: the file beside it in the connectors dir (file is the
+// artifact's name there), or, for a registry package, the lock (its
+// signed index).
+func DigestOrigin(name, file string) string {
+	if IsPackage(name) {
+		return "the digest its lock holds"
+	}
+	return file + DigestSuffix
+}
+
 // IsPackage reports whether a connector name is a registry package's
 // (publisher/name) rather than the connectors dir's.
 func IsPackage(name string) bool { return strings.Contains(name, "/") }

@@ -218,8 +218,8 @@ func (s *slot) startFailed(p *process, err error) error {
 		s.log.Error("connector binary does not match its digest; not started",
 			"path", s.entry.Native.Path, "expected_sha256", hex.EncodeToString(s.entry.Native.SHA256))
 		return core.Errorf(core.EConnectorUnavailable,
-			"connector %s was not started: the SHA-256 checksum of its binary does not match %s%s (checksum mismatch)",
-			s.ref, catalog.NativeFile, catalog.DigestSuffix)
+			"connector %s was not started: the SHA-256 checksum of its binary does not match %s (checksum mismatch)",
+			s.ref, catalog.DigestOrigin(s.ref.Name, catalog.NativeFile))
 	}
 	// go-plugin's messages can run to several lines of advice; the first
 	// says what happened. An exec failure names the path, which is the

@@ -282,7 +282,7 @@ func (r *Runtime) load(ctx context.Context, v *version, wasmPath string, sum []b
 	if digest := (*wasmhost.DigestError)(nil); errors.As(err, &digest) {
 		v.log.Error("wasm module does not match its digest; not loaded", "path", wasmPath,
 			"expected_sha256", hex.EncodeToString(digest.Want), "sha256", hex.EncodeToString(digest.Got))
-		fail("the SHA-256 checksum of its module does not match %s%s (checksum mismatch)", catalog.WASMFile, catalog.DigestSuffix)
+		fail("the SHA-256 checksum of its module does not match %s (checksum mismatch)", catalog.DigestOrigin(v.ref.Name, catalog.WASMFile))
 		return
 	}
 	if err != nil {
