@@ -55,7 +55,7 @@ test: $(EVENTSOURCE)/node_modules
 	@[ -n "$$RELAY_TEST_REDIS_URL" ] || echo "NOTE: RELAY_TEST_REDIS_URL is not set: the Redis tests skip (see README)"
 	@for m in $(MODULES); do \
 		echo "== go test $$m"; \
-		(cd $$m && $(GO) test -race -count=1 ./...) || exit 1; \
+		(cd $$m && $(GO) test -race -count=1 -timeout 30m ./...) || exit 1; \
 	done
 
 $(EVENTSOURCE)/node_modules: $(EVENTSOURCE)/package-lock.json
