@@ -89,7 +89,14 @@ func (s *Service) Install(ctx context.Context, c *core.Caller, req InstallReques
 	if !connectorNameRE.MatchString(name) {
 		return nil, core.Errorf(core.EInvalid, "connector name %q: lower-case letters, digits and hyphens, 2 to 63, starting with a letter", name)
 	}
-	if s.cfg.Reserved != nil && s.cfg.Reserved(name) {
+	if publisher, short, _ := strings.Cut(req.Package, "/"); publisher == FirstParty {
+		return nil, core.Errorf(core.EConflict, "%s is built in: every workspace has it as %q, with no install", req.Package, short)
+	}
+	reserved, err := s.isFirstPartyName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if reserved || s.cfg.Reserved != nil && s.cfg.Reserved(name) {
 		return nil, core.Errorf(core.EConflict, "%q is one of this server's own connectors: install %s under another name (\"name\")", name, req.Package)
 	}
 	v, err := s.pick(ctx, req.Package, req.Version)
