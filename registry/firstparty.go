@@ -249,3 +249,26 @@ func (s *Service) isFirstPartyName(ctx context.Context, name string) (bool, erro
 	}
 	return n > 0, nil
 }
+
+// UnpackFile unpacks the package file at path into cacheDir/<its SHA-256>
+// (checked whole, as the registry's own cache is; nothing is left of a
+// package that fails) unless it is there, and describes it. It is for
+// running a package without a registry: `relay connectors call` on the
+// first-party packages.
+func UnpackFile(path, cacheDir string, lim relaypkg.Limits) (*core.ConnectorFiles, error) {
+	data, err := readPackageFile(path, lim.Compressed)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cacheDir, sha256Hex(data))
+	pkg, err := relaypkg.Inspect(bytes.NewReader(data), lim)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, relaypkg.ManifestPath)); err != nil {
+		if _, err := relaypkg.Unpack(bytes.NewReader(data), dir, lim); err != nil {
+			return nil, err
+		}
+	}
+	return connectorFiles(core.ConnectorRef{Name: pkg.Index.Package, Version: pkg.Index.Version}, dir, pkg.IndexBytes, pkg.ManifestBytes)
+}

@@ -453,11 +453,17 @@ func (s *Service) Files(ctx context.Context, ref core.ConnectorRef) (*core.Conne
 	if err != nil {
 		return nil, err
 	}
-	arts, err := artifacts(r.Index)
+	return connectorFiles(core.ConnectorRef{Name: r.Package, Version: r.Version}, dir, r.Index, []byte(r.Manifest))
+}
+
+// connectorFiles describes the unpacked package in dir, of index: where
+// its manifest and this machine's artifacts are, with their digests.
+func connectorFiles(ref core.ConnectorRef, dir string, index, manifest []byte) (*core.ConnectorFiles, error) {
+	arts, err := artifacts(index)
 	if err != nil {
 		return nil, err
 	}
-	f := &core.ConnectorFiles{Ref: core.ConnectorRef{Name: r.Package, Version: r.Version}, Dir: dir, Manifest: []byte(r.Manifest)}
+	f := &core.ConnectorFiles{Ref: ref, Dir: dir, Manifest: manifest}
 	file := func(rel, sum string) (*core.ArtifactFile, error) {
 		b, err := hex.DecodeString(sum)
 		if err != nil {
