@@ -18,10 +18,13 @@ MODULES     := . sdk
 # bin/packages/relay-<name>-<version>.relaypkg (and its .index), which
 # `relay serve` publishes into its registry at start (docs/registry.md,
 # First-party packages). Each package carries the native binary for this
-# machine and, unless relay.json says "wasm": false, the WASM module. The
-# same source and Go make the same bytes.
-CONNECTORS    := echo webhook smtp
-HOST_PLATFORM := $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
+# machine (or those of PACKAGE_PLATFORMS: replicas of other platforms on
+# one database need the same package, so build it for all of them:
+# make build PACKAGE_PLATFORMS='linux/amd64 linux/arm64') and, unless
+# relay.json says "wasm": false, the WASM module. The same source and Go
+# make the same bytes.
+CONNECTORS        := echo webhook smtp
+PACKAGE_PLATFORMS ?= $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/relay ./cmd/relay
@@ -30,8 +33,8 @@ build:
 
 # Builds and packs one first-party connector into bin/packages.
 package:
-	@./$(BIN)/relay connector build --dir plugins/$(NAME) --platform $(HOST_PLATFORM) --out $(BIN)/build/$(NAME) >/dev/null 2>$(BIN)/build-$(NAME).log || { cat $(BIN)/build-$(NAME).log; exit 1; }
-	@./$(BIN)/relay connector pack --dir plugins/$(NAME) --dist $(BIN)/build/$(NAME) --out $(BIN)/packages | head -1
+	@./$(BIN)/relay connector build --dir plugins/$(NAME) $(addprefix --platform ,$(PACKAGE_PLATFORMS)) --out $(BIN)/build/$(NAME) >/dev/null 2>$(BIN)/build-$(NAME).log || { cat $(BIN)/build-$(NAME).log; exit 1; }
+	@out=$$(./$(BIN)/relay connector pack --dir plugins/$(NAME) --dist $(BIN)/build/$(NAME) --out $(BIN)/packages) || exit 1; echo "$$out" | head -1
 	@rm -f $(BIN)/build-$(NAME).log
 
 # Extra server flags go in ARGS: make run ARGS='--egress-allow 127.0.0.1/32'

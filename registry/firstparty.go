@@ -97,6 +97,21 @@ func (s *Service) importFirstParty(ctx context.Context, path string) (ref string
 	if err != nil {
 		return "", false, err
 	}
+	sum := sha256Hex(data)
+	// The usual start: the file is, byte for byte, a version published
+	// before, which was read whole then; reading it again would cost
+	// every start a second per package.
+	var known []struct {
+		Package string `db:"package"`
+		Version string `db:"version"`
+	}
+	if err := s.cfg.DB.DB().SelectContext(ctx, &known, s.rebind(`SELECT v.package, v.version FROM registry_versions v
+		JOIN registry_packages p ON p.name = v.package WHERE v.blob_sha256 = ? AND p.publisher = ?`), sum, FirstParty); err != nil {
+		return "", false, fmt.Errorf("registry: first-party versions: %w", err)
+	}
+	if len(known) > 0 {
+		return known[0].Package + "@" + known[0].Version, false, nil
+	}
 	pkg, err := relaypkg.Inspect(bytes.NewReader(data), s.cfg.Limits)
 	if err != nil {
 		return "", false, err
@@ -106,7 +121,6 @@ func (s *Service) importFirstParty(ctx context.Context, path string) (ref string
 	if publisher, _, _ := strings.Cut(x.Package, "/"); publisher != FirstParty {
 		return ref, false, core.Errorf(core.EForbidden, "%s is not a first-party package (%s/…): publish it to the registry instead", ref, FirstParty)
 	}
-	sum := sha256Hex(data)
 	// same reports whether the version is published with these bytes:
 	// nil error and true when it is, EConflict when it is with others.
 	same := func() (bool, error) {

@@ -78,6 +78,8 @@ type InstallRequest struct {
 // server can run (its protocol, its min_relay_version); signed by a
 // publisher's key that is not revoked. The package is unpacked (and
 // checked whole) before the lock's entry and its audit record commit.
+// Relay's own packages (relay/…) are built into every workspace: they
+// and their names are refused, EConflict.
 func (s *Service) Install(ctx context.Context, c *core.Caller, req InstallRequest) (*Installation, error) {
 	if err := relaypkg.CheckName(req.Package); err != nil {
 		return nil, err

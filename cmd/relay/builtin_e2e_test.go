@@ -8,8 +8,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
+	"github.com/relayhq/relay/sdk/connectortest"
 )
 
 // packFirstParty builds and packs plugins/<name> into out with the
@@ -58,9 +60,15 @@ func TestFirstPartyPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Compiling a Go-built module takes minutes under the race detector:
+	// the modules compiled once (by the conformance kit, or another test
+	// that runs echo) are shared.
+	wasmCache := connectortest.CompilationCacheDir()
+
 	// The connectors commands run them too, with no server: the tampered
 	// one is skipped.
 	t.Setenv("RELAY_DATA_DIR", filepath.Join(t.TempDir(), "relay-data"))
+	t.Setenv("RELAY_WASM_CACHE_DIR", wasmCache)
 	for _, c := range []struct{ args, want []string }{
 		{[]string{"connectors", "list"}, []string{"echo", "1.0.0", "wasm,native", "echo.echo"}},
 		{[]string{"connectors", "call", "echo", "echo", "--input", `{"cli":1}`}, []string{`{"cli":1}`}},
@@ -83,12 +91,13 @@ func TestFirstPartyPackages(t *testing.T) {
 
 	for _, db := range sqlstoretest.Databases() {
 		t.Run(db.Name, func(t *testing.T) {
-			cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir(), PackagesDir: pkgs}
+			cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir(), PackagesDir: pkgs, WASMCacheDir: wasmCache}
 			if db.Name != "sqlite" {
 				cfg.DatabaseURL = db.URL(t)
 			}
-			var logs bytes.Buffer
-			m, banner := startMain(t, cfg, &logs)
+			logs := &syncBuffer{}
+			m, banner := startMain(t, cfg, logs)
+			waitForLog(t, logs, "WASM connector loaded", 1, 8*time.Minute)
 			if !strings.Contains(logs.String(), `"package":"relay/echo@1.0.0"`) ||
 				!strings.Contains(logs.String(), "REFUSED a first-party package") || !strings.Contains(logs.String(), "relay-broken-1.0.0.relaypkg") {
 				t.Fatalf("the start's log:\n%s", logs.String())
@@ -105,8 +114,9 @@ func TestFirstPartyPackages(t *testing.T) {
 				second.DataDir = filepath.Join(t.TempDir(), "relay-data")
 				second.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 			}
-			logs.Reset()
-			m2, _ := startMain(t, second, &logs)
+			logs = &syncBuffer{}
+			m2, _ := startMain(t, second, logs)
+			waitForLog(t, logs, "WASM connector loaded", 1, 8*time.Minute)
 			if strings.Contains(logs.String(), "published a first-party package") || !strings.Contains(logs.String(), `"unchanged":1`) {
 				t.Fatalf("the second start's log:\n%s", logs.String())
 			}

@@ -5,3 +5,7 @@
 -- admin registered it.
 
 ALTER TABLE registry_publishers ALTER COLUMN workspace_id DROP NOT NULL;
+
+-- A start finds the first-party package files it published before by
+-- their SHA-256, without reading them again.
+CREATE INDEX registry_versions_blob ON registry_versions (blob_sha256);

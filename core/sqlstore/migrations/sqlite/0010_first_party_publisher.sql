@@ -29,3 +29,7 @@ INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, tok
 DROP TABLE registry_publishers_0010;
 
 CREATE UNIQUE INDEX registry_publishers_skeleton ON registry_publishers (skeleton);
+
+-- A start finds the first-party package files it published before by
+-- their SHA-256, without reading them again.
+CREATE INDEX registry_versions_blob ON registry_versions (blob_sha256);
