@@ -10,37 +10,32 @@ FUZZTIME    ?= 15s
 # The root module and the SDK, which is a module of its own.
 MODULES     := . sdk
 
-.PHONY: build connector run test lint bench generate tools fuzz clean
+.PHONY: build package run test lint bench generate tools fuzz clean
 
-# First-party connectors, each built from plugins/<name>/cmd/<name>; those
-# in WASM_CONNECTORS ship both forms from that one source.
-CONNECTORS      := echo webhook smtp
-WASM_CONNECTORS := echo webhook
+# First-party connectors: plugins/<name> is a connector module as an
+# author's is (relay.json, README.md, LICENSE, CHANGELOG.md), packed by
+# bin/relay's own `connector build` and `connector pack` into
+# bin/packages/relay-<name>-<version>.relaypkg (and its .index), which
+# `relay serve` publishes into its registry at start (docs/registry.md,
+# First-party packages). Each package carries the native binary for this
+# machine (or those of PACKAGE_PLATFORMS: replicas of other platforms on
+# one database need the same package, so build it for all of them:
+# make build PACKAGE_PLATFORMS='linux/amd64 linux/arm64') and, unless
+# relay.json says "wasm": false, the WASM module. The same source and Go
+# make the same bytes.
+CONNECTORS        := echo webhook smtp
+PACKAGE_PLATFORMS ?= $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/relay ./cmd/relay
-	@for c in $(CONNECTORS); do $(MAKE) --no-print-directory connector NAME=$$c || exit 1; done
+	@mkdir -p $(BIN)/packages
+	@for c in $(CONNECTORS); do $(MAKE) --no-print-directory package NAME=$$c || exit 1; done
 
-# Installs one connector as the catalog lays it out:
-# bin/connectors/<name>/<version>/{connector, connector.sha256, manifest.json},
-# plus {connector.wasm, connector.wasm.sha256} for WASM_CONNECTORS, whose
-# manifest is then the wasm form's (runtime wasm; docs/wasm-abi.md,
-# Packaging), printed by the native binary's `spec wasm`.
-connector:
-	@tmp=$(BIN)/connectors/.$(NAME).build; mkdir -p $(BIN)/connectors; \
-	$(GO) build -trimpath -o $$tmp ./plugins/$(NAME)/cmd/$(NAME) || exit 1; \
-	v=$$($$tmp version) || exit 1; d=$(BIN)/connectors/$(NAME)/$$v; \
-	mkdir -p $$d && mv $$tmp $$d/connector && \
-	sha256sum $$d/connector | cut -d' ' -f1 > $$d/connector.sha256 || exit 1; \
-	if echo " $(WASM_CONNECTORS) " | grep -q " $(NAME) "; then \
-		GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $$d/connector.wasm ./plugins/$(NAME)/cmd/$(NAME) && \
-		sha256sum $$d/connector.wasm | cut -d' ' -f1 > $$d/connector.wasm.sha256 && \
-		$$d/connector spec wasm > $$d/manifest.json && \
-		echo "built connector $(NAME)@$$v (native and wasm)"; \
-	else \
-		$$d/connector spec > $$d/manifest.json && \
-		echo "built connector $(NAME)@$$v"; \
-	fi
+# Builds and packs one first-party connector into bin/packages.
+package:
+	@./$(BIN)/relay connector build --dir plugins/$(NAME) $(addprefix --platform ,$(PACKAGE_PLATFORMS)) --out $(BIN)/build/$(NAME) >/dev/null 2>$(BIN)/build-$(NAME).log || { cat $(BIN)/build-$(NAME).log; exit 1; }
+	@out=$$(./$(BIN)/relay connector pack --dir plugins/$(NAME) --dist $(BIN)/build/$(NAME) --out $(BIN)/packages) || exit 1; echo "$$out" | head -1
+	@rm -f $(BIN)/build-$(NAME).log
 
 # Extra server flags go in ARGS: make run ARGS='--egress-allow 127.0.0.1/32'
 run: build

@@ -78,6 +78,8 @@ type InstallRequest struct {
 // server can run (its protocol, its min_relay_version); signed by a
 // publisher's key that is not revoked. The package is unpacked (and
 // checked whole) before the lock's entry and its audit record commit.
+// Relay's own packages (relay/…) are built into every workspace: they
+// and their names are refused, EConflict.
 func (s *Service) Install(ctx context.Context, c *core.Caller, req InstallRequest) (*Installation, error) {
 	if err := relaypkg.CheckName(req.Package); err != nil {
 		return nil, err
@@ -89,7 +91,14 @@ func (s *Service) Install(ctx context.Context, c *core.Caller, req InstallReques
 	if !connectorNameRE.MatchString(name) {
 		return nil, core.Errorf(core.EInvalid, "connector name %q: lower-case letters, digits and hyphens, 2 to 63, starting with a letter", name)
 	}
-	if s.cfg.Reserved != nil && s.cfg.Reserved(name) {
+	if publisher, short, _ := strings.Cut(req.Package, "/"); publisher == FirstParty {
+		return nil, core.Errorf(core.EConflict, "%s is built in: every workspace has it as %q, with no install", req.Package, short)
+	}
+	reserved, err := s.isFirstPartyName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if reserved || s.cfg.Reserved != nil && s.cfg.Reserved(name) {
 		return nil, core.Errorf(core.EConflict, "%q is one of this server's own connectors: install %s under another name (\"name\")", name, req.Package)
 	}
 	v, err := s.pick(ctx, req.Package, req.Version)
@@ -446,11 +455,17 @@ func (s *Service) Files(ctx context.Context, ref core.ConnectorRef) (*core.Conne
 	if err != nil {
 		return nil, err
 	}
-	arts, err := artifacts(r.Index)
+	return connectorFiles(core.ConnectorRef{Name: r.Package, Version: r.Version}, dir, r.Index, []byte(r.Manifest))
+}
+
+// connectorFiles describes the unpacked package in dir, of index: where
+// its manifest and this machine's artifacts are, with their digests.
+func connectorFiles(ref core.ConnectorRef, dir string, index, manifest []byte) (*core.ConnectorFiles, error) {
+	arts, err := artifacts(index)
 	if err != nil {
 		return nil, err
 	}
-	f := &core.ConnectorFiles{Ref: core.ConnectorRef{Name: r.Package, Version: r.Version}, Dir: dir, Manifest: []byte(r.Manifest)}
+	f := &core.ConnectorFiles{Ref: ref, Dir: dir, Manifest: manifest}
 	file := func(rel, sum string) (*core.ArtifactFile, error) {
 		b, err := hex.DecodeString(sum)
 		if err != nil {

@@ -172,6 +172,27 @@ func (s *Service) Publish(ctx context.Context, p *Publisher, c *core.Caller, upl
 	if err != nil {
 		return nil, err
 	}
+	v, err := s.storeRelease(ctx, p.Name, pkg, data, string(signature), signer, func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error, v *Release) error {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM registry_uploads WHERE id = ?`), uploadID); err != nil {
+			return err
+		}
+		return audit(c.AuditRecord("registry.version.publish", "package:"+v.Package+"@"+v.Version, "success",
+			details(map[string]any{"sha256": v.SHA256, "signer": v.Signer})))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// storeRelease keeps a version read whole (pkg, from data) under
+// publisher, signed by signer: its blob, its package (made at its first
+// version), the version and the index's new version commit together,
+// with what also runs in the transaction. EConflict when the version is
+// there already, or the package's name looks like another's.
+func (s *Service) storeRelease(ctx context.Context, publisher string, pkg *relaypkg.Package, data []byte, signature, signer string,
+	also func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error, v *Release) error) (*Release, error) {
+	x := pkg.Index
 	caps, err := json.Marshal(CapabilitiesOf(pkg.Manifest, x.File(relaypkg.WASMPath) != nil, x.Platforms()))
 	if err != nil {
 		return nil, err
@@ -181,16 +202,17 @@ func (s *Service) Publish(ctx context.Context, p *Publisher, c *core.Caller, upl
 	now := s.now()
 	v := &Release{Package: x.Package, Version: x.Version, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)),
 		IndexSHA256: hex.EncodeToString(indexSum[:]), Signer: signer, PublishedAt: now,
-		Manifest: pkg.ManifestBytes, Index: string(pkg.IndexBytes), Signature: string(signature)}
+		Manifest: pkg.ManifestBytes, Index: string(pkg.IndexBytes), Signature: signature}
 	// A blob in files is written first: one left by a publish that does
 	// not commit is harmless.
-	if _, inDB := s.cfg.Blobs.(SQLBlobs); !inDB {
+	_, inDB := s.cfg.Blobs.(SQLBlobs)
+	if !inDB {
 		if err := s.cfg.Blobs.Put(ctx, nil, v.SHA256, data); err != nil {
 			return nil, err
 		}
 	}
 	err = s.cfg.DB.InAuditedTx(ctx, func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error) error {
-		if _, inDB := s.cfg.Blobs.(SQLBlobs); inDB {
+		if inDB {
 			if err := s.cfg.Blobs.Put(ctx, tx, v.SHA256, data); err != nil {
 				return err
 			}
@@ -206,7 +228,7 @@ func (s *Service) Publish(ctx context.Context, p *Publisher, c *core.Caller, upl
 		}
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_packages (name, publisher, description, created_at, updated_at, skeleton)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET description = excluded.description, updated_at = excluded.updated_at`),
-			x.Package, p.Name, pkg.Manifest.Description, now, now, relaypkg.Skeleton(x.Package))
+			x.Package, publisher, pkg.Manifest.Description, now, now, relaypkg.Skeleton(x.Package))
 		if s.isUnique(err) {
 			return core.Errorf(core.EConflict, "the package name %q, or one that looks like it, is taken", x.Package)
 		}
@@ -222,14 +244,10 @@ func (s *Service) Publish(ctx context.Context, p *Publisher, c *core.Caller, upl
 		if err != nil {
 			return fmt.Errorf("registry: insert version: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM registry_uploads WHERE id = ?`), uploadID); err != nil {
-			return err
-		}
 		if err := bumpIndex(ctx, tx); err != nil {
 			return err
 		}
-		return audit(c.AuditRecord("registry.version.publish", "package:"+v.Package+"@"+v.Version, "success",
-			details(map[string]any{"sha256": v.SHA256, "signer": v.Signer})))
+		return also(ctx, tx, audit, v)
 	})
 	if err != nil {
 		return nil, err

@@ -168,7 +168,7 @@ func (s *Service) publisher(ctx context.Context, db sqlx.ExtContext, name string
 		WorkspaceID string    `db:"workspace_id"`
 		CreatedAt   time.Time `db:"created_at"`
 	}
-	err := sqlx.GetContext(ctx, db, &row, db.Rebind(`SELECT name, display_name, workspace_id, created_at FROM registry_publishers WHERE name = ?`), name)
+	err := sqlx.GetContext(ctx, db, &row, db.Rebind(`SELECT name, display_name, COALESCE(workspace_id, '') AS workspace_id, created_at FROM registry_publishers WHERE name = ?`), name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, core.Errorf(core.ENotFound, "no publisher %q", name)
 	}

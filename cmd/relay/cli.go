@@ -41,7 +41,7 @@ Usage:
                                               make an API key; prints it alone
   relay keys list --workspace NAME            list a workspace's active keys
   relay keys revoke --workspace NAME ID       revoke a key at once
-  relay connectors list                       list the connectors in --connectors-dir
+  relay connectors list                       list the built-in (--packages-dir) and --connectors-dir connectors
   relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON]
                         [--secret k=v] [--preview]
                                               run one action as the server would
@@ -84,8 +84,8 @@ Usage:
   relay version                               print the version
 
 The store commands take --data-dir, --database-url and --master-key-file;
-serve and the connectors commands take --connectors-dir, --egress-allow and
---native-sandbox; serve also takes --addr, --redis-url, --log-level,
+serve and the connectors commands take --packages-dir, --connectors-dir,
+--egress-allow and --native-sandbox; serve also takes --addr, --redis-url, --log-level,
 --run-stale-after and --queue-limit.
 The registry commands take --registry-url (default http://127.0.0.1:8080);
 those that act as a publisher take its token, --token or --token-file.
@@ -226,6 +226,7 @@ func storeFlags(fs *flag.FlagSet, cfg *Config) {
 // fails when RELAY_EGRESS_ALLOW does not parse.
 func connectorFlags(fs *flag.FlagSet, cfg *Config) error {
 	fs.StringVar(&cfg.ConnectorsDir, "connectors-dir", env("CONNECTORS_DIR", ""), "folder of connectors, <name>/<version>/…; default: connectors beside the relay binary (RELAY_CONNECTORS_DIR)")
+	fs.StringVar(&cfg.PackagesDir, "packages-dir", env("PACKAGES_DIR", ""), "folder of the first-party packages, relay-<name>-<version>.relaypkg; default: packages beside the relay binary (RELAY_PACKAGES_DIR)")
 	prefixes, err := egress.ParseAllow(env("EGRESS_ALLOW", ""))
 	if err != nil {
 		return usageError{"RELAY_EGRESS_ALLOW: " + err.Error()}

@@ -3,13 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/catalog"
+	"github.com/relayhq/relay/registry"
+	"github.com/relayhq/relay/registry/relaypkg"
 )
 
 func cmdConnectorsList(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -21,11 +30,19 @@ func cmdConnectorsList(_ context.Context, args []string, stdout, stderr io.Write
 	if _, err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	cat, rt, err := openConnectors(context.Background(), cfg, newLogger("warn", stderr))
+	log := newLogger("warn", stderr)
+	cat, rt, err := openConnectors(context.Background(), cfg, log)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
+	// Listing runs nothing: the packages are unpacked only for a look.
+	cache, err := os.MkdirTemp("", "relay-packages-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cache)
+	addLocalBuiltins(cfg, cat, cache, log)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIMES\tACTIONS")
 	for _, e := range cat.List() {
@@ -85,11 +102,14 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 	// WASM modules compile once into the cache a server on this data dir
 	// uses (RELAY_DATA_DIR, else ./relay-data), not at every call.
 	cfg.DataDir = env("DATA_DIR", "./relay-data")
-	cat, rt, err := openConnectors(ctx, cfg, newLogger("warn", stderr))
+	log := newLogger("warn", stderr)
+	cat, rt, err := openConnectors(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
+	// Unpacked where a server on this data dir unpacks its packages.
+	addLocalBuiltins(cfg, cat, filepath.Join(cfg.DataDir, "packages"), log)
 	name, version, _ := strings.Cut(pos[0], "@")
 	entry, err := cat.Resolve(name, version)
 	if err != nil {
@@ -124,4 +144,36 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	fmt.Fprintln(stdout, string(out))
 	return nil
+}
+
+// addLocalBuiltins gives cat the first-party packages of the packages dir,
+// each checked whole as it is unpacked into cacheDir, as a server gives
+// it those its registry holds: for the connectors commands, which run
+// without a registry. A package that does not read is logged and left
+// out.
+func addLocalBuiltins(cfg Config, cat *catalog.Catalog, cacheDir string, log hclog.Logger) {
+	dir := cfg.packagesDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		log.Warn("reading the first-party packages", "dir", dir, "error", err)
+	}
+	var files []*core.ConnectorFiles
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), registry.PackageExt) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		f, err := registry.UnpackFile(path, cacheDir, relaypkg.DefaultLimits)
+		if err == nil && !strings.HasPrefix(f.Ref.Name, registry.FirstParty+"/") {
+			err = fmt.Errorf("%s is not a first-party package (%s/…)", f.Ref, registry.FirstParty)
+		}
+		if err != nil {
+			log.Warn("skipping a first-party package", "file", path, "error", err)
+			continue
+		}
+		files = append(files, f)
+	}
+	for _, p := range cat.AddBuiltins(files) {
+		log.Warn("a built-in connector version does not load", "problem", p)
+	}
 }

@@ -52,9 +52,14 @@ type Config struct {
 	// QueueLimit is the most async runs of one connector version waiting
 	// on this server; zero: the engine's default.
 	QueueLimit int
-	// ConnectorsDir holds the connectors the server can run; empty: the
+	// ConnectorsDir holds connectors the server can run, laid out as
+	// core/catalog reads them (an author's local builds); empty: the
 	// connectors folder beside the relay binary.
 	ConnectorsDir string
+	// PackagesDir holds the first-party packages (relay-<name>-<version>
+	// .relaypkg) that the server publishes into its registry at start;
+	// empty: the packages folder beside the relay binary.
+	PackagesDir string
 	// EgressAllow are the operator's exceptions to the ranges connectors
 	// may never reach (private, loopback, link-local, …).
 	EgressAllow []netip.Prefix
@@ -75,15 +80,21 @@ type Config struct {
 	RegistryKey string
 }
 
-func (c Config) connectorsDir() string {
-	if c.ConnectorsDir != "" {
-		return c.ConnectorsDir
+func (c Config) connectorsDir() string { return besideBinary(c.ConnectorsDir, "connectors") }
+
+func (c Config) packagesDir() string { return besideBinary(c.PackagesDir, "packages") }
+
+// besideBinary is dir, or when it is empty the folder name beside the
+// relay binary, where make build puts it.
+func besideBinary(dir, name string) string {
+	if dir != "" {
+		return dir
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return "connectors"
+		return name
 	}
-	return filepath.Join(filepath.Dir(exe), "connectors")
+	return filepath.Join(filepath.Dir(exe), name)
 }
 
 func (c Config) databaseURL() string {
@@ -155,6 +166,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		"key_id", relaypkg.KeyID(m.registry.PublicKey().ID()), "public_key", relaypkg.PublicKeyLine(m.registry.PublicKey()))
 	if up := m.Config.RegistryURL; up != "" {
 		m.Log.Info("installing connectors from another registry", "url", up, "pinned_key_id", m.registry.UpstreamKeyID())
+	}
+	if err := loadBuiltins(ctx, m.Config, m.registry, m.catalog, m.Log); err != nil {
+		return err
 	}
 	// Connectors installed from the registry, each workspace its own, are
 	// the catalog's other source; the connectors dir's names are theirs.
@@ -419,6 +433,41 @@ func openConnectors(ctx context.Context, cfg Config, log hclog.Logger) (*catalog
 		RuntimeMux: core.RuntimeMux{core.RuntimeNative: native, core.RuntimeWASM: wasm},
 		native:     native, wasm: wasm,
 	}, nil
+}
+
+// loadBuiltins publishes the first-party packages of the packages dir
+// into the registry (those published already, by an earlier start or
+// another replica, are left as they are) and gives every workspace each
+// version of them that the registry holds, unpacked, under its short
+// name. A package that is refused, or a version that does not load, is
+// logged and left out: the server starts without it.
+func loadBuiltins(ctx context.Context, cfg Config, reg *registry.Service, cat *catalog.Catalog, log hclog.Logger) error {
+	dir := cfg.packagesDir()
+	rep, err := reg.ImportFirstParty(ctx, dir)
+	if err != nil {
+		log.Error("publishing the first-party packages failed; the built-in connectors are those published before", "dir", dir, "error", err)
+		rep = &registry.ImportReport{}
+	}
+	for _, ref := range rep.Imported {
+		log.Info("published a first-party package", "package", ref)
+	}
+	for _, r := range rep.Refused {
+		log.Error("REFUSED a first-party package: it is not published, and does not run", "file", r.File, "error", r.Err)
+	}
+	files, problems, err := reg.FirstParty(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the built-in connectors: %w", err)
+	}
+	problems = append(problems, cat.AddBuiltins(files)...)
+	for _, p := range problems {
+		log.Error("a built-in connector version does not load", "problem", p)
+	}
+	var refs []string
+	for _, f := range files {
+		refs = append(refs, f.Ref.String())
+	}
+	log.Info("built-in connectors", "packages_dir", dir, "unchanged", len(rep.Unchanged), "connectors", refs)
+	return nil
 }
 
 // openStore opens the database and brings its schema up to date. SQLite's

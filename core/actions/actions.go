@@ -140,14 +140,15 @@ func (s *Service) ListActions(ctx context.Context, workspaceID string) ([]Action
 		}
 		page.Cursor = next
 	}
-	// A connector installed from the registry offers its actions at once,
-	// before any connection: the caller sees what to connect.
+	// A connector installed from the registry, or a built-in, offers its
+	// actions at once, before any connection: the caller sees what to
+	// connect.
 	available, err := s.cfg.Catalog.ForWorkspace(ctx, workspaceID)
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range available {
-		if !a.Installed {
+		if !a.Packaged() {
 			continue
 		}
 		entry := a.Versions[0]
@@ -202,13 +203,13 @@ func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*Actio
 		}
 	}
 	if info == nil {
-		// Installed and not connected yet.
+		// Installed, or built in, and not connected yet.
 		available, err := s.cfg.Catalog.ForWorkspace(ctx, workspaceID)
 		if err != nil {
 			return nil, err
 		}
 		for _, av := range available {
-			if av.Installed && av.Name == connector {
+			if av.Packaged() && av.Name == connector {
 				if a := av.Versions[0].Manifest.Action(name); a != nil {
 					info = actionInfo(connector, av.Versions[0], a, "")
 					info.Connections = []string{}

@@ -1,6 +1,10 @@
-// Package catalog finds the connectors a server can run: one folder per
-// connector version under the connectors dir, holding its manifest and its
-// artifact, whose SHA-256 the runtime checks before every start.
+// Package catalog finds the connectors a server can run: Relay's own
+// (built-ins, from the relay/… packages of the server's registry), one
+// folder per connector version under the connectors dir, holding its
+// manifest and its artifact, and the packages a workspace installed. The
+// runtime checks an artifact's SHA-256 before every start or load.
+//
+// The connectors dir:
 //
 //	<dir>/<name>/<version>/manifest.json
 //	<dir>/<name>/<version>/connector               native binary
@@ -44,8 +48,12 @@ const (
 type Entry struct {
 	Ref core.ConnectorRef
 	// Package is the registry package of a version installed from the
-	// registry (and Ref.Name with it); empty for the connectors dir's.
-	Package  string
+	// registry (and Ref.Name with it); empty for the built-ins and the
+	// connectors dir's.
+	Package string
+	// Builtin is the first-party package (relay/…) a built-in version
+	// comes from; its Ref.Name is the short name every workspace uses.
+	Builtin  string
 	Manifest *manifest.Manifest
 	Dir      string
 	// Native is the plugin binary, WASM the WebAssembly module; nil when
@@ -92,7 +100,10 @@ type Artifact struct {
 // source (SetSource), those installed from the registry, each workspace
 // its own, which change while the server runs.
 type Catalog struct {
-	byName map[string][]*Entry // the connectors dir's, newest version first
+	// byName are the versions every workspace may connect, newest first:
+	// the built-ins' and the connectors dir's. It is filled before the
+	// catalog is used and only read after, so a lookup is a map's.
+	byName map[string][]*Entry
 
 	source core.ConnectorSource
 	mu     sync.Mutex
@@ -135,9 +146,7 @@ func Load(dir string) (c *Catalog, problems []error) {
 		}
 	}
 	for _, list := range c.byName {
-		sort.Slice(list, func(i, j int) bool {
-			return semver.Compare("v"+list[i].Ref.Version, "v"+list[j].Ref.Version) > 0
-		})
+		sortNewestFirst(list)
 	}
 	return c, problems
 }
@@ -192,12 +201,69 @@ func loadArtifact(path string) (*Artifact, error) {
 	return &Artifact{Path: path, SHA256: sum}, nil
 }
 
+// AddBuiltins makes Relay's own connector versions (the relay/…
+// packages of the server's registry, unpacked: files) available to every
+// workspace under their short names (relay/echo as echo), with the digests
+// the runtime checks before each start or load. A built-in's name is its
+// own: the connectors dir's versions of that name are dropped, each
+// reported in problems, as is a version that does not load. Call it
+// before the catalog is used.
+func (c *Catalog) AddBuiltins(files []*core.ConnectorFiles) (problems []error) {
+	builtins := map[string][]*Entry{}
+	for _, f := range files {
+		pkg := f.Ref.Name
+		_, name, ok := strings.Cut(pkg, "/")
+		e, err := entryFromFiles(core.ConnectorRef{Name: name, Version: f.Ref.Version}, f)
+		if err == nil && (!ok || e.Manifest.Name != name) {
+			err = fmt.Errorf("connector %s: its manifest names %s", f.Ref, e.Manifest.Name)
+		}
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		e.Builtin = pkg
+		builtins[name] = append(builtins[name], e)
+	}
+	for name, list := range builtins {
+		for _, shadowed := range c.byName[name] {
+			problems = append(problems, fmt.Errorf("connector %s in %s is not loaded: %s is a built-in (%s)", shadowed.Ref, shadowed.Dir, name, list[0].Builtin))
+		}
+		sortNewestFirst(list)
+		c.byName[name] = list
+	}
+	return problems
+}
+
+// entryFromFiles is the entry of a version whose files a registry keeps,
+// under ref.
+func entryFromFiles(ref core.ConnectorRef, files *core.ConnectorFiles) (*Entry, error) {
+	m, err := manifest.Parse(files.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: %w", files.Ref, err)
+	}
+	e := &Entry{Ref: ref, Manifest: m, Dir: files.Dir}
+	if a := files.Native; a != nil {
+		e.Native = &Artifact{Path: a.Path, SHA256: a.SHA256}
+	}
+	if a := files.WASM; a != nil {
+		e.WASM = &Artifact{Path: a.Path, SHA256: a.SHA256}
+	}
+	return e, nil
+}
+
+func sortNewestFirst(list []*Entry) {
+	sort.Slice(list, func(i, j int) bool {
+		return semver.Compare("v"+list[i].Ref.Version, "v"+list[j].Ref.Version) > 0
+	})
+}
+
 // SetSource makes src the catalog's source of installed packages. Call it
 // before the catalog is used.
 func (c *Catalog) SetSource(src core.ConnectorSource) { c.source = src }
 
 // Get returns the connector version ref names, or ENotFound: a package's
-// (publisher/name) from the source, any other from the connectors dir.
+// (publisher/name) from the source, any other from the built-ins and the
+// connectors dir.
 func (c *Catalog) Get(ref core.ConnectorRef) (*Entry, error) {
 	if IsPackage(ref.Name) {
 		return c.fromSource(ref)
@@ -222,7 +288,7 @@ func DigestOrigin(name, file string) string {
 }
 
 // IsPackage reports whether a connector name is a registry package's
-// (publisher/name) rather than the connectors dir's.
+// (publisher/name) rather than a built-in's or the connectors dir's.
 func IsPackage(name string) bool { return strings.Contains(name, "/") }
 
 // sourceTimeout bounds a read of the source for a lookup, which has no
@@ -248,17 +314,10 @@ func (c *Catalog) fromSource(ref core.ConnectorRef) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := manifest.Parse(files.Manifest)
-	if err != nil {
-		return nil, fmt.Errorf("connector %s: %w", key, err)
+	if e, err = entryFromFiles(key, files); err != nil {
+		return nil, err
 	}
-	e = &Entry{Ref: key, Package: key.Name, Manifest: m, Dir: files.Dir}
-	if a := files.Native; a != nil {
-		e.Native = &Artifact{Path: a.Path, SHA256: a.SHA256}
-	}
-	if a := files.WASM; a != nil {
-		e.WASM = &Artifact{Path: a.Path, SHA256: a.SHA256}
-	}
+	e.Package = key.Name
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.installed == nil {
@@ -272,7 +331,8 @@ func (c *Catalog) fromSource(ref core.ConnectorRef) (*Entry, error) {
 type Available struct {
 	Name string
 	// Versions are the versions it may connect, newest first: every
-	// version in the connectors dir, or the one its lock pins.
+	// version of a built-in or of the connectors dir, or the one its
+	// lock pins.
 	Versions []*Entry
 	// Installed says it comes from the registry; Yanked is why its
 	// locked version was yanked, if it was.
@@ -280,8 +340,13 @@ type Available struct {
 	Yanked    string
 }
 
-// ForWorkspace lists what a workspace may connect: the connectors dir's,
-// and what it installed, by name.
+// Packaged reports whether the connector comes from a registry package:
+// installed by the workspace, or a built-in. Those offer their actions
+// before any connection, so that a caller sees what to connect.
+func (a Available) Packaged() bool { return a.Installed || a.Versions[0].Builtin != "" }
+
+// ForWorkspace lists what a workspace may connect: the built-ins, the
+// connectors dir's, and what it installed, by name.
 func (c *Catalog) ForWorkspace(ctx context.Context, workspaceID string) ([]Available, error) {
 	var out []Available
 	for _, name := range c.names() {
@@ -307,7 +372,8 @@ func (c *Catalog) ForWorkspace(ctx context.Context, workspaceID string) ([]Avail
 
 // ResolveFor returns the version of the workspace's connector name that
 // fits constraint (as Resolve does): an installed connector's locked
-// version, which the constraint must allow, or the connectors dir's.
+// version, which the constraint must allow, or a built-in's or the
+// connectors dir's.
 func (c *Catalog) ResolveFor(ctx context.Context, workspaceID, name, constraint string) (*Entry, error) {
 	if c.source != nil {
 		installed, err := c.source.Installed(ctx, workspaceID)
@@ -352,8 +418,8 @@ func (c *Catalog) Versions(name string) []*Entry {
 	return c.byName[name]
 }
 
-// List returns every connector version of the connectors dir, by name
-// and then newest first.
+// List returns every built-in version and every version of the
+// connectors dir, by name and then newest first.
 func (c *Catalog) List() []*Entry {
 	var out []*Entry
 	for _, n := range c.names() {

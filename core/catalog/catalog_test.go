@@ -113,3 +113,50 @@ func TestResolve(t *testing.T) {
 		t.Errorf("unknown connector: %v", err)
 	}
 }
+
+// Built-ins (Relay's own packages) are every workspace's under their
+// short names, newest first, and take their names from the connectors
+// dir, saying so.
+func TestAddBuiltins(t *testing.T) {
+	dir := t.TempDir()
+	digest := strings.Repeat("ab", 32)
+	writeVersion(t, dir, "echo", "0.9.0", manifestFor("echo", "0.9.0"), "connector", "#!", "connector.sha256", digest)
+	writeVersion(t, dir, "local", "1.0.0", manifestFor("local", "1.0.0"), "connector", "#!", "connector.sha256", digest)
+	c, problems := catalog.Load(dir)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	files := func(pkg, name, version string) *core.ConnectorFiles {
+		return &core.ConnectorFiles{Ref: core.ConnectorRef{Name: pkg, Version: version}, Dir: "/cache/" + version,
+			Manifest: []byte(manifestFor(name, version)),
+			Native:   &core.ArtifactFile{Path: "/cache/" + version + "/native/connector", SHA256: make([]byte, 32)}}
+	}
+	problems = c.AddBuiltins([]*core.ConnectorFiles{
+		files("relay/echo", "echo", "1.0.0"),
+		files("relay/echo", "echo", "1.1.0"),
+		files("relay/smtp", "webhook", "1.0.0"), // a manifest of another name
+	})
+	if len(problems) != 2 || !strings.Contains(problems[0].Error()+problems[1].Error(), "echo@0.9.0") {
+		t.Fatalf("problems %v: want the shadowed echo@0.9.0 and the misnamed smtp", problems)
+	}
+	var got []string
+	for _, e := range c.List() {
+		got = append(got, e.Ref.String()+"("+e.Builtin+")")
+	}
+	if want := "echo@1.1.0(relay/echo) echo@1.0.0(relay/echo) local@1.0.0()"; strings.Join(got, " ") != want {
+		t.Fatalf("List = %v, want %s", got, want)
+	}
+	e, err := c.Get(core.ConnectorRef{Name: "echo", Version: "1.0.0"})
+	if err != nil || e.Native.Path != "/cache/1.0.0/native/connector" || e.Package != "" {
+		t.Fatalf("Get(echo@1.0.0) = %+v, %v", e, err)
+	}
+	if _, err := c.Get(core.ConnectorRef{Name: "echo", Version: "0.9.0"}); core.ErrorCode(err) != core.ENotFound {
+		t.Fatalf("the shadowed version: %v", err)
+	}
+	if e, err := c.Resolve("echo", "^1.0"); err != nil || e.Ref.Version != "1.1.0" {
+		t.Fatalf("Resolve(echo, ^1.0) = %v, %v", e, err)
+	}
+	if len(c.Versions("smtp")) != 0 {
+		t.Fatal("the misnamed smtp was loaded")
+	}
+}

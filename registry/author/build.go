@@ -54,8 +54,9 @@ const specTimeout = 30 * time.Second
 // cannot say what they are, so the manifest is the host build's: `spec
 // wasm` when a module is built (a version that ships both forms installs
 // the WASM form's manifest), `spec` otherwise. Every build is -trimpath
-// with CGO_ENABLED=0: static binaries that run on any machine of their
-// platform, the same bytes whichever machine built them with the same Go.
+// and -buildvcs=false with CGO_ENABLED=0: static binaries that run on any
+// machine of their platform, the same bytes whichever machine built them
+// from the same source with the same Go.
 func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 	p, err := LoadProject(opts.Dir)
 	if err != nil {
@@ -173,8 +174,12 @@ func nativeMember(platform string) string {
 // goBuild compiles the main package pkg of the module in dir for goos/goarch.
 func goBuild(ctx context.Context, dir, pkg, out, goos, goarch string, log io.Writer) error {
 	// -s -w: no symbol table or DWARF, a third off a native binary; a
-	// panic still names its functions and lines.
-	flags := []string{"-trimpath", "-ldflags=-s -w"}
+	// panic still names its functions and lines. -buildvcs=false: the
+	// bytes depend on the source, not on the commit it sits in or on
+	// whether the work tree is clean, so a version packed again from
+	// unchanged code is the same package (a registry refuses a version's
+	// other bytes).
+	flags := []string{"-trimpath", "-buildvcs=false", "-ldflags=-s -w"}
 	if goos == "wasip1" {
 		// A reactor: the host calls its exports; main never runs
 		// (docs/wasm-abi.md).
