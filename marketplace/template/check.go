@@ -2,6 +2,7 @@ package template
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -93,11 +94,7 @@ func (a *Preset) checkAgainst(at string, action *manifest.Action, p *problems) {
 		}
 	}
 	own := objectSchemaOf(a.InputSchema)
-	names := make([]string, 0, len(a.Fields))
-	for name := range a.Fields {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(a.Fields)) // problems in a stable order
 	for _, name := range names {
 		tokens, err := ParsePointer(a.Fields[name])
 		if err != nil {

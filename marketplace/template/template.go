@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,11 +228,7 @@ func (a *Preset) checkFields(at string, p *problems) {
 			p.add(at+"/params", "%v", err)
 		}
 	}
-	names := make([]string, 0, len(a.Fields))
-	for name := range a.Fields {
-		names = append(names, name)
-	}
-	slices.Sort(names) // problems in a stable order
+	names := slices.Sorted(maps.Keys(a.Fields)) // problems in a stable order
 	var taken [][]string
 	for _, name := range names {
 		ptr := a.Fields[name]
