@@ -22,8 +22,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/registry/client"
 	"github.com/relayhq/relay/registry/relaypkg"
+	"github.com/relayhq/relay/sdk/connectortest"
 )
 
 // walkthroughStep is one step of docs/authoring.md's author's path: a
@@ -227,8 +229,12 @@ func TestAuthorWalkthrough(t *testing.T) {
 	}
 	// The registry, as the guide's reader starts it, allowed to reach the
 	// status page below on loopback (--egress-allow).
+	// Its compilation cache is the conformance kit's, which relay
+	// connector test fills with the module relay connector build makes,
+	// byte for byte: compiled under the race detector it would take
+	// minutes, and the first call would not wait for it.
 	server, banner := startMain(t, Config{DataDir: filepath.Join(tmp, "relay-data"), ConnectorsDir: filepath.Join(tmp, "no-connectors"),
-		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, io.Discard)
+		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, WASMCacheDir: connectortest.CompilationCacheDir()}, io.Discard)
 	t.Setenv("RELAY_REGISTRY_URL", server.URL())
 	t.Setenv("RELAY_API_KEY", keyRE.FindString(banner))
 	// The reader's status page: it takes a new incident as the guide's
@@ -296,8 +302,25 @@ func TestAuthorWalkthrough(t *testing.T) {
 				t.Fatalf("%s: %v\n%s", s.line, err, out)
 			}
 			t.Logf("%s", out)
-			if strings.HasSuffix(apiPathRE.FindString(s.line), "/execute") {
+			switch path := apiPathRE.FindString(s.line); {
+			case strings.HasSuffix(path, "/execute"):
 				executed = out
+			case path == "/v1/connectors/install":
+				// Compiled under the race detector, the 5 MB module takes
+				// longer than the guide's next calls wait for it (a server
+				// compiles it once, and the compilation cache keeps it):
+				// the test has it loaded before it goes on.
+				var inst struct{ Package, Version string }
+				if err := json.Unmarshal(out, &inst); err != nil {
+					t.Fatal(err)
+				}
+				e, err := server.catalog.Get(core.ConnectorRef{Name: inst.Package, Version: inst.Version})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := server.runtime.wasm.LoadEntry(ctx, e); err != nil {
+					t.Fatalf("loading the installed module: %v", err)
+				}
 			}
 			continue
 		}

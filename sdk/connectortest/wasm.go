@@ -22,12 +22,14 @@ import (
 func buildWasm(t tb, pkg string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "connector.wasm")
-	// -trimpath: the same bytes from any checkout, so the compilation cache
-	// in the user cache folder holds them once.
-	cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", out, pkg)
+	// The flags of `relay connector build`: the kit runs the bytes that
+	// are packed and shipped, the same from any checkout, so the
+	// compilation cache in the user cache folder holds them once, for the
+	// kit and for a server given that cache.
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-buildmode=c-shared", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared %s: %v\n%s", pkg, err, msg)
+		t.Fatalf("GOOS=wasip1 GOARCH=wasm go build -trimpath -buildvcs=false -ldflags='-s -w' -buildmode=c-shared %s: %v\n%s", pkg, err, msg)
 	}
 	return out
 }

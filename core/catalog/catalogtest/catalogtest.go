@@ -77,10 +77,11 @@ func BuildBoth(t testing.TB, dir, pkg string) string {
 	t.Helper()
 	vdir := Build(t, dir, pkg)
 	wasm := filepath.Join(vdir, "connector.wasm")
-	// -trimpath: the same bytes from any checkout, so that a compilation
-	// cache shared between runs (tests use one in the user cache folder)
-	// holds them once.
-	cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", wasm, pkg)
+	// The flags of `relay connector build` (and so of make build and of
+	// the conformance kit): the bytes that ship, the same from any
+	// checkout, so that a compilation cache shared between runs and
+	// tests (tests use one in the user cache folder) holds them once.
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-buildmode=c-shared", "-o", wasm, pkg)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
