@@ -185,8 +185,11 @@ func (s *Service) ensureFirstParty(ctx context.Context) error {
 		return err
 	}
 	return s.cfg.DB.InAuditedTx(ctx, func(ctx context.Context, tx *sqlx.Tx, _ func(*core.AuditRecord) error) error {
+		// No conflict target: replicas starting together meet on the
+		// name's unique index or the skeleton's, whichever PostgreSQL
+		// checks first, and either means the row is there.
 		res, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at, skeleton)
-			VALUES (?, NULL, 'Relay', ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`), FirstParty, core.NewID(), hash, k.AddedAt, relaypkg.Skeleton(FirstParty))
+			VALUES (?, NULL, 'Relay', ?, ?, ?, ?) ON CONFLICT DO NOTHING`), FirstParty, core.NewID(), hash, k.AddedAt, relaypkg.Skeleton(FirstParty))
 		if err != nil {
 			return fmt.Errorf("registry: the publisher %s: %w", FirstParty, err)
 		}
