@@ -382,6 +382,9 @@ func TestSkeleton(t *testing.T) {
 	for name, want := range map[string]string{
 		"relay": "relay", "re1ay": "relay", "r-e-l-a-y": "relay", "acrne": "acme", "vvord5": "words",
 		"acme/n0tes": "acme/notes", "acme/notes": "acme/notes", "learn": "leam",
+		// The names core/sqlstore's TestMigration0009Skeletons gives the
+		// migration's SQL: the two must agree.
+		"acme-corp": "acmecorp", "vv0rn15": "womls", "acme-corp/n0tes-1": "acmecorp/notesl",
 	} {
 		if got := relaypkg.Skeleton(name); got != want {
 			t.Errorf("Skeleton(%q) = %q, want %q", name, got, want)
