@@ -352,10 +352,23 @@ func (s *Service) versionRow(ctx context.Context, pkg, version string) (*version
 	return s.publishedRow(ctx, pkg, version)
 }
 
+// publishedRow reads a version published to this registry.
 func (s *Service) publishedRow(ctx context.Context, pkg, version string) (*versionRow, error) {
+	return s.rowOf(ctx, "registry_versions", pkg, version)
+}
+
+// mirrorRow reads a version taken from the upstream.
+func (s *Service) mirrorRow(ctx context.Context, pkg, version string) (*versionRow, error) {
+	return s.rowOf(ctx, "registry_mirror", pkg, version)
+}
+
+// rowOf reads a version from table, registry_versions or
+// registry_mirror, which keep a version alike; ENotFound when it has
+// none.
+func (s *Service) rowOf(ctx context.Context, table, pkg, version string) (*versionRow, error) {
 	var r versionRow
 	err := s.cfg.DB.DB().GetContext(ctx, &r, s.rebind(`SELECT package, version, index_json, signature, signer_key_id, manifest,
-		capabilities, blob_sha256 FROM registry_versions WHERE package = ? AND version = ?`), pkg, version)
+		capabilities, blob_sha256 FROM `+table+` WHERE package = ? AND version = ?`), pkg, version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, core.Errorf(core.ENotFound, "no version %s of %s", version, pkg)
 	}

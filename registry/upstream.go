@@ -335,18 +335,3 @@ func (s *Service) fetchUpstream(ctx context.Context, iv *IndexVersion, p *Publis
 	}
 	return s.mirrorRow(ctx, pkg, version)
 }
-
-// mirrorRow reads a version taken from the upstream; ENotFound when there
-// is none.
-func (s *Service) mirrorRow(ctx context.Context, pkg, version string) (*versionRow, error) {
-	var r versionRow
-	err := s.cfg.DB.DB().GetContext(ctx, &r, s.rebind(`SELECT package, version, index_json, signature, signer_key_id, manifest,
-		capabilities, blob_sha256 FROM registry_mirror WHERE package = ? AND version = ?`), pkg, version)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, core.Errorf(core.ENotFound, "no version %s of %s", version, pkg)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("registry: get version: %w", err)
-	}
-	return &r, nil
-}

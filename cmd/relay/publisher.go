@@ -141,7 +141,7 @@ func cmdPublisherRegister(ctx context.Context, args []string, stdout, stderr io.
 	}
 	fmt.Fprintf(stdout, "registered publisher %s at %s, with signing key %s\n", p.Name, c.URL(), p.Keys[0].ID)
 	if tokenFile != "" {
-		if err := writeNewFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		if err := author.WriteNew(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 			// Lost now, it would be lost for good.
 			fmt.Fprintf(stdout, "token %s\n", token)
 			return fmt.Errorf("the token could not be written, so it is printed above; keep it: %w", err)
@@ -152,30 +152,6 @@ func cmdPublisherRegister(ctx context.Context, args []string, stdout, stderr io.
 	fmt.Fprintf(stdout, "token %s\n", token)
 	fmt.Fprintln(stdout, "Keep the token: it is shown only this once, and publishing needs it (set RELAY_PUBLISHER_TOKEN to it, or pass --token).")
 	return nil
-}
-
-// writeNewFile writes a file that must not exist yet, with mode exactly.
-func writeNewFile(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(mode); err != nil { // past the umask
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
 }
 
 // publisherFlags are the flags of relay publisher key add and revoke.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/marketplace/template"
+	"github.com/relayhq/relay/registry/author"
 	"github.com/relayhq/relay/registry/client"
 	"github.com/relayhq/relay/sdk/manifest"
 )
@@ -35,18 +36,11 @@ func cmdTemplateInit(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	path := filepath.Join(*dir, "template.json")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	err = author.WriteNew(path, data, 0o644)
 	if errors.Is(err, os.ErrExist) {
 		return core.Errorf(core.EConflict, "%s is there already", path)
 	}
 	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s: %s, one preset on relay/webhook\ncheck it:  relay template validate %s\n", path, pos[0], path)

@@ -87,12 +87,21 @@ func Keygen(dir, password string) (*KeyPair, error) {
 	return kp, nil
 }
 
-// writeNew writes a file that must not exist yet, with mode exactly.
+// writeNew writes a key file, never over one.
 func writeNew(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	err := WriteNew(path, data, mode)
 	if errors.Is(err, iofs.ErrExist) {
 		return core.Errorf(core.EConflict, "%s exists: keygen never replaces a key", path)
-	} else if err != nil {
+	}
+	return err
+}
+
+// WriteNew writes a file that must not exist yet (an error wrapping
+// fs.ErrExist when it does), with mode exactly, synced; nothing is left
+// of it when writing fails.
+func WriteNew(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
 		return err
 	}
 	if err := f.Chmod(mode); err != nil { // past the umask
