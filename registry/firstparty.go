@@ -118,8 +118,8 @@ func (s *Service) importFirstParty(ctx context.Context, path string) (ref string
 	}
 	x := pkg.Index
 	ref = x.String()
-	if publisher, _, _ := strings.Cut(x.Package, "/"); publisher != FirstParty {
-		return ref, false, core.Errorf(core.EForbidden, "%s is not a first-party package (%s/…): publish it to the registry instead", ref, FirstParty)
+	if publisher, _, _ := strings.Cut(x.Package, "/"); publisher != FirstParty || pkg.Manifest == nil {
+		return ref, false, core.Errorf(core.EForbidden, "%s is not a first-party connector package (%s/…): publish it to the registry instead", ref, FirstParty)
 	}
 	// same reports whether the version is published with these bytes:
 	// nil error and true when it is, EConflict when it is with others.
@@ -281,6 +281,9 @@ func UnpackFile(path, cacheDir string, lim relaypkg.Limits) (*core.ConnectorFile
 	pkg, err := relaypkg.Inspect(bytes.NewReader(data), lim)
 	if err != nil {
 		return nil, err
+	}
+	if pkg.Manifest == nil {
+		return nil, core.Errorf(core.EInvalid, "%s is a template, not a connector", pkg.Index)
 	}
 	if _, err := os.Stat(filepath.Join(dir, relaypkg.ManifestPath)); err != nil {
 		if _, err := relaypkg.Unpack(bytes.NewReader(data), dir, lim); err != nil {

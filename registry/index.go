@@ -120,7 +120,7 @@ func (s *Service) buildIndex(ctx context.Context, version int64) (*Index, error)
 	}
 	if err := db.SelectContext(ctx, &rows, `SELECT v.package, p.deprecated, v.version, v.blob_sha256, v.index_json, v.signer_key_id,
 		v.yanked_at IS NOT NULL AS yanked, v.manifest
-		FROM registry_versions v JOIN registry_packages p ON p.name = v.package ORDER BY v.package, v.version`); err != nil {
+		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE p.kind = 'connector' ORDER BY v.package, v.version`); err != nil {
 		return nil, fmt.Errorf("registry: index versions: %w", err)
 	}
 	for _, r := range rows {

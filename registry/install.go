@@ -156,8 +156,8 @@ func (s *Service) pick(ctx context.Context, pkg, constraint string) (*candidate,
 		return s.pickUpstream(ctx, pkg, constraint)
 	}
 	var rows []candidate
-	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT version, yanked_at IS NOT NULL AS yanked, manifest
-		FROM registry_versions WHERE package = ?`), pkg); err != nil {
+	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT v.version, v.yanked_at IS NOT NULL AS yanked, v.manifest
+		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE v.package = ? AND p.kind = 'connector'`), pkg); err != nil {
 		return nil, fmt.Errorf("registry: versions of %s: %w", pkg, err)
 	}
 	if len(rows) == 0 {

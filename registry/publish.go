@@ -126,6 +126,7 @@ func (s *Service) uploadBytes(ctx context.Context, p *Publisher, uploadID string
 // Release is a published version of a package.
 type Release struct {
 	Package     string          `json:"package"`
+	Kind        string          `json:"kind"` // connector or template
 	Version     string          `json:"version"`
 	SHA256      string          `json:"sha256"` // of the .relaypkg file
 	Size        int64           `json:"size"`
@@ -193,14 +194,30 @@ func (s *Service) Publish(ctx context.Context, p *Publisher, c *core.Caller, upl
 func (s *Service) storeRelease(ctx context.Context, publisher string, pkg *relaypkg.Package, data []byte, signature, signer string,
 	also func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error, v *Release) error) (*Release, error) {
 	x := pkg.Index
-	caps, err := json.Marshal(CapabilitiesOf(pkg.Manifest, x.File(relaypkg.WASMPath) != nil, x.Platforms()))
-	if err != nil {
-		return nil, err
+	kind := x.KindOf()
+	var caps []byte
+	var description string
+	if kind == relaypkg.KindTemplate {
+		if s.cfg.Templates == nil {
+			return nil, core.Errorf(core.EInvalid, "%s is a template, and this registry takes connectors only", x)
+		}
+		var summary json.RawMessage
+		var err error
+		if description, summary, err = s.cfg.Templates.CheckTemplate(ctx, pkg.ManifestBytes); err != nil {
+			return nil, err
+		}
+		caps = summary
+	} else {
+		var err error
+		if caps, err = json.Marshal(CapabilitiesOf(pkg.Manifest, x.File(relaypkg.WASMPath) != nil, x.Platforms())); err != nil {
+			return nil, err
+		}
+		description = pkg.Manifest.Description
 	}
 	sum := sha256.Sum256(data)
 	indexSum := sha256.Sum256(pkg.IndexBytes)
 	now := s.now()
-	v := &Release{Package: x.Package, Version: x.Version, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)),
+	v := &Release{Package: x.Package, Kind: kind, Version: x.Version, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)),
 		IndexSHA256: hex.EncodeToString(indexSum[:]), Signer: signer, PublishedAt: now,
 		Manifest: pkg.ManifestBytes, Index: string(pkg.IndexBytes), Signature: signature}
 	// A blob in files is written first: one left by a publish that does
@@ -211,24 +228,26 @@ func (s *Service) storeRelease(ctx context.Context, publisher string, pkg *relay
 			return nil, err
 		}
 	}
-	err = s.cfg.DB.InAuditedTx(ctx, func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error) error {
+	err := s.cfg.DB.InAuditedTx(ctx, func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error) error {
 		if inDB {
 			if err := s.cfg.Blobs.Put(ctx, tx, v.SHA256, data); err != nil {
 				return err
 			}
 		}
-		var known int
-		if err := tx.GetContext(ctx, &known, tx.Rebind(`SELECT COUNT(*) FROM registry_packages WHERE name = ?`), x.Package); err != nil {
+		var known []string
+		if err := tx.SelectContext(ctx, &known, tx.Rebind(`SELECT kind FROM registry_packages WHERE name = ?`), x.Package); err != nil {
 			return fmt.Errorf("registry: package %s: %w", x.Package, err)
 		}
-		if known == 0 {
+		if len(known) == 0 {
 			if err := checkNameFree(ctx, tx, "registry_packages", "package name", x.Package); err != nil {
 				return err
 			}
+		} else if known[0] != kind {
+			return core.Errorf(core.EConflict, "%s is a %s package; a %s needs a name of its own", x.Package, known[0], kind)
 		}
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_packages (name, publisher, description, created_at, updated_at, skeleton)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET description = excluded.description, updated_at = excluded.updated_at`),
-			x.Package, publisher, pkg.Manifest.Description, now, now, relaypkg.Skeleton(x.Package))
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO registry_packages (name, publisher, description, created_at, updated_at, skeleton, kind)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET description = excluded.description, updated_at = excluded.updated_at`),
+			x.Package, publisher, description, now, now, relaypkg.Skeleton(x.Package), kind)
 		if s.isUnique(err) {
 			return core.Errorf(core.EConflict, "the package name %q, or one that looks like it, is taken", x.Package)
 		}
@@ -246,6 +265,11 @@ func (s *Service) storeRelease(ctx context.Context, publisher string, pkg *relay
 		}
 		if err := bumpIndex(ctx, tx); err != nil {
 			return err
+		}
+		if kind == relaypkg.KindTemplate {
+			if err := s.cfg.Templates.TemplatePublished(ctx, tx, pkg.ManifestBytes); err != nil {
+				return err
+			}
 		}
 		return also(ctx, tx, audit, v)
 	})

@@ -14,6 +14,7 @@ import (
 	mmsemver "github.com/Masterminds/semver/v3"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/registry/relaypkg"
 	"github.com/relayhq/relay/sdk/manifest"
 )
 
@@ -78,8 +79,9 @@ func CapabilitiesOf(m *manifest.Manifest, wasm bool, platforms []string) *Capabi
 	return c
 }
 
-// Search lists packages whose name, description or keywords hold q
-// (ignoring case), optionally of one publisher, by name, a page at a time.
+// Search lists connector packages whose name, description or keywords
+// hold q (ignoring case), optionally of one publisher, by name, a page at
+// a time. Templates are the marketplace's to search.
 // A page takes three queries, whatever its size.
 func (s *Service) Search(ctx context.Context, q, publisher string, page core.Page) ([]*Package, string, error) {
 	limit := page.Limit
@@ -87,7 +89,7 @@ func (s *Service) Search(ctx context.Context, q, publisher string, page core.Pag
 		limit = core.DefaultPageLimit
 	}
 	limit = min(limit, core.MaxPageLimit)
-	query, args := `SELECT `+packageColumns+` FROM registry_packages WHERE name > ?`, []any{page.Cursor}
+	query, args := `SELECT `+packageColumns+` FROM registry_packages WHERE kind = 'connector' AND name > ?`, []any{page.Cursor}
 	if q = strings.ToLower(strings.TrimSpace(q)); q != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q) + "%"
 		query += ` AND (LOWER(name) LIKE ? ESCAPE '\' OR LOWER(description) LIKE ? ESCAPE '\' OR LOWER(keywords) LIKE ? ESCAPE '\')`
@@ -205,7 +207,8 @@ func sortVersions(vs []VersionInfo) {
 // VersionDetail is a version with its manifest and capabilities.
 type VersionDetail struct {
 	Release
-	Capabilities *Capabilities `json:"capabilities"`
+	// Capabilities are a connector version's; nil for a template's.
+	Capabilities *Capabilities `json:"capabilities,omitempty"`
 	Deprecated   string        `json:"deprecated,omitempty"`
 }
 
@@ -223,9 +226,10 @@ func (s *Service) Version(ctx context.Context, pkg, version string) (*VersionDet
 		YankedAt     *time.Time `db:"yanked_at"`
 		YankReason   *string    `db:"yank_reason"`
 		Deprecated   *string    `db:"deprecated"`
+		Kind         string     `db:"kind"`
 	}
 	err := s.cfg.DB.DB().GetContext(ctx, &row, s.rebind(`SELECT v.index_json, v.signature, v.signer_key_id, v.manifest, v.capabilities, v.blob_sha256, v.size,
-		v.published_at, v.yanked_at, v.yank_reason, p.deprecated
+		v.published_at, v.yanked_at, v.yank_reason, p.deprecated, p.kind
 		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE v.package = ? AND v.version = ?`), pkg, version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, core.Errorf(core.ENotFound, "no version %s of package %q", version, pkg)
@@ -233,12 +237,16 @@ func (s *Service) Version(ctx context.Context, pkg, version string) (*VersionDet
 	if err != nil {
 		return nil, fmt.Errorf("registry: get version: %w", err)
 	}
-	d := &VersionDetail{Release: Release{Package: pkg, Version: version, SHA256: row.SHA256, Size: row.Size,
+	d := &VersionDetail{Release: Release{Package: pkg, Kind: row.Kind, Version: version, SHA256: row.SHA256, Size: row.Size,
 		IndexSHA256: sha256Hex(row.Index), Signer: row.Signer, PublishedAt: row.PublishedAt.UTC(),
 		Manifest: json.RawMessage(row.Manifest), Index: string(row.Index), Signature: row.Signature},
-		Capabilities: &Capabilities{}, Deprecated: deref(row.Deprecated)}
-	if err := json.Unmarshal([]byte(row.Capabilities), d.Capabilities); err != nil {
-		return nil, fmt.Errorf("registry: stored capabilities of %s@%s: %w", pkg, version, err)
+		Deprecated: deref(row.Deprecated)}
+	// A template's are its permission summary, the marketplace's to show.
+	if row.Kind == relaypkg.KindConnector {
+		d.Capabilities = &Capabilities{}
+		if err := json.Unmarshal([]byte(row.Capabilities), d.Capabilities); err != nil {
+			return nil, fmt.Errorf("registry: stored capabilities of %s@%s: %w", pkg, version, err)
+		}
 	}
 	if row.YankedAt != nil {
 		d.Yanked = &Yank{At: row.YankedAt.UTC(), Reason: deref(row.YankReason)}

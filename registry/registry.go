@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"time"
 
 	"aead.dev/minisign"
@@ -61,6 +62,23 @@ type Config struct {
 	// Upstream, when set, is the registry the server installs from
 	// instead of its own (but for its first-party packages, relay/…).
 	Upstream Upstream
+	// Templates reads the template packages published here (the
+	// marketplace does); without it, a template is refused.
+	Templates Templates
+}
+
+// Templates is what the registry asks of the marketplace about a template
+// package: the registry keeps, signs, versions and yanks templates as it
+// does connectors, but does not read them.
+type Templates interface {
+	// CheckTemplate checks a template version about to be published (its
+	// template.json, exactly as packed) and returns its description and
+	// its permission summary, which the registry keeps as the version's
+	// capabilities.
+	CheckTemplate(ctx context.Context, doc []byte) (description string, summary json.RawMessage, err error)
+	// TemplatePublished runs in the transaction that publishes a template
+	// version, so that what the marketplace keeps of it commits with it.
+	TemplatePublished(ctx context.Context, tx *sqlx.Tx, doc []byte) error
 }
 
 // Service is a registry.

@@ -300,6 +300,9 @@ func (s *Service) fetchUpstream(ctx context.Context, iv *IndexVersion, p *Publis
 			return nil, err
 		}
 	}
+	if pk.Manifest == nil {
+		return nil, core.Errorf(core.EConflict, "%s is a template: this server installs connectors from its upstream registry, and templates from its own marketplace", pk.Index)
+	}
 	r.Manifest = string(pk.ManifestBytes)
 	caps, err := json.Marshal(CapabilitiesOf(pk.Manifest, pk.Index.File(relaypkg.WASMPath) != nil, pk.Index.Platforms()))
 	if err != nil {

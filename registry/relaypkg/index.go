@@ -1,11 +1,12 @@
-// Package relaypkg is the connector package format. A connector version is
-// one file, <publisher>-<name>-<version>.relaypkg: a gzip-compressed tar
-// archive, written the same way from the same input, whose first member
-// is the index (relaypkg.json): the package's name and version and the
-// size and SHA-256 of every other member. A publisher signs the index
-// bytes (minisign), and so, through the digests, the whole package.
+// Package relaypkg is the package format of the registry: a connector
+// version, or a marketplace template version, is one file,
+// <publisher>-<name>-<version>.relaypkg: a gzip-compressed tar archive,
+// written the same way from the same input, whose first member is the
+// index (relaypkg.json): the package's kind, name and version and the size
+// and SHA-256 of every other member. A publisher signs the index bytes
+// (minisign), and so, through the digests, the whole package.
 //
-// Members, and nothing else:
+// A connector's members, and nothing else:
 //
 //	relaypkg.json                   the index
 //	manifest.json                   the connector manifest
@@ -14,10 +15,19 @@
 //	README.md, LICENSE              required
 //	CHANGELOG.md                    optional
 //
+// A template's (its index says "kind": "template"):
+//
+//	relaypkg.json                   the index
+//	template.json                   the template (schemas/template.schema.json)
+//	README.md                       required
+//	LICENSE, CHANGELOG.md           optional
+//
 // Reading a package (Inspect, Unpack) refuses, each with its own error
 // code, anything but regular files at those paths, a member whose bytes
-// differ from the index, sizes past the limits, and a manifest that does
-// not match the index or the artifacts it ships.
+// differ from the index, sizes past the limits, and a manifest (or
+// template) that does not match the index or the artifacts it ships. What
+// a template says beyond its name and version is the marketplace's to
+// check (marketplace/template).
 package relaypkg
 
 import (
@@ -41,17 +51,35 @@ const (
 	ReadmePath    = "README.md"
 	LicensePath   = "LICENSE"
 	ChangelogPath = "CHANGELOG.md"
+	TemplatePath  = "template.json"
 	nativeDir     = "native/"
 	nativeFile    = "connector"
+)
+
+// The kinds of package. A connector's index names no kind, as indexes did
+// before there were templates, so that their signatures still hold.
+const (
+	KindConnector = "connector"
+	KindTemplate  = "template"
 )
 
 // Index is a package's signed description: what it is, and every member
 // but itself with its size and SHA-256, sorted by path.
 type Index struct {
-	Format  int    `json:"format"`
+	Format int `json:"format"`
+	// Kind is KindTemplate for a template, empty for a connector.
+	Kind    string `json:"kind,omitempty"`
 	Package string `json:"package"` // publisher/name
 	Version string `json:"version"` // semver, without a leading v
 	Files   []File `json:"files"`
+}
+
+// KindOf is the package's kind, KindConnector or KindTemplate.
+func (x *Index) KindOf() string {
+	if x.Kind == "" {
+		return KindConnector
+	}
+	return x.Kind
 }
 
 // File is one member of a package.
@@ -185,8 +213,16 @@ func nativePlatform(path string) (string, bool) {
 	return strings.Replace(dir, "-", "/", 1), true
 }
 
-// knownPath reports whether a member may have this path.
-func knownPath(path string) bool {
+// knownPath reports whether a member of a package of kind may have this
+// path.
+func knownPath(kind, path string) bool {
+	if kind == KindTemplate {
+		switch path {
+		case TemplatePath, ReadmePath, LicensePath, ChangelogPath:
+			return true
+		}
+		return false
+	}
 	switch path {
 	case ManifestPath, WASMPath, ReadmePath, LicensePath, ChangelogPath:
 		return true
@@ -213,6 +249,10 @@ func parseIndex(data []byte) (*Index, error) {
 	if x.Format != Format {
 		return nil, core.Errorf(core.EPackageCorrupt, "the package index has format %d; this Relay reads format %d", x.Format, Format)
 	}
+	if x.Kind != "" && x.Kind != KindTemplate {
+		return nil, core.Errorf(core.EPackageCorrupt, "the package index says kind %q; this Relay reads connectors and %q", x.Kind, KindTemplate)
+	}
+	kind := x.KindOf()
 	if err := CheckName(x.Package); err != nil {
 		return nil, core.Errorf(core.EPackageCorrupt, "the package index: %s", core.ErrorMessage(err))
 	}
@@ -220,8 +260,8 @@ func parseIndex(data []byte) (*Index, error) {
 		return nil, core.Errorf(core.EPackageCorrupt, "the package index: %s", core.ErrorMessage(err))
 	}
 	for i, f := range x.Files {
-		if !knownPath(f.Path) {
-			return nil, core.Errorf(core.EPackageUnsafePath, "the package index names %q, which is not a member a package may have", f.Path)
+		if !knownPath(kind, f.Path) {
+			return nil, core.Errorf(core.EPackageUnsafePath, "the package index names %q, which is not a member a %s package may have", f.Path, kind)
 		}
 		if i > 0 && x.Files[i-1].Path >= f.Path {
 			return nil, core.Errorf(core.EPackageCorrupt, "the package index lists its files out of order or twice (%q)", f.Path)
@@ -230,12 +270,16 @@ func parseIndex(data []byte) (*Index, error) {
 			return nil, core.Errorf(core.EPackageCorrupt, "the package index's entry for %q has no valid size and lower-case hex SHA-256", f.Path)
 		}
 	}
-	for _, required := range []string{ManifestPath, ReadmePath, LicensePath} {
-		if x.File(required) == nil {
-			return nil, core.Errorf(core.EPackageCorrupt, "the package has no %s", required)
+	required := []string{ManifestPath, ReadmePath, LicensePath}
+	if kind == KindTemplate {
+		required = []string{TemplatePath, ReadmePath}
+	}
+	for _, path := range required {
+		if x.File(path) == nil {
+			return nil, core.Errorf(core.EPackageCorrupt, "the package has no %s", path)
 		}
 	}
-	if x.File(WASMPath) == nil && len(x.Platforms()) == 0 {
+	if kind == KindConnector && x.File(WASMPath) == nil && len(x.Platforms()) == 0 {
 		return nil, core.Errorf(core.EPackageCorrupt, "the package ships neither a WASM module nor a native binary")
 	}
 	return &x, nil

@@ -25,25 +25,37 @@ var epoch = time.Unix(0, 0).UTC()
 // (see the package doc for the paths), to w, and returns its index bytes:
 // what a publisher signs. The same files give the same bytes: members are
 // sorted, with fixed times, owners and modes, and the gzip header carries
-// no name or time. The manifest must parse and match the package: its
-// name is pkg's, and it ships the form its runtime names.
+// no name or time. Files with a template.json make a template package,
+// any other a connector's. A connector's manifest must parse and match
+// the package: its name is pkg's, and it ships the form its runtime
+// names; a template's name and version must be the package's.
 func Pack(w io.Writer, pkg string, files map[string][]byte) (index []byte, err error) {
 	if err := CheckName(pkg); err != nil {
 		return nil, err
 	}
-	raw, ok := files[ManifestPath]
-	if !ok {
-		return nil, core.Errorf(core.EInvalid, "a package needs its %s", ManifestPath)
+	x := &Index{Format: Format, Package: pkg}
+	var m *manifest.Manifest
+	if raw, ok := files[TemplatePath]; ok {
+		x.Kind = KindTemplate
+		var head templateHead
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return nil, core.Errorf(core.EInvalid, "%s: %v", TemplatePath, err)
+		}
+		x.Version = head.Version
+	} else {
+		raw, ok := files[ManifestPath]
+		if !ok {
+			return nil, core.Errorf(core.EInvalid, "a package needs its %s (a connector) or %s (a template)", ManifestPath, TemplatePath)
+		}
+		if m, err = manifest.Parse(raw); err != nil {
+			return nil, core.Errorf(core.EInvalid, "%s: %v", ManifestPath, err)
+		}
+		x.Version = m.Version
 	}
-	m, err := manifest.Parse(raw)
-	if err != nil {
-		return nil, core.Errorf(core.EInvalid, "%s: %v", ManifestPath, err)
-	}
-	x := &Index{Format: Format, Package: pkg, Version: m.Version}
 	paths := make([]string, 0, len(files))
 	for p := range files {
-		if p == IndexPath || !knownPath(p) {
-			return nil, core.Errorf(core.EInvalid, "a package cannot hold %q", p)
+		if p == IndexPath || !knownPath(x.KindOf(), p) {
+			return nil, core.Errorf(core.EInvalid, "a %s package cannot hold %q", x.KindOf(), p)
 		}
 		paths = append(paths, p)
 	}
@@ -62,7 +74,12 @@ func Pack(w io.Writer, pkg string, files map[string][]byte) (index []byte, err e
 	if _, err := parseIndex(index); err != nil {
 		return nil, core.Errorf(core.EInvalid, "%s", core.ErrorMessage(err))
 	}
-	if err := checkManifest(x, m); err != nil {
+	if m != nil {
+		err = checkManifest(x, m)
+	} else {
+		err = checkTemplate(x, files[TemplatePath])
+	}
+	if err != nil {
 		return nil, core.Errorf(core.EInvalid, "%s", core.ErrorMessage(err))
 	}
 
@@ -129,6 +146,26 @@ func checkManifest(x *Index, m *manifest.Manifest) error {
 		if len(x.Platforms()) == 0 {
 			return core.Errorf(core.EPackageManifestMismatch, "the manifest's runtime is native, but the package has no native binary")
 		}
+	}
+	return nil
+}
+
+// templateHead is what the package format reads of a template: the rest
+// is the marketplace's to check.
+type templateHead struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// checkTemplate checks that a template package's template.json is its
+// own: the index's name and version.
+func checkTemplate(x *Index, raw []byte) error {
+	var head templateHead
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return core.Errorf(core.EPackageManifestMismatch, "the package's %s is not a JSON object: %v", TemplatePath, err)
+	}
+	if head.Name != x.Package || head.Version != x.Version {
+		return core.Errorf(core.EPackageManifestMismatch, "the template is %s@%s's, the package %s", head.Name, head.Version, x)
 	}
 	return nil
 }

@@ -43,8 +43,10 @@ type Package struct {
 	// IndexBytes are the index exactly as stored: what the publisher
 	// signed.
 	IndexBytes []byte
-	Manifest   *manifest.Manifest
-	// ManifestBytes are the manifest exactly as stored.
+	// Manifest is a connector's manifest, nil in a template.
+	Manifest *manifest.Manifest
+	// ManifestBytes are the connector's manifest, or the template's
+	// template.json, exactly as stored.
 	ManifestBytes []byte
 	// Dir is where Unpack wrote the members; empty after Inspect.
 	Dir string
@@ -154,7 +156,7 @@ func read(r io.Reader, lim Limits, open sink) (*Package, error) {
 	if err != nil {
 		return nil, corrupt(err)
 	}
-	if err := checkHeader(hdr); err != nil {
+	if err := checkHeader(hdr, ""); err != nil {
 		return nil, err
 	}
 	if hdr.Name != IndexPath {
@@ -193,7 +195,7 @@ func read(r io.Reader, lim Limits, open sink) (*Package, error) {
 		if err != nil {
 			return nil, corrupt(err)
 		}
-		if err := checkHeader(hdr); err != nil {
+		if err := checkHeader(hdr, x.KindOf()); err != nil {
 			return nil, err
 		}
 		f := x.File(hdr.Name)
@@ -210,7 +212,7 @@ func read(r io.Reader, lim Limits, open sink) (*Package, error) {
 		if hdr.Size != f.Size {
 			return nil, core.Errorf(core.EPackageTampered, "%s is %d bytes; the index says %d", f.Path, hdr.Size, f.Size)
 		}
-		data, err := copyMember(tr, f, h, open, f.Path == ManifestPath)
+		data, err := copyMember(tr, f, h, open, f.Path == ManifestPath || f.Path == TemplatePath)
 		if err != nil {
 			if counted.over {
 				return nil, tooLarge("the package is over %d bytes", lim.Compressed)
@@ -233,6 +235,12 @@ func read(r io.Reader, lim Limits, open sink) (*Package, error) {
 			return nil, tooLarge("the package is over %d bytes", lim.Compressed)
 		}
 		return nil, err
+	}
+	if x.KindOf() == KindTemplate {
+		if err := checkTemplate(x, p.ManifestBytes); err != nil {
+			return nil, err
+		}
+		return p, nil
 	}
 	m, err := manifest.Parse(p.ManifestBytes)
 	if err != nil {
@@ -278,8 +286,9 @@ func copyMember(tr io.Reader, f *File, h hash.Hash, open sink, keep bool) ([]byt
 }
 
 // checkHeader refuses a member that is not a regular file at a clean,
-// relative path.
-func checkHeader(hdr *tar.Header) error {
+// relative path that a package of kind may have (of either kind, when
+// kind is empty: the index is not read yet).
+func checkHeader(hdr *tar.Header, kind string) error {
 	name := hdr.Name
 	switch hdr.Typeflag {
 	case tar.TypeReg:
@@ -294,7 +303,11 @@ func checkHeader(hdr *tar.Header) error {
 	case path.Clean(name) != name || name == "." || name == ".." || strings.HasPrefix(name, "../"):
 		return core.Errorf(core.EPackageUnsafePath, "the package holds a member at %q, which leaves the package or is not clean", name)
 	}
-	if name != IndexPath && !knownPath(name) {
+	known := knownPath(kind, name)
+	if kind == "" {
+		known = knownPath(KindConnector, name) || knownPath(KindTemplate, name)
+	}
+	if name != IndexPath && !known {
 		return core.Errorf(core.EPackageUnsafePath, "the package holds %q, which is not a member a package may have", name)
 	}
 	// Every field as Pack writes it, so that no byte of a header is
