@@ -268,16 +268,22 @@ func (s *Service) compatible(v *candidate) error {
 	if !ok {
 		return core.Errorf(core.EConflict, "speaks connector protocol %d, which this server does not", v.protocol)
 	}
-	if v.minRelayVersion == "" {
+	return s.runsOn(v.minRelayVersion)
+}
+
+// runsOn reports whether this server's version is minRelayVersion or
+// newer (a development build, or no minimum, always is).
+func (s *Service) runsOn(minRelayVersion string) error {
+	if minRelayVersion == "" {
 		return nil
 	}
 	relay, err := mmsemver.NewVersion(strings.TrimPrefix(s.cfg.RelayVersion, "v"))
 	if err != nil {
 		return nil // a development build
 	}
-	min, err := mmsemver.NewVersion(v.minRelayVersion)
+	min, err := mmsemver.NewVersion(minRelayVersion)
 	if err != nil || relay.LessThan(min) {
-		return core.Errorf(core.EConflict, "needs Relay %s or newer; this server is %s", v.minRelayVersion, s.cfg.RelayVersion)
+		return core.Errorf(core.EConflict, "needs Relay %s or newer; this server is %s", minRelayVersion, s.cfg.RelayVersion)
 	}
 	return nil
 }

@@ -81,6 +81,11 @@ type Templates interface {
 	TemplatePublished(ctx context.Context, tx *sqlx.Tx, doc []byte) error
 }
 
+// SetTemplates makes t the reader of the template packages published
+// here (Config.Templates), for a marketplace made after the registry.
+// Call it before the registry is used.
+func (s *Service) SetTemplates(t Templates) { s.cfg.Templates = t }
+
 // Service is a registry.
 type Service struct {
 	cfg      Config

@@ -29,6 +29,7 @@ import (
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/wasmrt"
+	"github.com/relayhq/relay/marketplace"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/registry/client"
 	"github.com/relayhq/relay/registry/relaypkg"
@@ -125,6 +126,7 @@ type Main struct {
 	claim    *dataDirClaim
 	actions  *actions.Service
 	registry *registry.Service
+	market   *marketplace.Service
 	server   *httpapi.Server
 	listener net.Listener
 	served   chan error
@@ -174,6 +176,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// the catalog's other source; the connectors dir's names are theirs.
 	m.catalog.SetSource(m.registry)
 	m.runtime.warm(m.catalog, m.Log)
+	// The server is its own marketplace: templates are its registry's
+	// packages of that kind, and their presets the actions' other source.
+	m.market = marketplace.New(marketplace.Config{DB: m.store, Registry: m.registry})
+	m.registry.SetTemplates(m.market)
 
 	// Listen before making the first key: if the address is taken, the key
 	// is not made only to be lost with a failed start.
@@ -228,6 +234,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		StaleAfter: m.Config.RunStaleAfter,
 		QueueLimit: m.Config.QueueLimit,
 	})
+	m.market.UseConnections(m.actions)
 	// Runs left unfinished by processes that are gone (no heartbeat for
 	// RunStaleAfter, or stopped cleanly) are recovered before anything
 	// can ask for them: the running ones interrupted (or queued again,
@@ -259,7 +266,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Logger:      m.Log.Named("http"),
 		ReadyChecks: checks,
 		Actions:     m.actions,
-		Routes:      m.registry.Routes(),
+		Routes:      append(m.registry.Routes(), m.market.Routes()...),
 	})
 	observer.Store(srv)
 	m.server = srv

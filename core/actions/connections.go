@@ -107,6 +107,45 @@ func (s *Service) CreateConnection(ctx context.Context, c Caller, in ConnectionI
 	return view(conn, secrets), nil
 }
 
+// PrepareConnection makes a connection of one exact connector version (a
+// template installation's), checked as CreateConnection checks one, with
+// its secrets sealed, and stores nothing: the caller writes it with rows
+// of its own.
+func (s *Service) PrepareConnection(ctx context.Context, workspaceID, keyID string, p core.PinnedConnection, check bool) (*core.Connection, []core.SealedSecret, error) {
+	if err := core.ValidateConnectionName(p.Name); err != nil {
+		return nil, nil, err
+	}
+	entry, err := s.cfg.Catalog.Get(core.ConnectorRef{Name: p.Ref.Name, Version: p.Ref.Version})
+	if err != nil {
+		return nil, nil, err
+	}
+	var asked *string
+	if p.Runtime != "" {
+		asked = &p.Runtime
+	}
+	runtime, err := s.chooseRuntime(entry, asked, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.now()
+	conn := &core.Connection{
+		ID: core.NewID(), WorkspaceID: workspaceID, Name: p.Name, Connector: p.Connector, Package: entry.Package,
+		VersionConstraint: p.Ref.Version, Version: entry.Ref.Version, Runtime: runtime,
+		Config: json.RawMessage(`{}`), CreatedAt: now, UpdatedAt: now, CreatedBy: keyID,
+	}
+	if len(p.Config) > 0 && string(p.Config) != "null" {
+		conn.Config = p.Config
+	}
+	if err := s.checkConnection(ctx, entry, conn, p.Secrets, check); err != nil {
+		return nil, nil, err
+	}
+	sealed, err := s.seal(ctx, conn, p.Secrets)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, sealed, nil
+}
+
 // UpdateConnection changes a connection's name, version, config or secrets,
 // checking the result as CreateConnection does.
 func (s *Service) UpdateConnection(ctx context.Context, c Caller, id string, in ConnectionInput, check bool) (*ConnectionView, error) {

@@ -82,24 +82,41 @@ func (s *Store) CreateConnection(ctx context.Context, c *core.Connection, secret
 		return err
 	}
 	return s.inGroupTx(ctx, func(ctx context.Context, g *groupTx) error {
-		tx := g.Tx
 		if audit != nil {
 			g.appendAudit(audit)
 		}
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (`+connectionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			c.ID, c.WorkspaceID, c.Name, c.Connector, c.VersionConstraint, c.Version, c.Runtime,
-			string(c.Config), c.CreatedAt, c.UpdatedAt, c.CreatedBy, stringArg(c.Package))
-		switch {
-		case isUniqueViolation(err):
-			return core.Errorf(core.EConflict, "connection %q already exists", c.Name)
-		case isForeignKeyViolation(err):
-			return core.Errorf(core.ENotFound, "no workspace with id %q", c.WorkspaceID)
-		case err != nil:
-			return fmt.Errorf("sqlstore: insert connection %q: %w", c.Name, err)
-		}
-		return putSecrets(ctx, tx, c.WorkspaceID, c.ID, secrets)
+		return insertConnection(ctx, g.Tx, c, secrets)
 	})
+}
+
+// InsertConnection stores c, prepared (a new id, times set), and its
+// secrets in tx, a transaction of InAuditedTx's: a change that makes
+// connections with rows of its own (a template's installation) commits
+// them together. Errors as CreateConnection's.
+func (s *Store) InsertConnection(ctx context.Context, tx *sqlx.Tx, c *core.Connection, secrets []core.SealedSecret) error {
+	if err := prepareConnection(c); err != nil {
+		return err
+	}
+	if err := checkSecrets(secrets, false); err != nil {
+		return err
+	}
+	return insertConnection(ctx, tx, c, secrets)
+}
+
+func insertConnection(ctx context.Context, tx *sqlx.Tx, c *core.Connection, secrets []core.SealedSecret) error {
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (`+connectionColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		c.ID, c.WorkspaceID, c.Name, c.Connector, c.VersionConstraint, c.Version, c.Runtime,
+		string(c.Config), c.CreatedAt, c.UpdatedAt, c.CreatedBy, stringArg(c.Package))
+	switch {
+	case isUniqueViolation(err):
+		return core.Errorf(core.EConflict, "connection %q already exists", c.Name)
+	case isForeignKeyViolation(err):
+		return core.Errorf(core.ENotFound, "no workspace with id %q", c.WorkspaceID)
+	case err != nil:
+		return fmt.Errorf("sqlstore: insert connection %q: %w", c.Name, err)
+	}
+	return putSecrets(ctx, tx, c.WorkspaceID, c.ID, secrets)
 }
 
 // prepareConnection checks what the store relies on and normalizes c to

@@ -1,0 +1,164 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/registry/relaypkg"
+	"github.com/relayhq/relay/sdk/manifest"
+)
+
+// What the marketplace reads of the registry: template versions, as
+// published (signed, immutable, yankable), and the connector versions a
+// template's ranges resolve to, checked as installing checks them.
+
+// TemplateVersion is a published template version.
+type TemplateVersion struct {
+	Package string `json:"package"`
+	Version string `json:"version"`
+	// SHA256 is the package file's; Signer the key that signed its index.
+	SHA256 string `json:"sha256"`
+	Signer string `json:"signer"`
+	// Doc is its template.json, exactly as published.
+	Doc         []byte    `json:"-"`
+	PublishedAt time.Time `json:"published_at"`
+	Yanked      *Yank     `json:"yanked,omitempty"`
+}
+
+// PickTemplate resolves a range ("^1.2"; empty is the newest release) to
+// the newest version of a template that fits it, is not yanked, and this
+// server can run (its min_relay_version), with its signature checked
+// against its publisher's keys as they are now.
+func (s *Service) PickTemplate(ctx context.Context, name, constraint string) (*TemplateVersion, error) {
+	if err := relaypkg.CheckName(name); err != nil {
+		return nil, err
+	}
+	var rows []candidate
+	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT v.version, v.yanked_at IS NOT NULL AS yanked, v.manifest
+		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE v.package = ? AND p.kind = 'template'`), name); err != nil {
+		return nil, fmt.Errorf("registry: versions of %s: %w", name, err)
+	}
+	if len(rows) == 0 {
+		return nil, core.Errorf(core.ENotFound, "no template %q in this marketplace", name)
+	}
+	for i := range rows {
+		var m compatibility
+		json.Unmarshal([]byte(rows[i].Manifest), &m)
+		rows[i].minRelayVersion = m.MinRelayVersion
+	}
+	v, err := pickVersion(name, rows, constraint, func(c *candidate) error { return s.runsOn(c.minRelayVersion) })
+	if err != nil {
+		return nil, err
+	}
+	return s.TemplateAt(ctx, name, v.Version)
+}
+
+// TemplateAt reads one version of a template, yanked or not (a lock pins
+// it), with its signature checked against its publisher's keys as they
+// are now; ENotFound when there is none.
+func (s *Service) TemplateAt(ctx context.Context, name, version string) (*TemplateVersion, error) {
+	var row struct {
+		versionRow
+		PublishedAt time.Time  `db:"published_at"`
+		YankedAt    *time.Time `db:"yanked_at"`
+		YankReason  *string    `db:"yank_reason"`
+	}
+	err := s.cfg.DB.DB().GetContext(ctx, &row, s.rebind(`SELECT v.package, v.version, v.index_json, v.signature, v.signer_key_id,
+		v.manifest, v.capabilities, v.blob_sha256, v.published_at, v.yanked_at, v.yank_reason
+		FROM registry_versions v JOIN registry_packages p ON p.name = v.package
+		WHERE v.package = ? AND v.version = ? AND p.kind = 'template'`), name, version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, core.Errorf(core.ENotFound, "no version %s of template %s", version, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: template %s@%s: %w", name, version, err)
+	}
+	publisher, _, _ := strings.Cut(name, "/")
+	p, err := s.Publisher(ctx, publisher)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := s.checkSigner(p, row.Index, []byte(row.Signature))
+	if err != nil {
+		return nil, err
+	}
+	t := &TemplateVersion{Package: row.Package, Version: row.Version, SHA256: row.SHA256, Signer: signer,
+		Doc: []byte(row.Manifest), PublishedAt: row.PublishedAt.UTC()}
+	if row.YankedAt != nil {
+		t.Yanked = &Yank{At: row.YankedAt.UTC(), Reason: deref(row.YankReason)}
+	}
+	return t, nil
+}
+
+// ResolveConnector resolves a connector package's range as installing
+// would (the newest version that fits, is not yanked, and this server can
+// run; from the upstream registry, for a server that has one) and returns
+// that version's manifest. Nothing is downloaded or unpacked.
+func (s *Service) ResolveConnector(ctx context.Context, pkg, constraint string) (*manifest.Manifest, error) {
+	if err := relaypkg.CheckName(pkg); err != nil {
+		return nil, err
+	}
+	v, err := s.pick(ctx, pkg, constraint)
+	if err != nil {
+		return nil, err
+	}
+	if v.Manifest == "" { // an upstream's candidate carries no manifest
+		r, err := s.versionRowOrMirror(ctx, pkg, v.Version)
+		if err != nil {
+			return nil, err
+		}
+		v.Manifest = r.Manifest
+	}
+	return parseManifest(v.Manifest)
+}
+
+// versionRowOrMirror reads a version this server has, taking it from the
+// upstream registry first when it is the upstream's and not taken yet.
+func (s *Service) versionRowOrMirror(ctx context.Context, pkg, version string) (*versionRow, error) {
+	if s.remote(pkg) {
+		r, _, err := s.mirrored(ctx, pkg, version)
+		return r, err
+	}
+	return s.publishedRow(ctx, pkg, version)
+}
+
+// LockConnector checks one connector version as installing does (its
+// signature against its publisher's keys as they are now, its package
+// unpacked and checked whole) and describes it as a lock entry, without
+// installing it into any workspace: a template's installation keeps the
+// entries of the connectors it runs in its own lock.
+func (s *Service) LockConnector(ctx context.Context, pkg, version string) (*Installation, *manifest.Manifest, error) {
+	in, err := s.installable(ctx, pkg, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := s.versionRow(ctx, pkg, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := parseManifest(r.Manifest)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, m, nil
+}
+
+// CheckLockedConnector checks that a lock entry still holds: the version
+// is the one the entry names (same package digest and signer), and its
+// signer's key is not revoked.
+func (s *Service) CheckLockedConnector(ctx context.Context, in *Installation) error {
+	now, _, err := s.LockConnector(ctx, in.Package, in.Version)
+	if err != nil {
+		return err
+	}
+	if now.SHA256 != in.SHA256 || now.Signer != in.Signer {
+		return core.Errorf(core.EPackageTampered, "%s@%s is not the package its lock names (sha256 %s, signer %s)", in.Package, in.Version, in.SHA256, in.Signer)
+	}
+	return nil
+}
