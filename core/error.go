@@ -61,6 +61,7 @@ const (
 
 	// Raised by the marketplace.
 	ETemplateInvalid = "template_invalid" // a template does not read, or does not fit the connectors it names
+	EConsentMismatch = "consent_mismatch" // the accepted permission digest is not the current summary's; show it again
 )
 
 // ErrOutcomeUnknown is in the chain of a store's error when a write's
@@ -80,6 +81,9 @@ type Error struct {
 	Fields []FieldError
 	// RetryAfter, when set, is how long to wait before trying again.
 	RetryAfter time.Duration
+	// Extra are members the problem carries besides its own, by name
+	// (the permission summary a consent_mismatch asks to show again).
+	Extra map[string]any
 }
 
 // FieldError is one wrong part of an input, named by JSON Pointer.

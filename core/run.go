@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -67,6 +68,21 @@ type Run struct {
 	// a run taken over after a crash or retried still has them. Dropped
 	// when the run succeeds.
 	Input []byte `json:"-" db:"-"`
+	// Preset is set on a run of a preset (an installed template's
+	// action): the installation, template version and connector action
+	// it ran. Action is then the preset's id, <installation>.<preset>.
+	Preset *RunPreset `json:"preset,omitempty" db:"-"`
+}
+
+// ConnectorAction is the name, within its connector, of the action the
+// run called: its preset's action, or the part of Action after the dot.
+func (r *Run) ConnectorAction() string {
+	action := r.Action
+	if r.Preset != nil {
+		action = r.Preset.Action
+	}
+	_, name, _ := strings.Cut(action, ".")
+	return name
 }
 
 // MarshalJSON adds duration_ms, the time from start to finish, once both

@@ -32,6 +32,9 @@ type Config struct {
 	// Connections checks and seals the connections an installation makes
 	// (core/actions.Service is one).
 	Connections ConnectionMaker
+	// Reserved reports whether a name is one of the server's own
+	// connectors' (a built-in's), which an installation may not take.
+	Reserved func(name string) bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -56,6 +59,7 @@ type Service struct {
 	cfg Config
 	// templates caches parsed template versions: a version never changes.
 	templates sync.Map // publisher/name@version → *template.Template
+	presets   presetCache
 }
 
 // New returns the marketplace of cfg.

@@ -7,5 +7,5 @@ import (
 // Routes are the marketplace's endpoints, which the core's HTTP server
 // mounts with its own authentication, roles and error handling.
 func (s *Service) Routes() []core.Route {
-	return nil
+	return s.installationRoutes()
 }

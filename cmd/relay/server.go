@@ -178,7 +178,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.runtime.warm(m.catalog, m.Log)
 	// The server is its own marketplace: templates are its registry's
 	// packages of that kind, and their presets the actions' other source.
-	m.market = marketplace.New(marketplace.Config{DB: m.store, Registry: m.registry})
+	m.market = marketplace.New(marketplace.Config{DB: m.store, Registry: m.registry,
+		Reserved: func(name string) bool { return len(m.catalog.Versions(name)) > 0 }})
 	m.registry.SetTemplates(m.market)
 
 	// Listen before making the first key: if the address is taken, the key
@@ -223,7 +224,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// counted in its metrics from when it does.
 	var observer atomic.Pointer[httpapi.Server]
 	m.actions = actions.New(actions.Config{
-		Store: m.store, Catalog: m.catalog, Runtime: m.runtime, Secrets: keyring,
+		Store: m.store, Catalog: m.catalog, Runtime: m.runtime, Secrets: keyring, Presets: m.market,
 		Logger:  m.Log.Named("actions"),
 		Respond: httpapi.RunResponse,
 		Observe: func(run *core.Run, took time.Duration) {

@@ -27,6 +27,9 @@ type ActionInfo struct {
 	Idempotent           bool            `json:"idempotent"`
 	RetrySafe            bool            `json:"retry_safe"`
 	Connections          []string        `json:"connections"` // names of the connections that offer it
+	// Preset is set on a preset, an installed template's action: its
+	// installation, template version, and the connector action it runs.
+	Preset *core.RunPreset `json:"preset,omitempty"`
 }
 
 // ConnectorInfo describes a connector a workspace may connect.
@@ -162,6 +165,19 @@ func (s *Service) ListActions(ctx context.Context, workspaceID string) ([]Action
 			}
 		}
 	}
+	if s.cfg.Presets != nil {
+		presets, err := s.cfg.Presets.Presets(ctx, workspaceID)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range presets {
+			t, err := s.presetTarget(ctx, workspaceID, p.ID)
+			if err != nil || t == nil {
+				continue // its connection or connector is gone: it offers nothing
+			}
+			byID[key{p.ID, t.entry.Ref.Version}] = presetInfo(t)
+		}
+	}
 	out := make([]ActionInfo, 0, len(byID))
 	for _, info := range byID {
 		sort.Strings(info.Connections)
@@ -217,11 +233,30 @@ func (s *Service) GetAction(ctx context.Context, workspaceID, id string) (*Actio
 			}
 		}
 	}
+	if info == nil && len(conns) == 0 {
+		t, err := s.presetTarget(ctx, workspaceID, id)
+		if err != nil {
+			return nil, err
+		}
+		if t != nil {
+			info = presetInfo(t)
+		}
+	}
 	if info == nil {
 		return nil, core.Errorf(core.EUnknownAction, "no action %q in this workspace", id)
 	}
 	sort.Strings(info.Connections)
 	return info, nil
+}
+
+// presetInfo describes a preset resolved to its action.
+func presetInfo(t *target) *ActionInfo {
+	p := t.presetDef
+	info := actionInfo(t.conn.Connector, t.entry, t.action, t.conn.Name)
+	info.ID, info.Title, info.Description, info.InputSchema = p.ID, p.Title, p.Description, p.InputSchema
+	info.SideEffect, info.RequiresConfirmation = t.sideEffect(), t.needsConfirmation()
+	info.Preset = t.preset
+	return info
 }
 
 func actionInfo(connector string, e *catalog.Entry, a *manifest.Action, connection string) *ActionInfo {
@@ -241,6 +276,26 @@ type target struct {
 	conn   *core.Connection
 	entry  *catalog.Entry
 	action *manifest.Action
+	// preset is set for a preset's action: what its runs record of it;
+	// presetDef, for a request (not a run taken up again), the preset
+	// whose input the request carries.
+	preset    *core.RunPreset
+	presetDef *core.Preset
+}
+
+// needsConfirmation reports whether a call needs a confirm token: when
+// its action does, or its preset (never weaker than the action) does.
+func (t *target) needsConfirmation() bool {
+	return t.action.NeedsConfirmation() || t.preset != nil && t.preset.RequiresConfirmation
+}
+
+// sideEffect is the call's side effect: its preset's, never weaker than
+// its action's, or its action's.
+func (t *target) sideEffect() string {
+	if t.presetDef != nil && t.presetDef.SideEffect != "" {
+		return t.presetDef.SideEffect
+	}
+	return t.action.SideEffect
 }
 
 // inputValidated reports whether params that prepare validated against
@@ -271,6 +326,9 @@ func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, conn
 			return nil, err
 		}
 		if c.Connector != connector {
+			if t, err := s.presetTarget(ctx, workspaceID, actionID); t != nil && t.conn.ID == c.ID || err != nil {
+				return t, err
+			}
 			return nil, core.Errorf(core.EInvalid, "connection %q is a %s connection, not %s", connectionName, c.Connector, connector)
 		}
 		conn = c
@@ -281,6 +339,11 @@ func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, conn
 		}
 		switch len(conns) {
 		case 0:
+			// No connector of that name: an installation's preset, or
+			// nothing.
+			if t, err := s.presetTarget(ctx, workspaceID, actionID); t != nil || err != nil {
+				return t, err
+			}
 			return nil, core.Errorf(core.EUnknownAction, "no action %q in this workspace: connect %s first", actionID, connector)
 		case 1:
 			conn = conns[0]
@@ -303,4 +366,38 @@ func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, conn
 		return nil, core.Errorf(core.EUnknownAction, "connector %s has no action %q", conn.Ref(), name)
 	}
 	return &target{id: actionID, conn: conn, entry: entry, action: a}, nil
+}
+
+// presetTarget resolves a preset's id to its action on the connection its
+// installation made; nil, nil when the workspace has no such preset.
+func (s *Service) presetTarget(ctx context.Context, workspaceID, id string) (*target, error) {
+	if s.cfg.Presets == nil {
+		return nil, nil
+	}
+	p, err := s.cfg.Presets.Preset(ctx, workspaceID, id)
+	if core.ErrorCode(err) == core.ENotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	conn, err := s.cfg.Store.ConnectionByName(ctx, workspaceID, p.Connection)
+	if core.ErrorCode(err) == core.ENotFound {
+		return nil, core.Errorf(core.EConnectorUnavailable, "preset %s runs on the connection %q, which was deleted: install the template again", id, p.Connection)
+	}
+	if err != nil {
+		return nil, err
+	}
+	entry, err := s.cfg.Catalog.Get(conn.Ref())
+	if err != nil {
+		return nil, core.Errorf(core.EConnectorUnavailable, "connector %s of connection %q is not installed on this server", conn.Ref(), conn.Name)
+	}
+	a := entry.Manifest.Action(p.Action)
+	if a == nil {
+		return nil, core.Errorf(core.EUnknownAction, "preset %s runs %s's action %q, which connector %s does not have", id, conn.Name, p.Action, conn.Ref())
+	}
+	return &target{id: id, conn: conn, entry: entry, action: a, presetDef: p, preset: &core.RunPreset{
+		Installation: p.Installation, Template: p.Template, TemplateVersion: p.TemplateVersion,
+		Action: conn.Connector + "." + a.Name, RequiresConfirmation: p.RequiresConfirmation,
+	}}, nil
 }

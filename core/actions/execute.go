@@ -52,7 +52,7 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 	// A retry of a request already answered replays the answer, even when
 	// its confirm token has since been used. Without a token to check,
 	// StartExecution's claim finds the record itself: no read twice.
-	if idemKey != "" && t.action.NeedsConfirmation() {
+	if idemKey != "" && t.needsConfirmation() {
 		prior, err := s.cfg.Store.Idempotency(ctx, c.WorkspaceID, idemKey, s.now())
 		if err != nil && core.ErrorCode(err) != core.ENotFound {
 			return nil, err
@@ -61,7 +61,7 @@ func (s *Service) Execute(ctx context.Context, c Caller, actionID string, req Re
 			return replay(prior, reqHash)
 		}
 	}
-	if t.action.NeedsConfirmation() {
+	if t.needsConfirmation() {
 		if err := s.useConfirmToken(ctx, c, t, req.ConfirmToken, reqHash); err != nil {
 			// A concurrent request with the same key may have used the
 			// token meanwhile: its claim, not the token, decides.
@@ -106,7 +106,7 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 		Version: t.conn.Version, Runtime: t.conn.Runtime, ConnectionID: t.conn.ID, ConnectionName: t.conn.Name,
 		KeyID: c.KeyID, IdempotencyKey: l.idemKey, Status: core.RunRunning,
 		Params: redact.Value(t.action.InputSchema, params), CreatedAt: now, StartedAt: &now,
-		Owner: s.id, Attempt: 1,
+		Owner: s.id, Attempt: 1, Preset: t.preset,
 	}
 	run.ConnectorKey = connectorKey(c.WorkspaceID, l.idemKey, run.ID)
 	if o := l.retryOf; o != nil {

@@ -91,12 +91,30 @@ func (s *Service) prepare(ctx context.Context, c Caller, actionID string, req Re
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = json.RawMessage(`{}`)
 	}
-	if err := s.schemas.validate(t.action.InputSchema, raw, core.EInvalidParams, "params"); err != nil {
+	schema := t.action.InputSchema
+	if t.presetDef != nil {
+		schema = t.presetDef.InputSchema
+	}
+	if err := s.schemas.validate(schema, raw, core.EInvalidParams, "params"); err != nil {
 		return nil, nil, err
 	}
 	params, err := canonical(raw)
 	if err != nil {
 		return nil, nil, core.Errorf(core.EInvalidParams, "params are not JSON: %v", err)
+	}
+	if t.presetDef != nil {
+		// The preset's input makes its action's params, which must pass
+		// the action's own schema: a template that fit the connector
+		// version when it was installed fits it still.
+		if params, err = t.presetDef.Params(params); err != nil {
+			return nil, nil, core.Errorf(core.EInvalidParams, "preset %s cannot make its action's params: %s", t.id, core.ErrorMessage(err))
+		}
+		if err := s.schemas.validate(t.action.InputSchema, params, core.EInvalidParams, "the params preset "+t.id+" makes for "+t.conn.Connector+"."+t.action.Name); err != nil {
+			return nil, nil, err
+		}
+		if params, err = canonical(params); err != nil {
+			return nil, nil, core.Errorf(core.EInvalidParams, "params are not JSON: %v", err)
+		}
 	}
 	return t, params, nil
 }
@@ -116,6 +134,9 @@ func redactedCallDetails(t *target, redacted json.RawMessage) []byte {
 // details, and the run it retries.
 func startDetails(t *target, redacted json.RawMessage, retryOf string) []byte {
 	m := map[string]any{"connection": t.conn.Name, "connector": t.conn.Ref().String(), "params": redacted}
+	if t.preset != nil {
+		m["preset"] = t.preset
+	}
 	if retryOf != "" {
 		m["retry_of"] = retryOf
 	}
@@ -156,7 +177,7 @@ func hashToken(token string) []byte {
 func (s *Service) useConfirmToken(ctx context.Context, c Caller, t *target, token string, reqHash []byte) error {
 	if token == "" {
 		return core.Errorf(core.EConfirmationRequired,
-			"%s is %s and needs confirmation: preview it with the same params and pass the confirm_token", t.id, t.action.SideEffect)
+			"%s is %s and needs confirmation: preview it with the same params and pass the confirm_token", t.id, t.sideEffect())
 	}
 	invalid := core.Errorf(core.EConfirmationInvalid, "the confirm token is unknown, used, expired, or for another request; preview again")
 	if !strings.HasPrefix(token, confirmTokenPrefix) || len(token) > 100 {

@@ -2,7 +2,6 @@ package actions
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"github.com/relayhq/relay/core"
@@ -145,7 +144,7 @@ func (s *Service) jobFor(ctx context.Context, r *core.Run) (*job, error) {
 	if err != nil {
 		return nil, core.Errorf(core.EConnectorUnavailable, "connector %s is no longer installed on this server", c.Ref())
 	}
-	_, name, _ := strings.Cut(r.Action, ".")
+	name := r.ConnectorAction()
 	a := entry.Manifest.Action(name)
 	if a == nil {
 		return nil, core.Errorf(core.EUnknownAction, "connector %s has no action %q", c.Ref(), name)
@@ -154,7 +153,7 @@ func (s *Service) jobFor(ctx context.Context, r *core.Run) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &job{run: r, t: &target{id: r.Action, conn: &c, entry: entry, action: a}, params: params,
+	return &job{run: r, t: &target{id: r.Action, conn: &c, entry: entry, action: a, preset: r.Preset}, params: params,
 		caller: callerOf(r), queued: r.Status == core.RunQueued}, nil
 }
 
@@ -179,7 +178,6 @@ func (s *Service) mayRunAgain(r *core.Run) bool {
 	if err != nil {
 		return false
 	}
-	_, action, _ := strings.Cut(r.Action, ".")
-	a := entry.Manifest.Action(action)
+	a := entry.Manifest.Action(r.ConnectorAction())
 	return a != nil && a.MayRunAgain()
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/redact"
@@ -66,7 +65,7 @@ func (s *Service) Retry(ctx context.Context, c Caller, runID string, req RetryRe
 		return nil, core.Errorf(core.EInvalidParams, "params are not JSON: %v", err)
 	}
 	reqHash := requestHash(t.id, t.conn.ID, params)
-	if t.action.NeedsConfirmation() {
+	if t.needsConfirmation() {
 		if err := s.useConfirmToken(ctx, c, t, req.ConfirmToken, reqHash); err != nil {
 			s.auditOutcome(ctx, c, "run.retry", "run:"+orig.ID, err, s.callDetails(t, params))
 			return nil, err
@@ -109,10 +108,10 @@ func (s *Service) retryTarget(ctx context.Context, orig *core.Run) (*target, err
 	if err != nil {
 		return nil, core.Errorf(core.EConnectorUnavailable, "connector %s of connection %q is not installed on this server", conn.Ref(), conn.Name)
 	}
-	_, name, _ := strings.Cut(orig.Action, ".")
+	name := orig.ConnectorAction()
 	a := entry.Manifest.Action(name)
 	if a == nil {
 		return nil, core.Errorf(core.EUnknownAction, "connector %s has no action %q any more", conn.Ref(), name)
 	}
-	return &target{id: orig.Action, conn: conn, entry: entry, action: a}, nil
+	return &target{id: orig.Action, conn: conn, entry: entry, action: a, preset: orig.Preset}, nil
 }

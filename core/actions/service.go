@@ -32,6 +32,9 @@ type Sealer interface {
 type Config struct {
 	Store   Store
 	Catalog *catalog.Catalog
+	// Presets, when set, is where the workspaces' presets (installed
+	// templates' actions) are found.
+	Presets core.PresetSource
 	// Runtime runs the connector versions of Catalog: the engine tells it
 	// that params it validated against Catalog's manifests need no second
 	// check (core.ActionCall.InputValidated).

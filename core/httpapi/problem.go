@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -21,6 +22,28 @@ type Problem struct {
 	RequestID string `json:"request_id,omitempty"`
 	// Errors points at each wrong part of the input (JSON Pointers).
 	Errors []core.FieldError `json:"errors,omitempty"`
+	// Extra are the error's extension members (core.Error.Extra), beside
+	// the problem's own; never one of their names.
+	Extra map[string]any `json:"-"`
+}
+
+// MarshalJSON writes the problem with its extension members.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	type plain Problem // without this method
+	body, err := jsonMarshal(plain(p))
+	if err != nil || len(p.Extra) == 0 {
+		return body, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range p.Extra {
+		if _, own := m[k]; !own {
+			m[k] = v
+		}
+	}
+	return jsonMarshal(m)
 }
 
 const problemContentType = "application/problem+json"
@@ -68,6 +91,7 @@ var statusOf = map[string]int{
 	core.EPackageTooLarge:         http.StatusRequestEntityTooLarge,
 	core.EPackageManifestMismatch: http.StatusUnprocessableEntity,
 	core.ETemplateInvalid:         http.StatusUnprocessableEntity,
+	core.EConsentMismatch:         http.StatusConflict,
 	core.ESignatureInvalid:        http.StatusUnprocessableEntity,
 	core.ESignerUnknown:           http.StatusUnprocessableEntity,
 	core.ESignerRevoked:           http.StatusUnprocessableEntity,
@@ -119,7 +143,7 @@ func problemFor(err error) (p Problem, internal bool) {
 	}
 	var ce *core.Error
 	if !internal && errors.As(err, &ce) {
-		p.Errors = ce.Fields
+		p.Errors, p.Extra = ce.Fields, ce.Extra
 	}
 	return p, internal
 }

@@ -134,7 +134,7 @@ func sqliteStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error 
 // succeeded (and the unkeyed ones) in one statement; a key already held
 // leaves its run out, and its record is read back.
 func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
-	var cols [31]pgArray
+	var cols [32]pgArray
 	for _, w := range wave {
 		r := w.run
 		c := cols[:]
@@ -153,16 +153,21 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 		c[21].nullText(r.RetryOf)
 		c[22].text(r.ConnectorKey)
 		c[23].nullText(r.Package)
-		c[24].bytes(r.Input)
-		if d := w.idem; d != nil {
-			c[25].bytes(d.RequestHash)
-			c[26].bool(d.Done)
-			c[27].int(int64(d.Status))
-			c[28].bytes(d.Body)
-			c[29].time(d.CreatedAt)
-			c[30].time(d.ExpiresAt)
+		if p, ok := presetArg(r.Preset).(string); ok {
+			c[24].text(p)
 		} else {
-			for i := 25; i < 31; i++ {
+			c[24].null()
+		}
+		c[25].bytes(r.Input)
+		if d := w.idem; d != nil {
+			c[26].bytes(d.RequestHash)
+			c[27].bool(d.Done)
+			c[28].int(int64(d.Status))
+			c[29].bytes(d.Body)
+			c[30].time(d.CreatedAt)
+			c[31].time(d.ExpiresAt)
+		} else {
+			for i := 26; i < 32; i++ {
 				c[i].null()
 			}
 		}
@@ -203,7 +208,7 @@ func pgStartRuns(ctx context.Context, g *groupTx, wave []*startWrite) error {
 const pgStartRunsSQL = `WITH input AS (
 		SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
 			?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::boolean[],
-			?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::text[], ?::bytea[],
+			?::timestamptz[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bytea[],
 			?::bytea[], ?::boolean[], ?::integer[], ?::bytea[], ?::timestamptz[], ?::timestamptz[])
 		AS i(` + insertRunColumns + `, request_hash, done, response_status, response_body, claimed_at, expires_at)),
 	claim AS (

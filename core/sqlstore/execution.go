@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -237,12 +238,22 @@ func runArgs(run *core.Run) []any {
 	return []any{run.ID, run.WorkspaceID, run.Action, run.Connector, run.Version, run.Runtime, run.ConnectionID, run.ConnectionName,
 		run.KeyID, run.IdempotencyKey, string(run.Status), jsonArg(run.Params), jsonArg(run.Output), code, message, retryable,
 		run.CreatedAt, timeArg(run.StartedAt), timeArg(run.FinishedAt), stringArg(run.Owner),
-		run.Attempt, stringArg(run.RetryOf), run.ConnectorKey, stringArg(run.Package), bytesArg(run.Input)}
+		run.Attempt, stringArg(run.RetryOf), run.ConnectorKey, stringArg(run.Package), presetArg(run.Preset), bytesArg(run.Input)}
+}
+
+// presetArg is a run's preset as the preset column keeps it: JSON, or
+// NULL for a run of a connector's own action.
+func presetArg(p *core.RunPreset) any {
+	if p == nil {
+		return nil
+	}
+	b, _ := json.Marshal(p) // strings and a bool
+	return string(b)
 }
 
 func insertRun(ctx context.Context, tx *sqlx.Tx, run *core.Run) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO runs (`+insertRunColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), runArgs(run)...)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), runArgs(run)...)
 	switch {
 	case isUniqueViolation(err):
 		return core.Errorf(core.EConflict, "run %s already exists", run.ID)

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,7 +19,7 @@ var _ core.RunStore = (*Store)(nil)
 
 const runColumns = `id, workspace_id, action, connector, version, runtime, connection_id, connection_name,
 	key_id, idempotency_key, status, params, output, error_code, error_message, error_retryable,
-	created_at, started_at, finished_at, owner, attempt, retry_of, connector_key, package`
+	created_at, started_at, finished_at, owner, attempt, retry_of, connector_key, package, preset`
 
 // insertRunColumns are the columns a new run is written with: runColumns
 // and the sealed input, which reads of a run leave out.
@@ -52,6 +53,7 @@ type runRow struct {
 	RetryOf        sql.NullString `db:"retry_of"`
 	ConnectorKey   string         `db:"connector_key"`
 	Package        sql.NullString `db:"package"`
+	Preset         []byte         `db:"preset"`
 	// Input is read only by ClaimRuns.
 	Input []byte `db:"input"`
 }
@@ -80,6 +82,12 @@ func (r *runRow) run() *core.Run {
 		ConnectorKey:   r.ConnectorKey,
 		Package:        r.Package.String,
 		Input:          r.Input,
+	}
+	if len(r.Preset) > 0 {
+		run.Preset = &core.RunPreset{}
+		if err := json.Unmarshal(r.Preset, run.Preset); err != nil {
+			run.Preset = nil // written by this package from a core.RunPreset: not reached
+		}
 	}
 	if r.ErrorCode.Valid {
 		run.Error = &core.RunError{Code: r.ErrorCode.String, Message: r.ErrorMessage.String, Retryable: r.ErrorRetryable.Bool}
