@@ -2,6 +2,8 @@ package marketplace
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -35,6 +37,11 @@ type Installation struct {
 	Version      string    `json:"version"`
 	VersionRange string    `json:"version_range,omitempty"`
 	Lock         *Lock     `json:"lock"`
+	// LockSHA256 is the SHA-256 of the lock as stored: a rollback
+	// restores the lock before the last upgrade byte for byte.
+	LockSHA256 string `json:"lock_sha256"`
+	// RollbackTo is the template version a rollback restores, if any.
+	RollbackTo string `json:"rollback_to,omitempty"`
 	Presets      []string  `json:"presets"` // action ids
 	InstalledAt  time.Time `json:"installed_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
@@ -198,6 +205,8 @@ func (s *Service) Install(ctx context.Context, c *core.Caller, req InstallReques
 	if err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(lock)
+	in.LockSHA256 = hex.EncodeToString(sum[:])
 	err = s.cfg.DB.InAuditedTx(ctx, func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO marketplace_installations (id, workspace_id, name, template, version,
 			version_range, lock, created_by, installed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -421,6 +430,17 @@ func (r *installationRow) installation() (*Installation, error) {
 		CreatedBy: r.CreatedBy, InstalledAt: r.InstalledAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), Lock: &Lock{}}
 	if err := json.Unmarshal([]byte(r.Lock), in.Lock); err != nil {
 		return nil, fmt.Errorf("marketplace: stored lock of %s: %w", r.Name, err)
+	}
+	sum := sha256.Sum256([]byte(r.Lock))
+	in.LockSHA256 = hex.EncodeToString(sum[:])
+	if r.Previous != nil {
+		var prev struct {
+			Version string `json:"version"`
+		}
+		if err := json.Unmarshal([]byte(*r.Previous), &prev); err != nil {
+			return nil, fmt.Errorf("marketplace: stored previous lock of %s: %w", r.Name, err)
+		}
+		in.RollbackTo = prev.Version
 	}
 	in.Presets = []string{}
 	for _, p := range in.Lock.Summary.Presets {

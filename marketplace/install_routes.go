@@ -16,7 +16,44 @@ func (s *Service) installationRoutes() []core.Route {
 		{Method: http.MethodGet, Path: "/v1/installations", Role: core.RoleViewer, Handle: s.listInstallationsRoute},
 		{Method: http.MethodGet, Path: "/v1/installations/{id}", Role: core.RoleViewer, Handle: s.getInstallationRoute},
 		{Method: http.MethodDelete, Path: "/v1/installations/{id}", Role: core.RoleAdmin, Handle: s.uninstallRoute},
+		{Method: http.MethodPost, Path: "/v1/installations/{id}/upgrade/preview", Role: core.RoleAdmin, Handle: s.previewUpgradeRoute},
+		{Method: http.MethodPost, Path: "/v1/installations/{id}/upgrade", Role: core.RoleAdmin, Handle: s.upgradeRoute},
+		{Method: http.MethodPost, Path: "/v1/installations/{id}/rollback", Role: core.RoleAdmin, Handle: s.rollbackRoute},
 	}
+}
+
+func (s *Service) previewUpgradeRoute(ctx context.Context, req *core.Request) (*core.Response, error) {
+	var in UpgradeRequest
+	if len(req.Body) > 0 {
+		if err := req.DecodeJSON(&in); err != nil {
+			return nil, err
+		}
+	}
+	p, err := s.PreviewUpgrade(ctx, req.Caller.WorkspaceID, req.Param("id"), in)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, p), nil
+}
+
+func (s *Service) upgradeRoute(ctx context.Context, req *core.Request) (*core.Response, error) {
+	var in UpgradeRequest
+	if err := req.DecodeJSON(&in); err != nil {
+		return nil, err
+	}
+	inst, err := s.Upgrade(ctx, req.Caller, req.Param("id"), in)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, inst), nil
+}
+
+func (s *Service) rollbackRoute(ctx context.Context, req *core.Request) (*core.Response, error) {
+	inst, err := s.Rollback(ctx, req.Caller, req.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, inst), nil
 }
 
 // planRoute answers what installing a template version would allow now,

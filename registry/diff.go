@@ -89,7 +89,7 @@ func diffManifests(a, b *manifest.Manifest) *CapabilityDiff {
 	}
 	d.AddedActions, d.RemovedActions = minus(names(b), names(a)), minus(names(a), names(b))
 	d.SideEffects, d.Breaking = []ActionChange{}, []string{}
-	d.Breaking = append(d.Breaking, schemaBreaks("config", a.ConfigSchema, b.ConfigSchema, true)...)
+	d.Breaking = append(d.Breaking, SchemaBreaks("config", a.ConfigSchema, b.ConfigSchema, true)...)
 	for _, x := range a.Actions {
 		y := b.Action(x.Name)
 		if y == nil {
@@ -99,8 +99,8 @@ func diffManifests(a, b *manifest.Manifest) *CapabilityDiff {
 			d.SideEffects = append(d.SideEffects, ActionChange{Action: x.Name,
 				From: effect(x.SideEffect, x.NeedsConfirmation()), To: effect(y.SideEffect, y.NeedsConfirmation())})
 		}
-		d.Breaking = append(d.Breaking, schemaBreaks(x.Name+" input", x.InputSchema, y.InputSchema, true)...)
-		d.Breaking = append(d.Breaking, schemaBreaks(x.Name+" output", x.OutputSchema, y.OutputSchema, false)...)
+		d.Breaking = append(d.Breaking, SchemaBreaks(x.Name+" input", x.InputSchema, y.InputSchema, true)...)
+		d.Breaking = append(d.Breaking, SchemaBreaks(x.Name+" output", x.OutputSchema, y.OutputSchema, false)...)
 	}
 	slices.Sort(d.Breaking)
 	return d
@@ -113,11 +113,11 @@ func effect(sideEffect string, confirm bool) string {
 	return sideEffect
 }
 
-// schemaBreaks lists the changes of an object schema's top-level
+// SchemaBreaks lists the changes of an object schema's top-level
 // properties that break its users: for an input (what callers send), a
 // required property that is new and a property gone or of another type;
 // for an output (what callers read), a property gone or of another type.
-func schemaBreaks(what string, a, b json.RawMessage, input bool) []string {
+func SchemaBreaks(what string, a, b json.RawMessage, input bool) []string {
 	type schema struct {
 		Properties map[string]struct {
 			Type any `json:"type"`

@@ -58,7 +58,7 @@ func TestMarketplaceInstall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs connectors")
 	}
-	pkgs := vaultPackages(t, "1.0.0")
+	pkgs := vaultPackages(t, "1.0.0", "1.1.0")
 	for _, db := range sqlstoretest.Databases() {
 		t.Run(db.Name, func(t *testing.T) {
 			cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir()}
@@ -96,7 +96,7 @@ func TestMarketplaceInstall(t *testing.T) {
 			if problem := h.publishStatus(reg.Token, packTemplate(t, "acme/vault-kit", vaultKit("0.9.1", "^1.0")), stranger); problem.Code != "signer_unknown" {
 				t.Fatalf("a template signed by a stranger: %+v", problem)
 			}
-			h.publish(reg.Token, packTemplate(t, "acme/vault-kit", vaultKit("1.0.0", "^1.0")), priv)
+			h.publish(reg.Token, packTemplate(t, "acme/vault-kit", vaultKit("1.0.0", "~1.0.0")), priv)
 
 			// The plan: what installing allows, and the digest to accept.
 			var plan struct {
@@ -214,6 +214,8 @@ func TestMarketplaceInstall(t *testing.T) {
 				t.Fatalf("nap: %+v", run)
 			}
 
+			upgradeAndRollBack(t, h, admin, developer, viewer, reg.Token, priv, pkgs["1.1.0"], inst.ID)
+
 			// Another workspace sees none of it.
 			h.json("GET", "/v1/installations/"+inst.ID, adminB, nil, 404, nil)
 			h.json("DELETE", "/v1/installations/"+inst.ID, adminB, nil, 404, nil)
@@ -234,6 +236,7 @@ func TestMarketplaceInstall(t *testing.T) {
 			h.json("DELETE", "/v1/installations/kit?connections=delete", admin, nil, 204, nil)
 			h.json("POST", "/v1/actions/kit.whoami/execute", developer, map[string]any{"params": map[string]any{}}, 404, nil)
 			h.json("GET", "/v1/runs/"+first.ID, viewer, nil, 200, nil)
+			h.json("GET", "/v1/installations/kit", viewer, nil, 404, nil)
 			var conns struct{ Data []struct{ Name string } }
 			h.json("GET", "/v1/connections", admin, nil, 200, &conns)
 			for _, c := range conns.Data {
@@ -242,6 +245,152 @@ func TestMarketplaceInstall(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// vaultKit11 is vault-kit 1.1.0: on vault ^1.1, purge takes "id" for
+// "item" (breaking), nap is gone, and fail is new.
+func vaultKit11() []byte {
+	doc := strings.Replace(string(vaultKit("1.1.0", "^1.1")),
+		`"properties": {"item": {"type": "string", "minLength": 1}}, "required": ["item"], "additionalProperties": false},
+     "fields": {"item": "/id"}},`,
+		`"properties": {"id": {"type": "string", "minLength": 1}}, "required": ["id"], "additionalProperties": false},
+     "fields": {"id": "/id"}},`, 1)
+	return []byte(strings.Replace(doc, `{"name": "nap", "title": "Nap", "connection": "main", "action": "slow", "params": {"ms": 5},`,
+		`{"name": "fail", "title": "Fail", "connection": "main", "action": "fail",`, 1))
+}
+
+// upgradeAndRollBack publishes vault 1.1.0 and vault-kit 1.1.0, previews
+// the installation's upgrade (its diff, and a dry run of its runs),
+// upgrades it with consent, runs the new version beside a second
+// installation of the old one, rolls it back to its lock byte for byte,
+// and upgrades it twice at once: one wins.
+func upgradeAndRollBack(t *testing.T, h *httpClient, admin, developer, viewer, token string, priv minisign.PrivateKey, vault11 []byte, id string) {
+	t.Helper()
+	h.publish(token, vault11, priv)
+	h.publish(token, packTemplate(t, "acme/vault-kit", vaultKit11()), priv)
+
+	var lockBefore struct {
+		Version    string `json:"version"`
+		LockSHA256 string `json:"lock_sha256"`
+	}
+	h.json("GET", "/v1/installations/"+id, viewer, nil, 200, &lockBefore)
+
+	body := map[string]any{"version": "^1.1"}
+	h.json("POST", "/v1/installations/"+id+"/upgrade/preview", developer, body, 403, nil)
+	var preview struct {
+		From, To         string
+		PermissionDigest string `json:"permission_digest"`
+		Diff             struct {
+			PresetsAdded   []string `json:"presets_added"`
+			PresetsRemoved []string `json:"presets_removed"`
+			PresetsChanged []struct {
+				Name, Input string
+			} `json:"presets_changed"`
+			Connectors []struct{ Name, From, To string }
+			Breaking   bool
+		}
+		DryRun []struct{ Run, Preset, Outcome string } `json:"dry_run"`
+	}
+	h.json("POST", "/v1/installations/"+id+"/upgrade/preview", admin, body, 200, &preview)
+	d := preview.Diff
+	if preview.From != "1.0.0" || preview.To != "1.1.0" || strings.Join(d.PresetsAdded, ",") != "fail" || strings.Join(d.PresetsRemoved, ",") != "nap" ||
+		len(d.PresetsChanged) != 1 || d.PresetsChanged[0].Name != "purge" || d.PresetsChanged[0].Input != "breaking" || !d.Breaking ||
+		len(d.Connectors) != 1 || d.Connectors[0].From != "1.0.0" || d.Connectors[0].To != "1.1.0" {
+		t.Fatalf("upgrade preview: %+v", preview)
+	}
+	outcomes := map[string]string{}
+	for _, r := range preview.DryRun {
+		outcomes[r.Preset] += r.Outcome + " "
+	}
+	// whoami ran twice (once refused at validation: no run), purge once
+	// (and replayed), nap once.
+	if outcomes["kit.whoami"] != "different " || outcomes["kit.purge"] != "invalid " || outcomes["kit.nap"] != "removed " {
+		t.Fatalf("dry run: %v (%+v)", outcomes, preview.DryRun)
+	}
+
+	h.json("POST", "/v1/installations/"+id+"/upgrade", admin, map[string]any{"version": "^1.1", "accept": "x"}, 409, nil)
+	var up struct {
+		Version string `json:"version"`
+	}
+	h.json("POST", "/v1/installations/"+id+"/upgrade", admin, map[string]any{"version": "^1.1", "accept": preview.PermissionDigest}, 200, &up)
+	if up.Version != "1.1.0" {
+		t.Fatalf("upgraded: %+v", up)
+	}
+
+	// Side by side: a second installation pinned to 1.0.0 runs vault
+	// 1.0.0 while the first runs 1.1.0.
+	var plan struct {
+		PermissionDigest string `json:"permission_digest"`
+	}
+	h.json("GET", "/v1/marketplace/templates/acme/vault-kit/plan?version=1.0.0", viewer, nil, 200, &plan)
+	h.json("POST", "/v1/installations", admin, map[string]any{"template": "acme/vault-kit", "version": "1.0.0", "name": "old-kit",
+		"connections": map[string]any{"main": map[string]any{"secrets": map[string]string{"token": "t"}}}, "accept": plan.PermissionDigest}, 201, nil)
+	ran := func(action string) (version, templateVersion string) {
+		var run struct {
+			Status, Version string
+			Preset          struct {
+				TemplateVersion string `json:"template_version"`
+			}
+		}
+		h.json("POST", "/v1/actions/"+action+"/execute", developer, map[string]any{"params": map[string]any{}}, 200, &run)
+		if run.Status != "succeeded" {
+			t.Fatalf("%s: %+v", action, run)
+		}
+		return run.Version, run.Preset.TemplateVersion
+	}
+	if v, tv := ran("kit.whoami"); v != "1.1.0" || tv != "1.1.0" {
+		t.Fatalf("the upgraded installation ran vault %s, template %s", v, tv)
+	}
+	if v, tv := ran("old-kit.whoami"); v != "1.0.0" || tv != "1.0.0" {
+		t.Fatalf("the pinned installation ran vault %s, template %s", v, tv)
+	}
+	h.json("POST", "/v1/actions/kit.nap/execute", developer, map[string]any{"params": map[string]any{}}, 404, nil)
+	h.json("DELETE", "/v1/installations/old-kit", admin, nil, 204, nil)
+
+	// Rollback: the lock before, byte for byte, and the version it ran.
+	h.json("POST", "/v1/installations/"+id+"/rollback", developer, nil, 403, nil)
+	var back struct {
+		Version    string `json:"version"`
+		LockSHA256 string `json:"lock_sha256"`
+		RollbackTo string `json:"rollback_to"`
+	}
+	h.json("POST", "/v1/installations/"+id+"/rollback", admin, nil, 200, &back)
+	if back.Version != "1.0.0" || back.LockSHA256 != lockBefore.LockSHA256 || back.RollbackTo != "1.1.0" {
+		t.Fatalf("rolled back: %+v, lock before %s", back, lockBefore.LockSHA256)
+	}
+	if v, tv := ran("kit.whoami"); v != "1.0.0" || tv != "1.0.0" {
+		t.Fatalf("after the rollback, ran vault %s, template %s", v, tv)
+	}
+
+	// Two upgrades at once: one applies, the other is refused.
+	codes := make(chan int, 2)
+	for range 2 {
+		go func() {
+			b, _ := json.Marshal(map[string]any{"version": "^1.1", "accept": preview.PermissionDigest})
+			req, _ := http.NewRequest("POST", h.base+"/v1/installations/"+id+"/upgrade", bytes.NewReader(b))
+			req.Header.Set("Authorization", "Bearer "+admin)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	if a, b := <-codes, <-codes; a+b != 200+409 {
+		t.Fatalf("two upgrades at once answered %d and %d, want 200 and 409", a, b)
+	}
+	var audit struct{ Data []struct{ Action string } }
+	h.json("GET", "/v1/audit?limit=200", admin, nil, 200, &audit)
+	counts := map[string]int{}
+	for _, r := range audit.Data {
+		counts[r.Action]++
+	}
+	if counts["installation.upgrade"] != 2 || counts["installation.rollback"] != 1 || counts["installation.create"] != 2 || counts["installation.delete"] != 1 {
+		t.Fatalf("installation audit records: %v", counts)
 	}
 }
 
