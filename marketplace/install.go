@@ -3,8 +3,8 @@ package marketplace
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,19 +33,19 @@ type Installation struct {
 	Name string `json:"name"`
 	// Template is publisher/name; Version the version the lock pins, and
 	// VersionRange what the admin asked for.
-	Template     string    `json:"template"`
-	Version      string    `json:"version"`
-	VersionRange string    `json:"version_range,omitempty"`
-	Lock         *Lock     `json:"lock"`
+	Template     string `json:"template"`
+	Version      string `json:"version"`
+	VersionRange string `json:"version_range,omitempty"`
+	Lock         *Lock  `json:"lock"`
 	// LockSHA256 is the SHA-256 of the lock as stored: a rollback
 	// restores the lock before the last upgrade byte for byte.
 	LockSHA256 string `json:"lock_sha256"`
 	// RollbackTo is the template version a rollback restores, if any.
-	RollbackTo string `json:"rollback_to,omitempty"`
-	Presets      []string  `json:"presets"` // action ids
-	InstalledAt  time.Time `json:"installed_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	CreatedBy    string    `json:"created_by,omitempty"`
+	RollbackTo  string    `json:"rollback_to,omitempty"`
+	Presets     []string  `json:"presets"` // action ids
+	InstalledAt time.Time `json:"installed_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	CreatedBy   string    `json:"created_by,omitempty"`
 }
 
 // Lock is exactly what an installation runs: the template version's

@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
-	"runtime"
 	"strings"
 	"time"
 
@@ -37,7 +37,7 @@ type UpgradeRequest struct {
 	Connections map[string]ConnectionInput `json:"connections,omitempty"`
 	// DryRunRuns is how many of each preset's latest runs the preview
 	// puts through the new version (default 20, at most 200).
-	DryRunRuns *int `json:"dry_run_runs,omitempty"`
+	DryRunRuns *int  `json:"dry_run_runs,omitempty"`
 	Check      *bool `json:"check,omitempty"`
 }
 
