@@ -3,10 +3,12 @@ package template
 import (
 	"encoding/json"
 	"maps"
+	"net/url"
 	"slices"
 	"strconv"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/sdk/egress"
 	"github.com/relayhq/relay/sdk/manifest"
 )
 
@@ -73,11 +75,47 @@ func (t *Template) Check(manifests map[string]*manifest.Manifest) error {
 			p.add(at+"/requires_confirmation", "%s.%s needs confirmation: a preset of it does too", m.Name, a.Action)
 		}
 		a.checkAgainst(at, action, &p)
+		a.checkEgress(at, m, &p)
 	}
 	if len(p) > 0 {
 		return invalid(p...)
 	}
 	return nil
+}
+
+// checkEgress refuses a URL among a preset's fixed params whose host its
+// connector's declared egress does not allow: a preset cannot point its
+// connector anywhere the connector's summary does not say it may reach.
+// (The connector's sandbox refuses such a call anyway; this says so at
+// publish, against the template.)
+func (a *Preset) checkEgress(at string, m *manifest.Manifest, p *problems) {
+	var fixed any
+	if json.Unmarshal(a.Params, &fixed) != nil {
+		return
+	}
+	guard := egress.New(m.Egress, nil)
+	var walk func(v any, tokens []string)
+	walk = func(v any, tokens []string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, k := range slices.Sorted(maps.Keys(v)) {
+				walk(v[k], append(tokens, k))
+			}
+		case []any:
+			for i, x := range v {
+				walk(x, append(tokens, strconv.Itoa(i)))
+			}
+		case string:
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+				return
+			}
+			if err := guard.CheckHost(u.Hostname()); err != nil {
+				p.add(at+"/params"+FormatPointer(tokens), "%s may reach only %v: a preset cannot send it to %s", m.Name, m.Egress, u.Hostname())
+			}
+		}
+	}
+	walk(fixed, nil)
 }
 
 // checkAgainst checks a preset's params and field pointers against its

@@ -3,6 +3,7 @@ package template
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -364,6 +365,47 @@ func TestSummarize(t *testing.T) {
 	m2.Version, m2.Egress = "0.1.4", []string{"*", "api.example.com"}
 	if tpl.Summarize(map[string]*manifest.Manifest{"statuspage": &m2}).Digest() == d {
 		t.Error("the digest did not change with the connector's version and egress")
+	}
+}
+
+// A preset cannot point its connector at a host the connector does not
+// declare: a URL among its fixed params must be one the connector's
+// egress allows.
+func TestCheckEgress(t *testing.T) {
+	m, err := manifest.Parse([]byte(`{"name": "hook", "version": "1.0.0", "runtime": "wasm", "protocol": 1, "title": "Hook",
+	  "actions": [{"name": "send", "title": "Send", "side_effect": "write", "output_schema": {},
+	    "input_schema": {"type": "object", "properties": {"url": {"type": "string"}, "copies": {"type": "array"}}}}],
+	  "egress": ["hooks.example.com", "*.example.org"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		params string
+		bad    string // the pointer refused, if any
+	}{
+		{`{"url": "https://hooks.example.com/a"}`, ""},
+		{`{"url": "https://deep.api.example.org/a"}`, ""},
+		{`{"url": "not a url at all"}`, ""},
+		{`{"url": "https://evil.example.net/a"}`, "/actions/0/params/url"},
+		{`{"copies": ["https://hooks.example.com", "http://10.0.0.1:8080/x"]}`, "/actions/0/params/copies/1"},
+		{`{"url": "https://example.org/"}`, "/actions/0/params/url"},
+	} {
+		doc := fmt.Sprintf(`{"name": "acme/hooks", "version": "1.0.0", "title": "Hooks", "summary": "Hooks.",
+		  "connectors": [{"package": "acme/hook", "version": "^1"}], "connections": [{"name": "main", "connector": "hook", "title": "Hook"}],
+		  "actions": [{"name": "ping", "title": "Ping", "connection": "main", "action": "send", "params": %s,
+		    "input_schema": {"type": "object"}}]}`, c.params)
+		tpl, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", c.params, err)
+		}
+		err = tpl.Check(map[string]*manifest.Manifest{"hook": m})
+		var ce *core.Error
+		switch {
+		case c.bad == "" && err != nil:
+			t.Errorf("%s: %v", c.params, err)
+		case c.bad != "" && (!errors.As(err, &ce) || ce.Code != core.ETemplateInvalid || len(ce.Fields) != 1 || ce.Fields[0].Pointer != c.bad):
+			t.Errorf("%s: %v, want a problem at %s", c.params, err, c.bad)
+		}
 	}
 }
 
