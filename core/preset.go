@@ -34,7 +34,10 @@ type Preset struct {
 
 // PresetSource is where a server finds the presets each workspace
 // installed (the marketplace). What it holds changes while the server
-// runs.
+// runs, and only in transactions that also set a new updated_at on the
+// connection of every preset they change or remove: the engine keeps the
+// presets it resolved, and uses one again, without asking, while its
+// connection is as it was then.
 type PresetSource interface {
 	// Presets lists the workspace's presets.
 	Presets(ctx context.Context, workspaceID string) ([]*Preset, error)

@@ -492,6 +492,18 @@ func (s *Service) installationRow(ctx context.Context, db sqlx.QueryerContext, w
 	return &r, nil
 }
 
+// InstallationNamed reports whether the workspace has an installation of
+// that name (registry.Templates).
+func (s *Service) InstallationNamed(ctx context.Context, workspaceID, name string) (bool, error) {
+	var n int
+	db := s.cfg.DB.DB()
+	if err := db.GetContext(ctx, &n, db.Rebind(`SELECT COUNT(*) FROM marketplace_installations WHERE workspace_id = ? AND name = ?`),
+		workspaceID, name); err != nil {
+		return false, fmt.Errorf("marketplace: installation names: %w", err)
+	}
+	return n > 0, nil
+}
+
 // Uninstall removes an installation: its presets leave the workspace's
 // actions at once; with removeConnections, the connections it made go
 // too (their secrets with them). Runs and audit records stay.
@@ -509,15 +521,21 @@ func (s *Service) Uninstall(ctx context.Context, c *core.Caller, idOrName string
 			return fmt.Errorf("marketplace: delete installation: %w", err)
 		}
 		removed := []string{}
-		if removeConnections {
-			for _, name := range sortedValues(in.Lock.Connections) {
-				res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM connections WHERE workspace_id = ? AND name = ?`), c.WorkspaceID, name)
-				if err != nil {
-					return fmt.Errorf("marketplace: delete connection %s: %w", name, err)
+		for _, name := range sortedValues(in.Lock.Connections) {
+			if !removeConnections {
+				// Kept, and touched: the engine's presets on it are
+				// dropped (core.PresetSource).
+				if err := touchConnection(ctx, tx, c.WorkspaceID, name, s.now()); err != nil {
+					return err
 				}
-				if n, _ := res.RowsAffected(); n > 0 {
-					removed = append(removed, name)
-				}
+				continue
+			}
+			res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM connections WHERE workspace_id = ? AND name = ?`), c.WorkspaceID, name)
+			if err != nil {
+				return fmt.Errorf("marketplace: delete connection %s: %w", name, err)
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				removed = append(removed, name)
 			}
 		}
 		if err := addInstalls(ctx, tx, r.Template, -1); err != nil {
@@ -526,6 +544,17 @@ func (s *Service) Uninstall(ctx context.Context, c *core.Caller, idOrName string
 		return audit(c.AuditRecord("installation.delete", "installation:"+r.Name, "success", auditDetails(map[string]any{
 			"template": r.Template, "version": r.Version, "connections_removed": removed})))
 	})
+}
+
+// touchConnection sets a new updated_at on a connection: every change of
+// an installation touches the connections of the presets it changes, so
+// that an engine that keeps presets drops theirs (core.PresetSource).
+func touchConnection(ctx context.Context, tx *sqlx.Tx, workspaceID, name string, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE connections SET updated_at = ? WHERE workspace_id = ? AND name = ?`),
+		now, workspaceID, name); err != nil {
+		return fmt.Errorf("marketplace: touch connection %s: %w", name, err)
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -580,6 +580,10 @@ func (s *Service) Rollback(ctx context.Context, c *core.Caller, idOrName string)
 func (s *Service) moveInstallation(ctx context.Context, c *core.Caller, row *installationRow, to *Installation, lockJSON string, previous *string,
 	conns []preparedConnection, action string) error {
 	now := s.now()
+	from := &Lock{}
+	if err := json.Unmarshal([]byte(row.Lock), from); err != nil {
+		return fmt.Errorf("marketplace: stored lock of %s: %w", row.Name, err)
+	}
 	return s.cfg.DB.InAuditedTx(ctx, func(ctx context.Context, tx *sqlx.Tx, audit func(*core.AuditRecord) error) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE marketplace_installations SET version = ?, version_range = ?, lock = ?,
 			previous_lock = ?, updated_at = ? WHERE id = ? AND updated_at = ?`),
@@ -598,6 +602,15 @@ func (s *Service) moveInstallation(ctx context.Context, c *core.Caller, row *ins
 		}
 		if err := moveConnections(ctx, tx, c.WorkspaceID, to.Lock, now); err != nil {
 			return err
+		}
+		// The connections the lock before ran and the new one does not
+		// are touched too (core.PresetSource).
+		for _, name := range sortedValues(from.Connections) {
+			if !slices.Contains(sortedValues(to.Lock.Connections), name) {
+				if err := touchConnection(ctx, tx, c.WorkspaceID, name, now); err != nil {
+					return err
+				}
+			}
 		}
 		return audit(c.AuditRecord(action, "installation:"+row.Name, "success", auditDetails(map[string]any{
 			"template": to.Template, "from": row.Version, "to": to.Version, "permission_digest": to.Lock.Digest,

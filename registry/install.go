@@ -101,6 +101,15 @@ func (s *Service) Install(ctx context.Context, c *core.Caller, req InstallReques
 	if reserved || s.cfg.Reserved != nil && s.cfg.Reserved(name) {
 		return nil, core.Errorf(core.EConflict, "%q is one of this server's own connectors: install %s under another name (\"name\")", name, req.Package)
 	}
+	if s.cfg.Templates != nil {
+		taken, err := s.cfg.Templates.InstallationNamed(ctx, c.WorkspaceID, name)
+		if err != nil {
+			return nil, err
+		}
+		if taken {
+			return nil, core.Errorf(core.EConflict, "the workspace has a template installed as %q: install %s under another name (\"name\")", name, req.Package)
+		}
+	}
 	v, err := s.pick(ctx, req.Package, req.Version)
 	if err != nil {
 		return nil, err

@@ -79,6 +79,10 @@ type Templates interface {
 	// TemplatePublished runs in the transaction that publishes a template
 	// version, so that what the marketplace keeps of it commits with it.
 	TemplatePublished(ctx context.Context, tx *sqlx.Tx, doc []byte) error
+	// InstallationNamed reports whether the workspace has a template
+	// installed under name: its presets' ids start with it, and no
+	// connector may take it.
+	InstallationNamed(ctx context.Context, workspaceID, name string) (bool, error)
 }
 
 // SetTemplates makes t the reader of the template packages published

@@ -17,7 +17,7 @@ import (
 // packFirstParty builds and packs plugins/<name> into out with the
 // commands make build runs (relay connector build, then pack), for this
 // machine, and returns the package's path.
-func packFirstParty(t *testing.T, name, out string) string {
+func packFirstParty(t testing.TB, name, out string) string {
 	t.Helper()
 	dist := filepath.Join(t.TempDir(), "dist")
 	dir := filepath.Join("..", "..", "plugins", name)

@@ -245,7 +245,7 @@ func hasAction(list []struct{ ID, Version string }, id, version string) bool {
 
 // httpClient calls a server's API with JSON in and out.
 type httpClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 }
 

@@ -46,7 +46,7 @@ func (b *syncBuffer) String() string {
 }
 
 // startMain runs the whole server as `relay serve` would, on a free port.
-func startMain(t *testing.T, cfg Config, logs io.Writer) (*Main, string) {
+func startMain(t testing.TB, cfg Config, logs io.Writer) (*Main, string) {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	var stdout bytes.Buffer
@@ -63,7 +63,7 @@ func startMain(t *testing.T, cfg Config, logs io.Writer) (*Main, string) {
 }
 
 // relay runs a CLI command in-process and returns its stdout.
-func relay(t *testing.T, cfg Config, args ...string) (string, error) {
+func relay(t testing.TB, cfg Config, args ...string) (string, error) {
 	t.Helper()
 	args = append(args, "--data-dir", cfg.DataDir)
 	if cfg.DatabaseURL != "" {

@@ -39,7 +39,7 @@ func vaultKit(version, vaultRange string) []byte {
 }`, version, vaultRange))
 }
 
-func packTemplate(t *testing.T, name string, doc []byte) []byte {
+func packTemplate(t testing.TB, name string, doc []byte) []byte {
 	t.Helper()
 	data, _, err := relaypkg.PackBytes(name, map[string][]byte{relaypkg.TemplatePath: doc, relaypkg.ReadmePath: []byte("# kit")})
 	if err != nil {

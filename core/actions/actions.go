@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/semver"
 
@@ -333,6 +334,9 @@ func (s *Service) resolveTarget(ctx context.Context, workspaceID, actionID, conn
 		}
 		conn = c
 	} else {
+		if t := s.cachedPresetTarget(ctx, workspaceID, actionID); t != nil {
+			return t, nil
+		}
 		conns, err := s.cfg.Store.ConnectionsOf(ctx, workspaceID, connector)
 		if err != nil {
 			return nil, err
@@ -388,6 +392,50 @@ func (s *Service) presetTarget(ctx context.Context, workspaceID, id string) (*ta
 	if err != nil {
 		return nil, err
 	}
+	t, err := s.presetOn(p, conn)
+	if err == nil {
+		s.presets.Store(presetKey{workspaceID, id}, &cachedPreset{p: p, connID: conn.ID, connUpdated: conn.UpdatedAt})
+	}
+	return t, err
+}
+
+// presetKey names a preset of a workspace.
+type presetKey struct{ workspaceID, id string }
+
+// cachedPreset is a preset as the source gave it, and its connection's id
+// and updated_at then.
+type cachedPreset struct {
+	p           *core.Preset
+	connID      string
+	connUpdated time.Time
+}
+
+// cachedPresetTarget resolves a preset the engine resolved before, when
+// its connection is as it was then: the source changes a preset only with
+// its connection (core.PresetSource). Nil when it has none, or the
+// connection changed (the entry is dropped).
+func (s *Service) cachedPresetTarget(ctx context.Context, workspaceID, id string) *target {
+	v, ok := s.presets.Load(presetKey{workspaceID, id})
+	if !ok {
+		return nil
+	}
+	c := v.(*cachedPreset)
+	conn, err := s.cfg.Store.ConnectionByName(ctx, workspaceID, c.p.Connection)
+	if err != nil || conn.ID != c.connID || !conn.UpdatedAt.Equal(c.connUpdated) {
+		s.presets.Delete(presetKey{workspaceID, id})
+		return nil
+	}
+	t, err := s.presetOn(c.p, conn)
+	if err != nil {
+		s.presets.Delete(presetKey{workspaceID, id})
+		return nil
+	}
+	return t
+}
+
+// presetOn is the target of preset p on its connection conn.
+func (s *Service) presetOn(p *core.Preset, conn *core.Connection) (*target, error) {
+	id := p.ID
 	entry, err := s.cfg.Catalog.Get(conn.Ref())
 	if err != nil {
 		return nil, core.Errorf(core.EConnectorUnavailable, "connector %s of connection %q is not installed on this server", conn.Ref(), conn.Name)

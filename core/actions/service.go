@@ -82,6 +82,9 @@ type Service struct {
 	log     hclog.Logger
 	schemas schemaCache
 	sealed  sealedCache
+	// presets are the presets calls resolved (presetKey →
+	// *cachedPreset), each used again while its connection is unchanged.
+	presets sync.Map
 	now     func() time.Time
 	// id is this engine's instance id: the owner of the runs it starts.
 	id string

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+
+	"github.com/relayhq/relay/registry/relaypkg"
+	"github.com/relayhq/relay/sdk/connectortest"
+)
+
+// echoKit is a template with one preset on the built-in echo connector:
+// hello.greet runs echo.echo with one param fixed and one from its input.
+var echoKit = []byte(`{
+  "name": "bench/echo-kit", "version": "1.0.0", "title": "Echo kit", "summary": "Greets.",
+  "connectors": [{"package": "relay/echo", "version": "^1", "name": "hello"}],
+  "connections": [{"name": "main", "connector": "hello", "title": "Echo"}],
+  "actions": [{"name": "greet", "title": "Greet", "connection": "main", "action": "echo",
+    "params": {"order": 42, "note": "benchmark"},
+    "input_schema": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "string"}}},
+      "required": ["items"], "additionalProperties": false},
+    "fields": {"items": "/items"}}]
+}`)
+
+// BenchmarkPreset measures a preset's execution beside its action's, on
+// one server (SQLite, the WASM form): echo.echo on a connection of its
+// own, with {"order":42,"items":["a","b"],"note":"benchmark"}, and the
+// preset kit.greet of an installed template, which sends echo.echo the
+// same params from {"items":["a","b"]}. Each is executed over HTTP by 16
+// callers with a fresh Idempotency-Key per request, in rounds that
+// alternate (-count), and reports cpu-µs/exec (this process: server,
+// client and the module) and exec/s. The preset's own work is the
+// installation's lookup, its input's validation and the params it makes.
+func BenchmarkPreset(b *testing.B) {
+	pkgs := b.TempDir()
+	packFirstParty(b, "echo", pkgs)
+	cfg := Config{DataDir: filepath.Join(b.TempDir(), "relay-data"), ConnectorsDir: b.TempDir(), PackagesDir: pkgs,
+		WASMCacheDir: connectortest.CompilationCacheDir()}
+	m, banner := startMain(b, cfg, io.Discard)
+	if _, err := relay(b, cfg, "workspaces", "set-limit", "default", "--rate", "1000000", "--burst", "1000000"); err != nil {
+		b.Fatal(err)
+	}
+	h := &httpClient{t: b, base: m.URL()}
+	admin := keyRE.FindString(banner)
+	pub, priv, _ := minisign.GenerateKey(nil)
+	var reg struct{ Token string }
+	h.json("POST", "/v1/registry/publishers", admin, map[string]string{"name": "bench", "public_key": relaypkg.PublicKeyLine(pub)}, 201, &reg)
+	h.publish(reg.Token, packTemplate(b, "bench/echo-kit", echoKit), priv)
+	var plan struct {
+		PermissionDigest string `json:"permission_digest"`
+	}
+	h.json("GET", "/v1/marketplace/templates/bench/echo-kit/plan", admin, nil, 200, &plan)
+	h.json("POST", "/v1/installations", admin, map[string]any{"template": "bench/echo-kit", "name": "kit",
+		"connections": map[string]any{"main": map[string]any{}}, "accept": plan.PermissionDigest}, 201, nil)
+	h.json("POST", "/v1/connections", admin, map[string]any{"connector": "echo", "name": "direct"}, 201, nil)
+	// Warm both: the module's first load and compile, the caches, and a
+	// database past its first few hundred runs.
+	for range 300 {
+		h.json("POST", "/v1/actions/echo.echo/execute", admin, map[string]any{"connection": "direct",
+			"params": map[string]any{"order": 42, "items": []string{"a", "b"}, "note": "benchmark"}}, 200, nil)
+		h.json("POST", "/v1/actions/kit.greet/execute", admin, map[string]any{"params": map[string]any{"items": []string{"a", "b"}}}, 200, nil)
+	}
+
+	for _, c := range []struct{ name, path, body string }{
+		{"action", "/v1/actions/echo.echo/execute", `{"connection":"direct","params":{"order":42,"items":["a","b"],"note":"benchmark"}}`},
+		{"preset", "/v1/actions/kit.greet/execute", `{"params":{"items":["a","b"]}}`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var seq atomic.Int64
+			var mu sync.Mutex
+			var lat []time.Duration
+			b.SetParallelism(max(16/runtime.GOMAXPROCS(0), 1))
+			b.ResetTimer()
+			start, cpu0 := time.Now(), benchCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					req, _ := http.NewRequest("POST", m.URL()+c.path, bytes.NewReader([]byte(c.body)))
+					req.Header.Set("Authorization", "Bearer "+admin)
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%s-%d-%d", c.name, b.N, seq.Add(1)))
+					t0 := time.Now()
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Fatalf("%s: status %d", c.path, resp.StatusCode)
+					}
+					mine = append(mine, time.Since(t0))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			elapsed, cpu := time.Since(start), benchCPU()-cpu0
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "exec/s")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/exec")
+		})
+	}
+}
+
+// benchCPU is the user and system CPU time this process has used.
+func benchCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
