@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"aead.dev/minisign"
 
@@ -29,7 +31,8 @@ func vaultKit(version, vaultRange string) []byte {
     "fields": [{"field": "token", "label": "API token"}]}],
   "actions": [
     {"name": "whoami", "title": "Who am I", "connection": "main", "action": "keys",
-     "input_schema": {"type": "object", "properties": {}, "additionalProperties": false}},
+     "input_schema": {"type": "object", "properties": {"fail_until": {"type": "string"}}, "additionalProperties": false},
+     "fields": {"fail_until": "/fail_until"}},
     {"name": "purge", "title": "Purge an item", "connection": "main", "action": "delete_item",
      "input_schema": {"type": "object", "properties": {"item": {"type": "string", "minLength": 1}}, "required": ["item"], "additionalProperties": false},
      "fields": {"item": "/id"}},
@@ -189,6 +192,21 @@ func TestMarketplaceInstall(t *testing.T) {
 				t.Fatalf("a preset's run: %+v", run)
 			}
 			h.json("POST", "/v1/actions/kit.whoami/execute", developer, map[string]any{"params": map[string]any{"extra": 1}}, 422, nil)
+			// A retry of a preset's run is a run of the preset too.
+			until := time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)
+			var failed struct{ Run struct{ ID, Status string } }
+			h.json("POST", "/v1/actions/kit.whoami/execute", developer, map[string]any{"params": map[string]any{"fail_until": until}}, 502, &failed)
+			time.Sleep(time.Until(time.Now().Add(1100 * time.Millisecond)))
+			var retry struct {
+				Action string `json:"action"`
+				Preset          *struct {
+					Action string `json:"action"`
+				}
+			}
+			h.json("POST", "/v1/runs/"+failed.Run.ID+"/retry", developer, nil, 200, &retry)
+			if retry.Action != "kit.whoami" || retry.Preset == nil || retry.Preset.Action != "vault.keys" {
+				t.Fatalf("a preset run's retry: %+v", retry)
+			}
 			h.json("POST", "/v1/actions/kit.whoami/execute", viewer, map[string]any{"params": map[string]any{}}, 403, nil)
 
 			// A destructive preset needs its preview's token; a retry with
@@ -303,9 +321,9 @@ func upgradeAndRollBack(t *testing.T, h *httpClient, admin, developer, viewer, t
 	for _, r := range preview.DryRun {
 		outcomes[r.Preset] += r.Outcome + " "
 	}
-	// whoami ran twice (once refused at validation: no run), purge once
-	// (and replayed), nap once.
-	if outcomes["kit.whoami"] != "different " || outcomes["kit.purge"] != "invalid " || outcomes["kit.nap"] != "removed " {
+	// whoami ran three times (once failed, and retried): each goes to
+	// vault 1.1.0 now.
+	if outcomes["kit.whoami"] != "different different different " || outcomes["kit.purge"] != "invalid " || outcomes["kit.nap"] != "removed " {
 		t.Fatalf("dry run: %v (%+v)", outcomes, preview.DryRun)
 	}
 
@@ -347,6 +365,13 @@ func upgradeAndRollBack(t *testing.T, h *httpClient, admin, developer, viewer, t
 	}
 	h.json("POST", "/v1/actions/kit.nap/execute", developer, map[string]any{"params": map[string]any{}}, 404, nil)
 	h.json("DELETE", "/v1/installations/old-kit", admin, nil, 204, nil)
+	// Its connection stays (it was not asked to go), its presets do not.
+	h.json("POST", "/v1/actions/old-kit.whoami/execute", developer, map[string]any{"params": map[string]any{}}, 404, nil)
+	var conns struct{ Data []struct{ Name string } }
+	h.json("GET", "/v1/connections", admin, nil, 200, &conns)
+	if !slices.ContainsFunc(conns.Data, func(c struct{ Name string }) bool { return c.Name == "old-kit-main" }) {
+		t.Fatalf("the uninstalled installation's connection is gone: %+v", conns.Data)
+	}
 
 	// Rollback: the lock before, byte for byte, and the version it ran.
 	h.json("POST", "/v1/installations/"+id+"/rollback", developer, nil, 403, nil)

@@ -27,10 +27,11 @@ type Problem struct {
 	Extra map[string]any `json:"-"`
 }
 
-// MarshalJSON writes the problem with its extension members.
-func (p Problem) MarshalJSON() ([]byte, error) {
-	type plain Problem // without this method
-	body, err := jsonMarshal(plain(p))
+// body encodes the problem with its extension members. (Not a
+// MarshalJSON: a struct that embeds a Problem, as a failed run's answer
+// does, would take it over and lose its own fields.)
+func (p Problem) body() ([]byte, error) {
+	body, err := jsonMarshal(p)
 	if err != nil || len(p.Extra) == 0 {
 		return body, err
 	}
@@ -152,7 +153,7 @@ func problemFor(err error) (p Problem, internal bool) {
 func writeProblem(c *fiber.Ctx, p Problem) error {
 	c.Status(p.Status)
 	c.Set(fiber.HeaderContentType, problemContentType)
-	body, err := jsonMarshal(p)
+	body, err := p.body()
 	if err != nil {
 		return err
 	}
