@@ -234,6 +234,10 @@ func publishPackage(ctx context.Context, k packageKind, args []string, stdout, s
 	parts := (len(data) + registry.PartSize - 1) / registry.PartSize
 	fmt.Fprintf(stderr, "uploading %s (%s, %d part(s)) to %s\n", pkgPath, size(int64(len(data))), parts, c.URL())
 	v, err := c.Publish(ctx, data, sig)
+	var ce *core.Error
+	if errors.As(err, &ce) && ce.Code == core.ETemplateInvalid {
+		writeProblems(stderr, pkgPath, ce.Fields)
+	}
 	if err != nil {
 		return signatureHint(err, sigPath, k.signHow)
 	}
