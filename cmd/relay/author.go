@@ -137,11 +137,17 @@ func cmdConnectorPack(_ context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	printPacked(stdout, stderr, res)
+	return nil
+}
+
+// printPacked says what relay connector pack or relay template pack
+// wrote.
+func printPacked(stdout, stderr io.Writer, res *author.PackResult) {
 	fmt.Fprintf(stdout, "package %s\n  sha256 %s\nindex   %s\n  sha256 %s\n", res.Path, res.SHA256, res.IndexPath, res.IndexSHA256)
 	if res.StaleSignature != "" {
 		fmt.Fprintf(stderr, "note: %s signs an earlier index; sign the package again\n", res.StaleSignature)
 	}
-	return nil
 }
 
 // defaultKeyDir is where keygen writes and sign reads, unless told

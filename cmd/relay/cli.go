@@ -72,6 +72,12 @@ Usage:
                                               write a new template.json
   relay template validate [FILE] [--offline]  check a template, and resolve its connectors
                                               in the registry; prints what it allows
+  relay template pack [--dir DIR] [--out DIR] pack template.json, README.md, LICENSE and
+                                              CHANGELOG.md into a .relaypkg and its index
+  relay template publish [PKG] [--key FILE | --signature FILE]
+                                              sign (or take a .minisig), upload and
+                                              publish a template package to --registry-url
+  relay template yank VERSION --reason TEXT   withdraw a published template version
   relay secrets rotate-master --new-key-file F [--install]
                                               re-wrap every data key with the key in F;
                                               stop every server first. --install then
@@ -189,6 +195,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdTemplateInit(ctx, rest, stdout, stderr)
 	case "template validate":
 		return cmdTemplateValidate(ctx, rest, stdout, stderr)
+	case "template pack":
+		return cmdTemplatePack(ctx, rest, stdout, stderr)
+	case "template publish":
+		return cmdTemplatePublish(ctx, rest, stdout, stderr)
+	case "template yank":
+		return cmdTemplateYank(ctx, rest, stdout, stderr)
 	case "secrets rotate-master":
 		return cmdSecretsRotateMaster(ctx, rest, stdout, stderr)
 	case "audit verify":

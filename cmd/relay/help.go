@@ -64,6 +64,7 @@ var commands = map[string]commandHelp{
 		"Publishes a package to the registry at --registry-url, as the publisher whose token it is: uploads it in parts and publishes it with a signature of its index. " +
 			"PKG defaults to the package relay connector pack made in --dir. The signature is --signature's (made elsewhere, such as with minisign -Sm PKG.index), " +
 			"else PKG.index.minisig if it exists and --key is not given, else one made now with --key (as relay connector sign does, into PKG.index.minisig). " +
+			"A template package is refused before anything is sent: relay template publish publishes it. " +
 			"Prints the version published, its SHA-256 and its signer's key id."},
 	"connector yank": {"relay connector yank VERSION --reason TEXT [--package PUBLISHER/NAME] [flags]",
 		"Withdraws a published version: no range picks it any more; workspaces locked to it keep it and see the reason. The package is --dir's relay.json's unless --package names it."},
@@ -82,11 +83,23 @@ var commands = map[string]commandHelp{
 		"Describes a package (its versions, yanks, deprecation, and what its latest release may do: actions and side effects, egress hosts, secrets, forms), " +
 			"or one version (its SHA-256, size, signer and capabilities)."},
 	"template init": {"relay template init PUBLISHER/NAME [--dir DIR]",
-		"Writes DIR/template.json (never over one that is there): a template with one connection to relay/webhook and one preset, notify, that posts an event to a URL, signed."},
+		"Writes DIR/template.json (never over one that is there): a template with one connection to relay/webhook and one preset, notify, that posts an event to a URL, signed; " +
+			"and README.md and CHANGELOG.md, the documents its package carries, unless DIR has them."},
 	"template validate": {"relay template validate [FILE] [--offline] [-o json] [flags]",
 		"Checks a template (FILE, default template.json) against the template schema and itself; then resolves each connector's range in the registry, " +
 			"as an install would, and checks the presets against those versions' manifests. Prints every problem with its place in the template, " +
 			"or the permission summary an admin would consent to and its digest. Exits 1 when the template is not valid."},
+	"template pack": {"relay template pack [--dir DIR] [--out DIR]",
+		"Checks DIR/template.json on its own (as relay template validate --offline does) and packs it with README.md, LICENSE and CHANGELOG.md (the last two if there) " +
+			"into PUBLISHER-NAME-VERSION.relaypkg in --out (default DIR/dist), the same bytes for the same files, with its index beside it (FILE.index) for signing; " +
+			"prints both files' SHA-256. Notes a CHANGELOG.md that does not mention the version."},
+	"template publish": {"relay template publish [PKG] [--key FILE | --signature FILE] [flags]",
+		"Publishes a template package to the registry at --registry-url, as relay connector publish does a connector's: the same publisher, token and signing keys. " +
+			"PKG defaults to the package of DIR/template.json's name and version in DIR/dist. A package that is not a template is refused before anything is sent. " +
+			"The registry then resolves each connector range among the versions not yanked and checks the presets against them (template_invalid when they do not fit). " +
+			"A published version never changes: publish a new one."},
+	"template yank": {"relay template yank VERSION --reason TEXT [--package PUBLISHER/NAME] [flags]",
+		"Withdraws a published template version: no range picks it any more; installations of it keep it and see the reason. The template is --dir's template.json's unless --package names it."},
 	"secrets rotate-master": {"relay secrets rotate-master --new-key-file FILE [--install] [flags]",
 		"Re-wraps every data key, and the API key pepper, with the master key in FILE. Stop every server first. " +
 			"--install then replaces the current key file with FILE's key; without it, do that yourself before restarting."},

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/relayhq/relay/core"
-	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/registry/author"
 	"github.com/relayhq/relay/registry/relaypkg"
@@ -80,56 +77,16 @@ func fileSHA256(t *testing.T, path string) string {
 // tool, rotate keys, yank, deprecate, search and show; and the
 // registry's refusals, each with its code.
 func TestPublishCLI(t *testing.T) {
-	tool, err := exec.LookPath("minisign")
-	if err != nil {
-		t.Fatalf("the minisign tool is needed: apt-get install minisign (%v)", err)
-	}
-	for _, v := range []string{"RELAY_PUBLISHER_KEY", "RELAY_PUBLISHER_KEY_PASSWORD", "RELAY_PUBLISHER_TOKEN",
-		"RELAY_PUBLISHER_TOKEN_FILE", "RELAY_API_KEY", "RELAY_REGISTRY_URL"} {
-		t.Setenv(v, "")
-		os.Unsetenv(v)
-	}
-	for _, db := range sqlstoretest.Databases() {
-		t.Run(db.Name, func(t *testing.T) {
-			cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir()}
-			if db.Name != "sqlite" {
-				cfg.DatabaseURL = db.URL(t)
-			}
-			m, banner := startMain(t, cfg, io.Discard)
-			testPublishCLI(t, tool, m.URL(), keyRE.FindString(banner))
-		})
-	}
+	withRegistry(t, testPublishCLI)
 }
 
 func testPublishCLI(t *testing.T, minisignTool, url, adminKey string) {
 	t.Setenv("HOME", t.TempDir()) // no ~/.relay/publisher.key but the test's
-	cli := func(args ...string) (stdout, stderr string, err error) {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		err = run(context.Background(), append(args, "--registry-url", url), &out, &errOut)
-		return out.String(), errOut.String(), err
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := cli(args...)
-		if err != nil {
-			t.Fatalf("relay %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return out
-	}
-	refused := func(code string, args ...string) error {
-		t.Helper()
-		out, errOut, err := cli(args...)
-		if core.ErrorCode(err) != code {
-			t.Fatalf("relay %s: %v, want %s\n%s%s", strings.Join(args, " "), err, code, out, errOut)
-		}
-		return err
-	}
+	r := registryCLI{t: t, flags: []string{"--registry-url", url}}
+	cli, must, refused := r.run, r.must, r.refused
 	minisign := func(args ...string) {
 		t.Helper()
-		if out, err := exec.Command(minisignTool, args...).CombinedOutput(); err != nil {
-			t.Fatalf("minisign %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+		runMinisign(t, minisignTool, args...)
 	}
 
 	keys := t.TempDir()

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"github.com/relayhq/relay/marketplace/template"
 	"github.com/relayhq/relay/registry/author"
 	"github.com/relayhq/relay/registry/client"
+	"github.com/relayhq/relay/registry/relaypkg"
 	"github.com/relayhq/relay/sdk/manifest"
 )
 
@@ -35,7 +38,7 @@ func cmdTemplateInit(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(*dir, "template.json")
+	path := filepath.Join(*dir, relaypkg.TemplatePath)
 	err = author.WriteNew(path, data, 0o644)
 	if errors.Is(err, os.ErrExist) {
 		return core.Errorf(core.EConflict, "%s is there already", path)
@@ -43,7 +46,59 @@ func cmdTemplateInit(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: %s, one preset on relay/webhook\ncheck it:  relay template validate %s\n", path, pos[0], path)
+	fmt.Fprintf(stdout, "wrote %s: %s, one preset on relay/webhook\n", path, pos[0])
+	// The documents a package carries, unless the folder has its own.
+	var head struct{ Version, Readme string }
+	if err := json.Unmarshal(data, &head); err != nil {
+		return err
+	}
+	for _, doc := range []struct{ name, text string }{
+		{relaypkg.ReadmePath, head.Readme},
+		{relaypkg.ChangelogPath, "# Changelog\n\n## " + head.Version + "\n\n- The first version.\n"},
+	} {
+		docPath := filepath.Join(*dir, doc.name)
+		switch err := author.WriteNew(docPath, []byte(doc.text), 0o644); {
+		case errors.Is(err, os.ErrExist):
+			fmt.Fprintf(stdout, "kept %s, which is there already\n", docPath)
+		case err != nil:
+			return err
+		default:
+			fmt.Fprintf(stdout, "wrote %s\n", docPath)
+		}
+	}
+	fmt.Fprintf(stdout, "check it:  relay template validate %s\n", path)
+	return nil
+}
+
+func cmdTemplatePack(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	var opts author.TemplatePackOptions
+	fs := flag.NewFlagSet("relay template pack", flag.ContinueOnError)
+	fs.StringVar(&opts.Dir, "dir", ".", "the template's folder: template.json and README.md, and LICENSE and CHANGELOG.md if there")
+	fs.StringVar(&opts.Out, "out", "", "the folder to write the package in, made if missing (default DIR/dist)")
+	if pos, err := parse(fs, args, stdout, stderr); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"usage: relay template pack [--dir DIR] [--out DIR]"}
+	}
+	opts.Check = func(doc []byte) error {
+		_, err := template.Parse(doc)
+		return err
+	}
+	res, err := author.PackTemplate(opts)
+	var ce *core.Error
+	if errors.As(err, &ce) && ce.Code == core.ETemplateInvalid {
+		file := filepath.Join(opts.Dir, relaypkg.TemplatePath)
+		writeProblems(stderr, file, ce.Fields)
+		return core.Errorf(core.ETemplateInvalid, "%s: %d problem(s); nothing was packed", file, len(ce.Fields))
+	}
+	if err != nil {
+		return err
+	}
+	printPacked(stdout, stderr, res)
+	// Each version says what changed in it.
+	if log, err := os.ReadFile(filepath.Join(opts.Dir, relaypkg.ChangelogPath)); err == nil && !bytes.Contains(log, []byte(res.Index.Version)) {
+		fmt.Fprintf(stderr, "note: %s does not mention %s\n", relaypkg.ChangelogPath, res.Index.Version)
+	}
 	return nil
 }
 
@@ -154,14 +209,7 @@ func resolveError(url string, dep template.Connector, err error) error {
 
 func writeValidation(w io.Writer, file string, tpl *template.Template, v validation, offline bool) error {
 	if !v.Valid {
-		fmt.Fprintf(w, "%s is not a valid template:\n", file)
-		for _, p := range v.Problems {
-			at := p.Pointer
-			if at == "" {
-				at = "(the whole template)"
-			}
-			fmt.Fprintf(w, "  %s: %s\n", at, p.Message)
-		}
+		writeProblems(w, file, v.Problems)
 		return nil
 	}
 	fmt.Fprintf(w, "%s: %s@%s is a valid template\n", file, tpl.Name, tpl.Version)
@@ -188,4 +236,17 @@ func writeValidation(w io.Writer, file string, tpl *template.Template, v validat
 	}
 	fmt.Fprintf(tw, "  digest\t%s\n", v.Digest)
 	return tw.Flush()
+}
+
+// writeProblems lists what is wrong with a template, each problem at its
+// place.
+func writeProblems(w io.Writer, file string, problems []core.FieldError) {
+	fmt.Fprintf(w, "%s is not a valid template:\n", file)
+	for _, p := range problems {
+		at := p.Pointer
+		if at == "" {
+			at = "(the whole template)"
+		}
+		fmt.Fprintf(w, "  %s: %s\n", at, p.Message)
+	}
 }

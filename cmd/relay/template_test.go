@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +23,22 @@ func TestTemplateInit(t *testing.T) {
 	}
 	if out, err := cli("template", "init", "acme/order-alerts", "--dir", dir); err != nil || !strings.Contains(out, "wrote "+filepath.Join(dir, "template.json")) {
 		t.Fatalf("init: %v\n%s", err, out)
+	}
+	for _, doc := range []string{"README.md", "CHANGELOG.md"} {
+		if data, err := os.ReadFile(filepath.Join(dir, doc)); err != nil || len(data) == 0 {
+			t.Errorf("init wrote no %s: %v", doc, err)
+		}
+	}
+	// A folder's own README is kept.
+	own := t.TempDir()
+	if err := os.WriteFile(filepath.Join(own, "README.md"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cli("template", "init", "acme/mine", "--dir", own); err != nil || !strings.Contains(out, "kept "+filepath.Join(own, "README.md")) {
+		t.Errorf("init beside a README: %v\n%s", err, out)
+	}
+	if data, _ := os.ReadFile(filepath.Join(own, "README.md")); string(data) != "mine" {
+		t.Error("init wrote over a README")
 	}
 	out, err := cli("template", "validate", filepath.Join(dir, "template.json"), "--offline", "-o", "json")
 	var v struct{ Valid bool }

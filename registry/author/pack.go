@@ -9,6 +9,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/relayhq/relay/core"
@@ -60,19 +61,92 @@ func Pack(opts PackOptions) (*PackResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := readDocs(opts.Dir, files, relaypkg.ReadmePath, relaypkg.LicensePath); err != nil {
+		return nil, err
+	}
+	out, outIsDir := opts.Out, false
+	if out == "" {
+		out, outIsDir = opts.Dir, true
+	} else if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		outIsDir = true
+	}
+	return writePackage(p.Package, files, out, outIsDir)
+}
+
+// TemplatePackOptions say which template to pack.
+type TemplatePackOptions struct {
+	// Dir is the template's folder: template.json and README.md, and
+	// LICENSE and CHANGELOG.md if there.
+	Dir string
+	// Out is the folder to write the package in, made if missing;
+	// default Dir/dist.
+	Out string
+	// Check checks template.json before it is packed (the marketplace's
+	// template.Parse, which this package may not import); nil leaves it
+	// to what the package format reads of it, its name and version.
+	Check func(doc []byte) error
+}
+
+// PackTemplate makes the package of the template in opts.Dir (relaypkg.Pack:
+// the same files give the same bytes), named after its template.json's
+// name and version, and writes it into opts.Out with its index beside it,
+// as Pack does a connector's.
+func PackTemplate(opts TemplatePackOptions) (*PackResult, error) {
+	doc, err := os.ReadFile(filepath.Join(opts.Dir, relaypkg.TemplatePath))
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, core.Errorf(core.ENotFound, "%s has no %s: write one with `relay template init`", opts.Dir, relaypkg.TemplatePath)
+	} else if err != nil {
+		return nil, err
+	}
+	if opts.Check != nil {
+		if err := opts.Check(doc); err != nil {
+			return nil, err
+		}
+	}
+	var head struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(doc, &head); err != nil {
+		return nil, core.Errorf(core.EInvalid, "%s: %v", relaypkg.TemplatePath, err)
+	}
+	files := map[string][]byte{relaypkg.TemplatePath: doc}
+	if err := readDocs(opts.Dir, files, relaypkg.ReadmePath); err != nil {
+		return nil, err
+	}
+	out := opts.Out
+	if out == "" {
+		out = filepath.Join(opts.Dir, DistDir)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	return writePackage(head.Name, files, out, true)
+}
+
+// readDocs adds to files the package's documents in dir: README.md,
+// LICENSE and CHANGELOG.md, each there or not, but those named in
+// required must be.
+func readDocs(dir string, files map[string][]byte, required ...string) error {
 	for _, name := range []string{relaypkg.ReadmePath, relaypkg.LicensePath, relaypkg.ChangelogPath} {
-		data, err := os.ReadFile(filepath.Join(opts.Dir, name))
+		data, err := os.ReadFile(filepath.Join(dir, name))
 		switch {
-		case errors.Is(err, iofs.ErrNotExist) && name == relaypkg.ChangelogPath:
+		case errors.Is(err, iofs.ErrNotExist) && !slices.Contains(required, name):
 			continue
 		case errors.Is(err, iofs.ErrNotExist):
-			return nil, core.Errorf(core.EInvalid, "%s has no %s: a package must carry one", opts.Dir, name)
+			return core.Errorf(core.EInvalid, "%s has no %s: a package must carry one", dir, name)
 		case err != nil:
-			return nil, err
+			return err
 		}
 		files[name] = data
 	}
-	pkg, index, err := relaypkg.PackBytes(p.Package, files)
+	return nil
+}
+
+// writePackage packs files as package pkg and writes it to out (or, when
+// outIsDir, into the folder out under its own file name), with its index
+// beside it.
+func writePackage(pkgName string, files map[string][]byte, out string, outIsDir bool) (*PackResult, error) {
+	pkg, index, err := relaypkg.PackBytes(pkgName, files)
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +154,7 @@ func Pack(opts PackOptions) (*PackResult, error) {
 	if err := json.Unmarshal(index, x); err != nil {
 		return nil, err
 	}
-	out := opts.Out
-	if out == "" {
-		out = filepath.Join(opts.Dir, x.FileName())
-	} else if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+	if outIsDir {
 		out = filepath.Join(out, x.FileName())
 	}
 	res := &PackResult{Path: out, SHA256: digest(pkg), IndexPath: out + IndexSuffix, IndexSHA256: digest(index), Index: x}

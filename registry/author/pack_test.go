@@ -180,3 +180,49 @@ func TestBuildRefuses(t *testing.T) {
 	_, err = Build(context.Background(), BuildOptions{Dir: t.TempDir()})
 	wantCode(t, err, core.ENotFound)
 }
+
+// PackTemplate packs template.json with its documents into DIR/dist, the
+// same bytes every time, as a template package; it runs the check it is
+// given first, and refuses a folder without a template or a README.
+func TestPackTemplate(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := PackTemplate(TemplatePackOptions{Dir: dir})
+	wantCode(t, err, core.ENotFound)
+	write("template.json", `{"name": "acme/kit", "version": "1.2.0"}`)
+	_, err = PackTemplate(TemplatePackOptions{Dir: dir})
+	wantCode(t, err, core.EInvalid)
+	write("README.md", "# Kit\n")
+	write("CHANGELOG.md", "## 1.2.0\n")
+
+	res, err := PackTemplate(TemplatePackOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Path != filepath.Join(dir, DistDir, "acme-kit-1.2.0.relaypkg") || res.Index.KindOf() != relaypkg.KindTemplate ||
+		res.Index.File(relaypkg.ChangelogPath) == nil || res.Index.File(relaypkg.LicensePath) != nil {
+		t.Fatalf("packed %s: %+v", res.Path, res.Index)
+	}
+	out := filepath.Join(t.TempDir(), "new")
+	again, err := PackTemplate(TemplatePackOptions{Dir: dir, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(res.Path)
+	b, _ := os.ReadFile(again.Path)
+	if again.Path != filepath.Join(out, "acme-kit-1.2.0.relaypkg") || !bytes.Equal(a, b) || again.SHA256 != res.SHA256 {
+		t.Errorf("packing the same files twice: %s, same bytes %v", again.Path, bytes.Equal(a, b))
+	}
+
+	refuse := core.Errorf(core.ETemplateInvalid, "no")
+	_, err = PackTemplate(TemplatePackOptions{Dir: dir, Out: t.TempDir(), Check: func([]byte) error { return refuse }})
+	wantCode(t, err, core.ETemplateInvalid)
+	write("template.json", `{"name": "acme/kit", "version": "v1"}`)
+	_, err = PackTemplate(TemplatePackOptions{Dir: dir, Out: t.TempDir()})
+	wantCode(t, err, core.EInvalid)
+}

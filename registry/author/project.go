@@ -1,10 +1,11 @@
 // Package author is the connector author's local path, from an empty
 // folder to a package ready to sign: Init writes a new connector module,
 // Test runs its conformance kit, Build compiles its native binaries and its
-// WASM module, Pack makes the package (registry/relaypkg), Keygen makes a
-// publisher's minisign key pair and Sign signs a package's index with it.
-// `relay connector …` and `relay publisher keygen` call these; each works
-// on its own, on plain folders and files, with the go tool on PATH.
+// WASM module, Pack makes the package (registry/relaypkg), PackTemplate
+// makes a marketplace template's, Keygen makes a publisher's minisign key
+// pair and Sign signs a package's index with it. `relay connector …`,
+// `relay template pack` and `relay publisher keygen` call these; each
+// works on its own, on plain folders and files, with the go tool on PATH.
 package author
 
 import (
