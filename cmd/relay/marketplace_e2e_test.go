@@ -199,7 +199,7 @@ func TestMarketplaceInstall(t *testing.T) {
 			time.Sleep(time.Until(time.Now().Add(1100 * time.Millisecond)))
 			var retry struct {
 				Action string `json:"action"`
-				Preset          *struct {
+				Preset *struct {
 					Action string `json:"action"`
 				}
 			}
