@@ -207,7 +207,7 @@ func TestInstallFromTheRegistry(t *testing.T) {
 
 // vaultPackages builds the testdata vault connector at each version, as a
 // plugin for this machine, and packs each as acme/vault.
-func vaultPackages(t *testing.T, versions ...string) map[string][]byte {
+func vaultPackages(t testing.TB, versions ...string) map[string][]byte {
 	t.Helper()
 	built := t.TempDir()
 	const vault = "github.com/relayhq/relay/core/httpapi/testdata/vault"

@@ -116,6 +116,60 @@ func BenchmarkPreset(b *testing.B) {
 	}
 }
 
+// BenchmarkInstallTemplate measures installing a template with two
+// connectors end to end over HTTP (POST /v1/installations): the template
+// version and both connector ranges resolved, each version's signature
+// and package checked, the two connections checked by their connectors
+// (the native vault plugin started, the built-in echo module called) and
+// sealed, and the installation with its connections committed. Each
+// install is under a new name; the WASM module's compile and the
+// packages' unpacking happen once, before the timer.
+func BenchmarkInstallTemplate(b *testing.B) {
+	pkgs := b.TempDir()
+	packFirstParty(b, "echo", pkgs)
+	vault := vaultPackages(b, "1.0.0")
+	cfg := Config{DataDir: filepath.Join(b.TempDir(), "relay-data"), ConnectorsDir: b.TempDir(), PackagesDir: pkgs,
+		WASMCacheDir: connectortest.CompilationCacheDir()}
+	m, banner := startMain(b, cfg, io.Discard)
+	if _, err := relay(b, cfg, "workspaces", "set-limit", "default", "--rate", "1000000", "--burst", "1000000"); err != nil {
+		b.Fatal(err)
+	}
+	h := &httpClient{t: b, base: m.URL()}
+	admin := keyRE.FindString(banner)
+	pub, priv, _ := minisign.GenerateKey(nil)
+	var reg struct{ Token string }
+	h.json("POST", "/v1/registry/publishers", admin, map[string]string{"name": "acme", "public_key": relaypkg.PublicKeyLine(pub)}, 201, &reg)
+	h.publish(reg.Token, vault["1.0.0"], priv)
+	h.publish(reg.Token, packTemplate(b, "acme/two-kit", []byte(`{
+  "name": "acme/two-kit", "version": "1.0.0", "title": "Two", "summary": "Two connectors.",
+  "connectors": [{"package": "acme/vault", "version": "^1"}, {"package": "relay/echo", "version": "^1"}],
+  "connections": [{"name": "vault", "connector": "vault", "title": "Vault", "fields": [{"field": "token", "label": "Token"}]},
+    {"name": "echo", "connector": "echo", "title": "Echo"}],
+  "actions": [{"name": "whoami", "title": "Who", "connection": "vault", "action": "keys", "input_schema": {"type": "object"}},
+    {"name": "say", "title": "Say", "connection": "echo", "action": "echo", "input_schema": {"type": "object"}}]
+}`)), priv)
+	var plan struct {
+		PermissionDigest string `json:"permission_digest"`
+	}
+	h.json("GET", "/v1/marketplace/templates/acme/two-kit/plan", admin, nil, 200, &plan)
+	install := func(name string) {
+		h.json("POST", "/v1/installations", admin, map[string]any{"template": "acme/two-kit", "name": name,
+			"connections": map[string]any{"vault": map[string]any{"secrets": map[string]string{"token": "t"}}, "echo": map[string]any{}},
+			"accept": plan.PermissionDigest}, 201, nil)
+	}
+	// The first install unpacks vault's package, starts its plugin and
+	// loads echo's module (compiled before, or taken from the cache).
+	t0 := time.Now()
+	install("first")
+	first := time.Since(t0)
+	b.ResetTimer()
+	for i := range b.N {
+		install(fmt.Sprintf("kit-%d", i))
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/install")
+	b.ReportMetric(float64(first.Microseconds())/1000, "first-ms")
+}
+
 // benchCPU is the user and system CPU time this process has used.
 func benchCPU() time.Duration {
 	var ru syscall.Rusage
