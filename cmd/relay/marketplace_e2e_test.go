@@ -237,6 +237,10 @@ func TestMarketplaceInstall(t *testing.T) {
 			// Another workspace sees none of it.
 			h.json("GET", "/v1/installations/"+inst.ID, adminB, nil, 404, nil)
 			h.json("DELETE", "/v1/installations/"+inst.ID, adminB, nil, 404, nil)
+			for _, path := range []string{"/upgrade/preview", "/upgrade", "/rollback"} {
+				h.json("POST", "/v1/installations/"+inst.ID+path, adminB, map[string]any{"accept": "x"}, 404, nil)
+				h.json("POST", "/v1/installations/kit"+path, adminB, map[string]any{"accept": "x"}, 404, nil)
+			}
 			h.json("POST", "/v1/actions/kit.whoami/execute", adminB, map[string]any{"params": map[string]any{}}, 404, nil)
 			var list struct{ Data []json.RawMessage }
 			h.json("GET", "/v1/installations", adminB, nil, 200, &list)
