@@ -95,6 +95,12 @@ func TestMarketplaceInstall(t *testing.T) {
 			if problem.Code != "template_invalid" || !strings.Contains(problem.Detail, "acme/vault") {
 				t.Fatalf("a template on no version: %+v", problem)
 			}
+			// A preset weaker than its action: delete_item is destructive.
+			weak := strings.Replace(string(vaultKit("0.9.2", "^1.0")), `"action": "delete_item",`, `"action": "delete_item", "side_effect": "none",`, 1)
+			if problem := h.publishStatus(reg.Token, packTemplate(t, "acme/vault-kit", []byte(weak)), priv); problem.Code != "template_invalid" ||
+				!strings.Contains(problem.Detail, "/actions/1/side_effect") {
+				t.Fatalf("a preset weaker than its action: %+v", problem)
+			}
 			_, stranger, _ := minisign.GenerateKey(nil)
 			if problem := h.publishStatus(reg.Token, packTemplate(t, "acme/vault-kit", vaultKit("0.9.1", "^1.0")), stranger); problem.Code != "signer_unknown" {
 				t.Fatalf("a template signed by a stranger: %+v", problem)
