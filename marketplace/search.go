@@ -228,6 +228,9 @@ func newer(a, b string) bool {
 
 const listingColumns = `l.name, l.publisher, l.title, l.summary, l.categories, l.icon, l.updated_at, COALESCE(st.installs, 0) AS installs`
 
+// pageColumns are a search's, whose install counts are read apart.
+const pageColumns = `l.name, l.publisher, l.title, l.summary, l.categories, l.icon, l.updated_at`
+
 type listingRow struct {
 	Name       string    `db:"name"`
 	Publisher  string    `db:"publisher"`
@@ -368,20 +371,51 @@ func (p *searchPlan) cursorAfter(r listingRow) string {
 
 // sql is the page's query (with ? placeholders) and its arguments: one
 // more row than the page holds, to know whether another page follows.
+// Without words, each order walks an index from the cursor on; with
+// words, every match is ranked, then sorted. Install counts are looked
+// up for the page's rows only, but to sort by them.
 func (p *searchPlan) sql() (string, []any) {
 	var args []any
-	rank, from, where := "0.0", "marketplace_listings l", []string{}
+	var where []string
+	var key any
+	if p.after != nil {
+		key, _ = p.cursorKey(p.after) // checked by readCursor
+	}
+	// inner orders the page's query, order the page.
+	cols, from, rank, inner, order := pageColumns, "marketplace_listings l", "0.0", "", ""
+	switch p.sort {
+	case SortName:
+		inner, order = "l.name", "name"
+		if p.after != nil {
+			where, args = append(where, "l.name > ?"), append(args, p.after.Name)
+		}
+	case SortUpdated:
+		inner, order = "l.updated_at DESC, l.name", "updated_at DESC, name"
+		if p.after != nil {
+			where, args = append(where, "l.updated_at <= ? AND (l.updated_at < ? OR l.name > ?)"), append(args, key, key, p.after.Name)
+		}
+	case SortInstalls:
+		// Every listing has its row of counts, and their index is in
+		// this order.
+		cols += ", st.installs AS installs"
+		from = "marketplace_template_stats st JOIN marketplace_listings l ON l.name = st.template"
+		inner, order = "st.installs DESC, st.template", "installs DESC, name"
+		if p.after != nil {
+			where, args = append(where, "st.installs <= ? AND (st.installs < ? OR st.template > ?)"), append(args, key, key, p.after.Name)
+		}
+	case SortRelevance:
+		inner, order = "r.rank DESC, r.name", "rank DESC, name"
+	}
 	if len(p.words) > 0 {
 		if p.dialect == "postgres" {
 			terms := make([]string, len(p.words))
 			for i, w := range p.words {
 				terms[i] = w + ":*"
 			}
-			// ts_rank is a real; the cursor's rank is compared as one.
+			match := strings.Join(terms, " & ")
 			rank = "ts_rank(l.search, to_tsquery('english', ?))"
 			where = append(where, "l.search @@ to_tsquery('english', ?)")
-			match := strings.Join(terms, " & ")
-			args = append(args, match, match)
+			args = append([]any{match}, append(args, match)...)
 		} else {
 			terms := make([]string, len(p.words))
 			for i, w := range p.words {
@@ -390,7 +424,10 @@ func (p *searchPlan) sql() (string, []any) {
 			// bm25 is lower for a better match; the name and the title
 			// weigh most, the readme least.
 			rank = "-bm25(marketplace_listings_fts, 10.0, 10.0, 4.0, 4.0, 1.0)"
-			from = "marketplace_listings_fts JOIN marketplace_listings l ON l.id = marketplace_listings_fts.rowid"
+			from = "marketplace_listings_fts JOIN " + from + " ON l.id = marketplace_listings_fts.rowid"
+			if p.sort == SortInstalls {
+				from = "marketplace_listings_fts JOIN marketplace_listings l ON l.id = marketplace_listings_fts.rowid JOIN marketplace_template_stats st ON st.template = l.name"
+			}
 			where = append(where, "marketplace_listings_fts MATCH ?")
 			args = append(args, strings.Join(terms, " "))
 		}
@@ -403,35 +440,29 @@ func (p *searchPlan) sql() (string, []any) {
 		where = append(where, "l.publisher = ?")
 		args = append(args, p.publisher)
 	}
-	inner := `SELECT ` + listingColumns + `, ` + rank + ` AS rank FROM ` + from +
-		` LEFT JOIN marketplace_template_stats st ON st.template = l.name`
+	page := `SELECT ` + cols + `, ` + rank + ` AS rank FROM ` + from
 	if len(where) > 0 {
-		inner += ` WHERE ` + strings.Join(where, " AND ")
+		page += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	var order, after string
-	switch p.sort {
-	case SortName:
-		order, after = "t.name", "t.name > ?"
-	case SortInstalls:
-		order, after = "t.installs DESC, t.name", "(t.installs < ? OR t.installs = ? AND t.name > ?)"
-	case SortUpdated:
-		order, after = "t.updated_at DESC, t.name", "(t.updated_at < ? OR t.updated_at = ? AND t.name > ?)"
-	case SortRelevance:
-		order, after = "t.rank DESC, t.name", "(t.rank < ? OR t.rank = ? AND t.name > ?)"
-		if p.dialect == "postgres" {
-			after = "(t.rank < CAST(? AS REAL) OR t.rank = CAST(? AS REAL) AND t.name > ?)"
-		}
-	}
-	query := `SELECT * FROM (` + inner + `) t`
-	if p.after != nil {
-		query += ` WHERE ` + after
-		if p.sort == SortName {
-			args = append(args, p.after.Name)
-		} else {
-			key, _ := p.cursorKey(p.after) // checked by readCursor
+	if p.sort == SortRelevance {
+		// A row's rank is known once it is read: the cursor applies to
+		// the ranked rows.
+		page = `SELECT * FROM (` + page + `) r`
+		if p.after != nil {
+			if p.dialect == "postgres" {
+				// ts_rank is a real; the cursor's rank is compared as one.
+				page += ` WHERE (r.rank < CAST(? AS REAL) OR r.rank = CAST(? AS REAL) AND r.name > ?)`
+			} else {
+				page += ` WHERE (r.rank < ? OR r.rank = ? AND r.name > ?)`
+			}
 			args = append(args, key, key, p.after.Name)
 		}
 	}
-	query += ` ORDER BY ` + order + ` LIMIT ?`
-	return query, append(args, p.limit+1)
+	page += ` ORDER BY ` + inner + ` LIMIT ?`
+	args = append(args, p.limit+1)
+	if p.sort == SortInstalls {
+		return page, args
+	}
+	return `SELECT p.*, COALESCE((SELECT installs FROM marketplace_template_stats st WHERE st.template = p.name), 0) AS installs
+		FROM (` + page + `) p ORDER BY ` + order, args
 }

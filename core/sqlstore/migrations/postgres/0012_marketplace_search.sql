@@ -27,7 +27,10 @@ CREATE TABLE marketplace_listings (
 );
 
 CREATE INDEX marketplace_listings_publisher ON marketplace_listings (publisher, name);
-CREATE INDEX marketplace_listings_updated ON marketplace_listings (updated_at, name);
+-- The orders of a search without words: by name (the key), the last
+-- published first, the most installed first; ties by name.
+CREATE INDEX marketplace_listings_updated ON marketplace_listings (updated_at DESC, name);
+CREATE INDEX marketplace_template_stats_installs ON marketplace_template_stats (installs DESC, template);
 CREATE INDEX marketplace_listings_search ON marketplace_listings USING GIN (search);
 
 -- A listing's categories, one row each, for the category filter.
@@ -57,3 +60,9 @@ SELECT DISTINCT c.value, l.name
 FROM marketplace_listings l
 JOIN registry_versions v ON v.package = l.name AND v.version = l.version,
     jsonb_array_elements_text(COALESCE(v.manifest::jsonb -> 'categories', '[]')) c;
+
+-- Every listing has its row of install counts (the installs order reads
+-- from it): made here for any that lacks one.
+INSERT INTO marketplace_template_stats (template, installs)
+SELECT name, 0 FROM marketplace_listings
+ON CONFLICT (template) DO NOTHING;

@@ -21,7 +21,10 @@ CREATE TABLE marketplace_listings (
 );
 
 CREATE INDEX marketplace_listings_publisher ON marketplace_listings (publisher, name);
-CREATE INDEX marketplace_listings_updated ON marketplace_listings (updated_at, name);
+-- The orders of a search without words: by name (the key), the last
+-- published first, the most installed first; ties by name.
+CREATE INDEX marketplace_listings_updated ON marketplace_listings (updated_at DESC, name);
+CREATE INDEX marketplace_template_stats_installs ON marketplace_template_stats (installs DESC, template);
 
 -- A listing's categories, one row each, for the category filter.
 CREATE TABLE marketplace_listing_categories (
@@ -75,3 +78,9 @@ SELECT DISTINCT c.value, l.name
 FROM marketplace_listings l
 JOIN registry_versions v ON v.package = l.name AND v.version = l.version,
     json_each(v.manifest, '$.categories') c;
+
+-- Every listing has its row of install counts (the installs order reads
+-- from it): made here for any that lacks one.
+INSERT INTO marketplace_template_stats (template, installs)
+SELECT name, 0 FROM marketplace_listings WHERE true -- (SQLite's upsert after a SELECT needs a WHERE)
+ON CONFLICT (template) DO NOTHING;
