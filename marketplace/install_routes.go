@@ -9,16 +9,16 @@ import (
 
 // installationRoutes are the endpoints of a workspace's installations:
 // an admin installs and uninstalls; any key of the workspace reads.
-func (s *Service) installationRoutes() []core.Route {
-	return []core.Route{
-		{Method: http.MethodGet, Path: "/v1/marketplace/templates/{publisher}/{name}/plan", Role: core.RoleViewer, Handle: s.planRoute},
-		{Method: http.MethodPost, Path: "/v1/installations", Role: core.RoleAdmin, Handle: s.installRoute},
-		{Method: http.MethodGet, Path: "/v1/installations", Role: core.RoleViewer, Handle: s.listInstallationsRoute},
-		{Method: http.MethodGet, Path: "/v1/installations/{id}", Role: core.RoleViewer, Handle: s.getInstallationRoute},
-		{Method: http.MethodDelete, Path: "/v1/installations/{id}", Role: core.RoleAdmin, Handle: s.uninstallRoute},
-		{Method: http.MethodPost, Path: "/v1/installations/{id}/upgrade/preview", Role: core.RoleAdmin, Handle: s.previewUpgradeRoute},
-		{Method: http.MethodPost, Path: "/v1/installations/{id}/upgrade", Role: core.RoleAdmin, Handle: s.upgradeRoute},
-		{Method: http.MethodPost, Path: "/v1/installations/{id}/rollback", Role: core.RoleAdmin, Handle: s.rollbackRoute},
+func (s *Service) installationRoutes() []route {
+	return []route{
+		{method: http.MethodGet, path: "/v1/marketplace/templates/{publisher}/{name}/plan", role: core.RoleViewer, handle: s.planRoute},
+		{method: http.MethodPost, path: "/v1/installations", role: core.RoleAdmin, handle: s.installRoute},
+		{method: http.MethodGet, path: "/v1/installations", role: core.RoleViewer, handle: s.listInstallationsRoute},
+		{method: http.MethodGet, path: "/v1/installations/{id}", role: core.RoleViewer, handle: s.getInstallationRoute},
+		{method: http.MethodDelete, path: "/v1/installations/{id}", role: core.RoleAdmin, handle: s.uninstallRoute},
+		{method: http.MethodPost, path: "/v1/installations/{id}/upgrade/preview", role: core.RoleAdmin, handle: s.previewUpgradeRoute},
+		{method: http.MethodPost, path: "/v1/installations/{id}/upgrade", role: core.RoleAdmin, handle: s.upgradeRoute},
+		{method: http.MethodPost, path: "/v1/installations/{id}/rollback", role: core.RoleAdmin, handle: s.rollbackRoute},
 	}
 }
 

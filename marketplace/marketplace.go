@@ -103,17 +103,17 @@ func (s *Service) CheckTemplate(ctx context.Context, doc []byte) (string, json.R
 }
 
 // TemplatePublished makes the template's row of install counts with its
-// first version (registry.Templates).
+// first version, and writes its listing (registry.Templates).
 func (s *Service) TemplatePublished(ctx context.Context, tx *sqlx.Tx, doc []byte) error {
-	var head struct {
-		Name string `json:"name"`
-	}
-	if err := json.Unmarshal(doc, &head); err != nil {
+	var t template.Template
+	if err := json.Unmarshal(doc, &t); err != nil {
 		return fmt.Errorf("marketplace: published template: %w", err)
 	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO marketplace_template_stats (template, installs) VALUES (?, 0)
-		ON CONFLICT (template) DO NOTHING`), head.Name)
-	return err
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO marketplace_template_stats (template, installs) VALUES (?, 0)
+		ON CONFLICT (template) DO NOTHING`), t.Name); err != nil {
+		return err
+	}
+	return s.putListing(ctx, tx, &t)
 }
 
 // resolve resolves each of the template's connector ranges to the

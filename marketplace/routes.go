@@ -1,11 +1,73 @@
 package marketplace
 
 import (
+	"context"
+	"net/http"
+	"strconv"
+
 	"github.com/relayhq/relay/core"
 )
 
-// Routes are the marketplace's endpoints, which the core's HTTP server
-// mounts with its own authentication, roles and error handling.
+// Routes are the marketplace's endpoints, under /v1/marketplace, which
+// the core's HTTP server mounts with its own authentication, roles and
+// error handling. docs/marketplace.md lists them.
 func (s *Service) Routes() []core.Route {
-	return s.installationRoutes()
+	table := s.routeTable()
+	out := make([]core.Route, len(table))
+	for i, r := range table {
+		out[i] = core.Route{Method: r.method, Path: r.path, Role: r.role, Handle: r.handle}
+	}
+	return out
+}
+
+// route is one of the marketplace's endpoints and the least role that
+// may call it.
+type route struct {
+	method, path string
+	role         core.Role
+	handle       func(ctx context.Context, req *core.Request) (*core.Response, error)
+}
+
+func (s *Service) routeTable() []route {
+	templates := "/v1/marketplace/templates"
+	routes := []route{
+		// Listings are every tenant's to read.
+		{method: http.MethodGet, path: templates, role: core.RoleViewer, handle: s.searchTemplates},
+		{method: http.MethodGet, path: templates + "/{publisher}/{name}", role: core.RoleViewer, handle: s.getListing},
+	}
+	return append(routes, s.installationRoutes()...)
+}
+
+func (s *Service) searchTemplates(ctx context.Context, req *core.Request) (*core.Response, error) {
+	for _, name := range []string{"q", "category", "publisher", "sort", "cursor", "limit"} {
+		if len(req.Query[name]) > 1 {
+			return nil, core.Errorf(core.EInvalid, "%s is given more than once", name)
+		}
+	}
+	q := SearchQuery{Q: req.Query.Get("q"), Category: req.Query.Get("category"), Publisher: req.Query.Get("publisher"),
+		Sort: req.Query.Get("sort"), Cursor: req.Query.Get("cursor")}
+	if l := req.Query.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > core.MaxPageLimit {
+			return nil, core.Errorf(core.EInvalid, "limit must be 1 to %d", core.MaxPageLimit)
+		}
+		q.Limit = n
+	}
+	page, err := s.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var next *string
+	if page.NextCursor != "" {
+		next = &page.NextCursor
+	}
+	return core.JSONResponse(http.StatusOK, map[string]any{"data": page.Data, "next_cursor": next}), nil
+}
+
+func (s *Service) getListing(ctx context.Context, req *core.Request) (*core.Response, error) {
+	l, err := s.Listing(ctx, req.Param("publisher")+"/"+req.Param("name"))
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, l), nil
 }

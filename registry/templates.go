@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,4 +162,95 @@ func (s *Service) CheckLockedConnector(ctx context.Context, in *Installation) er
 		return core.Errorf(core.EPackageTampered, "%s@%s is not the package its lock names (sha256 %s, signer %s)", in.Package, in.Version, in.SHA256, in.Signer)
 	}
 	return nil
+}
+
+// TemplateReleases is what the marketplace lists of a template's
+// versions.
+type TemplateReleases struct {
+	// Versions are newest first, by semver, yanked ones too.
+	Versions []TemplateRelease
+	// Latest is the version PickTemplate picks with no range: the newest
+	// release, not yanked, that this server can run; "" when there is
+	// none.
+	Latest string
+}
+
+// TemplateRelease is one version of a template, as published.
+type TemplateRelease struct {
+	Version     string
+	PublishedAt time.Time
+	Yanked      *Yank
+	// Doc is its template.json; Summary its permission summary, the
+	// bytes kept at publish, whose SHA-256 is the summary's digest.
+	Doc     []byte
+	Summary []byte
+}
+
+// ListTemplateReleases reads the versions of the named templates in one
+// query, by name; a name that is no template has no entry. Signatures are
+// not checked here: what an install reads (TemplateAt) is.
+func (s *Service) ListTemplateReleases(ctx context.Context, names []string) (map[string]*TemplateReleases, error) {
+	out := make(map[string]*TemplateReleases, len(names))
+	if len(names) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		Package     string     `db:"package"`
+		Version     string     `db:"version"`
+		PublishedAt time.Time  `db:"published_at"`
+		YankedAt    *time.Time `db:"yanked_at"`
+		YankReason  *string    `db:"yank_reason"`
+		Manifest    string     `db:"manifest"`
+		Summary     string     `db:"capabilities"`
+	}
+	args := make([]any, len(names))
+	for i, n := range names {
+		args[i] = n
+	}
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
+	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT v.package, v.version, v.published_at, v.yanked_at, v.yank_reason,
+		v.manifest, v.capabilities FROM registry_versions v JOIN registry_packages p ON p.name = v.package
+		WHERE p.kind = 'template' AND v.package IN (`+in+`)`), args...); err != nil {
+		return nil, fmt.Errorf("registry: versions of templates: %w", err)
+	}
+	candidates := map[string][]candidate{}
+	for _, r := range rows {
+		rel := TemplateRelease{Version: r.Version, PublishedAt: r.PublishedAt.UTC(), Doc: []byte(r.Manifest), Summary: []byte(r.Summary)}
+		if r.YankedAt != nil {
+			rel.Yanked = &Yank{At: r.YankedAt.UTC(), Reason: deref(r.YankReason)}
+		}
+		t := out[r.Package]
+		if t == nil {
+			t = &TemplateReleases{}
+			out[r.Package] = t
+		}
+		t.Versions = append(t.Versions, rel)
+		var m compatibility
+		json.Unmarshal([]byte(r.Manifest), &m)
+		candidates[r.Package] = append(candidates[r.Package], candidate{Version: r.Version, Yanked: r.YankedAt != nil, minRelayVersion: m.MinRelayVersion})
+	}
+	for name, t := range out {
+		slices.SortFunc(t.Versions, func(a, b TemplateRelease) int { return compareVersions(b.Version, a.Version) })
+		if v, err := pickVersion(name, candidates[name], "", func(c *candidate) error { return s.runsOn(c.minRelayVersion) }); err == nil {
+			t.Latest = v.Version
+		}
+	}
+	return out, nil
+}
+
+// compareVersions orders two versions by semver; one that does not parse
+// sorts by its text, below those that do.
+func compareVersions(a, b string) int {
+	va, oka := parsedVersion(a)
+	vb, okb := parsedVersion(b)
+	switch {
+	case oka && okb:
+		return va.Compare(vb)
+	case oka != okb:
+		if oka {
+			return 1
+		}
+		return -1
+	}
+	return strings.Compare(a, b)
 }

@@ -37,11 +37,14 @@ const MaxSize = 1 << 20
 
 // Template is a template version, as its publisher wrote it.
 type Template struct {
-	Name            string       `json:"name"`
-	Version         string       `json:"version"`
-	Title           string       `json:"title"`
-	Summary         string       `json:"summary"`
-	Readme          string       `json:"readme,omitempty"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Title   string `json:"title"`
+	Summary string `json:"summary"`
+	Readme  string `json:"readme,omitempty"`
+	// Changelog says what changed in this version, shown in the listing's
+	// list of versions.
+	Changelog       string       `json:"changelog,omitempty"`
 	Categories      []string     `json:"categories,omitempty"`
 	Icon            string       `json:"icon,omitempty"`
 	MinRelayVersion string       `json:"min_relay_version,omitempty"`

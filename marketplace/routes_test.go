@@ -1,0 +1,171 @@
+package marketplace
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/httpapi"
+	"github.com/relayhq/relay/core/ratelimit"
+	"github.com/relayhq/relay/schemas"
+)
+
+// Every route of the marketplace is in openapi.json with its role, and
+// every operation the document says the marketplace serves is one.
+func TestRoutesDocumented(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(schemas.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, r := range (&Service{}).routeTable() {
+		op := r.method + " " + r.path
+		served[op] = true
+		raw, ok := doc.Paths[r.path][strings.ToLower(r.method)]
+		if !ok {
+			t.Errorf("%s is not in openapi.json", op)
+			continue
+		}
+		var o struct {
+			Role string `json:"x-relay-role"`
+		}
+		json.Unmarshal(raw, &o)
+		want := string(r.role)
+		if want == "" {
+			want = "none"
+		}
+		if o.Role != want {
+			t.Errorf("%s: openapi.json says role %q, the route %q", op, o.Role, want)
+		}
+	}
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			var o struct {
+				ServedBy string `json:"x-relay-served-by"`
+			}
+			json.Unmarshal(raw, &o)
+			ours := method != "parameters" && o.ServedBy == "marketplace"
+			if ours != served[strings.ToUpper(method)+" "+path] {
+				t.Errorf("%s %s: openapi.json says served by %q; the marketplace serves it: %v", strings.ToUpper(method), path, o.ServedBy, !ours)
+			}
+		}
+	}
+}
+
+// The routes through the server: a viewer of any workspace reads every
+// listing; no key, no listing; bad parameters are 400 invalid.
+func TestRoutesHTTP(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		e.catalog()
+		ctx := context.Background()
+		log := hclog.NewNullLogger()
+		srv := httpapi.New(httpapi.Config{Store: e.store, Hasher: e.hasher, Limiter: ratelimit.New(nil, "test:", log), Logger: log,
+			Routes: e.market.Routes()})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		t.Cleanup(func() {
+			srv.Shutdown(context.Background())
+			<-served
+		})
+		base := "http://" + ln.Addr().String()
+
+		// A viewer of a workspace that has nothing to do with the
+		// templates' publishers.
+		other, err := e.store.CreateWorkspace(ctx, "tenant")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, viewerKey, err := core.NewAPIKey(e.hasher, other.ID, "viewer", core.RoleViewer, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.CreateKey(ctx, k, nil); err != nil {
+			t.Fatal(err)
+		}
+		get := func(key, path string, out any) (int, string) {
+			t.Helper()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var problem struct {
+				Code string `json:"code"`
+			}
+			if resp.StatusCode != http.StatusOK {
+				json.NewDecoder(resp.Body).Decode(&problem)
+				return resp.StatusCode, problem.Code
+			}
+			if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+				t.Fatal(err)
+			}
+			return resp.StatusCode, ""
+		}
+
+		var page struct {
+			Data       []Listing `json:"data"`
+			NextCursor *string   `json:"next_cursor"`
+		}
+		if status, code := get(viewerKey, "/v1/marketplace/templates?q=outage&category=devops", &page); status != 200 {
+			t.Fatalf("search: %d %s", status, code)
+		}
+		if len(page.Data) != 1 || page.Data[0].Name != "beta/incident-kit" || page.Data[0].Latest != "1.1.0" || page.NextCursor != nil {
+			t.Errorf("search: %+v", page)
+		}
+		if status, code := get(viewerKey, "/v1/marketplace/templates?sort=name&limit=3", &page); status != 200 || len(page.Data) != 3 || page.NextCursor == nil {
+			t.Fatalf("first page: %d %s %+v", status, code, page)
+		}
+		if status, code := get(viewerKey, "/v1/marketplace/templates?sort=name&limit=3&cursor="+url.QueryEscape(*page.NextCursor), &page); status != 200 ||
+			len(page.Data) != 1 || page.Data[0].Name != "beta/ledger" || page.NextCursor != nil {
+			t.Fatalf("second page: %d %s %+v", status, code, page)
+		}
+		var detail map[string]any
+		if status, code := get(viewerKey, "/v1/marketplace/templates/beta/incident-kit", &detail); status != 200 {
+			t.Fatalf("listing: %d %s", status, code)
+		}
+		for _, field := range []string{"name", "publisher", "title", "summary", "categories", "latest", "versions", "installs", "readme", "permission_summary", "permission_digest"} {
+			if _, ok := detail[field]; !ok {
+				t.Errorf("the listing has no %s: %v", field, detail)
+			}
+		}
+
+		for path, want := range map[string]struct {
+			status int
+			code   string
+		}{
+			"/v1/marketplace/templates?sort=price":                    {400, core.EInvalid},
+			"/v1/marketplace/templates?limit=0":                       {400, core.EInvalid},
+			"/v1/marketplace/templates?limit=ten":                     {400, core.EInvalid},
+			"/v1/marketplace/templates?cursor=nope":                   {400, core.EInvalid},
+			"/v1/marketplace/templates?category=Dev+Ops":              {400, core.EInvalid},
+			"/v1/marketplace/templates?q=a&q=b":                       {400, core.EInvalid},
+			"/v1/marketplace/templates?q=" + strings.Repeat("x", 201): {400, core.EInvalid},
+			"/v1/marketplace/templates/beta/nothing":                  {404, core.ENotFound},
+			"/v1/marketplace/templates/Beta/ledger":                   {400, core.EInvalid},
+		} {
+			if status, code := get(viewerKey, path, &detail); status != want.status || code != want.code {
+				t.Errorf("%s: %d %s, want %d %s", path, status, code, want.status, want.code)
+			}
+		}
+		if status, _ := get("", "/v1/marketplace/templates", &page); status != http.StatusUnauthorized {
+			t.Errorf("without a key: %d", status)
+		}
+	})
+}
