@@ -155,7 +155,7 @@ func BenchmarkInstallTemplate(b *testing.B) {
 	install := func(name string) {
 		h.json("POST", "/v1/installations", admin, map[string]any{"template": "acme/two-kit", "name": name,
 			"connections": map[string]any{"vault": map[string]any{"secrets": map[string]string{"token": "t"}}, "echo": map[string]any{}},
-			"accept": plan.PermissionDigest}, 201, nil)
+			"accept":      plan.PermissionDigest}, 201, nil)
 	}
 	// The first install unpacks vault's package, starts its plugin and
 	// loads echo's module (compiled before, or taken from the cache).
