@@ -43,26 +43,11 @@ var echoKit = []byte(`{
 // client and the module) and exec/s. The preset's own work is the
 // installation's lookup, its input's validation and the params it makes.
 func BenchmarkPreset(b *testing.B) {
-	pkgs := b.TempDir()
-	packFirstParty(b, "echo", pkgs)
-	cfg := Config{DataDir: filepath.Join(b.TempDir(), "relay-data"), ConnectorsDir: b.TempDir(), PackagesDir: pkgs,
-		WASMCacheDir: connectortest.CompilationCacheDir()}
-	m, banner := startMain(b, cfg, io.Discard)
-	if _, err := relay(b, cfg, "workspaces", "set-limit", "default", "--rate", "1000000", "--burst", "1000000"); err != nil {
-		b.Fatal(err)
-	}
-	h := &httpClient{t: b, base: m.URL()}
-	admin := keyRE.FindString(banner)
-	pub, priv, _ := minisign.GenerateKey(nil)
-	var reg struct{ Token string }
-	h.json("POST", "/v1/registry/publishers", admin, map[string]string{"name": "bench", "public_key": relaypkg.PublicKeyLine(pub)}, 201, &reg)
-	h.publish(reg.Token, packTemplate(b, "bench/echo-kit", echoKit), priv)
-	var plan struct {
-		PermissionDigest string `json:"permission_digest"`
-	}
-	h.json("GET", "/v1/marketplace/templates/bench/echo-kit/plan", admin, nil, 200, &plan)
+	bs := startBenchServer(b, "bench")
+	m, h, admin := bs.m, bs.h, bs.admin
+	h.publish(bs.token, packTemplate(b, "bench/echo-kit", echoKit), bs.priv)
 	h.json("POST", "/v1/installations", admin, map[string]any{"template": "bench/echo-kit", "name": "kit",
-		"connections": map[string]any{"main": map[string]any{}}, "accept": plan.PermissionDigest}, 201, nil)
+		"connections": map[string]any{"main": map[string]any{}}, "accept": bs.digest("bench/echo-kit")}, 201, nil)
 	h.json("POST", "/v1/connections", admin, map[string]any{"connector": "echo", "name": "direct"}, 201, nil)
 	// Warm both: the module's first load and compile, the caches, and a
 	// database past its first few hundred runs.
@@ -125,37 +110,23 @@ func BenchmarkPreset(b *testing.B) {
 // install is under a new name; the WASM module's compile and the
 // packages' unpacking happen once, before the timer.
 func BenchmarkInstallTemplate(b *testing.B) {
-	pkgs := b.TempDir()
-	packFirstParty(b, "echo", pkgs)
 	vault := vaultPackages(b, "1.0.0")
-	cfg := Config{DataDir: filepath.Join(b.TempDir(), "relay-data"), ConnectorsDir: b.TempDir(), PackagesDir: pkgs,
-		WASMCacheDir: connectortest.CompilationCacheDir()}
-	m, banner := startMain(b, cfg, io.Discard)
-	if _, err := relay(b, cfg, "workspaces", "set-limit", "default", "--rate", "1000000", "--burst", "1000000"); err != nil {
-		b.Fatal(err)
-	}
-	h := &httpClient{t: b, base: m.URL()}
-	admin := keyRE.FindString(banner)
-	pub, priv, _ := minisign.GenerateKey(nil)
-	var reg struct{ Token string }
-	h.json("POST", "/v1/registry/publishers", admin, map[string]string{"name": "acme", "public_key": relaypkg.PublicKeyLine(pub)}, 201, &reg)
-	h.publish(reg.Token, vault["1.0.0"], priv)
-	h.publish(reg.Token, packTemplate(b, "acme/two-kit", []byte(`{
+	bs := startBenchServer(b, "acme")
+	h, admin := bs.h, bs.admin
+	h.publish(bs.token, vault["1.0.0"], bs.priv)
+	h.publish(bs.token, packTemplate(b, "acme/two-kit", []byte(`{
   "name": "acme/two-kit", "version": "1.0.0", "title": "Two", "summary": "Two connectors.",
   "connectors": [{"package": "acme/vault", "version": "^1"}, {"package": "relay/echo", "version": "^1"}],
   "connections": [{"name": "vault", "connector": "vault", "title": "Vault", "fields": [{"field": "token", "label": "Token"}]},
     {"name": "echo", "connector": "echo", "title": "Echo"}],
   "actions": [{"name": "whoami", "title": "Who", "connection": "vault", "action": "keys", "input_schema": {"type": "object"}},
     {"name": "say", "title": "Say", "connection": "echo", "action": "echo", "input_schema": {"type": "object"}}]
-}`)), priv)
-	var plan struct {
-		PermissionDigest string `json:"permission_digest"`
-	}
-	h.json("GET", "/v1/marketplace/templates/acme/two-kit/plan", admin, nil, 200, &plan)
+}`)), bs.priv)
+	digest := bs.digest("acme/two-kit")
 	install := func(name string) {
 		h.json("POST", "/v1/installations", admin, map[string]any{"template": "acme/two-kit", "name": name,
 			"connections": map[string]any{"vault": map[string]any{"secrets": map[string]string{"token": "t"}}, "echo": map[string]any{}},
-			"accept":      plan.PermissionDigest}, 201, nil)
+			"accept":      digest}, 201, nil)
 	}
 	// The first install unpacks vault's package, starts its plugin and
 	// loads echo's module (compiled before, or taken from the cache).
@@ -168,6 +139,42 @@ func BenchmarkInstallTemplate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/install")
 	b.ReportMetric(float64(first.Microseconds())/1000, "first-ms")
+}
+
+// benchServer is a server for the marketplace's benchmarks: the built-in
+// echo, no rate limit on the default workspace, and a publisher.
+type benchServer struct {
+	m     *Main
+	h     *httpClient
+	admin string
+	token string // the publisher's
+	priv  minisign.PrivateKey
+}
+
+func startBenchServer(b *testing.B, publisher string) *benchServer {
+	pkgs := b.TempDir()
+	packFirstParty(b, "echo", pkgs)
+	cfg := Config{DataDir: filepath.Join(b.TempDir(), "relay-data"), ConnectorsDir: b.TempDir(), PackagesDir: pkgs,
+		WASMCacheDir: connectortest.CompilationCacheDir()}
+	m, banner := startMain(b, cfg, io.Discard)
+	if _, err := relay(b, cfg, "workspaces", "set-limit", "default", "--rate", "1000000", "--burst", "1000000"); err != nil {
+		b.Fatal(err)
+	}
+	bs := &benchServer{m: m, h: &httpClient{t: b, base: m.URL()}, admin: keyRE.FindString(banner)}
+	pub, priv, _ := minisign.GenerateKey(nil)
+	var reg struct{ Token string }
+	bs.h.json("POST", "/v1/registry/publishers", bs.admin, map[string]string{"name": publisher, "public_key": relaypkg.PublicKeyLine(pub)}, 201, &reg)
+	bs.token, bs.priv = reg.Token, priv
+	return bs
+}
+
+// digest is the permission digest that installing template accepts now.
+func (bs *benchServer) digest(template string) string {
+	var plan struct {
+		PermissionDigest string `json:"permission_digest"`
+	}
+	bs.h.json("GET", "/v1/marketplace/templates/"+template+"/plan", bs.admin, nil, 200, &plan)
+	return plan.PermissionDigest
 }
 
 // benchCPU is the user and system CPU time this process has used.
