@@ -22,14 +22,16 @@ import (
 
 // A server may install from another registry than its own: the central
 // registry of an organisation, named with `relay serve --registry-url`
-// and pinned by its key (--registry-key). It then resolves every package
-// but its own first-party ones (relay/…) in that registry's signed index,
-// and trusts a publisher's key only as the index lists it. A version it
-// installs is downloaded once, checked whole (the index's digest, the
-// package's own index, the publisher's signature) and unpacked before
-// anything of it is stored; it is then kept as the server's own blobs are
-// (registry_mirror), so that every replica runs it, and a restart
-// installs it again, without asking the registry.
+// and pinned by its key (--registry-key). It then resolves every
+// connector but its own first-party ones (relay/…), and every template,
+// in that registry's signed index, and trusts a publisher's key only as
+// the index lists it. A version it installs is downloaded once, checked
+// whole (the index's digest, the package's own index, the publisher's
+// signature) and, a connector, unpacked before anything of it is stored;
+// it is then kept as the server's own blobs are (registry_mirror, both
+// kinds alike, told apart by the kind in their own index), so that every
+// replica runs it, and a restart installs it again, without asking the
+// registry.
 
 // Upstream is a registry a server installs from; registry/client's
 // Client.Upstream is one, over HTTP.
