@@ -14,8 +14,8 @@ import (
 )
 
 // The index lists every publisher with its keys, revoked ones included,
-// and every package with its versions and their digests, signed with the
-// registry's key. Its version only grows (one more at each change), and it
+// and every package (connectors and templates) with its versions and
+// their digests, signed with the registry's key. Its version only grows (one more at each change), and it
 // expires: a server that installs from the registry keeps the newest
 // version it has seen, refuses an older one (a rollback) and one past its
 // expiry (a freeze), and trusts a publisher's key only as this index
@@ -38,7 +38,11 @@ type IndexPublisher struct {
 
 // IndexPackage is a package as the index lists it.
 type IndexPackage struct {
-	Name       string         `json:"name"`
+	Name string `json:"name"`
+	// Kind is relaypkg.KindTemplate for a template, and empty for a
+	// connector, whose entry reads as it did before templates were
+	// listed.
+	Kind       string         `json:"kind,omitempty"`
 	Deprecated string         `json:"deprecated,omitempty"`
 	Versions   []IndexVersion `json:"versions"`
 }
@@ -50,8 +54,10 @@ type IndexVersion struct {
 	IndexSHA256 string `json:"index_sha256"` // of the package's own index
 	Signer      string `json:"signer"`
 	Yanked      bool   `json:"yanked,omitempty"`
-	// Protocol and MinRelayVersion are the manifest's: what a server
-	// installing from the registry checks before it downloads anything.
+	// Protocol and MinRelayVersion are the manifest's (a template's
+	// min_relay_version is its template.json's, and its protocol 0): what
+	// a server installing from the registry checks before it downloads
+	// anything.
 	Protocol        int    `json:"protocol"`
 	MinRelayVersion string `json:"min_relay_version,omitempty"`
 }
@@ -117,15 +123,19 @@ func (s *Service) buildIndex(ctx context.Context, version int64) (*Index, error)
 		Signer     string  `db:"signer_key_id"`
 		Yanked     bool    `db:"yanked"`
 		Manifest   string  `db:"manifest"`
+		Kind       string  `db:"kind"`
 	}
 	if err := db.SelectContext(ctx, &rows, `SELECT v.package, p.deprecated, v.version, v.blob_sha256, v.index_json, v.signer_key_id,
-		v.yanked_at IS NOT NULL AS yanked, v.manifest
-		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE p.kind = 'connector' ORDER BY v.package, v.version`); err != nil {
+		v.yanked_at IS NOT NULL AS yanked, v.manifest, p.kind
+		FROM registry_versions v JOIN registry_packages p ON p.name = v.package ORDER BY v.package, v.version`); err != nil {
 		return nil, fmt.Errorf("registry: index versions: %w", err)
 	}
 	for _, r := range rows {
 		if n := len(x.Packages); n == 0 || x.Packages[n-1].Name != r.Package {
 			p := IndexPackage{Name: r.Package}
+			if r.Kind == relaypkg.KindTemplate {
+				p.Kind = relaypkg.KindTemplate
+			}
 			if r.Deprecated != nil {
 				p.Deprecated = *r.Deprecated
 			}
@@ -134,6 +144,9 @@ func (s *Service) buildIndex(ctx context.Context, version int64) (*Index, error)
 		var m compatibility
 		if err := json.Unmarshal([]byte(r.Manifest), &m); err != nil {
 			return nil, fmt.Errorf("registry: stored manifest of %s@%s: %w", r.Package, r.Version, err)
+		}
+		if r.Kind == relaypkg.KindTemplate {
+			m.Protocol = 0 // a template speaks to no connector
 		}
 		p := &x.Packages[len(x.Packages)-1]
 		p.Versions = append(p.Versions, IndexVersion{Version: r.Version, SHA256: r.SHA256, IndexSHA256: sha256Hex(r.Index),

@@ -307,7 +307,7 @@ func (s *Service) installable(ctx context.Context, pkg, version string) (*Instal
 	var p *Publisher
 	var err error
 	if s.remote(pkg) {
-		r, p, err = s.mirrored(ctx, pkg, version)
+		r, p, err = s.mirrored(ctx, relaypkg.KindConnector, pkg, version)
 	} else {
 		r, p, err = s.published(ctx, pkg, version)
 	}
@@ -358,11 +358,11 @@ func (s *Service) published(ctx context.Context, pkg, version string) (*versionR
 	return r, p, nil
 }
 
-// versionRow reads a version this server has: published to its registry,
-// or taken from the upstream's. ENotFound when it has none.
+// versionRow reads a connector version this server has: published to its
+// registry, or taken from the upstream's. ENotFound when it has none.
 func (s *Service) versionRow(ctx context.Context, pkg, version string) (*versionRow, error) {
 	if s.remote(pkg) {
-		return s.mirrorRow(ctx, pkg, version)
+		return s.mirrorRow(ctx, relaypkg.KindConnector, pkg, version)
 	}
 	return s.publishedRow(ctx, pkg, version)
 }
@@ -372,9 +372,18 @@ func (s *Service) publishedRow(ctx context.Context, pkg, version string) (*versi
 	return s.rowOf(ctx, "registry_versions", pkg, version)
 }
 
-// mirrorRow reads a version taken from the upstream.
-func (s *Service) mirrorRow(ctx context.Context, pkg, version string) (*versionRow, error) {
-	return s.rowOf(ctx, "registry_mirror", pkg, version)
+// mirrorRow reads a version of kind taken from the upstream. The table
+// keeps both kinds alike; the version's own index tells them apart, and
+// one of another kind is none of kind (ENotFound).
+func (s *Service) mirrorRow(ctx context.Context, kind, pkg, version string) (*versionRow, error) {
+	r, err := s.rowOf(ctx, "registry_mirror", pkg, version)
+	if err != nil {
+		return nil, err
+	}
+	if is := kindOf(r.Index); is != kind {
+		return nil, core.Errorf(core.ENotFound, "no %s %s@%s here: the version kept is a %s", kind, pkg, version, is)
+	}
+	return r, nil
 }
 
 // rowOf reads a version from table, registry_versions or

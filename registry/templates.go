@@ -35,10 +35,15 @@ type TemplateVersion struct {
 // PickTemplate resolves a range ("^1.2"; empty is the newest release) to
 // the newest version of a template that fits it, is not yanked, and this
 // server can run (its min_relay_version), with its signature checked
-// against its publisher's keys as they are now.
+// against its publisher's keys as they are now. A server with an upstream
+// registry picks among the versions the upstream's index lists, whoever
+// the publisher (templates have no first-party exception).
 func (s *Service) PickTemplate(ctx context.Context, name, constraint string) (*TemplateVersion, error) {
 	if err := relaypkg.CheckName(name); err != nil {
 		return nil, err
+	}
+	if s.cfg.Upstream != nil {
+		return s.pickUpstreamTemplate(ctx, name, constraint)
 	}
 	var rows []candidate
 	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT v.version, v.yanked_at IS NOT NULL AS yanked, v.manifest
@@ -62,8 +67,12 @@ func (s *Service) PickTemplate(ctx context.Context, name, constraint string) (*T
 
 // TemplateAt reads one version of a template, yanked or not (a lock pins
 // it), with its signature checked against its publisher's keys as they
-// are now; ENotFound when there is none.
+// are now; ENotFound when there is none. A server with an upstream
+// registry reads it from there (upstreamTemplate).
 func (s *Service) TemplateAt(ctx context.Context, name, version string) (*TemplateVersion, error) {
+	if s.cfg.Upstream != nil {
+		return s.upstreamTemplate(ctx, name, version)
+	}
 	var row struct {
 		versionRow
 		PublishedAt time.Time  `db:"published_at"`
@@ -97,6 +106,77 @@ func (s *Service) TemplateAt(ctx context.Context, name, version string) (*Templa
 	return t, nil
 }
 
+// pickUpstreamTemplate resolves a template range among the versions the
+// upstream's index lists, fetched now, with the min_relay_version it
+// lists for each: nothing is downloaded but the version picked.
+func (s *Service) pickUpstreamTemplate(ctx context.Context, name, constraint string) (*TemplateVersion, error) {
+	x, err := s.upstreamIndex(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	p := x.FindPackage(name)
+	if p == nil || len(p.Versions) == 0 {
+		return nil, core.Errorf(core.ENotFound, "no template %q in the registry at %s", name, s.cfg.Upstream.Name())
+	}
+	if is := p.KindOf(); is != relaypkg.KindTemplate {
+		return nil, s.wrongKind(relaypkg.KindTemplate, name, is)
+	}
+	rows := make([]candidate, len(p.Versions))
+	for i, v := range p.Versions {
+		rows[i] = candidate{Version: v.Version, Yanked: v.Yanked, minRelayVersion: v.MinRelayVersion}
+	}
+	v, err := pickVersion(name, rows, constraint, func(c *candidate) error { return s.runsOn(c.minRelayVersion) })
+	if err != nil {
+		return nil, err
+	}
+	return s.upstreamTemplate(ctx, name, v.Version)
+}
+
+// upstreamTemplate reads a version of a template of the upstream's,
+// downloading it first (once, checked whole, as a connector is: mirrored)
+// when the server keeps nothing of it, with its signature checked against
+// its publisher's keys as the upstream's index lists them now. When the
+// upstream does not answer, a version kept here is read as it was
+// checked when it was kept, as the connectors it runs are: an
+// installation's presets run while the registry is down.
+func (s *Service) upstreamTemplate(ctx context.Context, name, version string) (*TemplateVersion, error) {
+	if err := relaypkg.CheckName(name); err != nil {
+		return nil, err
+	}
+	r, p, err := s.mirrored(ctx, relaypkg.KindTemplate, name, version)
+	signer := ""
+	switch {
+	case err == nil:
+		if signer, err = s.checkSigner(p, r.Index, []byte(r.Signature)); err != nil {
+			return nil, err
+		}
+	case core.ErrorCode(err) == core.EUnavailable:
+		kept, kerr := s.mirrorRow(ctx, relaypkg.KindTemplate, name, version)
+		if kerr != nil {
+			return nil, err
+		}
+		r, signer = kept, kept.Signer
+	default:
+		return nil, err
+	}
+	var row struct {
+		MirroredAt time.Time `db:"mirrored_at"`
+		YankReason *string   `db:"yank_reason"`
+	}
+	if err := s.cfg.DB.DB().GetContext(ctx, &row, s.rebind(`SELECT mirrored_at, yank_reason FROM registry_mirror WHERE package = ? AND version = ?`),
+		name, version); err != nil {
+		return nil, fmt.Errorf("registry: template %s@%s: %w", name, version, err)
+	}
+	// The upstream's publish time is not kept: the time it was taken
+	// stands for it.
+	t := &TemplateVersion{Package: r.Package, Version: r.Version, SHA256: r.SHA256, Signer: signer,
+		Doc: []byte(r.Manifest), PublishedAt: row.MirroredAt.UTC()}
+	if row.YankReason != nil {
+		t.Yanked = &Yank{Reason: *row.YankReason}
+	}
+	return t, nil
+}
+
 // ResolveConnector resolves a connector package's range as installing
 // would (the newest version that fits, is not yanked, and this server can
 // run; from the upstream registry, for a server that has one) and returns
@@ -123,7 +203,7 @@ func (s *Service) ResolveConnector(ctx context.Context, pkg, constraint string) 
 // upstream registry first when it is the upstream's and not taken yet.
 func (s *Service) versionRowOrMirror(ctx context.Context, pkg, version string) (*versionRow, error) {
 	if s.remote(pkg) {
-		r, _, err := s.mirrored(ctx, pkg, version)
+		r, _, err := s.mirrored(ctx, relaypkg.KindConnector, pkg, version)
 		return r, err
 	}
 	return s.publishedRow(ctx, pkg, version)

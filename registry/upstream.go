@@ -22,14 +22,16 @@ import (
 
 // A server may install from another registry than its own: the central
 // registry of an organisation, named with `relay serve --registry-url`
-// and pinned by its key (--registry-key). It then resolves every package
-// but its own first-party ones (relay/…) in that registry's signed index,
-// and trusts a publisher's key only as the index lists it. A version it
-// installs is downloaded once, checked whole (the index's digest, the
-// package's own index, the publisher's signature) and unpacked before
-// anything of it is stored; it is then kept as the server's own blobs are
-// (registry_mirror), so that every replica runs it, and a restart
-// installs it again, without asking the registry.
+// and pinned by its key (--registry-key). It then resolves every
+// connector but its own first-party ones (relay/…), and every template,
+// in that registry's signed index, and trusts a publisher's key only as
+// the index lists it. A version it installs is downloaded once, checked
+// whole (the index's digest, the package's own index, the publisher's
+// signature) and, a connector, unpacked before anything of it is stored;
+// it is then kept as the server's own blobs are (registry_mirror, both
+// kinds alike, told apart by the kind in their own index), so that every
+// replica runs it, and a restart installs it again, without asking the
+// registry.
 
 // Upstream is a registry a server installs from; registry/client's
 // Client.Upstream is one, over HTTP.
@@ -197,8 +199,9 @@ func (x *Index) FindPublisher(name string) *IndexPublisher {
 	return nil
 }
 
-// pickUpstream resolves a range among the versions the upstream's index
-// lists, fetched now.
+// pickUpstream resolves a range among the versions of a connector the
+// upstream's index lists, fetched now. A template is no connector there,
+// as here.
 func (s *Service) pickUpstream(ctx context.Context, pkg, constraint string) (*candidate, error) {
 	x, err := s.upstreamIndex(ctx, true)
 	if err != nil {
@@ -208,6 +211,9 @@ func (s *Service) pickUpstream(ctx context.Context, pkg, constraint string) (*ca
 	if p == nil || len(p.Versions) == 0 {
 		return nil, core.Errorf(core.ENotFound, "no package %q in the registry at %s", pkg, s.cfg.Upstream.Name())
 	}
+	if p.KindOf() != relaypkg.KindConnector {
+		return nil, core.Errorf(core.ENotFound, "no connector %q in the registry at %s: it is a template, which the marketplace installs", pkg, s.cfg.Upstream.Name())
+	}
 	rows := make([]candidate, len(p.Versions))
 	for i, v := range p.Versions {
 		rows[i] = candidate{Version: v.Version, Yanked: v.Yanked, protocol: v.Protocol, minRelayVersion: v.MinRelayVersion}
@@ -215,11 +221,28 @@ func (s *Service) pickUpstream(ctx context.Context, pkg, constraint string) (*ca
 	return pickVersion(pkg, rows, constraint, s.compatible)
 }
 
+// KindOf is the package's kind as the index lists it:
+// relaypkg.KindConnector or relaypkg.KindTemplate.
+func (p *IndexPackage) KindOf() string {
+	if p.Kind == "" {
+		return relaypkg.KindConnector
+	}
+	return p.Kind
+}
+
+// wrongKind refuses a version of another kind than the one asked for: a
+// connector install names no template, and a template read no connector.
+func (s *Service) wrongKind(kind, name, is string) error {
+	return core.Errorf(core.ENotFound, "no %s %s in the registry at %s: it is a %s", kind, name, s.cfg.Upstream.Name(), is)
+}
+
 // mirrored returns what the server keeps of a version of the upstream's,
-// downloading it first when it keeps nothing of it, and the publisher as
-// the upstream's index lists it now, whose keys the version's signature
-// is checked against.
-func (s *Service) mirrored(ctx context.Context, pkg, version string) (*versionRow, *Publisher, error) {
+// of kind (relaypkg.KindConnector or KindTemplate), downloading it first
+// when it keeps nothing of it, and the publisher as the upstream's index
+// lists it now, whose keys the version's signature is checked against.
+// A version of another kind is refused, ENotFound, before anything is
+// downloaded.
+func (s *Service) mirrored(ctx context.Context, kind, pkg, version string) (*versionRow, *Publisher, error) {
 	x, err := s.upstreamIndex(ctx, false)
 	if err != nil {
 		return nil, nil, err
@@ -235,13 +258,16 @@ func (s *Service) mirrored(ctx context.Context, pkg, version string) (*versionRo
 			return nil, nil, core.Errorf(core.ENotFound, "no version %s in the registry at %s", name, s.cfg.Upstream.Name())
 		}
 	}
+	if is := x.FindPackage(pkg).KindOf(); is != kind {
+		return nil, nil, s.wrongKind(kind, name, is)
+	}
 	publisher, _, _ := strings.Cut(pkg, "/")
 	ip := x.FindPublisher(publisher)
 	if ip == nil {
 		return nil, nil, core.Errorf(core.ESignerUnknown, "the registry at %s lists no publisher %s, whose %s is", s.cfg.Upstream.Name(), publisher, name)
 	}
 	p := &Publisher{Name: ip.Name, Keys: ip.Keys}
-	r, err := s.mirrorRow(ctx, pkg, version)
+	r, err := s.mirrorRow(ctx, kind, pkg, version)
 	switch {
 	case err == nil && r.SHA256 != iv.SHA256:
 		return nil, nil, core.Errorf(core.EPackageTampered, "the registry at %s lists %s with SHA-256 %s, not %s as when it was installed here: versions never change",
@@ -251,20 +277,23 @@ func (s *Service) mirrored(ctx context.Context, pkg, version string) (*versionRo
 	case core.ErrorCode(err) != core.ENotFound:
 		return nil, nil, err
 	}
-	if r, err = s.fetchUpstream(ctx, iv, p, pkg, version); err != nil {
+	if r, err = s.fetchUpstream(ctx, kind, iv, p, pkg, version); err != nil {
 		return nil, nil, err
 	}
 	return r, p, nil
 }
 
-// fetchUpstream fetches a version from the upstream and checks it whole
-// before it stores anything: the package's bytes against the index's
-// digest, its own index against the index's digest of it and against the
-// one its publisher signed, the signature against the publisher's keys the
-// index lists, and every member of the package as it unpacks into the
-// cache (relaypkg.Unpack leaves nothing of a package that fails). Only
-// then are its blob and its row stored.
-func (s *Service) fetchUpstream(ctx context.Context, iv *IndexVersion, p *Publisher, pkg, version string) (*versionRow, error) {
+// fetchUpstream fetches a version of kind from the upstream and checks it
+// whole before it stores anything: the package's bytes against the
+// index's digest, its own index against the index's digest of it and
+// against the one its publisher signed, its kind, the signature against
+// the publisher's keys the index lists, and every member of the package:
+// a connector's as it unpacks into the cache (relaypkg.Unpack leaves
+// nothing of a package that fails), a template's as it is read
+// (relaypkg.Inspect: a template runs nothing, and is read from its row).
+// Only then are its blob and its row stored; a template's row keeps its
+// template.json as the manifest, and no capabilities ("{}").
+func (s *Service) fetchUpstream(ctx context.Context, kind string, iv *IndexVersion, p *Publisher, pkg, version string) (*versionRow, error) {
 	up := s.cfg.Upstream
 	name := pkg + "@" + version
 	d, data, err := up.Download(ctx, pkg, version, iv.SHA256)
@@ -285,7 +314,16 @@ func (s *Service) fetchUpstream(ctx context.Context, iv *IndexVersion, p *Publis
 	if signer != iv.Signer {
 		return nil, core.Errorf(core.EPackageTampered, "%s is signed by key %s, not by %s as the registry's index lists", name, signer, iv.Signer)
 	}
-	pk, err := s.unpackedFrom(ctx, iv.SHA256, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	// The index the signature signs says what the package is.
+	if is := kindOf([]byte(d.Index)); is != kind {
+		return nil, core.Errorf(core.EPackageTampered, "the registry's index lists %s as a %s, but its package is a %s", name, kind, is)
+	}
+	var pk *relaypkg.Package
+	if kind == relaypkg.KindTemplate {
+		pk, err = relaypkg.Inspect(bytes.NewReader(data), s.cfg.Limits)
+	} else {
+		pk, err = s.unpackedFrom(ctx, iv.SHA256, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -300,15 +338,16 @@ func (s *Service) fetchUpstream(ctx context.Context, iv *IndexVersion, p *Publis
 			return nil, err
 		}
 	}
-	if pk.Manifest == nil {
-		return nil, core.Errorf(core.EConflict, "%s is a template: this server installs connectors from its upstream registry, and templates from its own marketplace", pk.Index)
-	}
 	r.Manifest = string(pk.ManifestBytes)
-	caps, err := json.Marshal(CapabilitiesOf(pk.Manifest, pk.Index.File(relaypkg.WASMPath) != nil, pk.Index.Platforms()))
-	if err != nil {
-		return nil, err
+	if kind == relaypkg.KindTemplate {
+		r.Capabilities = "{}"
+	} else {
+		caps, err := json.Marshal(CapabilitiesOf(pk.Manifest, pk.Index.File(relaypkg.WASMPath) != nil, pk.Index.Platforms()))
+		if err != nil {
+			return nil, err
+		}
+		r.Capabilities = string(caps)
 	}
-	r.Capabilities = string(caps)
 	if _, inDB := s.cfg.Blobs.(SQLBlobs); !inDB {
 		if err := s.cfg.Blobs.Put(ctx, nil, r.SHA256, data); err != nil {
 			return nil, err
@@ -336,5 +375,15 @@ func (s *Service) fetchUpstream(ctx context.Context, iv *IndexVersion, p *Publis
 	if err != nil {
 		return nil, err
 	}
-	return s.mirrorRow(ctx, pkg, version)
+	return s.mirrorRow(ctx, kind, pkg, version)
+}
+
+// kindOf is the kind a package's index (relaypkg.json) says,
+// relaypkg.KindConnector when it names none; "" when it does not read.
+func kindOf(index []byte) string {
+	var x relaypkg.Index
+	if err := json.Unmarshal(index, &x); err != nil {
+		return ""
+	}
+	return x.KindOf()
 }

@@ -361,7 +361,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		queueLimit = n
 	}
 	fs.IntVar(&cfg.QueueLimit, "queue-limit", queueLimit, "most async runs of one connector version waiting on this server; past it async executes answer 503 with Retry-After (RELAY_QUEUE_LIMIT)")
-	fs.StringVar(&cfg.RegistryURL, "registry-url", env("REGISTRY_URL", ""), "another Relay's registry to install connectors from instead of this server's own; needs --registry-key (RELAY_REGISTRY_URL)")
+	fs.StringVar(&cfg.RegistryURL, "registry-url", env("REGISTRY_URL", ""), "another Relay's registry to install connectors and templates from instead of this server's own; needs --registry-key (RELAY_REGISTRY_URL)")
 	fs.StringVar(&cfg.RegistryKey, "registry-key", env("REGISTRY_KEY", ""), "the public key of --registry-url's registry, which signs its index: its base64 line, as that server logs at start, or a file holding it (RELAY_REGISTRY_KEY)")
 	if err := connectorFlags(fs, &cfg); err != nil {
 		return err

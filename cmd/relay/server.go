@@ -75,7 +75,7 @@ type Config struct {
 	// DataDir.
 	WASMCacheDir string
 	// RegistryURL is another Relay whose registry the server installs
-	// connectors from instead of its own; RegistryKey that registry's
+	// connectors and templates from instead of its own; RegistryKey that registry's
 	// public key (its base64 line, or a file holding it), pinned.
 	RegistryURL string
 	RegistryKey string
@@ -167,7 +167,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Log.Info("registry key (pin it to install from this server's registry)",
 		"key_id", relaypkg.KeyID(m.registry.PublicKey().ID()), "public_key", relaypkg.PublicKeyLine(m.registry.PublicKey()))
 	if up := m.Config.RegistryURL; up != "" {
-		m.Log.Info("installing connectors from another registry", "url", up, "pinned_key_id", m.registry.UpstreamKeyID())
+		m.Log.Info("installing connectors and templates from another registry", "url", up, "pinned_key_id", m.registry.UpstreamKeyID())
 	}
 	if err := loadBuiltins(ctx, m.Config, m.registry, m.catalog, m.Log); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/relayhq/relay/core/ratelimit"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
+	"github.com/relayhq/relay/marketplace"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/registry/relaypkg"
 )
@@ -40,6 +41,14 @@ func eachDB(t *testing.T, fn func(t *testing.T, r *testRegistry)) {
 }
 
 func startRegistry(t *testing.T, databaseURL string) *testRegistry {
+	t.Helper()
+	return startRegistryWith(t, databaseURL, false)
+}
+
+// startRegistryWith starts a registry as startRegistry does, one that
+// takes templates too when market is set: with a real marketplace to
+// check them, as `relay serve` wires it.
+func startRegistryWith(t *testing.T, databaseURL string, market bool) *testRegistry {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, databaseURL)
@@ -76,6 +85,9 @@ func startRegistry(t *testing.T, databaseURL string) *testRegistry {
 		blobs = registry.DirBlobs{Dir: r.BlobDir}
 	}
 	reg := registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: priv})
+	if market {
+		reg.SetTemplates(marketplace.New(marketplace.Config{DB: st, Registry: reg}))
+	}
 	log := hclog.NewNullLogger()
 	srv := httpapi.New(httpapi.Config{Store: st, Hasher: hasher, Limiter: ratelimit.New(nil, "test:", log), Logger: log,
 		Routes: reg.Routes()})

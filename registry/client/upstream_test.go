@@ -3,6 +3,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -356,6 +358,115 @@ func TestUpstreamSigners(t *testing.T) {
 			in, err := b.reg.Install(ctx, one, registry.InstallRequest{Package: "acme/notes", Version: "0.2.0"})
 			if err != nil || in.Signer != relaypkg.KeyID(next.ID()) {
 				t.Fatalf("install of the version signed by the new key: %+v, %v", in, err)
+			}
+		})
+	}
+}
+
+const notesKit = `{"name": "acme/notes-kit", "version": %q, "title": "Notes kit", "summary": "Jot things down.",
+  "min_relay_version": "0.5.0",
+  "connectors": [{"package": "acme/notes", "version": "^0.1"}],
+  "connections": [{"name": "main", "connector": "notes", "title": "Your notes", "fields": [{"field": "token", "label": "Token"}]}],
+  "actions": [{"name": "jot", "title": "Jot", "connection": "main", "action": "add", "input_schema": {"type": "object"}}]}`
+
+// packTemplate makes acme/notes-kit at version, signed with key.
+func packTemplate(t *testing.T, version string, key minisign.PrivateKey) (data, doc, sig []byte) {
+	t.Helper()
+	doc = fmt.Appendf(nil, notesKit, version)
+	data, index, err := relaypkg.PackBytes("acme/notes-kit", map[string][]byte{relaypkg.TemplatePath: doc, relaypkg.ReadmePath: []byte("# kit")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig, err = relaypkg.Sign(key, index); err != nil {
+		t.Fatal(err)
+	}
+	return data, doc, sig
+}
+
+// The registry's index lists templates beside connectors, and a server
+// installing from it reads them there: picked among the index's versions,
+// downloaded once, kept (never unpacked), signed by the key the index
+// lists. A connector install takes no template and a template read no
+// connector, whether the version is kept already or not.
+func TestUpstreamTemplates(t *testing.T) {
+	for _, db := range sqlstoretest.Databases() {
+		t.Run(db.Name, func(t *testing.T) {
+			ctx := context.Background()
+			a := startRegistryWith(t, db.URL(t), true)
+			acme, key := a.publisher(t, "acme")
+			data, sig := pack(t, "acme/notes", "0.1.0", nil, key)
+			if _, err := acme.Publish(ctx, data, sig); err != nil {
+				t.Fatal(err)
+			}
+			kit, doc, sig := packTemplate(t, "1.0.0", key)
+			if _, err := acme.Publish(ctx, kit, sig); err != nil {
+				t.Fatal(err)
+			}
+
+			// The index verifies, marks the template, and lists the
+			// connector as it did before there were templates.
+			x, err := a.client(t, Config{}).Index(ctx, a.Key, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := x.FindPackage("acme/notes-kit"); p == nil || p.Kind != relaypkg.KindTemplate || len(p.Versions) != 1 ||
+				p.Versions[0].Protocol != 0 || p.Versions[0].MinRelayVersion != "0.5.0" || p.Versions[0].SHA256 != sha256Hex(kit) {
+				t.Fatalf("the index lists the template as %+v", p)
+			}
+			var raw struct {
+				Packages []map[string]json.RawMessage `json:"packages"`
+			}
+			if err := json.Unmarshal(x.Doc, &raw); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range raw.Packages {
+				if _, marked := p["kind"]; marked != (string(p["name"]) == `"acme/notes-kit"`) {
+					t.Fatalf("the index's entry %s", p["name"])
+				}
+			}
+
+			b := newDownstream(t, db.URL(t), a.URL, a.Key)
+			one := b.workspace(t, "one")
+			_, err = b.reg.Install(ctx, one, registry.InstallRequest{Package: "acme/notes-kit"})
+			wantCode(t, err, core.ENotFound)
+			_, err = b.reg.PickTemplate(ctx, "acme/notes", "")
+			wantCode(t, err, core.ENotFound)
+			_, err = b.reg.TemplateAt(ctx, "acme/notes", "0.1.0")
+			wantCode(t, err, core.ENotFound)
+			b.wantNothingKept(t)
+
+			tv, err := b.reg.PickTemplate(ctx, "acme/notes-kit", "^1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tv.Version != "1.0.0" || tv.SHA256 != sha256Hex(kit) || tv.Signer != relaypkg.KeyID(key.ID()) || !bytes.Equal(tv.Doc, doc) || tv.Yanked != nil {
+				t.Fatalf("picked %+v", tv)
+			}
+			if kept := b.kept(t); kept["registry_mirror"] != 1 || kept["blobs"] != 1 || kept["cache"] != 0 {
+				t.Fatalf("B keeps %v of the template", kept)
+			}
+
+			// Kept, each kind is still only itself.
+			if _, err := b.reg.Install(ctx, one, registry.InstallRequest{Package: "acme/notes"}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = b.reg.TemplateAt(ctx, "acme/notes", "0.1.0")
+			wantCode(t, err, core.ENotFound)
+			_, _, err = b.reg.LockConnector(ctx, "acme/notes-kit", "1.0.0")
+			wantCode(t, err, core.ENotFound)
+			_, err = b.reg.Files(ctx, core.ConnectorRef{Name: "acme/notes-kit", Version: "1.0.0"})
+			wantCode(t, err, core.ENotFound)
+
+			// A yank at the registry: the version reads on, with its
+			// reason, and no range picks it.
+			if err := acme.Yank(ctx, "acme/notes-kit", "1.0.0", "typo"); err != nil {
+				t.Fatal(err)
+			}
+			_, err = b.reg.PickTemplate(ctx, "acme/notes-kit", "")
+			wantCode(t, err, core.ENotFound)
+			tv, err = b.reg.TemplateAt(ctx, "acme/notes-kit", "1.0.0")
+			if err != nil || tv.Yanked == nil || tv.Yanked.Reason != "typo" {
+				t.Fatalf("the yanked version reads %+v, %v", tv, err)
 			}
 		})
 	}
