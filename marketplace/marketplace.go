@@ -32,6 +32,10 @@ type Config struct {
 	// Connections checks and seals the connections an installation makes
 	// (core/actions.Service is one).
 	Connections ConnectionMaker
+	// Upstream, when set, is the marketplace of the registry the server
+	// installs from (relay serve --registry-url): listings are read
+	// there.
+	Upstream Upstream
 	// Reserved reports whether a name is one of the server's own
 	// connectors' (a built-in's), which an installation may not take.
 	Reserved func(name string) bool
@@ -45,6 +49,13 @@ type Config struct {
 type DB interface {
 	registry.DB
 	InsertConnection(ctx context.Context, tx *sqlx.Tx, c *core.Connection, secrets []core.SealedSecret) error
+}
+
+// Upstream reads another server's marketplace listings: GET path (with
+// its query) of its public /v1/marketplace routes, decoded into out, or
+// that server's error. registry/client's upstream is one.
+type Upstream interface {
+	Listings(ctx context.Context, path string, out any) error
 }
 
 // ConnectionMaker prepares a connection of a pinned connector version:
@@ -69,6 +80,10 @@ func New(cfg Config) *Service {
 	}
 	return &Service{cfg: cfg}
 }
+
+// UseUpstream sets Config.Upstream. Call it before the marketplace is
+// used.
+func (s *Service) UseUpstream(u Upstream) { s.cfg.Upstream = u }
 
 // UseConnections sets Config.Connections, for a maker made after the
 // marketplace. Call it before the marketplace is used.

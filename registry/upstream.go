@@ -60,6 +60,9 @@ func (s *Service) ownRegistry() error {
 	return nil
 }
 
+// Upstream is the registry the server installs from, or nil.
+func (s *Service) Upstream() Upstream { return s.cfg.Upstream }
+
 // UpstreamKeyID is the pinned key id of the registry the server installs
 // from; empty when it installs from its own.
 func (s *Service) UpstreamKeyID() string {

@@ -180,6 +180,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// packages of that kind, and their presets the actions' other source.
 	m.market = marketplace.New(marketplace.Config{DB: m.store, Registry: m.registry,
 		Reserved: func(name string) bool { return len(m.catalog.Versions(name)) > 0 }})
+	if up, ok := m.registry.Upstream().(marketplace.Upstream); ok {
+		// The pinned registry's server is the marketplace its templates
+		// are found in.
+		m.market.UseUpstream(up)
+	}
 	m.registry.SetTemplates(m.market)
 
 	// Listen before making the first key: if the address is taken, the key

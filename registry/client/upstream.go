@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"net/http"
 
 	"aead.dev/minisign"
 
@@ -35,6 +36,13 @@ func (u upstream) Index(ctx context.Context, seen int64) (*registry.Index, error
 
 func (u upstream) Version(ctx context.Context, pkg, version string) (*registry.VersionDetail, error) {
 	return u.c.Version(ctx, pkg, version)
+}
+
+// Listings reads a page of the registry's marketplace listings (its
+// public GET /v1/marketplace/… routes): path with its query, decoded into
+// out.
+func (u upstream) Listings(ctx context.Context, path string, out any) error {
+	return u.c.call(ctx, http.MethodGet, path, anonymous, nil, out)
 }
 
 func (u upstream) Download(ctx context.Context, pkg, version, sum string) (*registry.VersionDetail, []byte, error) {
