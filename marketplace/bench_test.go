@@ -19,7 +19,7 @@ import (
 // searches, beside a SELECT 1 on the same pool as the baseline: a rare
 // word (100 match), a word 500 have, a word 1,000 have (a publisher's
 // name, a word of each of its templates' names), a common word (all
-// match), a category by last published, by installs, and a word with a
+// match) by relevance and by installs, a category by last published, by installs, and a word with a
 // publisher.
 func BenchmarkSearch(b *testing.B) {
 	for _, db := range sqlstoretest.Databases() {
@@ -41,6 +41,7 @@ func BenchmarkSearch(b *testing.B) {
 				{"word-in-500", func(i int) SearchQuery { return SearchQuery{Q: fmt.Sprintf("cat%02d", i%20)} }},
 				{"word-in-1000", func(i int) SearchQuery { return SearchQuery{Q: fmt.Sprintf("pub%d", i%10)} }},
 				{"common-word", func(int) SearchQuery { return SearchQuery{Q: "notes"} }},
+				{"common-word-installs", func(int) SearchQuery { return SearchQuery{Q: "notes", Sort: SortInstalls} }},
 				{"category-updated", func(i int) SearchQuery { return SearchQuery{Category: fmt.Sprintf("cat%02d", i%20), Sort: SortUpdated} }},
 				{"installs", func(int) SearchQuery { return SearchQuery{Sort: SortInstalls} }},
 				{"word-publisher", func(i int) SearchQuery {
