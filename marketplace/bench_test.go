@@ -17,8 +17,10 @@ import (
 // BenchmarkSearch searches 10,000 listed templates (on SQLite and
 // PostgreSQL) and reports the p50 and p99 of a page of 20 for a few
 // searches, beside a SELECT 1 on the same pool as the baseline: a rare
-// word (100 match), a word 500 have, a common word (all match), a
-// category by last published, by installs, and a word with a publisher.
+// word (100 match), a word 500 have, a word 1,000 have (a publisher's
+// name, a word of each of its templates' names), a common word (all
+// match) by relevance and by installs, a category by last published, by installs, and a word with a
+// publisher.
 func BenchmarkSearch(b *testing.B) {
 	for _, db := range sqlstoretest.Databases() {
 		b.Run(db.Name, func(b *testing.B) {
@@ -37,7 +39,9 @@ func BenchmarkSearch(b *testing.B) {
 			}{
 				{"rare-word", func(i int) SearchQuery { return SearchQuery{Q: fmt.Sprintf("topic%02d", i%100)} }},
 				{"word-in-500", func(i int) SearchQuery { return SearchQuery{Q: fmt.Sprintf("cat%02d", i%20)} }},
+				{"word-in-1000", func(i int) SearchQuery { return SearchQuery{Q: fmt.Sprintf("pub%d", i%10)} }},
 				{"common-word", func(int) SearchQuery { return SearchQuery{Q: "notes"} }},
+				{"common-word-installs", func(int) SearchQuery { return SearchQuery{Q: "notes", Sort: SortInstalls} }},
 				{"category-updated", func(i int) SearchQuery { return SearchQuery{Category: fmt.Sprintf("cat%02d", i%20), Sort: SortUpdated} }},
 				{"installs", func(int) SearchQuery { return SearchQuery{Sort: SortInstalls} }},
 				{"word-publisher", func(i int) SearchQuery {

@@ -71,6 +71,8 @@ type Service struct {
 	// templates caches parsed template versions: a version never changes.
 	templates sync.Map // publisher/name@version → *template.Template
 	presets   presetCache
+	// maxRanked is MaxRanked, but in tests.
+	maxRanked int
 }
 
 // New returns the marketplace of cfg.
@@ -78,7 +80,7 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg}
+	return &Service{cfg: cfg, maxRanked: MaxRanked}
 }
 
 // UseUpstream sets Config.Upstream. Call it before the marketplace is

@@ -61,7 +61,7 @@ func (s *Service) searchTemplates(ctx context.Context, req *core.Request) (*core
 	if page.NextCursor != "" {
 		next = &page.NextCursor
 	}
-	return core.JSONResponse(http.StatusOK, map[string]any{"data": page.Data, "next_cursor": next}), nil
+	return core.JSONResponse(http.StatusOK, map[string]any{"data": page.Data, "sort": page.Sort, "next_cursor": next}), nil
 }
 
 func (s *Service) getListing(ctx context.Context, req *core.Request) (*core.Response, error) {

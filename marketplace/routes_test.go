@@ -121,12 +121,13 @@ func TestRoutesHTTP(t *testing.T) {
 
 		var page struct {
 			Data       []Listing `json:"data"`
+			Sort       string    `json:"sort"`
 			NextCursor *string   `json:"next_cursor"`
 		}
 		if status, code := get(viewerKey, "/v1/marketplace/templates?q=outage&category=devops", &page); status != 200 {
 			t.Fatalf("search: %d %s", status, code)
 		}
-		if len(page.Data) != 1 || page.Data[0].Name != "beta/incident-kit" || page.Data[0].Latest != "1.1.0" || page.NextCursor != nil {
+		if len(page.Data) != 1 || page.Data[0].Name != "beta/incident-kit" || page.Data[0].Latest != "1.1.0" || page.Sort != SortRelevance || page.NextCursor != nil {
 			t.Errorf("search: %+v", page)
 		}
 		if status, code := get(viewerKey, "/v1/marketplace/templates?sort=name&limit=3", &page); status != 200 || len(page.Data) != 3 || page.NextCursor == nil {

@@ -91,9 +91,19 @@ type ListingVersion struct {
 
 // SearchPage is a page of listings; NextCursor is empty on the last.
 type SearchPage struct {
-	Data       []*Listing `json:"data"`
-	NextCursor string     `json:"next_cursor,omitempty"`
+	Data []*Listing `json:"data"`
+	// Sort is the order the page is in: the one asked, but installs for
+	// a search by relevance whose words match more than MaxRanked
+	// listings (see Search).
+	Sort       string `json:"sort"`
+	NextCursor string `json:"next_cursor,omitempty"`
 }
+
+// MaxRanked is how many matches a search by relevance ranks at most.
+// Ranking costs a few µs a match (FTS5's bm25, PostgreSQL's ts_rank),
+// and every match is ranked before the best are known: 1,000 keep a page
+// within a few ms, 10,000 took 30 ms and more (docs/PERFORMANCE.md).
+const MaxRanked = 1000
 
 // maxQueryLength and maxQueryWords bound what a search looks for.
 const (
@@ -106,19 +116,36 @@ var nameRE = regexp.MustCompile(`^[a-z](?:[a-z0-9]|-[a-z0-9]){0,38}$`)
 
 // Search lists the listings that q's words match, of a category or a
 // publisher, in the order asked, a page at a time. A page is two queries,
-// whatever its size: the listings, and their versions. EInvalid for a
-// bad query, sort, limit or cursor, or a cursor of another query.
+// whatever its size: the listings, and their versions; and before them,
+// for a search with words by relevance (its first page) or by installs,
+// a count of its matches that stops past MaxRanked.
+//
+// A search by relevance that matches more than MaxRanked listings is
+// broad: it is not ranked, but listed by installs (then name), which an
+// index gives without reading every match. Its cursors say so, and its
+// later pages keep that order. EInvalid for a bad query, sort, limit or
+// cursor, or a cursor of another query.
 func (s *Service) Search(ctx context.Context, q SearchQuery) (*SearchPage, error) {
 	plan, err := s.planSearch(q)
 	if err != nil {
 		return nil, err
+	}
+	if plan.needsCount() {
+		var n int
+		query, args := plan.countSQL(s.maxRanked + 1)
+		if err := s.cfg.DB.DB().GetContext(ctx, &n, s.cfg.DB.DB().Rebind(query), args...); err != nil {
+			return nil, fmt.Errorf("marketplace: search: count: %w", err)
+		}
+		if n > s.maxRanked {
+			plan.setBroad()
+		}
 	}
 	var rows []listingRow
 	query, args := plan.sql()
 	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.cfg.DB.DB().Rebind(query), args...); err != nil {
 		return nil, fmt.Errorf("marketplace: search: %w", err)
 	}
-	page := &SearchPage{Data: make([]*Listing, 0, len(rows))}
+	page := &SearchPage{Data: make([]*Listing, 0, len(rows)), Sort: plan.order}
 	if len(rows) > plan.limit {
 		rows = rows[:plan.limit]
 		page.NextCursor = plan.cursorAfter(rows[len(rows)-1])
@@ -254,19 +281,52 @@ type searchPlan struct {
 	dialect             string
 	words               []string
 	category, publisher string
-	sort                string
-	limit               int
-	fingerprint         string
-	after               *searchCursor
+	sort                string // as asked
+	// order is the page's: sort, or installs for a broad search by
+	// relevance.
+	order string
+	// broad: the words match more than MaxRanked listings.
+	broad       bool
+	limit       int
+	fingerprint string
+	after       *searchCursor
 }
 
 // searchCursor is where a page ends: the last listing's name and its sort
-// key, with the fingerprint of the query it belongs to. It goes out as
-// base64url JSON, which a caller should not read.
+// key, with the fingerprint of the query it belongs to, and the order
+// used when it is not the one asked. It goes out as base64url JSON,
+// which a caller should not read.
 type searchCursor struct {
 	Query string `json:"q"`
+	Order string `json:"o,omitempty"`
 	Name  string `json:"n"`
 	Key   string `json:"k,omitempty"`
+}
+
+// needsCount reports whether the page's plan depends on how many
+// listings the words match: a search by relevance's first page (later
+// pages keep the order their cursor names), and on SQLite the installs
+// order, which is read two ways.
+func (p *searchPlan) needsCount() bool {
+	if len(p.words) == 0 {
+		return false
+	}
+	switch p.sort {
+	case SortRelevance:
+		return p.after == nil
+	case SortInstalls:
+		return p.dialect != "postgres"
+	}
+	return false
+}
+
+// setBroad marks the words as matching more than MaxRanked listings: a
+// search by relevance is listed by installs instead.
+func (p *searchPlan) setBroad() {
+	p.broad = true
+	if p.sort == SortRelevance {
+		p.order = SortInstalls
+	}
 }
 
 func (s *Service) planSearch(q SearchQuery) (*searchPlan, error) {
@@ -306,6 +366,7 @@ func (s *Service) planSearch(q SearchQuery) (*searchPlan, error) {
 	}
 	sum := sha256.Sum256([]byte(strings.Join(append([]string{p.sort, p.category, p.publisher}, p.words...), "\x00")))
 	p.fingerprint = hex.EncodeToString(sum[:8])
+	p.order = p.sort
 	if q.Cursor != "" {
 		c, err := p.readCursor(q.Cursor)
 		if err != nil {
@@ -336,6 +397,13 @@ func (p *searchPlan) readCursor(text string) (*searchCursor, error) {
 	if c.Query != p.fingerprint {
 		return nil, core.Errorf(core.EInvalid, "cursor %q is of another search: keep q, category, publisher and sort as they were", text)
 	}
+	switch {
+	case c.Order == "":
+	case c.Order == SortInstalls && p.sort == SortRelevance:
+		p.setBroad()
+	default:
+		return nil, bad
+	}
 	if _, err := p.cursorKey(&c); err != nil {
 		return nil, bad
 	}
@@ -344,7 +412,7 @@ func (p *searchPlan) readCursor(text string) (*searchCursor, error) {
 
 // cursorKey is the cursor's sort key as a query argument.
 func (p *searchPlan) cursorKey(c *searchCursor) (any, error) {
-	switch p.sort {
+	switch p.order {
 	case SortInstalls:
 		return strconv.ParseInt(c.Key, 10, 64)
 	case SortUpdated:
@@ -357,7 +425,10 @@ func (p *searchPlan) cursorKey(c *searchCursor) (any, error) {
 
 func (p *searchPlan) cursorAfter(r listingRow) string {
 	c := searchCursor{Query: p.fingerprint, Name: r.Name}
-	switch p.sort {
+	if p.order != p.sort {
+		c.Order = p.order
+	}
+	switch p.order {
 	case SortInstalls:
 		c.Key = strconv.FormatInt(r.Installs, 10)
 	case SortUpdated:
@@ -372,8 +443,12 @@ func (p *searchPlan) cursorAfter(r listingRow) string {
 // sql is the page's query (with ? placeholders) and its arguments: one
 // more row than the page holds, to know whether another page follows.
 // Without words, each order walks an index from the cursor on; with
-// words, every match is ranked, then sorted. Install counts are looked
-// up for the page's rows only, but to sort by them.
+// words, by relevance, every match is ranked, then sorted; in another
+// order, the matches are sorted, but for a broad search by installs on
+// SQLite (PostgreSQL's planner finds that plan itself), which walks the
+// installs index and checks each listing against its matches, gathered
+// once. Install counts are looked up for the page's rows only, but to
+// sort by them.
 func (p *searchPlan) sql() (string, []any) {
 	var args []any
 	var where []string
@@ -383,7 +458,7 @@ func (p *searchPlan) sql() (string, []any) {
 	}
 	// inner orders the page's query, order the page.
 	cols, from, rank, inner, order := pageColumns, "marketplace_listings l", "0.0", "", ""
-	switch p.sort {
+	switch p.order {
 	case SortName:
 		inner, order = "l.name", "name"
 		if p.after != nil {
@@ -407,44 +482,42 @@ func (p *searchPlan) sql() (string, []any) {
 		inner, order = "r.rank DESC, r.name", "rank DESC, name"
 	}
 	if len(p.words) > 0 {
-		if p.dialect == "postgres" {
-			terms := make([]string, len(p.words))
-			for i, w := range p.words {
-				terms[i] = w + ":*"
-			}
-			match := strings.Join(terms, " & ")
-			rank = "ts_rank(l.search, to_tsquery('english', ?))"
+		match := p.textQuery()
+		switch {
+		case p.dialect == "postgres":
 			where = append(where, "l.search @@ to_tsquery('english', ?)")
-			args = append([]any{match}, append(args, match)...)
-		} else {
-			terms := make([]string, len(p.words))
-			for i, w := range p.words {
-				terms[i] = `"` + w + `"*`
+			args = append(args, match)
+			if p.order == SortRelevance {
+				rank = "ts_rank(l.search, to_tsquery('english', ?))"
+				args = append([]any{match}, args...)
 			}
-			// bm25 is lower for a better match; the name and the title
-			// weigh most, the readme least.
-			rank = "-bm25(marketplace_listings_fts, 10.0, 10.0, 4.0, 4.0, 1.0)"
+		case p.order == SortInstalls && p.broad:
+			// CROSS JOIN keeps SQLite to the installs index, and + to
+			// the matches as a set, not as rowids to look up.
+			from = "marketplace_template_stats st CROSS JOIN marketplace_listings l ON l.name = st.template"
+			where = append(where, "+l.id IN (SELECT rowid FROM marketplace_listings_fts WHERE marketplace_listings_fts MATCH ?)")
+			args = append(args, match)
+		default:
 			from = "marketplace_listings_fts JOIN " + from + " ON l.id = marketplace_listings_fts.rowid"
-			if p.sort == SortInstalls {
+			if p.order == SortInstalls {
 				from = "marketplace_listings_fts JOIN marketplace_listings l ON l.id = marketplace_listings_fts.rowid JOIN marketplace_template_stats st ON st.template = l.name"
 			}
+			if p.order == SortRelevance {
+				// bm25 is lower for a better match; the name and the
+				// title weigh most, the readme least.
+				rank = "-bm25(marketplace_listings_fts, 10.0, 10.0, 4.0, 4.0, 1.0)"
+			}
 			where = append(where, "marketplace_listings_fts MATCH ?")
-			args = append(args, strings.Join(terms, " "))
+			args = append(args, match)
 		}
 	}
-	if p.category != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM marketplace_listing_categories c WHERE c.category = ? AND c.name = l.name)")
-		args = append(args, p.category)
-	}
-	if p.publisher != "" {
-		where = append(where, "l.publisher = ?")
-		args = append(args, p.publisher)
-	}
+	fw, fa := p.filters()
+	where, args = append(where, fw...), append(args, fa...)
 	page := `SELECT ` + cols + `, ` + rank + ` AS rank FROM ` + from
 	if len(where) > 0 {
 		page += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	if p.sort == SortRelevance {
+	if p.order == SortRelevance {
 		// A row's rank is known once it is read: the cursor applies to
 		// the ranked rows.
 		page = `SELECT * FROM (` + page + `) r`
@@ -460,9 +533,56 @@ func (p *searchPlan) sql() (string, []any) {
 	}
 	page += ` ORDER BY ` + inner + ` LIMIT ?`
 	args = append(args, p.limit+1)
-	if p.sort == SortInstalls {
+	if p.order == SortInstalls {
 		return page, args
 	}
 	return `SELECT p.*, COALESCE((SELECT installs FROM marketplace_template_stats st WHERE st.template = p.name), 0) AS installs
 		FROM (` + page + `) p ORDER BY ` + order, args
+}
+
+// countSQL counts the listings that the words and filters match, up to
+// limit: the full-text index stops there, and nothing is ranked.
+func (p *searchPlan) countSQL(limit int) (string, []any) {
+	from, where := "marketplace_listings l", []string{"l.search @@ to_tsquery('english', ?)"}
+	if p.dialect != "postgres" {
+		from = "marketplace_listings_fts JOIN marketplace_listings l ON l.id = marketplace_listings_fts.rowid"
+		where = []string{"marketplace_listings_fts MATCH ?"}
+	}
+	args := []any{p.textQuery()}
+	fw, fa := p.filters()
+	where, args = append(where, fw...), append(args, fa...)
+	return `SELECT count(*) FROM (SELECT 1 FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") + ` LIMIT ?) m`, append(args, limit)
+}
+
+// textQuery is the words as the full-text query that finds each word, or
+// a word it begins: a tsquery on PostgreSQL, an FTS5 query on SQLite.
+func (p *searchPlan) textQuery() string {
+	terms := make([]string, len(p.words))
+	for i, w := range p.words {
+		if p.dialect == "postgres" {
+			terms[i] = w + ":*"
+		} else {
+			terms[i] = `"` + w + `"*`
+		}
+	}
+	if p.dialect == "postgres" {
+		return strings.Join(terms, " & ")
+	}
+	return strings.Join(terms, " ")
+}
+
+// filters are the category's and the publisher's conditions on the
+// listing l, and their arguments.
+func (p *searchPlan) filters() ([]string, []any) {
+	var where []string
+	var args []any
+	if p.category != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM marketplace_listing_categories c WHERE c.category = ? AND c.name = l.name)")
+		args = append(args, p.category)
+	}
+	if p.publisher != "" {
+		where = append(where, "l.publisher = ?")
+		args = append(args, p.publisher)
+	}
+	return where, args
 }

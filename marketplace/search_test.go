@@ -1,10 +1,12 @@
 package marketplace
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -135,30 +137,111 @@ func TestSearchPages(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, q := range []SearchQuery{{}, {Sort: SortInstalls}, {Sort: SortUpdated}, {Q: "kit notes"}, {Q: "kit", Sort: SortInstalls}} {
-			whole, err := e.market.Search(ctx, SearchQuery{Q: q.Q, Sort: q.Sort, Limit: 100})
-			want := names(t, whole, err)
-			if len(want) != len(all) || whole.NextCursor != "" {
-				t.Fatalf("%+v in one page: %v, next %q", q, want, whole.NextCursor)
-			}
-			for _, size := range []int{1, 2, 4, 10} {
-				q.Limit, q.Cursor = size, ""
-				var got []string
-				for pages := 0; ; pages++ {
-					if pages > len(all) {
-						t.Fatalf("%+v: no end", q)
-					}
-					page, err := e.market.Search(ctx, q)
-					got = append(got, names(t, page, err)...)
-					if page.NextCursor == "" {
-						break
-					}
-					q.Cursor = page.NextCursor
+		// Also with a search's words taken as broad (TestSearchBroad).
+		for _, maxRanked := range []int{MaxRanked, 3} {
+			e.market.maxRanked = maxRanked
+			for _, q := range []SearchQuery{{}, {Sort: SortInstalls}, {Sort: SortUpdated}, {Q: "kit notes"}, {Q: "kit", Sort: SortInstalls}} {
+				whole, err := e.market.Search(ctx, SearchQuery{Q: q.Q, Sort: q.Sort, Limit: 100})
+				want := names(t, whole, err)
+				if len(want) != len(all) || whole.NextCursor != "" {
+					t.Fatalf("%+v in one page: %v, next %q", q, want, whole.NextCursor)
 				}
-				if !slices.Equal(got, want) {
-					t.Errorf("%+v by %d: %v, want %v", q, size, got, want)
+				for _, size := range []int{1, 2, 4, 10} {
+					q.Limit, q.Cursor = size, ""
+					var got []string
+					for pages := 0; ; pages++ {
+						if pages > len(all) {
+							t.Fatalf("%+v: no end", q)
+						}
+						page, err := e.market.Search(ctx, q)
+						got = append(got, names(t, page, err)...)
+						if page.NextCursor == "" {
+							break
+						}
+						q.Cursor = page.NextCursor
+					}
+					if !slices.Equal(got, want) {
+						t.Errorf("%+v by %d: %v, want %v", q, size, got, want)
+					}
 				}
 			}
+		}
+	})
+}
+
+// A search by relevance whose words match more than maxRanked listings
+// is listed by installs, then name, every page of it: its cursors keep
+// that order even once it matches fewer. Every listing it gives has
+// every word.
+func TestSearchBroad(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		e.publishNotes("1.0.0")
+		ctx := context.Background()
+		var kits []string
+		for i := range 9 {
+			name := fmt.Sprintf("acme/kit-%02d", i)
+			summary := "A kit of notes."
+			if i%3 == 0 {
+				summary = "A kit." // matches kit, not kit notes
+			} else {
+				kits = append(kits, name)
+			}
+			e.publishTemplate(tpl{name: name, version: "1.0.0", title: "Kit", summary: summary})
+			if _, err := e.store.DB().ExecContext(ctx, e.store.DB().Rebind(`UPDATE marketplace_template_stats SET installs = ? WHERE template = ?`), i%4, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.publishTemplate(tpl{name: "acme/ledger", version: "1.0.0", title: "Ledger", summary: "Notes of what was paid."})
+		e.market.maxRanked = 3
+		slices.SortFunc(kits, func(a, b string) int { // by installs, then name
+			ia, _ := strconv.Atoi(a[len(a)-2:])
+			ib, _ := strconv.Atoi(b[len(b)-2:])
+			return cmp.Or(cmp.Compare(ib%4, ia%4), cmp.Compare(a, b))
+		})
+		broad := SearchQuery{Q: "kit notes"}
+		for _, size := range []int{1, 2, 4, 10} {
+			q := broad
+			q.Limit = size
+			var got []string
+			for pages := 0; ; pages++ {
+				if pages > len(kits) {
+					t.Fatalf("by %d: no end", size)
+				}
+				page, err := e.market.Search(ctx, q)
+				got = append(got, names(t, page, err)...)
+				if page.Sort != SortInstalls {
+					t.Errorf("by %d, page %d: sort %q, want installs", size, pages, page.Sort)
+				}
+				if page.NextCursor == "" {
+					break
+				}
+				q.Cursor = page.NextCursor
+				e.market.maxRanked = 100 // the cursor keeps the order it began with
+			}
+			e.market.maxRanked = 3
+			if !slices.Equal(got, kits) {
+				t.Errorf("by %d: %v, want %v", size, got, kits)
+			}
+		}
+		// As many as maxRanked: ranked.
+		page, err := e.market.Search(ctx, SearchQuery{Q: "notes", Limit: 2})
+		if err != nil || page.Sort != SortInstalls {
+			t.Fatalf("notes: %+v %v", page, err)
+		}
+		page, err = e.market.Search(ctx, SearchQuery{Q: "ledger"})
+		if got := names(t, page, err); page.Sort != SortRelevance || !slices.Equal(got, []string{"acme/ledger"}) {
+			t.Errorf("ledger: %v by %s", got, page.Sort)
+		}
+		e.market.maxRanked = len(kits)
+		page, err = e.market.Search(ctx, SearchQuery{Q: "kit notes", Limit: 2})
+		if got := names(t, page, err); page.Sort != SortRelevance || len(got) != 2 || page.NextCursor == "" {
+			t.Fatalf("kit notes, ranked: %v by %s", got, page.Sort)
+		}
+		// A ranked search's cursor is not a broad one's.
+		e.market.maxRanked = 3
+		page, err = e.market.Search(ctx, SearchQuery{Q: "kit notes", Limit: 2, Cursor: page.NextCursor})
+		if err != nil || page.Sort != SortRelevance {
+			t.Errorf("kit notes, ranked, page 2: %+v %v", page, err)
 		}
 	})
 }
