@@ -2,7 +2,9 @@ package marketplace
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/relayhq/relay/core"
@@ -32,13 +34,19 @@ func (s *Service) routeTable() []route {
 	templates := "/v1/marketplace/templates"
 	routes := []route{
 		// Listings are every tenant's to read.
-		{method: http.MethodGet, path: templates, role: core.RoleViewer, handle: s.searchTemplates},
-		{method: http.MethodGet, path: templates + "/{publisher}/{name}", role: core.RoleViewer, handle: s.getListing},
+		// Listings are public, as the registry's packages are: anyone
+		// finds templates, with or without a key (and a server that
+		// installs from this one reads them for its tenants).
+		{method: http.MethodGet, path: templates, handle: s.searchTemplates},
+		{method: http.MethodGet, path: templates + "/{publisher}/{name}", handle: s.getListing},
 	}
 	return append(routes, s.installationRoutes()...)
 }
 
 func (s *Service) searchTemplates(ctx context.Context, req *core.Request) (*core.Response, error) {
+	if s.cfg.Upstream != nil {
+		return s.fromUpstream(ctx, "/v1/marketplace/templates", req)
+	}
 	for _, name := range []string{"q", "category", "publisher", "sort", "cursor", "limit"} {
 		if len(req.Query[name]) > 1 {
 			return nil, core.Errorf(core.EInvalid, "%s is given more than once", name)
@@ -65,9 +73,28 @@ func (s *Service) searchTemplates(ctx context.Context, req *core.Request) (*core
 }
 
 func (s *Service) getListing(ctx context.Context, req *core.Request) (*core.Response, error) {
+	if s.cfg.Upstream != nil {
+		return s.fromUpstream(ctx, "/v1/marketplace/templates/"+url.PathEscape(req.Param("publisher"))+"/"+url.PathEscape(req.Param("name")), req)
+	}
 	l, err := s.Listing(ctx, req.Param("publisher")+"/"+req.Param("name"))
 	if err != nil {
 		return nil, err
 	}
 	return core.JSONResponse(http.StatusOK, l), nil
+}
+
+// fromUpstream answers a listing route with the upstream marketplace's
+// answer to the same request (path, and the request's query): a server
+// that installs from another registry finds its templates there. The
+// answer is the upstream's JSON as it is; an error is the upstream's, or
+// unavailable when it does not answer.
+func (s *Service) fromUpstream(ctx context.Context, path string, req *core.Request) (*core.Response, error) {
+	if len(req.Query) > 0 {
+		path += "?" + req.Query.Encode()
+	}
+	var body json.RawMessage
+	if err := s.cfg.Upstream.Listings(ctx, path, &body); err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, body), nil
 }

@@ -165,8 +165,16 @@ func TestRoutesHTTP(t *testing.T) {
 				t.Errorf("%s: %d %s, want %d %s", path, status, code, want.status, want.code)
 			}
 		}
-		if status, _ := get("", "/v1/marketplace/templates", &page); status != http.StatusUnauthorized {
-			t.Errorf("without a key: %d", status)
+		// Listings are public: no key reads them too (a key that is not
+		// one is still refused).
+		if status, _ := get("", "/v1/marketplace/templates", &page); status != http.StatusOK || len(page.Data) == 0 {
+			t.Errorf("without a key: %d, %d listings", status, len(page.Data))
+		}
+		if status, _ := get("", "/v1/marketplace/templates/beta/ledger", &detail); status != http.StatusOK {
+			t.Errorf("a listing without a key: %d", status)
+		}
+		if status, _ := get("rly_nope", "/v1/marketplace/templates", &page); status != http.StatusUnauthorized {
+			t.Errorf("with a key that is not one: %d", status)
 		}
 	})
 }

@@ -257,7 +257,9 @@ func (h *httpClient) json(method, path, key string, in any, want int, out any) {
 		body = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, h.base+path, body)
-	req.Header.Set("Authorization", "Bearer "+key)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

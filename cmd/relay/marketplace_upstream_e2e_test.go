@@ -81,6 +81,25 @@ func TestMarketplaceFromAnotherRegistry(t *testing.T) {
 			}
 			link.set(nil)
 
+			// B's tenants find A's templates: B's marketplace reads A's
+			// listings, as they are there.
+			var found struct {
+				Data []struct{ Name, Latest string }
+			}
+			hb.json("GET", "/v1/marketplace/templates?q=vault", admin, nil, 200, &found)
+			if len(found.Data) != 1 || found.Data[0].Name != "acme/vault-kit" || found.Data[0].Latest != "1.0.0" {
+				t.Fatalf("B's search: %+v", found.Data)
+			}
+			var listing struct {
+				Name             string `json:"name"`
+				PermissionDigest string `json:"permission_digest"`
+			}
+			hb.json("GET", "/v1/marketplace/templates/acme/vault-kit", "", nil, 200, &listing)
+			if listing.Name != "acme/vault-kit" || len(listing.PermissionDigest) != 64 {
+				t.Fatalf("B's listing: %+v", listing)
+			}
+			hb.json("GET", "/v1/marketplace/templates?sort=price", admin, nil, 400, nil) // A's refusal, passed on
+
 			var plan struct {
 				Version           string `json:"version"`
 				PermissionDigest  string `json:"permission_digest"`
