@@ -98,23 +98,25 @@ func (s *Service) prepare(ctx context.Context, c Caller, actionID string, req Re
 	if err := s.schemas.validate(schema, raw, core.EInvalidParams, "params"); err != nil {
 		return nil, nil, err
 	}
-	params, err := canonical(raw)
-	if err != nil {
-		return nil, nil, core.Errorf(core.EInvalidParams, "params are not JSON: %v", err)
-	}
-	if t.presetDef != nil {
-		// The preset's input makes its action's params, which must pass
-		// the action's own schema: a template that fit the connector
-		// version when it was installed fits it still.
-		if params, err = t.presetDef.Params(params); err != nil {
-			return nil, nil, core.Errorf(core.EInvalidParams, "preset %s cannot make its action's params: %s", t.id, core.ErrorMessage(err))
-		}
-		if err := s.schemas.validate(t.action.InputSchema, params, core.EInvalidParams, "the params preset "+t.id+" makes for "+t.conn.Connector+"."+t.action.Name); err != nil {
-			return nil, nil, err
-		}
-		if params, err = canonical(params); err != nil {
+	if t.presetDef == nil {
+		params, err := canonical(raw)
+		if err != nil {
 			return nil, nil, core.Errorf(core.EInvalidParams, "params are not JSON: %v", err)
 		}
+		return t, params, nil
+	}
+	// The preset's input makes its action's params, which must pass the
+	// action's own schema: a template that fit the connector version when
+	// it was installed fits it still. They are made canonical once made.
+	params, err := t.presetDef.Params(raw)
+	if err != nil {
+		return nil, nil, core.Errorf(core.EInvalidParams, "preset %s cannot make its action's params: %s", t.id, core.ErrorMessage(err))
+	}
+	if err := s.schemas.validate(t.action.InputSchema, params, core.EInvalidParams, "the params preset "+t.id+" makes for "+t.conn.Connector+"."+t.action.Name); err != nil {
+		return nil, nil, err
+	}
+	if params, err = canonical(params); err != nil {
+		return nil, nil, core.Errorf(core.EInvalidParams, "params are not JSON: %v", err)
 	}
 	return t, params, nil
 }

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"net/url"
@@ -223,7 +224,11 @@ func (s objectSchema) has(tokens []string) bool {
 func (a *Preset) ActionParams(input json.RawMessage) (json.RawMessage, error) {
 	params := map[string]any{}
 	if len(a.Params) > 0 {
-		if err := json.Unmarshal(a.Params, &params); err != nil {
+		// Numbers as they are written: a fixed 12345678901234567890
+		// is sent as that, not as a float's nearest value.
+		dec := json.NewDecoder(bytes.NewReader(a.Params))
+		dec.UseNumber()
+		if err := dec.Decode(&params); err != nil {
 			return nil, core.Errorf(core.EInternal, "preset %s: its params: %v", a.Name, err)
 		}
 	}

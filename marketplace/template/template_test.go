@@ -442,3 +442,18 @@ func TestScaffold(t *testing.T) {
 		t.Errorf("a bad name: %v", err)
 	}
 }
+
+// A preset's fixed numbers reach its action as they are written, however
+// large: not a float's nearest value.
+func TestActionParamsKeepsNumbers(t *testing.T) {
+	p := &Preset{Name: "p", Params: json.RawMessage(`{"id": 12345678901234567890, "ratio": 0.1, "nested": {"n": 9007199254740993}}`),
+		Fields: map[string]string{"x": "/nested/x"}}
+	got, err := p.ActionParams(json.RawMessage(`{"x": 18446744073709551615}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":12345678901234567890,"nested":{"n":9007199254740993,"x":18446744073709551615},"ratio":0.1}`
+	if string(got) != want {
+		t.Errorf("params %s, want %s", got, want)
+	}
+}
