@@ -28,7 +28,9 @@ type Preset struct {
 	SideEffect           string
 	RequiresConfirmation bool
 	// Params makes the action's params from an input that passed
-	// InputSchema.
+	// InputSchema, as canonical JSON (keys sorted, no spaces, numbers as
+	// written: encoding/json's encoding of the value decoded with
+	// UseNumber), so that one request hashes alike however it is spelt.
 	Params func(input json.RawMessage) (json.RawMessage, error)
 }
 

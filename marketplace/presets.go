@@ -3,6 +3,7 @@ package marketplace
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -142,12 +143,16 @@ func buildPresets(in *Installation, t *template.Template) *presetSet {
 	for i := range t.Actions {
 		a := &t.Actions[i]
 		sum := accepted[a.Name]
+		params, err := a.ParamsBuilder()
+		if err != nil {
+			params = func(json.RawMessage) (json.RawMessage, error) { return nil, err } // a template that parsed: not reached
+		}
 		p := &core.Preset{
 			ID: in.Name + "." + a.Name, Installation: in.ID, Template: in.Lock.Template, TemplateVersion: in.Lock.Version,
 			Title: a.Title, Description: a.Description, InputSchema: a.InputSchema,
 			Connection: in.Lock.Connections[a.Connection], Action: a.Action,
 			SideEffect: sum.SideEffect, RequiresConfirmation: sum.RequiresConfirmation,
-			Params: a.ActionParams,
+			Params: params,
 		}
 		set.byName[a.Name] = p
 		set.list = append(set.list, p)

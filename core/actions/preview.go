@@ -105,18 +105,15 @@ func (s *Service) prepare(ctx context.Context, c Caller, actionID string, req Re
 		}
 		return t, params, nil
 	}
-	// The preset's input makes its action's params, which must pass the
-	// action's own schema: a template that fit the connector version when
-	// it was installed fits it still. They are made canonical once made.
+	// The preset's input makes its action's params, canonical, which must
+	// pass the action's own schema: a template that fit the connector
+	// version when it was installed fits it still.
 	params, err := t.presetDef.Params(raw)
 	if err != nil {
 		return nil, nil, core.Errorf(core.EInvalidParams, "preset %s cannot make its action's params: %s", t.id, core.ErrorMessage(err))
 	}
 	if err := s.schemas.validate(t.action.InputSchema, params, core.EInvalidParams, "the params preset "+t.id+" makes for "+t.conn.Connector+"."+t.action.Name); err != nil {
 		return nil, nil, err
-	}
-	if params, err = canonical(params); err != nil {
-		return nil, nil, core.Errorf(core.EInvalidParams, "params are not JSON: %v", err)
 	}
 	return t, params, nil
 }

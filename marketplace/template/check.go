@@ -222,41 +222,90 @@ func (s objectSchema) has(tokens []string) bool {
 // input property's value set at its pointer (objects on the way made as
 // needed). Input properties without a pointer are not passed on.
 func (a *Preset) ActionParams(input json.RawMessage) (json.RawMessage, error) {
-	params := map[string]any{}
+	build, err := a.ParamsBuilder()
+	if err != nil {
+		return nil, err
+	}
+	return build(input)
+}
+
+// ParamsBuilder is ActionParams with the preset's fixed params and
+// pointers read once: what a server keeps to run the preset many times.
+// The params it makes are canonical JSON: keys sorted, no spaces, numbers
+// as written.
+func (a *Preset) ParamsBuilder() (func(input json.RawMessage) (json.RawMessage, error), error) {
+	var fixed map[string]any
 	if len(a.Params) > 0 {
 		// Numbers as they are written: a fixed 12345678901234567890
 		// is sent as that, not as a float's nearest value.
 		dec := json.NewDecoder(bytes.NewReader(a.Params))
 		dec.UseNumber()
-		if err := dec.Decode(&params); err != nil {
+		if err := dec.Decode(&fixed); err != nil {
 			return nil, core.Errorf(core.EInternal, "preset %s: its params: %v", a.Name, err)
 		}
 	}
-	var in map[string]json.RawMessage
-	if len(input) > 0 {
-		if err := json.Unmarshal(input, &in); err != nil {
-			return nil, core.Errorf(core.EInvalidParams, "the input is not a JSON object: %v", err)
-		}
+	type field struct {
+		name   string
+		tokens []string
 	}
-	for name, ptr := range a.Fields {
-		v, ok := in[name]
-		if !ok {
-			continue
+	fields := make([]field, 0, len(a.Fields))
+	for _, name := range slices.Sorted(maps.Keys(a.Fields)) {
+		tokens, err := ParsePointer(a.Fields[name])
+		if err != nil || len(tokens) == 0 {
+			return nil, core.Errorf(core.EInternal, "preset %s: field %s: a pointer to no place", a.Name, name)
 		}
-		tokens, err := ParsePointer(ptr)
-		if err != nil {
-			return nil, core.Errorf(core.EInternal, "preset %s: field %s: %v", a.Name, name, err)
+		fields = append(fields, field{name, tokens})
+	}
+	name := a.Name
+	return func(input json.RawMessage) (json.RawMessage, error) {
+		params, _ := cloneJSON(fixed).(map[string]any)
+		if params == nil {
+			params = map[string]any{}
 		}
-		cur := params
-		for _, tok := range tokens[:len(tokens)-1] {
-			next, ok := cur[tok].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				cur[tok] = next
+		var in map[string]any
+		if len(input) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(input))
+			dec.UseNumber()
+			if err := dec.Decode(&in); err != nil {
+				return nil, core.Errorf(core.EInvalidParams, "preset %s: the input is not a JSON object: %v", name, err)
 			}
-			cur = next
 		}
-		cur[tokens[len(tokens)-1]] = v
+		for _, f := range fields {
+			v, ok := in[f.name]
+			if !ok {
+				continue
+			}
+			cur := params
+			for _, tok := range f.tokens[:len(f.tokens)-1] {
+				next, ok := cur[tok].(map[string]any)
+				if !ok {
+					next = map[string]any{}
+					cur[tok] = next
+				}
+				cur = next
+			}
+			cur[f.tokens[len(f.tokens)-1]] = v
+		}
+		return json.Marshal(params)
+	}, nil
+}
+
+// cloneJSON copies a decoded JSON value deeply: its objects and arrays
+// are new, so that setting a field in the copy leaves v as it was.
+func cloneJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = cloneJSON(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = cloneJSON(x)
+		}
+		return out
 	}
-	return json.Marshal(params)
+	return v
 }

@@ -457,3 +457,21 @@ func TestActionParamsKeepsNumbers(t *testing.T) {
 		t.Errorf("params %s, want %s", got, want)
 	}
 }
+
+// The params a preset makes are canonical: an input spelt two ways makes
+// the same bytes, keys sorted, with no spaces.
+func TestParamsCanonical(t *testing.T) {
+	p := &Preset{Name: "p", Params: json.RawMessage(`{"z": 1, "a": {"y": true}}`), Fields: map[string]string{"in": "/a/x"}}
+	one, err := p.ActionParams(json.RawMessage(`{"in": {"b": 2, "a": [1, 2.50]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := p.ActionParams(json.RawMessage("{ \"in\" :{\"a\":[1,2.50],\n\"b\":2}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"a":{"x":{"a":[1,2.50],"b":2},"y":true},"z":1}`
+	if string(one) != want || string(two) != want {
+		t.Errorf("params %s and %s, want %s", one, two, want)
+	}
+}
