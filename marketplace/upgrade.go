@@ -476,6 +476,26 @@ func (s *Service) Upgrade(ctx context.Context, c *core.Caller, idOrName string, 
 	if req.Accept != u.to.Digest {
 		return nil, consentMismatch(u.to, req.Accept)
 	}
+	// A connection the installation has keeps its name and secrets, and
+	// so must stay a connection of the same connector package.
+	packageOf := func(t *template.Template, connection string) string {
+		for _, c := range t.Connections {
+			if c.Name == connection {
+				for _, k := range t.Connectors {
+					if k.ShortName() == c.Connector {
+						return k.Package
+					}
+				}
+			}
+		}
+		return ""
+	}
+	for name := range u.from.Lock.Connections {
+		if was, now := packageOf(u.old, name), packageOf(u.to.t, name); now != "" && was != now {
+			return nil, core.Errorf(core.EConflict, "%s@%s makes the connection %q a connection of %s, not %s: uninstall, and install it again",
+				u.to.Template, u.to.Version, name, now, was)
+		}
+	}
 	// Connections the installation has keep their names and secrets;
 	// new ones are made from the request.
 	inputs := map[string]ConnectionInput{}
