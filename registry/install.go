@@ -164,20 +164,31 @@ func (s *Service) pick(ctx context.Context, pkg, constraint string) (*candidate,
 	if s.remote(pkg) {
 		return s.pickUpstream(ctx, pkg, constraint)
 	}
-	var rows []candidate
-	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT v.version, v.yanked_at IS NOT NULL AS yanked, v.manifest
-		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE v.package = ? AND p.kind = 'connector'`), pkg); err != nil {
-		return nil, fmt.Errorf("registry: versions of %s: %w", pkg, err)
+	rows, err := s.candidates(ctx, pkg, relaypkg.KindConnector)
+	if err != nil {
+		return nil, err
 	}
 	if len(rows) == 0 {
 		return nil, core.Errorf(core.ENotFound, "no package %q in this registry", pkg)
+	}
+	return pickVersion(pkg, rows, constraint, s.compatible)
+}
+
+// candidates are the published versions of pkg, a package of kind, with
+// what their manifest (or template) says of the servers that can run
+// them.
+func (s *Service) candidates(ctx context.Context, pkg, kind string) ([]candidate, error) {
+	var rows []candidate
+	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT v.version, v.yanked_at IS NOT NULL AS yanked, v.manifest
+		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE v.package = ? AND p.kind = ?`), pkg, kind); err != nil {
+		return nil, fmt.Errorf("registry: versions of %s: %w", pkg, err)
 	}
 	for i := range rows {
 		var m compatibility
 		json.Unmarshal([]byte(rows[i].Manifest), &m)
 		rows[i].protocol, rows[i].minRelayVersion = m.Protocol, m.MinRelayVersion
 	}
-	return pickVersion(pkg, rows, constraint, s.compatible)
+	return rows, nil
 }
 
 // pickVersion picks among versions (in any order) the newest that fits

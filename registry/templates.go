@@ -45,18 +45,12 @@ func (s *Service) PickTemplate(ctx context.Context, name, constraint string) (*T
 	if s.cfg.Upstream != nil {
 		return s.pickUpstreamTemplate(ctx, name, constraint)
 	}
-	var rows []candidate
-	if err := s.cfg.DB.DB().SelectContext(ctx, &rows, s.rebind(`SELECT v.version, v.yanked_at IS NOT NULL AS yanked, v.manifest
-		FROM registry_versions v JOIN registry_packages p ON p.name = v.package WHERE v.package = ? AND p.kind = 'template'`), name); err != nil {
-		return nil, fmt.Errorf("registry: versions of %s: %w", name, err)
+	rows, err := s.candidates(ctx, name, relaypkg.KindTemplate)
+	if err != nil {
+		return nil, err
 	}
 	if len(rows) == 0 {
 		return nil, core.Errorf(core.ENotFound, "no template %q in this marketplace", name)
-	}
-	for i := range rows {
-		var m compatibility
-		json.Unmarshal([]byte(rows[i].Manifest), &m)
-		rows[i].minRelayVersion = m.MinRelayVersion
 	}
 	v, err := pickVersion(name, rows, constraint, func(c *candidate) error { return s.runsOn(c.minRelayVersion) })
 	if err != nil {
