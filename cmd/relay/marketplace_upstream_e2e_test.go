@@ -3,18 +3,13 @@ package main
 import (
 	"bytes"
 	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
-	"strconv"
-	"sync"
 	"testing"
 
 	"aead.dev/minisign"
 
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
+	"github.com/relayhq/relay/registry/registrytest"
 	"github.com/relayhq/relay/registry/relaypkg"
 )
 
@@ -47,7 +42,7 @@ func TestMarketplaceFromAnotherRegistry(t *testing.T) {
 			ha.publish(reg.Token, vault, priv)
 			ha.publish(reg.Token, packTemplate(t, "acme/vault-kit", vaultKit("1.0.0", "~1.0.0")), priv)
 
-			link := newChangingProxy(t, a.URL())
+			link := registrytest.NewInterceptor(t, a.URL())
 			bCfg.RegistryURL, bCfg.RegistryKey = link.URL, relaypkg.PublicKeyLine(a.registry.PublicKey())
 			b, bannerB := startMain(t, bCfg, io.Discard)
 			hb := &httpClient{t: t, base: b.URL()}
@@ -64,7 +59,7 @@ func TestMarketplaceFromAnotherRegistry(t *testing.T) {
 			// One byte of the template changed on the way: refused, and
 			// nothing of it kept.
 			const kitDownload = "/v1/registry/packages/acme/vault-kit/versions/1.0.0/download"
-			link.set(func(path string, body []byte) []byte {
+			link.Set(func(path string, body []byte) []byte {
 				if path == kitDownload {
 					body = bytes.Clone(body)
 					body[len(body)/2] ^= 1
@@ -79,7 +74,7 @@ func TestMarketplaceFromAnotherRegistry(t *testing.T) {
 			if n := mirrored("acme/vault-kit"); n != 0 {
 				t.Fatalf("B keeps %d rows of the template it refused", n)
 			}
-			link.set(nil)
+			link.Set(nil)
 
 			// B's tenants find A's templates: B's marketplace reads A's
 			// listings, as they are there.
@@ -137,9 +132,9 @@ func TestMarketplaceFromAnotherRegistry(t *testing.T) {
 				t.Fatalf("kit.whoami: %s, template %s", status, tv)
 			}
 			// Downloaded once: a second plan and install read what B keeps.
-			downloads := link.count(kitDownload)
+			downloads := link.Count(kitDownload)
 			hb.json("GET", "/v1/marketplace/templates/acme/vault-kit/plan?version=1.0.0", admin, nil, 200, &plan)
-			if n := link.count(kitDownload); n != downloads || mirrored("acme/vault-kit") != 1 {
+			if n := link.Count(kitDownload); n != downloads || mirrored("acme/vault-kit") != 1 {
 				t.Fatalf("the template was downloaded %d more times; B keeps %d rows of it", n-downloads, mirrored("acme/vault-kit"))
 			}
 
@@ -186,57 +181,4 @@ func TestMarketplaceFromAnotherRegistry(t *testing.T) {
 			}
 		})
 	}
-}
-
-// changingProxy is a real HTTP proxy in front of a registry that may
-// change its answers (change, by path; nil passes them on as they are),
-// and counts the requests by path.
-type changingProxy struct {
-	*httptest.Server
-	mu     sync.Mutex
-	change func(path string, body []byte) []byte
-	counts map[string]int
-}
-
-func newChangingProxy(t *testing.T, target string) *changingProxy {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &changingProxy{counts: map[string]int{}}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		p.mu.Lock()
-		change := p.change
-		p.counts[resp.Request.URL.Path]++
-		p.mu.Unlock()
-		if change == nil {
-			return nil
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		body = change(resp.Request.URL.Path, body)
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		resp.ContentLength = int64(len(body))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-		return nil
-	}
-	p.Server = httptest.NewServer(proxy)
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *changingProxy) set(change func(path string, body []byte) []byte) {
-	p.mu.Lock()
-	p.change = change
-	p.mu.Unlock()
-}
-
-func (p *changingProxy) count(path string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.counts[path]
 }

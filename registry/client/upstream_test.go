@@ -7,12 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -23,58 +19,9 @@ import (
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/registry"
+	"github.com/relayhq/relay/registry/registrytest"
 	"github.com/relayhq/relay/registry/relaypkg"
 )
-
-// interceptor is a real HTTP proxy in front of a registry whose answers a
-// test may replace (change, by path; nil passes them on as they are), and
-// which counts the requests by path.
-type interceptor struct {
-	*httptest.Server
-	mu     sync.Mutex
-	change func(path string, body []byte) []byte
-	counts map[string]int
-}
-
-func newInterceptor(t *testing.T, registryURL string) *interceptor {
-	target, _ := url.Parse(registryURL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	ic := &interceptor{counts: map[string]int{}}
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		ic.mu.Lock()
-		change := ic.change
-		ic.counts[resp.Request.URL.Path]++
-		ic.mu.Unlock()
-		if change == nil {
-			return nil
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		body = change(resp.Request.URL.Path, body)
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		resp.ContentLength = int64(len(body))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-		return nil
-	}
-	ic.Server = httptest.NewServer(proxy)
-	t.Cleanup(ic.Close)
-	return ic
-}
-
-func (ic *interceptor) set(change func(path string, body []byte) []byte) {
-	ic.mu.Lock()
-	ic.change = change
-	ic.mu.Unlock()
-}
-
-func (ic *interceptor) count(path string) int {
-	ic.mu.Lock()
-	defer ic.mu.Unlock()
-	return ic.counts[path]
-}
 
 // downstream is a server's registry that installs from another one, over
 // its own database, as `relay serve --registry-url` wires it.
@@ -203,14 +150,14 @@ func TestInstallFromUpstream(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			px := newInterceptor(t, a.URL)
+			px := registrytest.NewInterceptor(t, a.URL)
 			dbURL := db.URL(t)
 			b := newDownstream(t, dbURL, px.URL, a.Key)
 			one := b.workspace(t, "one")
 			const download = "/v1/registry/packages/acme/notes/versions/0.1.0/download"
 
 			// A byte changed on the way: refused, nothing kept.
-			px.set(func(path string, body []byte) []byte {
+			px.Set(func(path string, body []byte) []byte {
 				if path == download {
 					body = bytes.Clone(body)
 					body[len(body)/2] ^= 1
@@ -220,7 +167,7 @@ func TestInstallFromUpstream(t *testing.T) {
 			_, err := b.reg.Install(ctx, one, registry.InstallRequest{Package: "acme/notes", Version: "~0.1"})
 			wantCode(t, err, core.EPackageTampered)
 			b.wantNothingKept(t)
-			px.set(nil)
+			px.Set(nil)
 
 			in, err := b.reg.Install(ctx, one, registry.InstallRequest{Package: "acme/notes", Version: "~0.1"})
 			if err != nil {
@@ -243,12 +190,12 @@ func TestInstallFromUpstream(t *testing.T) {
 
 			// Another workspace, and the server started again, use what
 			// was downloaded.
-			downloads := px.count(download)
+			downloads := px.Count(download)
 			b.reg = b.open(t, px.URL, a.Key)
 			if _, err := b.reg.Install(ctx, b.workspace(t, "two"), registry.InstallRequest{Package: "acme/notes", Version: "0.1.0"}); err != nil {
 				t.Fatal(err)
 			}
-			if n := px.count(download); n != downloads {
+			if n := px.Count(download); n != downloads {
 				t.Errorf("the version was downloaded %d more times", n-downloads)
 			}
 
@@ -274,7 +221,7 @@ func TestInstallFromUpstream(t *testing.T) {
 
 			// An index older than the newest seen is refused, by this
 			// start of the server and by the next.
-			px.set(nil)
+			px.Set(nil)
 			old := map[string][]byte{}
 			for _, p := range []string{"/v1/registry/index", "/v1/registry/index.minisig"} {
 				resp, err := http.Get(a.URL + p)
@@ -292,7 +239,7 @@ func TestInstallFromUpstream(t *testing.T) {
 			if err != nil || plan.To.Version != "0.3.0" {
 				t.Fatalf("plan: %+v, %v", plan, err)
 			}
-			px.set(func(path string, body []byte) []byte {
+			px.Set(func(path string, body []byte) []byte {
 				if o, ok := old[path]; ok {
 					return o
 				}
@@ -304,7 +251,7 @@ func TestInstallFromUpstream(t *testing.T) {
 			b.reg = b.open(t, px.URL, a.Key)
 			_, err = b.reg.Install(ctx, four, registry.InstallRequest{Package: "acme/notes"})
 			wantCode(t, err, core.EIndexRollback)
-			px.set(nil)
+			px.Set(nil)
 
 			// A registry signing with another key than the pinned one.
 			other, _, _ := minisign.GenerateKey(nil)
