@@ -13,27 +13,14 @@ import (
 func TestMigration0009Skeletons(t *testing.T) {
 	eachDatabase(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
-		s := openStore(t, databaseURL)
-		migs, err := loadMigrations(migrationFiles, s.dialect.migrations)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.migrate(ctx, migs[:8]); err != nil {
-			t.Fatal(err)
-		}
+		s := migratedTo(t, databaseURL, 8)
 		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-		must := func(q string, args ...any) {
-			t.Helper()
-			if _, err := s.db.ExecContext(ctx, s.db.Rebind(q), args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-		must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, now)
+		s.must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, now)
 		for i, name := range []string{"acme-corp", "vv0rn15"} {
-			must(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at)
+			s.must(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at)
 				VALUES (?, 'ws1', '', ?, ?, ?)`, name, "tok"+string(rune('a'+i)), []byte{1}, now)
 		}
-		must(`INSERT INTO registry_packages (name, publisher, created_at, updated_at) VALUES ('acme-corp/n0tes-1', 'acme-corp', ?, ?)`, now, now)
+		s.must(`INSERT INTO registry_packages (name, publisher, created_at, updated_at) VALUES ('acme-corp/n0tes-1', 'acme-corp', ?, ?)`, now, now)
 		if _, err := s.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -53,8 +40,8 @@ func TestMigration0009Skeletons(t *testing.T) {
 		if len(want) != 0 {
 			t.Errorf("rows missing: %v", want)
 		}
-		_, err = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at, skeleton)
-			VALUES ('acmecorp', 'ws1', '', 'tokz', ?, ?, 'acmecorp')`), []byte{1}, now)
+		err := s.exec(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at, skeleton)
+			VALUES ('acmecorp', 'ws1', '', 'tokz', ?, ?, 'acmecorp')`, []byte{1}, now)
 		if err == nil {
 			t.Error("a publisher whose skeleton is taken was inserted")
 		}

@@ -12,33 +12,16 @@ import (
 func TestMigration0010KeepsPublishers(t *testing.T) {
 	eachDatabase(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
-		s := openStore(t, databaseURL)
-		migs, err := loadMigrations(migrationFiles, s.dialect.migrations)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.migrate(ctx, migs[:9]); err != nil {
-			t.Fatal(err)
-		}
+		s := migratedTo(t, databaseURL, 9)
 		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-		exec := func(q string, args ...any) error {
-			_, err := s.db.ExecContext(ctx, s.db.Rebind(q), args...)
-			return err
-		}
-		must := func(q string, args ...any) {
-			t.Helper()
-			if err := exec(q, args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-		must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, now)
-		must(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at, skeleton)
+		s.must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, now)
+		s.must(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at, skeleton)
 			VALUES ('acme', 'ws1', 'Acme', 'tok1', ?, ?, 'acme')`, []byte{1, 2, 3}, now)
-		must(`INSERT INTO registry_keys (publisher, key_id, public_key, added_at) VALUES ('acme', 'K1', 'pub', ?)`, now)
-		must(`INSERT INTO registry_packages (name, publisher, created_at, updated_at, skeleton) VALUES ('acme/notes', 'acme', ?, ?, 'acme/notes')`, now, now)
-		must(`INSERT INTO registry_uploads (id, publisher, size, created_at) VALUES ('up1', 'acme', 0, ?)`, now)
+		s.must(`INSERT INTO registry_keys (publisher, key_id, public_key, added_at) VALUES ('acme', 'K1', 'pub', ?)`, now)
+		s.must(`INSERT INTO registry_packages (name, publisher, created_at, updated_at, skeleton) VALUES ('acme/notes', 'acme', ?, ?, 'acme/notes')`, now, now)
+		s.must(`INSERT INTO registry_uploads (id, publisher, size, created_at) VALUES ('up1', 'acme', 0, ?)`, now)
 
-		if _, err := s.migrate(ctx, migs[9:10]); err != nil {
+		if err := s.apply(9, 10); err != nil {
 			t.Fatalf("migration 0010: %v", err)
 		}
 		var got struct {
@@ -55,7 +38,7 @@ func TestMigration0010KeepsPublishers(t *testing.T) {
 			t.Fatalf("acme after the migration: %+v", got)
 		}
 		// A publisher of no workspace now goes in; the rest is as strict.
-		must(`INSERT INTO registry_publishers (name, workspace_id, token_id, token_hash, created_at, skeleton) VALUES ('relay', NULL, 'tok2', ?, ?, 'relay')`, []byte{0}, now)
+		s.must(`INSERT INTO registry_publishers (name, workspace_id, token_id, token_hash, created_at, skeleton) VALUES ('relay', NULL, 'tok2', ?, ?, 'relay')`, []byte{0}, now)
 		for what, q := range map[string]string{
 			"a key of no publisher":           `INSERT INTO registry_keys (publisher, key_id, public_key, added_at) VALUES ('nobody', 'K2', 'pub', '2030-01-01')`,
 			"a publisher of no workspace row": `INSERT INTO registry_publishers (name, workspace_id, token_id, token_hash, created_at, skeleton) VALUES ('x', 'nows', 'tok3', 'h', '2030-01-01', 'x')`,
@@ -63,7 +46,7 @@ func TestMigration0010KeepsPublishers(t *testing.T) {
 			"a token id twice":                `INSERT INTO registry_publishers (name, workspace_id, token_id, token_hash, created_at, skeleton) VALUES ('other', 'ws1', 'tok1', 'h', '2030-01-01', 'other')`,
 			"removing a publisher in use":     `DELETE FROM registry_publishers WHERE name = 'acme'`,
 		} {
-			if err := exec(q); err == nil {
+			if err := s.exec(q); err == nil {
 				t.Errorf("%s was taken", what)
 			}
 		}

@@ -12,37 +12,24 @@ import (
 func TestMigration0012ListsTemplates(t *testing.T) {
 	eachDatabase(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
-		s := openStore(t, databaseURL)
-		migs, err := loadMigrations(migrationFiles, s.dialect.migrations)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.migrate(ctx, migs[:11]); err != nil {
-			t.Fatal(err)
-		}
+		s := migratedTo(t, databaseURL, 11)
 		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-		must := func(q string, args ...any) {
-			t.Helper()
-			if _, err := s.db.ExecContext(ctx, s.db.Rebind(q), args...); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-		must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, now)
-		must(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at, skeleton)
+		s.must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, now)
+		s.must(`INSERT INTO registry_publishers (name, workspace_id, display_name, token_id, token_hash, created_at, skeleton)
 			VALUES ('acme', 'ws1', 'Acme', 'tok1', ?, ?, 'acme')`, []byte{1}, now)
 		version := func(pkg, v, manifest string, at time.Time) {
 			t.Helper()
-			must(`INSERT INTO registry_versions (package, version, index_json, signature, signer_key_id, manifest, capabilities, blob_sha256, size, published_at)
+			s.must(`INSERT INTO registry_versions (package, version, index_json, signature, signer_key_id, manifest, capabilities, blob_sha256, size, published_at)
 				VALUES (?, ?, ?, 'sig', 'K1', ?, '{}', ?, 1, ?)`, pkg, v, []byte(`{}`), manifest, pkg+v, at)
 		}
-		must(`INSERT INTO registry_packages (name, publisher, created_at, updated_at, skeleton, kind) VALUES ('acme/kit', 'acme', ?, ?, 'acme/kit', 'template')`, now, now)
+		s.must(`INSERT INTO registry_packages (name, publisher, created_at, updated_at, skeleton, kind) VALUES ('acme/kit', 'acme', ?, ?, 'acme/kit', 'template')`, now, now)
 		version("acme/kit", "1.0.0", `{"name": "acme/kit", "version": "1.0.0", "title": "Old kit", "summary": "Old.", "categories": ["devops"]}`, now)
 		version("acme/kit", "1.1.0", `{"name": "acme/kit", "version": "1.1.0", "title": "Incident kit", "summary": "Declare outages.",
 			"readme": "Pages whoever is on call.", "categories": ["devops", "paging"], "icon": "icon.svg"}`, now.Add(time.Hour))
-		must(`INSERT INTO registry_packages (name, publisher, created_at, updated_at, skeleton) VALUES ('acme/notes', 'acme', ?, ?, 'acme/notes')`, now, now)
+		s.must(`INSERT INTO registry_packages (name, publisher, created_at, updated_at, skeleton) VALUES ('acme/notes', 'acme', ?, ?, 'acme/notes')`, now, now)
 		version("acme/notes", "1.0.0", `{"name": "notes", "version": "1.0.0", "title": "Notes"}`, now)
 
-		if _, err := s.migrate(ctx, migs[11:12]); err != nil {
+		if err := s.apply(11, 12); err != nil {
 			t.Fatalf("migration 0012: %v", err)
 		}
 		var got []struct {

@@ -189,3 +189,45 @@ func TestMigrationStatements(t *testing.T) {
 		}
 	})
 }
+
+// partlyMigrated is a store with only its first migrations applied, for a
+// test of what a later one does to rows already there.
+type partlyMigrated struct {
+	*Store
+	t    *testing.T
+	migs []migration
+}
+
+// migratedTo opens a store on databaseURL with its first n migrations.
+func migratedTo(t *testing.T, databaseURL string, n int) *partlyMigrated {
+	t.Helper()
+	s := openStore(t, databaseURL)
+	migs, err := loadMigrations(migrationFiles, s.dialect.migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.migrate(context.Background(), migs[:n]); err != nil {
+		t.Fatal(err)
+	}
+	return &partlyMigrated{Store: s, t: t, migs: migs}
+}
+
+// exec runs one statement.
+func (p *partlyMigrated) exec(q string, args ...any) error {
+	_, err := p.db.ExecContext(context.Background(), p.db.Rebind(q), args...)
+	return err
+}
+
+// must runs one statement, failing the test if it fails.
+func (p *partlyMigrated) must(q string, args ...any) {
+	p.t.Helper()
+	if err := p.exec(q, args...); err != nil {
+		p.t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// apply applies migrations from..to-1 (numbered from 0).
+func (p *partlyMigrated) apply(from, to int) error {
+	_, err := p.migrate(context.Background(), p.migs[from:to])
+	return err
+}
