@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -392,7 +393,7 @@ func testCrash(t *testing.T, env crashEnv, c crashCase) {
 	if final := api.run(srv.url, run.ID); final.Status == core.RunSucceeded && !outcomes["success"] {
 		t.Errorf("no success audit record for succeeded run %s: %v", run.ID, outcomes)
 	}
-	env.verifyAudit(t, ctx)
+	env.verifyStore(t, ctx)
 }
 
 // crashEnv is what the server processes of one case share.
@@ -410,8 +411,10 @@ func (e crashEnv) storeURL() string {
 	return filepath.Join(e.dataDir, "relay.db")
 }
 
-// verifyAudit checks every workspace's audit chain on the store itself.
-func (e crashEnv) verifyAudit(t *testing.T, ctx context.Context) {
+// verifyStore checks, on the store itself, every workspace's audit chain,
+// and that the usage counted is exactly the runs that succeeded, per
+// workspace and action.
+func (e crashEnv) verifyStore(t *testing.T, ctx context.Context) {
 	t.Helper()
 	st, err := sqlstore.Open(ctx, e.storeURL())
 	if err != nil {
@@ -421,6 +424,28 @@ func (e crashEnv) verifyAudit(t *testing.T, ctx context.Context) {
 	brk, err := audit.Verify(ctx, st, "")
 	if err != nil || brk != nil {
 		t.Fatalf("audit chain: %v, %v", brk, err)
+	}
+	count := func(query string) map[string]int64 {
+		rows, err := st.DB().QueryContext(ctx, query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]int64{}
+		for rows.Next() {
+			var ws, action string
+			var n int64
+			if err := rows.Scan(&ws, &action, &n); err != nil {
+				t.Fatal(err)
+			}
+			out[ws+" "+action] = n
+		}
+		return out
+	}
+	succeeded := count(`SELECT workspace_id, action, COUNT(*) FROM runs WHERE status = 'succeeded' GROUP BY workspace_id, action`)
+	counted := count(`SELECT workspace_id, action, SUM(runs) FROM usage_daily GROUP BY workspace_id, action`)
+	if !maps.Equal(succeeded, counted) {
+		t.Fatalf("usage counted %v, runs succeeded %v", counted, succeeded)
 	}
 }
 

@@ -208,7 +208,7 @@ func (l *queueLoad) check(base string, env crashEnv) {
 	}
 	l.t.Logf("%d runs: %d succeeded, %d interrupted after their call began; %d run again; %d repeated deliveries for the receiver to drop",
 		len(runs), succeeded, interrupted, again, redelivered)
-	env.verifyAudit(l.t, context.Background())
+	env.verifyStore(l.t, context.Background())
 }
 
 // queueRun is what the test reads of a run.

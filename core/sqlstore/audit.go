@@ -182,6 +182,10 @@ func (s *Store) lockChains(ctx context.Context, g *groupTx, workspaces []string)
 			return nil
 		})
 	}
+	for _, add := range g.afterLocks {
+		add()
+	}
+	g.afterLocks = nil
 	return heads, g.flush(ctx)
 }
 

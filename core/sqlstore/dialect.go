@@ -23,6 +23,10 @@ type dialect struct {
 	// serializeTx, when set, takes a lock named by its one parameter for
 	// the rest of the transaction.
 	serializeTx string
+	// serializeShared, when set, takes the same lock shared: the
+	// transactions that take it shared run together, and none of them
+	// with one that takes it with serializeTx.
+	serializeShared string
 }
 
 var sqliteDialect = &dialect{
@@ -55,7 +59,8 @@ var postgresDialect = &dialect{
 	// tests) living in different schemas of one database do not wait for
 	// each other. READ COMMITTED alone would let two transactions both see
 	// "nothing there yet" and both act on it.
-	serializeTx: `SELECT pg_advisory_xact_lock(hashtext(concat('relay:', current_schema(), ':', ?::text)))`,
+	serializeTx:     `SELECT pg_advisory_xact_lock(hashtext(concat('relay:', current_schema(), ':', ?::text)))`,
+	serializeShared: `SELECT pg_advisory_xact_lock_shared(hashtext(concat('relay:', current_schema(), ':', ?::text)))`,
 }
 
 // serialize makes the rest of tx exclusive with every other transaction

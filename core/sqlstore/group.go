@@ -55,6 +55,9 @@ type groupTx struct {
 	audits []*core.AuditRecord
 	script pgScript
 	checks []func() error
+	// afterLocks add statements to script that must follow the audit
+	// chains' locks (lockChains).
+	afterLocks []func()
 }
 
 // flush sends the statements waiting in g.script and runs their checks.
@@ -234,6 +237,9 @@ func (s *Store) writeOps(ctx context.Context, g *groupTx, ops []groupOp) error {
 		return err
 	}
 	if err := s.finishRuns(ctx, g, finishes); err != nil {
+		return err
+	}
+	if err := s.countUsage(ctx, g, finishes); err != nil {
 		return err
 	}
 	return s.appendAudits(ctx, g)
