@@ -1,6 +1,7 @@
 package marketplace
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net"
@@ -14,51 +15,17 @@ import (
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/httpapi"
 	"github.com/relayhq/relay/core/ratelimit"
-	"github.com/relayhq/relay/schemas"
+	"github.com/relayhq/relay/schemas/schemastest"
 )
 
 // Every route of the marketplace is in openapi.json with its role, and
 // every operation the document says the marketplace serves is one.
 func TestRoutesDocumented(t *testing.T) {
-	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
-	}
-	if err := json.Unmarshal(schemas.OpenAPI(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	served := map[string]bool{}
+	var routes []schemastest.Route
 	for _, r := range (&Service{}).routeTable() {
-		op := r.method + " " + r.path
-		served[op] = true
-		raw, ok := doc.Paths[r.path][strings.ToLower(r.method)]
-		if !ok {
-			t.Errorf("%s is not in openapi.json", op)
-			continue
-		}
-		var o struct {
-			Role string `json:"x-relay-role"`
-		}
-		json.Unmarshal(raw, &o)
-		want := string(r.role)
-		if want == "" {
-			want = "none"
-		}
-		if o.Role != want {
-			t.Errorf("%s: openapi.json says role %q, the route %q", op, o.Role, want)
-		}
+		routes = append(routes, schemastest.Route{Method: r.method, Path: r.path, Role: cmp.Or(string(r.role), "none")})
 	}
-	for path, item := range doc.Paths {
-		for method, raw := range item {
-			var o struct {
-				ServedBy string `json:"x-relay-served-by"`
-			}
-			json.Unmarshal(raw, &o)
-			ours := method != "parameters" && o.ServedBy == "marketplace"
-			if ours != served[strings.ToUpper(method)+" "+path] {
-				t.Errorf("%s %s: openapi.json says served by %q; the marketplace serves it: %v", strings.ToUpper(method), path, o.ServedBy, !ours)
-			}
-		}
-	}
+	schemastest.CheckRoutes(t, "marketplace", routes)
 }
 
 // The routes through the server: a viewer of any workspace reads every

@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -18,7 +17,7 @@ import (
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/registry/relaypkg"
-	"github.com/relayhq/relay/schemas"
+	"github.com/relayhq/relay/schemas/schemastest"
 )
 
 // env is a registry on a real database, with a workspace whose admin
@@ -433,46 +432,16 @@ func TestVerifyIndex(t *testing.T) {
 // token it needs, and the document names no registry route it does not
 // serve.
 func TestRoutesDocumented(t *testing.T) {
-	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
-	}
-	if err := json.Unmarshal(schemas.OpenAPI(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	served := map[string]bool{}
+	var routes []schemastest.Route
 	for _, r := range (&Service{}).routeTable() {
-		op := r.method + " " + r.path
-		served[op] = true
-		raw, ok := doc.Paths[r.path][strings.ToLower(r.method)]
-		if !ok {
-			t.Errorf("%s is not in openapi.json", op)
-			continue
-		}
-		var o struct {
-			Role string `json:"x-relay-role"`
-		}
-		json.Unmarshal(raw, &o)
-		want := string(r.role)
+		role := string(r.role)
 		switch {
 		case r.publisher != nil:
-			want = "publisher"
-		case want == "":
-			want = "none"
+			role = "publisher"
+		case role == "":
+			role = "none"
 		}
-		if o.Role != want {
-			t.Errorf("%s: openapi.json says role %q, the route %q", op, o.Role, want)
-		}
+		routes = append(routes, schemastest.Route{Method: r.method, Path: r.path, Role: role})
 	}
-	for path, item := range doc.Paths {
-		for method, raw := range item {
-			var o struct {
-				ServedBy string `json:"x-relay-served-by"`
-			}
-			json.Unmarshal(raw, &o)
-			registry := method != "parameters" && o.ServedBy == "registry"
-			if registry != served[strings.ToUpper(method)+" "+path] {
-				t.Errorf("%s %s: openapi.json says served by %q; the registry serves it: %v", strings.ToUpper(method), path, o.ServedBy, !registry)
-			}
-		}
-	}
+	schemastest.CheckRoutes(t, "registry", routes)
 }
