@@ -62,6 +62,8 @@ const (
 	// Raised by the marketplace.
 	ETemplateInvalid = "template_invalid" // a template does not read, or does not fit the connectors it names
 	EConsentMismatch = "consent_mismatch" // the accepted permission digest is not the current summary's; show it again
+	// Raised by billing.
+	EPricePlanInvalid = "price_plan_invalid" // a price plan does not read, or breaks a rule of plans or of price changes
 )
 
 // ErrOutcomeUnknown is in the chain of a store's error when a write's

@@ -15,6 +15,7 @@ import (
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
+	"github.com/relayhq/relay/marketplace/billing"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/registry/relaypkg"
 )
@@ -27,6 +28,7 @@ type env struct {
 	store  *sqlstore.Store
 	reg    *registry.Service
 	market *Service
+	bill   *billing.Service
 	hasher *core.KeyHasher
 	admin  *core.Caller
 	now    time.Time
@@ -69,7 +71,8 @@ func newEnv(tb testing.TB, databaseURL string) *env {
 		keys:  map[string]minisign.PrivateKey{}, pubs: map[string]*registry.Publisher{}, caller: map[string]*core.Caller{}}
 	clock := func() time.Time { return e.now }
 	e.reg = registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: priv, Now: clock})
-	e.market = New(Config{DB: st, Registry: e.reg, Now: clock})
+	e.bill = billing.New(billing.Config{DB: st, Registry: e.reg, Now: clock})
+	e.market = New(Config{DB: st, Registry: e.reg, Prices: e.bill, Now: clock})
 	e.reg.SetTemplates(e.market)
 	return e
 }

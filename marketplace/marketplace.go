@@ -18,6 +18,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/marketplace/billing"
 	"github.com/relayhq/relay/marketplace/template"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/sdk/manifest"
@@ -39,8 +40,16 @@ type Config struct {
 	// Reserved reports whether a name is one of the server's own
 	// connectors' (a built-in's), which an installation may not take.
 	Reserved func(name string) bool
+	// Prices, when set, gives each listing its price (marketplace/billing
+	// is one).
+	Prices Prices
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// Prices reads a listing's price plan.
+type Prices interface {
+	Price(ctx context.Context, listing string) (*billing.Price, error)
 }
 
 // DB is the database: the registry's, and a way to write a connection

@@ -33,7 +33,6 @@ type route struct {
 func (s *Service) routeTable() []route {
 	templates := "/v1/marketplace/templates"
 	routes := []route{
-		// Listings are every tenant's to read.
 		// Listings are public, as the registry's packages are: anyone
 		// finds templates, with or without a key (and a server that
 		// installs from this one reads them for its tenants).

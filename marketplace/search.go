@@ -19,6 +19,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/marketplace/billing"
 	"github.com/relayhq/relay/marketplace/template"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/registry/relaypkg"
@@ -79,6 +80,9 @@ type ListingDetail struct {
 	// names to consent to it.
 	PermissionSummary json.RawMessage `json:"permission_summary,omitempty"`
 	PermissionDigest  string          `json:"permission_digest,omitempty"`
+	// Price is the template's price plan in effect, and the next one
+	// when its publisher has announced it (docs/billing.md).
+	Price *billing.Price `json:"price,omitempty"`
 }
 
 // ListingVersion is a version in a listing, newest first.
@@ -191,6 +195,11 @@ func (s *Service) Listing(ctx context.Context, name string) (*ListingDetail, err
 		return nil, err
 	}
 	d := &ListingDetail{Listing: *row.listing(), Readme: row.Readme, Versions: []ListingVersion{}}
+	if s.cfg.Prices != nil {
+		if d.Price, err = s.cfg.Prices.Price(ctx, name); err != nil {
+			return nil, err
+		}
+	}
 	rel := releases[name]
 	if rel == nil {
 		return d, nil

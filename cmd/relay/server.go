@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ import (
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/wasmrt"
 	"github.com/relayhq/relay/marketplace"
+	"github.com/relayhq/relay/marketplace/billing"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/registry/client"
 	"github.com/relayhq/relay/registry/relaypkg"
@@ -127,6 +129,7 @@ type Main struct {
 	actions  *actions.Service
 	registry *registry.Service
 	market   *marketplace.Service
+	billing  *billing.Service
 	server   *httpapi.Server
 	listener net.Listener
 	served   chan error
@@ -178,7 +181,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.runtime.warm(m.catalog, m.Log)
 	// The server is its own marketplace: templates are its registry's
 	// packages of that kind, and their presets the actions' other source.
-	m.market = marketplace.New(marketplace.Config{DB: m.store, Registry: m.registry,
+	m.billing = billing.New(billing.Config{DB: m.store, Registry: m.registry})
+	m.market = marketplace.New(marketplace.Config{DB: m.store, Registry: m.registry, Prices: m.billing,
 		Reserved: func(name string) bool { return len(m.catalog.Versions(name)) > 0 }})
 	if up, ok := m.registry.Upstream().(marketplace.Upstream); ok {
 		// The pinned registry's server is the marketplace its templates
@@ -272,7 +276,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Logger:      m.Log.Named("http"),
 		ReadyChecks: checks,
 		Actions:     m.actions,
-		Routes:      append(m.registry.Routes(), m.market.Routes()...),
+		Routes:      slices.Concat(m.registry.Routes(), m.market.Routes(), m.billing.Routes()),
 	})
 	observer.Store(srv)
 	m.server = srv

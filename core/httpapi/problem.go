@@ -93,6 +93,7 @@ var statusOf = map[string]int{
 	core.EPackageManifestMismatch: http.StatusUnprocessableEntity,
 	core.ETemplateInvalid:         http.StatusUnprocessableEntity,
 	core.EConsentMismatch:         http.StatusConflict,
+	core.EPricePlanInvalid:        http.StatusUnprocessableEntity,
 	core.ESignatureInvalid:        http.StatusUnprocessableEntity,
 	core.ESignerUnknown:           http.StatusUnprocessableEntity,
 	core.ESignerRevoked:           http.StatusUnprocessableEntity,

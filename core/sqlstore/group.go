@@ -216,8 +216,8 @@ func (s *Store) writeGroup(w *writer, ops []groupOp) (err error, opFailed bool) 
 }
 
 // writeOps runs ops inside g: each write that is not an execution's on
-// its own, then the starts together, the finishes together, and the audit
-// appends.
+// its own, then the starts together, the finishes together, the usage of
+// the runs that succeeded (usage.go), and the audit appends.
 func (s *Store) writeOps(ctx context.Context, g *groupTx, ops []groupOp) error {
 	var starts []*startWrite
 	var finishes []*finishWrite

@@ -1,0 +1,107 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/registry"
+)
+
+// Routes are billing's HTTP endpoints (docs/billing.md): a listing's
+// price, which anyone may read and its publisher sets (with its token,
+// as for everything a publisher does), and a workspace's usage.
+func (s *Service) Routes() []core.Route {
+	price := "/v1/registry/packages/{publisher}/{name}/price"
+	return []core.Route{
+		{Method: http.MethodGet, Path: price, Handle: s.getPrice},
+		{Method: http.MethodPut, Path: price, Handle: s.asPublisher(s.setPrice)},
+		{Method: http.MethodDelete, Path: price + "/pending", Handle: s.asPublisher(s.withdrawPrice)},
+		{Method: http.MethodGet, Path: "/v1/usage", Role: core.RoleDeveloper, Handle: s.getUsage},
+	}
+}
+
+type publisherHandler func(ctx context.Context, req *core.Request, p *registry.Publisher, c *core.Caller) (*core.Response, error)
+
+// asPublisher checks the request's publisher token.
+func (s *Service) asPublisher(h publisherHandler) func(ctx context.Context, req *core.Request) (*core.Response, error) {
+	return func(ctx context.Context, req *core.Request) (*core.Response, error) {
+		p, c, err := s.cfg.Registry.Authenticate(ctx, req.Header.Get("Authorization"), req.IP, req.RequestID)
+		if err != nil {
+			return nil, err
+		}
+		if name := req.Param("publisher"); name != p.Name {
+			return nil, core.Errorf(core.EForbidden, "this token is publisher %s's, not %s's", p.Name, name)
+		}
+		return h(ctx, req, p, c)
+	}
+}
+
+func listing(req *core.Request) string { return req.Param("publisher") + "/" + req.Param("name") }
+
+func (s *Service) getPrice(ctx context.Context, req *core.Request) (*core.Response, error) {
+	if err := s.listed(ctx, listing(req)); err != nil {
+		return nil, err
+	}
+	p, err := s.Price(ctx, listing(req))
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, p), nil
+}
+
+func (s *Service) setPrice(ctx context.Context, req *core.Request, p *registry.Publisher, c *core.Caller) (*core.Response, error) {
+	var in struct {
+		Plan          json.RawMessage `json:"plan"`
+		EffectiveFrom string          `json:"effective_from"`
+	}
+	if err := req.DecodeJSON(&in); err != nil {
+		return nil, err
+	}
+	if len(in.Plan) == 0 {
+		return nil, invalid("/plan", "missing plan")
+	}
+	plan, err := ParsePlan(in.Plan)
+	if err != nil {
+		return nil, underPlan(err)
+	}
+	price, err := s.SetPrice(ctx, p, c, listing(req), plan, in.EffectiveFrom)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, price), nil
+}
+
+// underPlan moves a plan's error pointers under /plan, where the plan is
+// in the request.
+func underPlan(err error) error {
+	e, ok := err.(*core.Error)
+	if !ok {
+		return err
+	}
+	out := *e
+	out.Fields = nil
+	for _, f := range e.Fields {
+		out.Fields = append(out.Fields, core.FieldError{Pointer: "/plan" + f.Pointer, Message: f.Message})
+	}
+	return &out
+}
+
+func (s *Service) withdrawPrice(ctx context.Context, req *core.Request, p *registry.Publisher, c *core.Caller) (*core.Response, error) {
+	if err := s.WithdrawPrice(ctx, p, c, listing(req)); err != nil {
+		return nil, err
+	}
+	return &core.Response{Status: http.StatusNoContent}, nil
+}
+
+func (s *Service) getUsage(ctx context.Context, req *core.Request) (*core.Response, error) {
+	q := UsageQuery{From: req.Query.Get("from"), To: req.Query.Get("to"), GroupBy: req.Query.Get("group_by")}
+	groups, q, err := s.Usage(ctx, req.Caller.WorkspaceID, q)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, map[string]any{
+		"from": q.From, "to": q.To, "group_by": q.GroupBy, "data": groups,
+	}), nil
+}

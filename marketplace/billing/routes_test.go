@@ -1,0 +1,30 @@
+package billing
+
+import (
+	"testing"
+
+	"github.com/relayhq/relay/schemas/schemastest"
+)
+
+// Every route of billing is in openapi.json with its role or token, and
+// every operation the document says billing serves is one.
+func TestRoutesDocumented(t *testing.T) {
+	roles := map[string]string{
+		"GET /v1/registry/packages/{publisher}/{name}/price":            "none",
+		"PUT /v1/registry/packages/{publisher}/{name}/price":            "publisher",
+		"DELETE /v1/registry/packages/{publisher}/{name}/price/pending": "publisher",
+		"GET /v1/usage": "developer",
+	}
+	var routes []schemastest.Route
+	for _, r := range (&Service{}).Routes() {
+		role := roles[r.Method+" "+r.Path]
+		if role == "" {
+			t.Errorf("%s %s: a route this test does not know", r.Method, r.Path)
+		}
+		if (role == "none" || role == "publisher") != (r.Role == "") || (r.Role != "" && string(r.Role) != role) {
+			t.Errorf("%s %s: role %q, want %q", r.Method, r.Path, r.Role, role)
+		}
+		routes = append(routes, schemastest.Route{Method: r.Method, Path: r.Path, Role: role})
+	}
+	schemastest.CheckRoutes(t, "billing", routes)
+}
