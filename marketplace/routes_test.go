@@ -4,17 +4,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/relayhq/relay/core"
-	"github.com/relayhq/relay/core/httpapi"
-	"github.com/relayhq/relay/core/ratelimit"
+	"github.com/relayhq/relay/core/httpapi/httpapitest"
 	"github.com/relayhq/relay/schemas/schemastest"
 )
 
@@ -34,20 +30,7 @@ func TestRoutesHTTP(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *env) {
 		e.catalog()
 		ctx := context.Background()
-		log := hclog.NewNullLogger()
-		srv := httpapi.New(httpapi.Config{Store: e.store, Hasher: e.hasher, Limiter: ratelimit.New(nil, "test:", log), Logger: log,
-			Routes: e.market.Routes()})
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ln) }()
-		t.Cleanup(func() {
-			srv.Shutdown(context.Background())
-			<-served
-		})
-		base := "http://" + ln.Addr().String()
+		base := httpapitest.Serve(t, e.store, e.hasher, e.market.Routes())
 
 		// A viewer of a workspace that has nothing to do with the
 		// templates' publishers.
@@ -55,13 +38,7 @@ func TestRoutesHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, viewerKey, err := core.NewAPIKey(e.hasher, other.ID, "viewer", core.RoleViewer, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.store.CreateKey(ctx, k, nil); err != nil {
-			t.Fatal(err)
-		}
+		viewerKey := httpapitest.Key(t, e.store, e.hasher, other.ID, core.RoleViewer)
 		get := func(key, path string, out any) (int, string) {
 			t.Helper()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)

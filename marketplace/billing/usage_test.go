@@ -4,17 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/relayhq/relay/core"
-	"github.com/relayhq/relay/core/httpapi"
-	"github.com/relayhq/relay/core/ratelimit"
+	"github.com/relayhq/relay/core/httpapi/httpapitest"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 )
@@ -118,26 +114,10 @@ func TestUsage(t *testing.T) {
 
 		// Over HTTP, with each role.
 		hasher, _ := core.NewKeyHasherFromPepper(bytes.Repeat([]byte{7}, 32))
-		log := hclog.NewNullLogger()
-		srv := httpapi.New(httpapi.Config{Store: st, Hasher: hasher, Limiter: ratelimit.New(nil, "test:", log), Logger: log, Routes: s.Routes()})
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Shutdown(context.Background()) })
-		key := func(ws string, role core.Role) string {
-			k, token, err := core.NewAPIKey(hasher, ws, string(role), role, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.CreateKey(ctx, k, nil); err != nil {
-				t.Fatal(err)
-			}
-			return token
-		}
+		base := httpapitest.Serve(t, st, hasher, s.Routes())
+		key := func(ws string, role core.Role) string { return httpapitest.Key(t, st, hasher, ws, role) }
 		get := func(token string) (int, []UsageGroup) {
-			req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/v1/usage?group_by=action", nil)
+			req, _ := http.NewRequest(http.MethodGet, base+"/v1/usage?group_by=action", nil)
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
 			}
