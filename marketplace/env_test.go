@@ -35,6 +35,7 @@ type env struct {
 	keys   map[string]minisign.PrivateKey
 	pubs   map[string]*registry.Publisher
 	caller map[string]*core.Caller
+	tokens map[string]string // publisher tokens
 }
 
 // eachDB runs fn on SQLite and on PostgreSQL.
@@ -68,7 +69,8 @@ func newEnv(tb testing.TB, databaseURL string) *env {
 	}
 	e := &env{t: tb, store: st, hasher: hasher, now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
 		admin: &core.Caller{WorkspaceID: ws.ID, KeyID: core.NewID(), Role: core.RoleAdmin, IP: "127.0.0.1"},
-		keys:  map[string]minisign.PrivateKey{}, pubs: map[string]*registry.Publisher{}, caller: map[string]*core.Caller{}}
+		keys:  map[string]minisign.PrivateKey{}, pubs: map[string]*registry.Publisher{}, caller: map[string]*core.Caller{},
+		tokens: map[string]string{}}
 	clock := func() time.Time { return e.now }
 	e.reg = registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: priv, Now: clock})
 	e.bill = billing.New(billing.Config{DB: st, Registry: e.reg, Now: clock})
@@ -93,7 +95,7 @@ func (e *env) publisher(name string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.keys[name], e.pubs[name], e.caller[name] = priv, p, c
+	e.keys[name], e.pubs[name], e.caller[name], e.tokens[name] = priv, p, c, token
 }
 
 // publish uploads, signs and publishes the package of files, a second

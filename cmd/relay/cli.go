@@ -22,6 +22,7 @@ import (
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/wasmrt"
+	"github.com/relayhq/relay/marketplace/billing"
 	"github.com/relayhq/relay/sdk/egress"
 )
 
@@ -87,6 +88,11 @@ Usage:
   relay audit verify [--workspace NAME]       check the audit log's hash chains; exit 1
                                               naming the first edited, inserted,
                                               deleted or reordered record
+  relay billing close-period YYYY-MM [--platform-fee-percent P]
+                                              close a billing month (and any earlier
+                                              one still open) into invoices and
+                                              publisher statements; a closed month
+                                              is left as it is
   relay version                               print the version
 
 The store commands take --data-dir, --database-url and --master-key-file;
@@ -205,6 +211,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdSecretsRotateMaster(ctx, rest, stdout, stderr)
 	case "audit verify":
 		return cmdAuditVerify(ctx, rest, stdout, stderr)
+	case "billing close-period":
+		return cmdBillingClosePeriod(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		if _, err := parse(flag.NewFlagSet("relay version", flag.ContinueOnError), rest, stdout, stderr); err != nil {
 			return err
@@ -363,6 +371,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.QueueLimit, "queue-limit", queueLimit, "most async runs of one connector version waiting on this server; past it async executes answer 503 with Retry-After (RELAY_QUEUE_LIMIT)")
 	fs.StringVar(&cfg.RegistryURL, "registry-url", env("REGISTRY_URL", ""), "another Relay's registry to install connectors and templates from instead of this server's own; needs --registry-key (RELAY_REGISTRY_URL)")
 	fs.StringVar(&cfg.RegistryKey, "registry-key", env("REGISTRY_KEY", ""), "the public key of --registry-url's registry, which signs its index: its base64 line, as that server logs at start, or a file holding it (RELAY_REGISTRY_KEY)")
+	feePercent := feeFlag(fs)
 	if err := connectorFlags(fs, &cfg); err != nil {
 		return err
 	}
@@ -370,6 +379,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	} else if len(pos) > 0 {
 		return usageError{"serve takes no arguments"}
+	}
+	var err error
+	if cfg.FeeBasisPoints, err = billing.ParseFeePercent(*feePercent); err != nil {
+		return usageError{"--platform-fee-percent: " + err.Error()}
 	}
 	if cfg.RegistryURL != "" && cfg.RegistryKey == "" {
 		return usageError{"--registry-url needs --registry-key: the registry's public key, which it logs at start (\"registry key\"); a server trusts no registry it has not pinned"}
@@ -390,9 +403,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	err := m.Wait(ctx)
+	err = m.Wait(ctx)
 	m.Log.Info("shutting down: finishing the requests in flight")
 	return errors.Join(err, m.Close())
+}
+
+// feeFlag registers --platform-fee-percent: the platform's share of what
+// publishers earn, which closing a billing month applies.
+func feeFlag(fs *flag.FlagSet) *string {
+	return fs.String("platform-fee-percent", env("PLATFORM_FEE_PERCENT", "20"),
+		"the platform's share of publishers' gross when a billing month is closed, a percentage with at most two decimals (RELAY_PLATFORM_FEE_PERCENT)")
 }
 
 // apiKeyHasher returns the hasher of API keys, under the pepper stored in

@@ -105,12 +105,16 @@ var commands = map[string]commandHelp{
 			"--install then replaces the current key file with FILE's key; without it, do that yourself before restarting."},
 	"audit verify": {"relay audit verify [--workspace NAME] [flags]",
 		"Checks the audit log's hash chains; exits 1 naming the first edited, inserted, deleted or reordered record."},
+	"billing close-period": {"relay billing close-period YYYY-MM [--platform-fee-percent P] [-o json] [flags]",
+		"Closes a billing month that has ended, and every earlier month not closed yet: usage that ends after this counts in a later month, and each month's usage becomes " +
+			"immutable invoices (one per workspace and currency) and publisher statements (gross, the platform's fee, net). A month closed before, by this command or by a server " +
+			"on the 1st, is left as it is. Prints what each month's close made."},
 	"version": {"relay version", "Prints the version."},
 }
 
 // groups are the first words of the commands that have a second.
 var groups = map[string]bool{"workspaces": true, "keys": true, "connectors": true, "connector": true, "publisher": true,
-	"publisher key": true, "registry": true, "template": true, "secrets": true, "audit": true}
+	"publisher key": true, "registry": true, "template": true, "secrets": true, "audit": true, "billing": true}
 
 // isHelpFlag reports whether arg asks for help.
 func isHelpFlag(arg string) bool {

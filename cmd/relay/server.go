@@ -81,6 +81,9 @@ type Config struct {
 	// public key (its base64 line, or a file holding it), pinned.
 	RegistryURL string
 	RegistryKey string
+	// FeeBasisPoints is the platform's share of publishers' gross, in
+	// basis points (--platform-fee-percent).
+	FeeBasisPoints int
 }
 
 func (c Config) connectorsDir() string { return besideBinary(c.ConnectorsDir, "connectors") }
@@ -130,9 +133,13 @@ type Main struct {
 	registry *registry.Service
 	market   *marketplace.Service
 	billing  *billing.Service
-	server   *httpapi.Server
-	listener net.Listener
-	served   chan error
+	// stopBilling ends the loop that closes ended billing months;
+	// billingDone is closed when it has.
+	stopBilling context.CancelFunc
+	billingDone chan struct{}
+	server      *httpapi.Server
+	listener    net.Listener
+	served      chan error
 }
 
 // Open prepares the store, makes the first workspace and key on an empty
@@ -285,6 +292,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.served <- m.server.Serve(m.listener)
 		close(m.served) // Wait and Close may both read it
 	}()
+	// On the 1st, one of the servers closes the month that ended.
+	billingCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopBilling, m.billingDone = stop, make(chan struct{})
+	fee := m.Config.FeeBasisPoints
+	go func() {
+		defer close(m.billingDone)
+		m.billing.CloseEndedMonths(billingCtx, fee, time.Hour, m.Log.Named("billing").Info)
+	}()
 
 	addr := m.URL()
 	m.Log.Info("relay is listening", "url", addr, "database", redactURL(m.Config.databaseURL()), "redis", m.Config.RedisURL != "")
@@ -318,6 +333,11 @@ func (m *Main) Wait(ctx context.Context) error {
 // (for up to ShutdownGrace), then closes Redis and the database.
 func (m *Main) Close() error {
 	var errs []error
+	if m.stopBilling != nil {
+		m.stopBilling()
+		<-m.billingDone
+		m.stopBilling = nil
+	}
 	if m.server != nil {
 		grace := m.Config.ShutdownGrace
 		if grace <= 0 {

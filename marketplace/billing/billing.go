@@ -22,11 +22,18 @@ import (
 // Config is what billing runs on.
 type Config struct {
 	// DB is the server's database (core/sqlstore.Store is one).
-	DB registry.DB
+	DB DB
 	// Registry holds the listings and their publishers.
 	Registry *registry.Service
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// DB is the database: the registry's, and the meter's months.
+type DB interface {
+	registry.DB
+	// CloseUsagePeriod closes a month's usage (core/sqlstore).
+	CloseUsagePeriod(ctx context.Context, period string) (bool, error)
 }
 
 // Service is billing.
@@ -128,6 +135,12 @@ func EarliestEffective(day time.Time) time.Time {
 func (s *Service) SetPrice(ctx context.Context, p *registry.Publisher, c *core.Caller, listing string, plan *Plan, effectiveFrom string) (*Price, error) {
 	if err := plan.Validate(); err != nil {
 		return nil, err
+	}
+	if plan.Kind == Monthly {
+		// Closing a month would need the days each installation had
+		// the listing, which nothing records yet: a monthly plan would
+		// bill nothing.
+		return nil, invalid("/kind", "monthly plans cannot be announced yet: Relay does not yet record how long each workspace has a listing")
 	}
 	if err := s.ownListing(ctx, p, listing); err != nil {
 		return nil, err

@@ -322,3 +322,38 @@ func TestPlanValidate(t *testing.T) {
 		}
 	}
 }
+
+// A fee and the rest add up to the gross, neither negative, for any gross
+// and rate.
+func TestSplitFee(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 100_000 {
+		gross, bp := r.Int64N(1<<50), r.IntN(10001)
+		if r.IntN(10) == 0 {
+			gross = r.Int64N(100)
+		}
+		fee, net, err := splitFee(gross, bp)
+		if err != nil || fee < 0 || net < 0 || fee+net != gross {
+			t.Fatalf("splitFee(%d, %d) = %d, %d, %v", gross, bp, fee, net, err)
+		}
+	}
+	if fee, net, _ := splitFee(13, 2000); fee != 3 || net != 10 {
+		t.Errorf("13 at 20%%: %d + %d", fee, net)
+	}
+	if _, _, err := splitFee(-1, 2000); err == nil {
+		t.Error("a negative gross was split")
+	}
+}
+
+func TestParseFeePercent(t *testing.T) {
+	for in, want := range map[string]int{"20": 2000, "0": 0, "100": 10000, "12.5": 1250, "0.01": 1, "7.25": 725, "020": 2000} {
+		if got, err := ParseFeePercent(in); err != nil || got != want {
+			t.Errorf("ParseFeePercent(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-5", "100.01", "101", "1e2", "12.345", "20%", ".5", "5.", "1000"} {
+		if got, err := ParseFeePercent(in); err == nil {
+			t.Errorf("ParseFeePercent(%q) = %d", in, got)
+		}
+	}
+}

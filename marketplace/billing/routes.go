@@ -1,8 +1,10 @@
 package billing
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 
 	"github.com/relayhq/relay/core"
@@ -19,6 +21,9 @@ func (s *Service) Routes() []core.Route {
 		{Method: http.MethodPut, Path: price, Handle: s.asPublisher(s.setPrice)},
 		{Method: http.MethodDelete, Path: price + "/pending", Handle: s.asPublisher(s.withdrawPrice)},
 		{Method: http.MethodGet, Path: "/v1/usage", Role: core.RoleDeveloper, Handle: s.getUsage},
+		{Method: http.MethodGet, Path: "/v1/billing/invoices", Role: core.RoleAdmin, Handle: s.listInvoices},
+		{Method: http.MethodGet, Path: "/v1/billing/invoices/{id}", Role: core.RoleAdmin, Handle: s.getInvoice},
+		{Method: http.MethodGet, Path: "/v1/publisher/statements", Handle: s.asPublisher(s.listStatements)},
 	}
 }
 
@@ -31,7 +36,7 @@ func (s *Service) asPublisher(h publisherHandler) func(ctx context.Context, req 
 		if err != nil {
 			return nil, err
 		}
-		if name := req.Param("publisher"); name != p.Name {
+		if name := req.Param("publisher"); name != "" && name != p.Name {
 			return nil, core.Errorf(core.EForbidden, "this token is publisher %s's, not %s's", p.Name, name)
 		}
 		return h(ctx, req, p, c)
@@ -104,4 +109,66 @@ func (s *Service) getUsage(ctx context.Context, req *core.Request) (*core.Respon
 	return core.JSONResponse(http.StatusOK, map[string]any{
 		"from": q.From, "to": q.To, "group_by": q.GroupBy, "data": groups,
 	}), nil
+}
+
+// wantsCSV reports whether the request asks for CSV (?format=csv) rather
+// than JSON (?format=json, the default).
+func wantsCSV(req *core.Request) (bool, error) {
+	switch req.Query.Get("format") {
+	case "", "json":
+		return false, nil
+	case "csv":
+		return true, nil
+	}
+	return false, core.Errorf(core.EInvalid, "format %q: want json or csv", req.Query.Get("format"))
+}
+
+// csvResponse is a CSV download named name.
+func csvResponse(name string, write func(w io.Writer) error) (*core.Response, error) {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	return &core.Response{Status: http.StatusOK, Header: h, Body: &b}, nil
+}
+
+func (s *Service) listInvoices(ctx context.Context, req *core.Request) (*core.Response, error) {
+	invoices, err := s.Invoices(ctx, req.Caller.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, map[string]any{"data": invoices}), nil
+}
+
+func (s *Service) getInvoice(ctx context.Context, req *core.Request) (*core.Response, error) {
+	asCSV, err := wantsCSV(req)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := s.Invoice(ctx, req.Caller.WorkspaceID, req.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	if asCSV {
+		return csvResponse("invoice-"+inv.Period+"-"+inv.ID+".csv", func(w io.Writer) error { return WriteInvoiceCSV(w, inv) })
+	}
+	return core.JSONResponse(http.StatusOK, inv), nil
+}
+
+func (s *Service) listStatements(ctx context.Context, req *core.Request, p *registry.Publisher, _ *core.Caller) (*core.Response, error) {
+	asCSV, err := wantsCSV(req)
+	if err != nil {
+		return nil, err
+	}
+	statements, err := s.Statements(ctx, p.Name, req.Query.Get("period"))
+	if err != nil {
+		return nil, err
+	}
+	if asCSV {
+		return csvResponse("statements-"+p.Name+".csv", func(w io.Writer) error { return WriteStatementsCSV(w, statements) })
+	}
+	return core.JSONResponse(http.StatusOK, map[string]any{"data": statements}), nil
 }

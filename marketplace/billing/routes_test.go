@@ -13,7 +13,10 @@ func TestRoutesDocumented(t *testing.T) {
 		"GET /v1/registry/packages/{publisher}/{name}/price":            "none",
 		"PUT /v1/registry/packages/{publisher}/{name}/price":            "publisher",
 		"DELETE /v1/registry/packages/{publisher}/{name}/price/pending": "publisher",
-		"GET /v1/usage": "developer",
+		"GET /v1/usage":                 "developer",
+		"GET /v1/billing/invoices":      "admin",
+		"GET /v1/billing/invoices/{id}": "admin",
+		"GET /v1/publisher/statements":  "publisher",
 	}
 	var routes []schemastest.Route
 	for _, r := range (&Service{}).Routes() {

@@ -1,0 +1,247 @@
+package marketplace
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/httpapi/httpapitest"
+	"github.com/relayhq/relay/marketplace/billing"
+)
+
+// presetRun stores a run of the leads template's preset jot (on
+// acme/notes's add) in the workspace, finished with status at at.
+func (e *env) presetRun(workspaceID string, status core.RunStatus, at time.Time) {
+	e.t.Helper()
+	ctx := context.Background()
+	run := &core.Run{WorkspaceID: workspaceID, Action: "sales.jot", Connector: "notes", Package: "acme/notes", Version: "1.0.0",
+		Runtime: "wasm", ConnectionID: core.NewID(), ConnectionName: "sales-main", KeyID: core.NewID(),
+		Preset: &core.RunPreset{Installation: "in_sales", Template: "acme/leads", TemplateVersion: "1.0.0", Action: "notes.add"}}
+	if _, err := e.store.StartExecution(ctx, run, nil, nil); err != nil {
+		e.t.Fatal(err)
+	}
+	run.Status, run.FinishedAt = status, &at
+	if status == core.RunFailed {
+		run.Error = &core.RunError{Code: "upstream_failed", Message: "no"}
+	}
+	if err := e.store.FinishExecution(ctx, run, "", 0, nil, nil); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// Closing a month turns its usage into invoices (one per workspace and
+// currency; a preset's run priced by its template and by its connector's
+// package) and statements (one per publisher and currency, fee + net =
+// gross); closing again, from two replicas at once, makes nothing more; a
+// run that ends after the close is billed in the next month.
+func TestClosePeriod(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.publishNotes("1.0.0")
+		e.publishTemplate(tpl{name: "acme/leads", version: "1.0.0", title: "Leads", summary: "Leads"})
+		e.publisher("beta")
+		usd := &billing.Plan{Kind: billing.PerExecution, Currency: "USD", UnitAmount: 5, FreeAllowance: 2}
+		eur := &billing.Plan{Kind: billing.PerExecution, Currency: "EUR", UnitAmount: 3, PerUnits: 2}
+		for listing, plan := range map[string]*billing.Plan{"acme/leads": usd, "acme/notes": eur} {
+			if _, err := e.bill.SetPrice(ctx, e.pubs["acme"], e.caller["acme"], listing, plan, "2030-02-01"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w1, _ := e.store.CreateWorkspace(ctx, "w1")
+		w2, _ := e.store.CreateWorkspace(ctx, "w2")
+		jan, feb := time.Date(2030, 1, 20, 9, 0, 0, 0, time.UTC), time.Date(2030, 2, 3, 9, 0, 0, 0, time.UTC)
+		e.presetRun(w1.ID, core.RunSucceeded, jan) // free in January
+		for range 5 {
+			e.presetRun(w1.ID, core.RunSucceeded, feb)
+		}
+		e.presetRun(w1.ID, core.RunFailed, feb)
+		for range 3 {
+			e.presetRun(w2.ID, core.RunSucceeded, feb)
+		}
+
+		e.now = time.Date(2030, 2, 27, 0, 0, 0, 0, time.UTC)
+		_, err := e.bill.Close(ctx, "2030-02", billing.DefaultFeeBasisPoints)
+		wantCode(t, err, core.EInvalid) // February has not ended
+		e.now = time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC)
+		res, err := e.bill.Close(ctx, "2030-02", billing.DefaultFeeBasisPoints)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []billing.CloseResult{{Period: "2030-01", Closed: true}, {Period: "2030-02", Closed: true, Invoices: 4, Statements: 2}}
+		if len(res) != 2 || res[0] != want[0] || res[1] != want[1] {
+			t.Fatalf("Close = %+v, want %+v", res, want)
+		}
+
+		// w1: leads 5 runs, 2 free, 3 × 5 = 15 USD cents; notes 5 runs at
+		// 3 per 2 = 7.5, so 8 EUR cents. w2: leads 3 runs, 1 × 5; notes
+		// 3 × 3 / 2 = 4.5, so 5.
+		totals := map[string]map[string]int64{w1.ID: {"USD": 15, "EUR": 8}, w2.ID: {"USD": 5, "EUR": 5}}
+		var w1USD *billing.Invoice
+		for ws, want := range totals {
+			list, err := e.bill.Invoices(ctx, ws)
+			if err != nil || len(list) != 2 {
+				t.Fatalf("invoices of %s: %+v, %v", ws, list, err)
+			}
+			for _, short := range list {
+				inv, err := e.bill.Invoice(ctx, ws, short.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sum int64
+				for _, l := range inv.Lines {
+					sum += l.Amount
+				}
+				if inv.Period != "2030-02" || inv.Total != want[inv.Currency] || sum != inv.Total {
+					t.Errorf("invoice %+v: lines sum to %d, want total %d", inv, sum, want[inv.Currency])
+				}
+				if ws == w1.ID && inv.Currency == "USD" {
+					w1USD = inv
+				}
+			}
+		}
+		wantLines := []billing.InvoiceLine{
+			{N: 1, Listing: "acme/leads", Line: billing.Line{Installation: "in_sales", Component: "executions", Quantity: 3, UnitAmount: 5, PerUnits: 1, Amount: 15}},
+			{N: 2, Listing: "acme/leads", Line: billing.Line{Installation: "in_sales", Component: "free_allowance", Quantity: 2, PerUnits: 1}},
+		}
+		if len(w1USD.Lines) != 2 || w1USD.Lines[0] != wantLines[0] || w1USD.Lines[1] != wantLines[1] {
+			t.Fatalf("w1's USD lines: %+v", w1USD.Lines)
+		}
+		// Another workspace's invoice is not found.
+		_, err = e.bill.Invoice(ctx, w2.ID, w1USD.ID)
+		wantCode(t, err, core.ENotFound)
+		var b bytes.Buffer
+		if err := billing.WriteInvoiceCSV(&b, w1USD); err != nil {
+			t.Fatal(err)
+		}
+		records, err := csv.NewReader(&b).ReadAll()
+		if err != nil || len(records) != 3 || records[0][10] != "amount" || records[1][10] != "15" || records[1][4] != "acme/leads" {
+			t.Fatalf("CSV: %q, %v", records, err)
+		}
+
+		statements, err := e.bill.Statements(ctx, "acme", "")
+		if err != nil || len(statements) != 2 {
+			t.Fatalf("statements: %+v, %v", statements, err)
+		}
+		for _, st := range statements {
+			// USD: 20 gross, 4 fee; EUR: 13 gross, 2.6 → 3 fee.
+			want := map[string][3]int64{"USD": {20, 4, 16}, "EUR": {13, 3, 10}}[st.Currency]
+			if [3]int64{st.Gross, st.Fee, st.Net} != want || st.Fee+st.Net != st.Gross || st.FeeBasisPoints != 2000 {
+				t.Errorf("statement %+v, want gross, fee, net %v", st, want)
+			}
+		}
+		if mine, err := e.bill.Statements(ctx, "beta", ""); err != nil || len(mine) != 0 {
+			t.Errorf("beta's statements: %+v, %v", mine, err)
+		}
+
+		// Closing again, twice at once: nothing more.
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				res, err := e.bill.Close(ctx, "2030-02", 1000)
+				if err != nil || len(res) != 1 || res[0].Closed {
+					t.Errorf("closing again: %+v, %v", res, err)
+				}
+			})
+		}
+		wg.Wait()
+		if list, _ := e.bill.Invoices(ctx, w1.ID); len(list) != 2 {
+			t.Fatalf("w1 has %d invoices after closing again", len(list))
+		}
+
+		// A run that finished in February but is written after the close
+		// is billed in March (under its own day), with March's
+		// allowance.
+		e.presetRun(w1.ID, core.RunSucceeded, time.Date(2030, 2, 28, 23, 59, 59, 999e6, time.UTC))
+		e.now = time.Date(2030, 4, 1, 0, 0, 1, 0, time.UTC)
+		res, err = e.bill.Close(ctx, "2030-03", billing.DefaultFeeBasisPoints)
+		if err != nil || len(res) != 1 || !res[0].Closed || res[0].Invoices != 2 {
+			t.Fatalf("closing March: %+v, %v", res, err)
+		}
+		list, _ := e.bill.Invoices(ctx, w1.ID)
+		if len(list) != 4 || list[0].Period != "2030-03" {
+			t.Fatalf("w1's invoices: %+v", list)
+		}
+		for _, short := range list[:2] {
+			inv, _ := e.bill.Invoice(ctx, w1.ID, short.ID)
+			want := map[string]int64{"USD": 0, "EUR": 2}[inv.Currency] // 1 run at 3 per 2: 1.5, so 2
+			if inv.Total != want || inv.Lines[0].Quantity != 1 {
+				t.Errorf("March invoice %+v, want total %d", inv, want)
+			}
+		}
+		// A statement even of nothing but free runs.
+		statements, _ = e.bill.Statements(ctx, "acme", "2030-03")
+		if len(statements) != 2 || statements[0].Currency != "EUR" || statements[0].Gross != 2 || statements[1].Gross != 0 {
+			t.Errorf("March statements: %+v", statements)
+		}
+		_, err = e.bill.Statements(ctx, "acme", "March")
+		wantCode(t, err, core.EInvalid)
+
+		// Over HTTP: a workspace's admin reads its own invoices, as JSON
+		// or CSV; a publisher reads its own statements.
+		base := httpapitest.Serve(t, e.store, e.hasher, e.bill.Routes())
+		get := func(token, path string) (int, []byte) {
+			t.Helper()
+			req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, body
+		}
+		w1Admin := httpapitest.Key(t, e.store, e.hasher, w1.ID, core.RoleAdmin)
+		w2Admin := httpapitest.Key(t, e.store, e.hasher, w2.ID, core.RoleAdmin)
+		for _, c := range []struct {
+			token, path string
+			status      int
+		}{
+			{w1Admin, "/v1/billing/invoices", 200},
+			{httpapitest.Key(t, e.store, e.hasher, w1.ID, core.RoleDeveloper), "/v1/billing/invoices", 403},
+			{"", "/v1/billing/invoices", 401},
+			{w1Admin, "/v1/billing/invoices/" + w1USD.ID, 200},
+			{w2Admin, "/v1/billing/invoices/" + w1USD.ID, 404},
+			{w1Admin, "/v1/billing/invoices/" + w1USD.ID + "?format=xml", 400},
+			{e.tokens["acme"], "/v1/publisher/statements", 200},
+			{w1Admin, "/v1/publisher/statements", 401},
+			{"", "/v1/publisher/statements", 401},
+		} {
+			if status, body := get(c.token, c.path); status != c.status {
+				t.Errorf("GET %s: %d %s, want %d", c.path, status, body, c.status)
+			}
+		}
+		var page struct {
+			Data []*billing.Invoice `json:"data"`
+		}
+		if _, body := get(w1Admin, "/v1/billing/invoices"); json.Unmarshal(body, &page) != nil || len(page.Data) != 4 {
+			t.Errorf("w1's invoices: %s", body)
+		}
+		if status, body := get(w1Admin, "/v1/billing/invoices/"+w1USD.ID+"?format=csv"); status != 200 || !bytes.HasPrefix(body, []byte("invoice,period,currency,n,")) {
+			t.Errorf("CSV: %d %s", status, body)
+		}
+		var statementsPage struct {
+			Data []*billing.Statement `json:"data"`
+		}
+		if _, body := get(e.tokens["acme"], "/v1/publisher/statements?period=2030-02"); json.Unmarshal(body, &statementsPage) != nil ||
+			len(statementsPage.Data) != 2 || statementsPage.Data[0].Publisher != "acme" {
+			t.Errorf("acme's statements: %s", body)
+		}
+		if _, body := get(e.tokens["beta"], "/v1/publisher/statements"); string(bytes.TrimSpace(body)) != `{"data":[]}` {
+			t.Errorf("beta's statements: %s", body)
+		}
+		if status, body := get(e.tokens["acme"], "/v1/publisher/statements?format=csv"); status != 200 ||
+			bytes.Count(body, []byte("\n")) != 5 || !bytes.Contains(body, []byte("acme,2030-02,USD,acme/leads,20,20,4,16,2000")) {
+			t.Errorf("statements CSV: %d %s", status, body)
+		}
+	})
+}
