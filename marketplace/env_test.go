@@ -72,7 +72,8 @@ func newEnv(tb testing.TB, databaseURL string) *env {
 		keys:  map[string]minisign.PrivateKey{}, pubs: map[string]*registry.Publisher{}, caller: map[string]*core.Caller{},
 		tokens: map[string]string{}}
 	clock := func() time.Time { return e.now }
-	e.reg = registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: priv, Now: clock})
+	e.reg = registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: priv, Now: clock,
+		CacheDir: filepath.Join(tb.TempDir(), "cache")})
 	e.bill = billing.New(billing.Config{DB: st, Registry: e.reg, Now: clock})
 	e.market = New(Config{DB: st, Registry: e.reg, Prices: e.bill, Now: clock})
 	e.reg.SetTemplates(e.market)

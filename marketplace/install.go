@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/marketplace/billing"
 	"github.com/relayhq/relay/marketplace/template"
 	"github.com/relayhq/relay/registry"
 )
@@ -164,8 +166,44 @@ func (s *Service) planFor(ctx context.Context, tv *registry.TemplateVersion) (*P
 		p.connectors = append(p.connectors, lc)
 	}
 	p.Summary = t.Summarize(manifests)
+	if p.Summary.Prices, err = s.prices(ctx, t); err != nil {
+		return nil, err
+	}
 	p.Digest = p.Summary.Digest()
 	return p, nil
+}
+
+// prices are the price plans an install of t agrees to: the template's
+// and its connector packages', those that cost something now or have a
+// change announced.
+func (s *Service) prices(ctx context.Context, t *template.Template) ([]template.SummaryPrice, error) {
+	if s.cfg.Prices == nil {
+		return nil, nil
+	}
+	listings := []string{t.Name}
+	for _, c := range t.Connectors {
+		if !slices.Contains(listings, c.Package) {
+			listings = append(listings, c.Package)
+		}
+	}
+	slices.Sort(listings)
+	var out []template.SummaryPrice
+	for _, l := range listings {
+		p, err := s.cfg.Prices.Price(ctx, l)
+		if err != nil {
+			return nil, err
+		}
+		if p.Current.Plan.Kind == billing.Free && p.Pending == nil {
+			continue
+		}
+		sp := template.SummaryPrice{Listing: l}
+		sp.Current, _ = json.Marshal(p.Current) // plain data
+		if p.Pending != nil {
+			sp.Pending, _ = json.Marshal(p.Pending)
+		}
+		out = append(out, sp)
+	}
+	return out, nil
 }
 
 // Install installs a template version into the caller's workspace: the

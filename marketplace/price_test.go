@@ -3,6 +3,7 @@ package marketplace
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,9 +53,23 @@ func TestPriceChanges(t *testing.T) {
 		_, err = e.bill.SetPrice(ctx, e.pubs["acme"], e.caller["acme"], "acme/leads", &billing.Plan{Kind: billing.Monthly, Currency: "USD", MonthlyAmount: 900}, "")
 		wantCode(t, err, core.EPricePlanInvalid)
 
+		before, err := e.market.Plan(ctx, "acme/leads", "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		p, err := e.bill.SetPrice(ctx, e.pubs["acme"], e.caller["acme"], "acme/leads", plan, "")
 		if err != nil {
 			t.Fatal(err)
+		}
+		// What an install consents to now carries the announced price, so
+		// an accept of the summary shown before no longer matches.
+		after, err := e.market.Plan(ctx, "acme/leads", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(before.Summary.Prices) != 0 || len(after.Summary.Prices) != 1 || after.Summary.Prices[0].Listing != "acme/leads" ||
+			!strings.Contains(string(after.Summary.Prices[0].Pending), `"effective_from":"2030-02-01"`) || before.Digest == after.Digest {
+			t.Fatalf("plans before and after announcing: %+v %s, %+v %s", before.Summary.Prices, before.Digest, after.Summary.Prices, after.Digest)
 		}
 		if p.Current.Plan.Kind != billing.Free || p.Pending == nil || p.Pending.EffectiveFrom != "2030-02-01" || p.Pending.Plan.UnitAmount != 5 {
 			t.Fatalf("after announcing: %+v", p)

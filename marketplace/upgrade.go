@@ -68,6 +68,20 @@ type Diff struct {
 	// Breaking says whether any preset's input changed in a way that can
 	// make a caller's request fail.
 	Breaking bool `json:"breaking"`
+	// Prices are the listings whose price plan (in effect, or announced)
+	// is not the one the installation accepted.
+	Prices []PriceChange `json:"prices"`
+}
+
+// PriceChange is a listing's price as accepted and as it is now (each a
+// plan and the day it took or takes effect; from is null for a listing
+// that was free, with nothing announced, when accepted).
+type PriceChange struct {
+	Listing     string          `json:"listing"`
+	FromCurrent json.RawMessage `json:"from_current"`
+	FromPending json.RawMessage `json:"from_pending,omitempty"`
+	Current     json.RawMessage `json:"current"`
+	Pending     json.RawMessage `json:"pending,omitempty"`
 }
 
 // PresetChange is a preset both versions have, changed.
@@ -250,7 +264,34 @@ func diffInstall(lock *Lock, old *template.Template, to *Plan) *Diff {
 		return out
 	}
 	d.SecretsAdded = minus(secret(to.Summary), secret(lock.Summary))
+	d.Prices = priceChanges(lock.Summary.Prices, to.Summary.Prices)
 	return d
+}
+
+// priceChanges lists the listings whose prices differ between was and
+// now; a listing missing from either is free there.
+func priceChanges(was, now []template.SummaryPrice) []PriceChange {
+	free := json.RawMessage(`null`)
+	byListing := map[string]*PriceChange{}
+	for _, p := range was {
+		byListing[p.Listing] = &PriceChange{Listing: p.Listing, FromCurrent: p.Current, FromPending: p.Pending, Current: free}
+	}
+	for _, p := range now {
+		c := byListing[p.Listing]
+		if c == nil {
+			c = &PriceChange{Listing: p.Listing, FromCurrent: free}
+			byListing[p.Listing] = c
+		}
+		c.Current, c.Pending = p.Current, p.Pending
+	}
+	out := []PriceChange{}
+	for _, l := range sortedKeys(byListing) {
+		c := byListing[l]
+		if !sameJSON(c.FromCurrent, c.Current) || !sameJSON(c.FromPending, c.Pending) {
+			out = append(out, *c)
+		}
+	}
+	return out
 }
 
 func presetNamed(t *template.Template, name string) *template.Preset {

@@ -98,6 +98,24 @@ func TestDiffInstall(t *testing.T) {
 		t.Errorf("egress added %v, secrets added %v", d.EgressAdded, d.SecretsAdded)
 	}
 
+	if len(d.Prices) != 0 {
+		t.Errorf("prices changed: %+v", d.Prices)
+	}
+
+	// A price announced since the install is in the diff, even of the
+	// same version.
+	priced := planOf(t, kitVersion(t, "1.0.0", nil), statuspage)
+	priced.Summary.Prices = []template.SummaryPrice{{Listing: "acme/kit",
+		Current: json.RawMessage(`{"effective_from": "0001-01-01", "plan": {"kind": "free"}}`),
+		Pending: json.RawMessage(`{"effective_from": "2030-02-01", "plan": {"kind": "per_execution", "currency": "USD", "unit_amount": 2}}`)}}
+	pd := diffInstall(lock, old, priced)
+	if len(pd.Prices) != 1 || pd.Prices[0].Listing != "acme/kit" || string(pd.Prices[0].FromCurrent) != "null" || pd.Prices[0].Pending == nil {
+		t.Errorf("price diff: %+v", pd.Prices)
+	}
+	if back := diffInstall(priced.lock(nil), old, planOf(t, old, statuspage)); len(back.Prices) != 1 || string(back.Prices[0].Current) != "null" {
+		t.Errorf("a price withdrawn: %+v", back.Prices)
+	}
+
 	// The same version again changes nothing.
 	same := diffInstall(lock, old, planOf(t, kitVersion(t, "1.0.0", nil), statuspage))
 	if len(same.PresetsChanged)+len(same.PresetsAdded)+len(same.PresetsRemoved)+len(same.Connectors) != 0 || same.Breaking {

@@ -23,6 +23,19 @@ type Summary struct {
 	// Secrets are the secrets a tenant hands over, by connection.
 	Secrets []SummarySecret `json:"secrets"`
 	Presets []SummaryPreset `json:"presets"`
+	// Prices are the price plans of the template and of the packages of
+	// its connectors, as of when the summary was made, those that are
+	// not free or have a change announced (the marketplace adds them;
+	// none when all are free).
+	Prices []SummaryPrice `json:"prices,omitempty"`
+}
+
+// SummaryPrice is a listing's price plan (marketplace/billing's
+// Scheduled, as JSON): the one in effect and the one announced next.
+type SummaryPrice struct {
+	Listing string          `json:"listing"`
+	Current json.RawMessage `json:"current"`
+	Pending json.RawMessage `json:"pending,omitempty"`
 }
 
 // SummaryConnector is a connector version the template runs.
