@@ -64,6 +64,7 @@ const (
 	EConsentMismatch = "consent_mismatch" // the accepted permission digest is not the current summary's; show it again
 	// Raised by billing.
 	EPricePlanInvalid = "price_plan_invalid" // a price plan does not read, or breaks a rule of plans or of price changes
+	EBudgetExceeded   = "budget_exceeded"    // the run would take the workspace's (or installation's) spend this month past its hard cap
 )
 
 // ErrOutcomeUnknown is in the chain of a store's error when a write's

@@ -213,3 +213,13 @@ type RunStore interface {
 	// their expiry.
 	DeleteExpired(ctx context.Context, now time.Time) error
 }
+
+// RunGuard may refuse a run before it is stored: billing's spend caps.
+// Admit is called with a run about to be stored, with every field set;
+// an error refuses it (EBudgetExceeded), and nothing is stored. When it
+// admits the run, release (when not nil) is for the caller to call if the
+// run is then not stored after all (a concurrent request with the same
+// Idempotency-Key won).
+type RunGuard interface {
+	Admit(ctx context.Context, run *Run) (release func(), err error)
+}

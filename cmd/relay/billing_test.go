@@ -3,13 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"aead.dev/minisign"
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/marketplace/billing"
+	"github.com/relayhq/relay/registry/relaypkg"
 )
 
 // relay billing close-period closes last month into invoices and
@@ -74,6 +82,93 @@ func TestBillingClosePeriodCLI(t *testing.T) {
 				if exitCode(err) != c.code || err == nil || !strings.Contains(err.Error(), c.says) {
 					t.Errorf("%q: %v (exit %d), want exit %d saying %q", c.args, err, exitCode(err), c.code, c.says)
 				}
+			}
+		})
+	}
+}
+
+// Through real servers: with acme/vault priced at 10 cents a run and a
+// hard budget of a dollar, 30 executions at once, spread over the
+// replicas (two on PostgreSQL), run exactly 10 times; the rest answer 402
+// budget_exceeded, and the usage and the budget's spend agree.
+func TestBudgetOverHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs connectors")
+	}
+	pkg := vaultPackages(t, "1.0.0")["1.0.0"]
+	for _, db := range sqlstoretest.Databases() {
+		t.Run(db.Name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir()}
+			if db.Name != "sqlite" {
+				cfg.DatabaseURL = db.URL(t)
+			}
+			m, banner := startMain(t, cfg, io.Discard)
+			admin := keyRE.FindString(banner)
+			servers := []*httpClient{{t: t, base: m.URL()}}
+			if db.Name != "sqlite" {
+				// A second replica: the same database and master key.
+				second := cfg
+				second.DataDir = filepath.Join(t.TempDir(), "relay-data")
+				second.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+				m2, _ := startMain(t, second, io.Discard)
+				servers = append(servers, &httpClient{t: t, base: m2.URL()})
+			}
+			h := servers[0]
+			pub, priv, _ := minisign.GenerateKey(nil)
+			var reg struct{ Token string }
+			h.json("POST", "/v1/registry/publishers", admin, map[string]string{"name": "acme", "public_key": relaypkg.PublicKeyLine(pub)}, 201, &reg)
+			h.publish(reg.Token, pkg, priv)
+			h.json("POST", "/v1/connectors/install", admin, map[string]string{"package": "acme/vault"}, 201, nil)
+			h.json("POST", "/v1/connections", admin, map[string]any{"connector": "vault", "name": "main",
+				"secrets": map[string]string{"token": "t0ken"}}, 201, nil)
+			// A price takes effect on a first of a month at least 14 days
+			// out: this one has been in effect for long.
+			_, err := m.store.DB().ExecContext(ctx, m.store.DB().Rebind(`INSERT INTO price_plans (listing, effective_from, plan, created_at)
+				VALUES (?, ?, ?, ?)`), "acme/vault", "2000-01-01", `{"kind": "per_execution", "currency": "USD", "unit_amount": 10}`, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.json("PUT", "/v1/billing/budgets/workspace", admin, map[string]any{"currency": "USD", "amount": 100, "hard": true}, 200, nil)
+			// Every replica reads budgets at most 2 s old.
+			time.Sleep(2100 * time.Millisecond)
+
+			var mu sync.Mutex
+			statuses := map[string]int{}
+			var wg sync.WaitGroup
+			for i := range 30 {
+				wg.Go(func() {
+					body := strings.NewReader(`{"params": {}}`)
+					req, _ := http.NewRequest("POST", servers[i%len(servers)].base+"/v1/actions/vault.keys/execute", body)
+					req.Header.Set("Authorization", "Bearer "+admin)
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer resp.Body.Close()
+					var p struct{ Code string }
+					json.NewDecoder(resp.Body).Decode(&p)
+					mu.Lock()
+					statuses[strconv.Itoa(resp.StatusCode)+" "+p.Code]++
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			if len(statuses) != 2 || statuses["200 "] != 10 || statuses["402 budget_exceeded"] != 20 {
+				t.Fatalf("answers: %v; want 10 × 200 and 20 × 402 budget_exceeded", statuses)
+			}
+			var budgets struct {
+				Data []struct{ Spend int64 }
+			}
+			h.json("GET", "/v1/billing/budgets", admin, nil, 200, &budgets)
+			var usage struct {
+				Data []struct{ Runs int64 }
+			}
+			h.json("GET", "/v1/usage?group_by=action", admin, nil, 200, &usage)
+			if len(budgets.Data) != 1 || budgets.Data[0].Spend != 100 || len(usage.Data) != 1 || usage.Data[0].Runs != 10 {
+				t.Fatalf("budgets %+v, usage %+v", budgets, usage)
 			}
 		})
 	}

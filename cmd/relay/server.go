@@ -188,7 +188,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.runtime.warm(m.catalog, m.Log)
 	// The server is its own marketplace: templates are its registry's
 	// packages of that kind, and their presets the actions' other source.
-	m.billing = billing.New(billing.Config{DB: m.store, Registry: m.registry})
+	m.billing = billing.New(billing.Config{DB: m.store, Registry: m.registry, EgressAllow: m.Config.EgressAllow,
+		Logf: m.Log.Named("billing").Warn})
 	m.market = marketplace.New(marketplace.Config{DB: m.store, Registry: m.registry, Prices: m.billing,
 		Reserved: func(name string) bool { return len(m.catalog.Versions(name)) > 0 }})
 	if up, ok := m.registry.Upstream().(marketplace.Upstream); ok {
@@ -236,11 +237,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.billing.UseSecrets(keyring)
 	// Runs end from Recover on, before the server exists: they are
 	// counted in its metrics from when it does.
 	var observer atomic.Pointer[httpapi.Server]
 	m.actions = actions.New(actions.Config{
-		Store: m.store, Catalog: m.catalog, Runtime: m.runtime, Secrets: keyring, Presets: m.market,
+		Store: m.store, Catalog: m.catalog, Runtime: m.runtime, Secrets: keyring, Presets: m.market, Guard: m.billing,
 		Logger:  m.Log.Named("actions"),
 		Respond: httpapi.RunResponse,
 		Observe: func(run *core.Run, took time.Duration) {

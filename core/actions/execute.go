@@ -160,6 +160,16 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 		return nil, core.Errorf(core.EUnavailable, "the server is shutting down; retry")
 	}
 	defer s.inflight.Done()
+	release := func() {}
+	if s.cfg.Guard != nil {
+		r, err := s.cfg.Guard.Admit(ctx, run)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			release = r
+		}
+	}
 	prior, err := s.cfg.Store.StartExecution(ctx, run, idem, started)
 	if errors.Is(err, core.ErrOutcomeUnknown) {
 		// The run may be stored: if it is, it runs, once (recovery.go); the
@@ -171,9 +181,11 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 			Message: "the database did not confirm the write; retry (with the same Idempotency-Key, the action runs once)"}
 	}
 	if err != nil {
+		release()
 		return nil, err
 	}
 	if prior != nil { // lost a race for the key to a concurrent request
+		release()
 		return replay(prior, l.reqHash)
 	}
 	crashPoint("after-start")

@@ -35,6 +35,9 @@ type Config struct {
 	// Presets, when set, is where the workspaces' presets (installed
 	// templates' actions) are found.
 	Presets core.PresetSource
+	// Guard, when set, may refuse each run before it is stored (billing's
+	// spend caps).
+	Guard core.RunGuard
 	// Runtime runs the connector versions of Catalog: the engine tells it
 	// that params it validated against Catalog's manifests need no second
 	// check (core.ActionCall.InputValidated).

@@ -94,6 +94,7 @@ var statusOf = map[string]int{
 	core.ETemplateInvalid:         http.StatusUnprocessableEntity,
 	core.EConsentMismatch:         http.StatusConflict,
 	core.EPricePlanInvalid:        http.StatusUnprocessableEntity,
+	core.EBudgetExceeded:          http.StatusPaymentRequired,
 	core.ESignatureInvalid:        http.StatusUnprocessableEntity,
 	core.ESignerUnknown:           http.StatusUnprocessableEntity,
 	core.ESignerRevoked:           http.StatusUnprocessableEntity,

@@ -10,7 +10,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -25,8 +27,22 @@ type Config struct {
 	DB DB
 	// Registry holds the listings and their publishers.
 	Registry *registry.Service
+	// Secrets seals the secrets of alert hooks with the workspace's data
+	// key (core/secrets' keyring is one).
+	Secrets Sealer
+	// EgressAllow are the operator's exceptions to the addresses an
+	// alert hook may not reach (private, loopback, …), as for connectors.
+	EgressAllow []netip.Prefix
+	// Logf logs what goes wrong in the background; default nothing.
+	Logf func(msg string, args ...any)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// Sealer seals and opens secrets with a workspace's data key.
+type Sealer interface {
+	Seal(ctx context.Context, workspaceID, owner, field string, plaintext []byte) ([]byte, error)
+	Open(ctx context.Context, workspaceID, owner, field string, ciphertext []byte) ([]byte, error)
 }
 
 // DB is the database: the registry's, and the meter's months.
@@ -38,7 +54,14 @@ type DB interface {
 
 // Service is billing.
 type Service struct {
-	cfg Config
+	cfg         Config
+	budgetCache budgetCache
+	// plans are the priced plans of plansMonth (monthPlans).
+	plansMu    sync.Mutex
+	plansMonth string
+	plans      map[string]*Plan
+	// deliveries are the alert posts under way.
+	deliveries sync.WaitGroup
 }
 
 // New returns the billing of cfg.
@@ -46,8 +69,18 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
 	return &Service{cfg: cfg}
 }
+
+// UseSecrets sets Config.Secrets, for a sealer made after billing. Call
+// it before billing is used.
+func (s *Service) UseSecrets(sec Sealer) { s.cfg.Secrets = sec }
+
+// Wait waits for the alert posts under way.
+func (s *Service) Wait() { s.deliveries.Wait() }
 
 // NoticeDays is how far ahead a price must be announced: a plan takes
 // effect on the first day of a month at least this many days after it

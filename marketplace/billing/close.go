@@ -458,10 +458,23 @@ func (s *Service) CloseEndedMonths(ctx context.Context, feeBP int, every time.Du
 		if err != nil && ctx.Err() == nil {
 			logf("closing the last billing month failed; trying again later", "period", last, "error", err)
 		}
+		if err := s.pruneReservations(ctx); err != nil && ctx.Err() == nil {
+			logf("pruning budget reservations failed", "error", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// pruneReservations deletes the reservations that no longer count: an
+// hour old, and their run finished or never stored.
+func (s *Service) pruneReservations(ctx context.Context) error {
+	db := s.cfg.DB.DB()
+	_, err := db.ExecContext(ctx, db.Rebind(`DELETE FROM billing_reservations WHERE created_at < ? AND NOT EXISTS
+		(SELECT 1 FROM runs WHERE runs.workspace_id = billing_reservations.workspace_id AND runs.id = billing_reservations.run_id
+			AND runs.status IN ('queued', 'running'))`), s.cfg.Now().UTC().Add(-time.Hour))
+	return err
 }

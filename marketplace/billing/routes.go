@@ -24,6 +24,12 @@ func (s *Service) Routes() []core.Route {
 		{Method: http.MethodGet, Path: "/v1/billing/invoices", Role: core.RoleAdmin, Handle: s.listInvoices},
 		{Method: http.MethodGet, Path: "/v1/billing/invoices/{id}", Role: core.RoleAdmin, Handle: s.getInvoice},
 		{Method: http.MethodGet, Path: "/v1/publisher/statements", Handle: s.asPublisher(s.listStatements)},
+		{Method: http.MethodGet, Path: "/v1/billing/budgets", Role: core.RoleDeveloper, Handle: s.listBudgets},
+		{Method: http.MethodPut, Path: "/v1/billing/budgets/{scope}", Role: core.RoleAdmin, Handle: s.putBudget},
+		{Method: http.MethodDelete, Path: "/v1/billing/budgets/{scope}", Role: core.RoleAdmin, Handle: s.deleteBudget},
+		{Method: http.MethodGet, Path: "/v1/billing/alert-hook", Role: core.RoleAdmin, Handle: s.getAlertHook},
+		{Method: http.MethodPut, Path: "/v1/billing/alert-hook", Role: core.RoleAdmin, Handle: s.putAlertHook},
+		{Method: http.MethodDelete, Path: "/v1/billing/alert-hook", Role: core.RoleAdmin, Handle: s.deleteAlertHook},
 	}
 }
 
@@ -171,4 +177,70 @@ func (s *Service) listStatements(ctx context.Context, req *core.Request, p *regi
 		return csvResponse("statements-"+p.Name+".csv", func(w io.Writer) error { return WriteStatementsCSV(w, statements) })
 	}
 	return core.JSONResponse(http.StatusOK, map[string]any{"data": statements}), nil
+}
+
+func (s *Service) listBudgets(ctx context.Context, req *core.Request) (*core.Response, error) {
+	list, err := s.Budgets(ctx, req.Caller.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	if list == nil {
+		list = []Budget{}
+	}
+	return core.JSONResponse(http.StatusOK, map[string]any{"data": list}), nil
+}
+
+func (s *Service) putBudget(ctx context.Context, req *core.Request) (*core.Response, error) {
+	var in struct {
+		Currency string `json:"currency"`
+		Amount   *int64 `json:"amount"`
+		Hard     bool   `json:"hard"`
+	}
+	if err := req.DecodeJSON(&in); err != nil {
+		return nil, err
+	}
+	if in.Amount == nil {
+		return nil, &core.Error{Code: core.EInvalid, Message: "missing amount", Fields: []core.FieldError{{Pointer: "/amount", Message: "required"}}}
+	}
+	b, err := s.SetBudget(ctx, req.Caller, req.Param("scope"), Budget{Currency: in.Currency, Amount: *in.Amount, Hard: in.Hard})
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, b), nil
+}
+
+func (s *Service) deleteBudget(ctx context.Context, req *core.Request) (*core.Response, error) {
+	if err := s.DeleteBudget(ctx, req.Caller, req.Param("scope")); err != nil {
+		return nil, err
+	}
+	return &core.Response{Status: http.StatusNoContent}, nil
+}
+
+func (s *Service) getAlertHook(ctx context.Context, req *core.Request) (*core.Response, error) {
+	h, err := s.AlertHookOf(ctx, req.Caller.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, h), nil
+}
+
+func (s *Service) putAlertHook(ctx context.Context, req *core.Request) (*core.Response, error) {
+	var in struct {
+		URL string `json:"url"`
+	}
+	if err := req.DecodeJSON(&in); err != nil {
+		return nil, err
+	}
+	h, err := s.SetAlertHook(ctx, req.Caller, in.URL)
+	if err != nil {
+		return nil, err
+	}
+	return core.JSONResponse(http.StatusOK, h), nil
+}
+
+func (s *Service) deleteAlertHook(ctx context.Context, req *core.Request) (*core.Response, error) {
+	if err := s.DeleteAlertHook(ctx, req.Caller); err != nil {
+		return nil, err
+	}
+	return &core.Response{Status: http.StatusNoContent}, nil
 }

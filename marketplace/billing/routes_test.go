@@ -13,10 +13,16 @@ func TestRoutesDocumented(t *testing.T) {
 		"GET /v1/registry/packages/{publisher}/{name}/price":            "none",
 		"PUT /v1/registry/packages/{publisher}/{name}/price":            "publisher",
 		"DELETE /v1/registry/packages/{publisher}/{name}/price/pending": "publisher",
-		"GET /v1/usage":                 "developer",
-		"GET /v1/billing/invoices":      "admin",
-		"GET /v1/billing/invoices/{id}": "admin",
-		"GET /v1/publisher/statements":  "publisher",
+		"GET /v1/usage":                      "developer",
+		"GET /v1/billing/invoices":           "admin",
+		"GET /v1/billing/invoices/{id}":      "admin",
+		"GET /v1/publisher/statements":       "publisher",
+		"GET /v1/billing/budgets":            "developer",
+		"PUT /v1/billing/budgets/{scope}":    "admin",
+		"DELETE /v1/billing/budgets/{scope}": "admin",
+		"GET /v1/billing/alert-hook":         "admin",
+		"PUT /v1/billing/alert-hook":         "admin",
+		"DELETE /v1/billing/alert-hook":      "admin",
 	}
 	var routes []schemastest.Route
 	for _, r := range (&Service{}).Routes() {
