@@ -131,8 +131,8 @@ func (s *Service) monthPlans(ctx context.Context, month string) (map[string]*Pla
 	return plans, nil
 }
 
-// usageKey is what a run is counted under in usage_daily and
-// billing_reservations.
+// meterRow is what runs are counted under in usage_daily (and a run in
+// billing_reservations), and how many.
 type meterRow struct {
 	Day             string `db:"day"`
 	Package         string `db:"package"`

@@ -238,34 +238,17 @@ func (s *Service) rateMonth(ctx context.Context, tx *sqlx.Tx, month string, plan
 	defer rows.Close()
 	var invoices []*Invoice
 	workspace := ""
-	usage := map[string]*Usage{} // listing → the workspace's usage of it
+	var mine []meterRow // the workspace's
 	flush := func() error {
-		inv, err := invoicesOf(workspace, month, plans, usage, now)
+		inv, err := invoicesOf(workspace, month, plans, byListing(mine, plans), now)
 		invoices = append(invoices, inv...)
-		clear(usage)
+		mine = mine[:0]
 		return err
-	}
-	add := func(listing string, r UsageRow) {
-		if plans[listing] == nil {
-			return
-		}
-		u := usage[listing]
-		if u == nil {
-			u = &Usage{}
-			usage[listing] = u
-		}
-		u.Rows = append(u.Rows, r)
 	}
 	for rows.Next() {
 		var r struct {
-			Workspace       string `db:"workspace_id"`
-			Day             string `db:"day"`
-			Package         string `db:"package"`
-			Template        string `db:"template"`
-			Installation    string `db:"installation"`
-			Action          string `db:"action"`
-			ConnectorAction string `db:"connector_action"`
-			Runs            int64  `db:"runs"`
+			Workspace string `db:"workspace_id"`
+			meterRow
 		}
 		if err := rows.StructScan(&r); err != nil {
 			return nil, err
@@ -276,15 +259,7 @@ func (s *Service) rateMonth(ctx context.Context, tx *sqlx.Tx, month string, plan
 			}
 			workspace = r.Workspace
 		}
-		// A preset's run is priced by its template, by the preset's
-		// name, and by its connector's package, by the action's.
-		if r.Template != "" {
-			_, preset, _ := strings.Cut(r.Action, ".")
-			add(r.Template, UsageRow{Day: r.Day, Installation: r.Installation, Action: preset, Runs: r.Runs})
-		}
-		if r.Package != "" {
-			add(r.Package, UsageRow{Day: r.Day, Installation: r.Installation, Action: r.ConnectorAction, Runs: r.Runs})
-		}
+		mine = append(mine, r.meterRow)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

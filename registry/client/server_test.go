@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"aead.dev/minisign"
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/relayhq/relay/core"
-	"github.com/relayhq/relay/core/httpapi"
-	"github.com/relayhq/relay/core/ratelimit"
+	"github.com/relayhq/relay/core/httpapi/httpapitest"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/marketplace"
@@ -88,20 +85,7 @@ func startRegistryWith(t *testing.T, databaseURL string, market bool) *testRegis
 	if market {
 		reg.SetTemplates(marketplace.New(marketplace.Config{DB: st, Registry: reg}))
 	}
-	log := hclog.NewNullLogger()
-	srv := httpapi.New(httpapi.Config{Store: st, Hasher: hasher, Limiter: ratelimit.New(nil, "test:", log), Logger: log,
-		Routes: reg.Routes()})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Shutdown(context.Background())
-		<-served
-	})
-	r.URL = "http://" + ln.Addr().String()
+	r.URL = httpapitest.Serve(t, st, hasher, reg.Routes())
 	return r
 }
 
