@@ -13,6 +13,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/marketplace/billing"
@@ -74,7 +75,11 @@ func newEnv(tb testing.TB, databaseURL string) *env {
 	clock := func() time.Time { return e.now }
 	e.reg = registry.New(registry.Config{DB: st, Blobs: blobs, Hasher: hasher, SigningKey: priv, Now: clock,
 		CacheDir: filepath.Join(tb.TempDir(), "cache")})
-	e.bill = billing.New(billing.Config{DB: st, Registry: e.reg, Now: clock})
+	keyring, err := secrets.NewKeyring(bytes.Repeat([]byte{9}, 32), st)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.bill = billing.New(billing.Config{DB: st, Registry: e.reg, Secrets: keyring, Now: clock})
 	e.market = New(Config{DB: st, Registry: e.reg, Prices: e.bill, Now: clock})
 	e.reg.SetTemplates(e.market)
 	return e
