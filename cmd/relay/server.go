@@ -339,6 +339,7 @@ func (m *Main) Close() error {
 		m.stopBilling()
 		<-m.billingDone
 		m.stopBilling = nil
+		m.billing.Stop()
 	}
 	if m.server != nil {
 		grace := m.Config.ShutdownGrace

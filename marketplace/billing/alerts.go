@@ -181,7 +181,7 @@ func (s *Service) deliverAlerts(alerts []alert) {
 	s.deliveries.Add(1)
 	go func() {
 		defer s.deliveries.Done()
-		ctx := context.Background()
+		ctx := s.bg
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: s.guard().DialContext},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		for _, a := range alerts {
@@ -207,7 +207,11 @@ func (s *Service) deliverAlerts(alerts []alert) {
 					break
 				}
 				if attempt < alertAttempts {
-					time.Sleep(wait)
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(wait):
+					}
 					wait *= 2
 				}
 			}

@@ -60,8 +60,10 @@ type Service struct {
 	plansMu    sync.Mutex
 	plansMonth string
 	plans      map[string]*Plan
-	// deliveries are the alert posts under way.
+	// deliveries are the alert posts under way, which end with bg.
 	deliveries sync.WaitGroup
+	bg         context.Context
+	stop       context.CancelFunc
 }
 
 // New returns the billing of cfg.
@@ -72,7 +74,8 @@ func New(cfg Config) *Service {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	return &Service{cfg: cfg}
+	bg, stop := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, bg: bg, stop: stop}
 }
 
 // UseSecrets sets Config.Secrets, for a sealer made after billing. Call
@@ -81,6 +84,13 @@ func (s *Service) UseSecrets(sec Sealer) { s.cfg.Secrets = sec }
 
 // Wait waits for the alert posts under way.
 func (s *Service) Wait() { s.deliveries.Wait() }
+
+// Stop gives up the alert posts under way (their alerts stay recorded,
+// not delivered) and waits for them to stop.
+func (s *Service) Stop() {
+	s.stop()
+	s.deliveries.Wait()
+}
 
 // NoticeDays is how far ahead a price must be announced: a plan takes
 // effect on the first day of a month at least this many days after it

@@ -204,10 +204,11 @@ func spendOf(rows []meterRow, plans map[string]*Plan, currency string) (total in
 }
 
 // spendRows reads the month's usage of the workspace and its live
-// reservations, as of now, inside tx.
-func (s *Service) spendRows(ctx context.Context, tx *sqlx.Tx, workspaceID, month string, now time.Time) ([]meterRow, error) {
+// reservations, as of now, in one statement (one snapshot), inside the
+// budgets' transaction or on its own.
+func (s *Service) spendRows(ctx context.Context, q sqlx.ExtContext, workspaceID, month string, now time.Time) ([]meterRow, error) {
 	var rows []meterRow
-	err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT day, package, template, installation, action, connector_action, runs
+	err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT day, package, template, installation, action, connector_action, runs
 		FROM usage_daily WHERE workspace_id = ? AND period = ?
 		UNION ALL
 		SELECT r.day, r.package, r.template, r.installation, r.action, r.connector_action, 1
@@ -445,12 +446,7 @@ func (s *Service) Budgets(ctx context.Context, workspaceID string) ([]Budget, er
 	if err != nil {
 		return nil, err
 	}
-	tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	rows, err := s.spendRows(ctx, tx, workspaceID, month, now)
+	rows, err := s.spendRows(ctx, db, workspaceID, month, now)
 	if err != nil {
 		return nil, err
 	}
