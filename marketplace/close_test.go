@@ -240,8 +240,63 @@ func TestClosePeriod(t *testing.T) {
 			t.Errorf("beta's statements: %s", body)
 		}
 		if status, body := get(e.tokens["acme"], "/v1/publisher/statements?format=csv"); status != 200 ||
-			bytes.Count(body, []byte("\n")) != 5 || !bytes.Contains(body, []byte("acme,2030-02,USD,acme/leads,20,20,4,16,2000")) {
+			bytes.Count(body, []byte("\n")) != 5 || !bytes.Contains(body, []byte("acme,2030-02,USD,acme/leads,20,0,20,0,4,16,0,2000")) {
 			t.Errorf("statements CSV: %d %s", status, body)
+		}
+
+		// Corrections are credit notes: w1's February USD line 1 (15) is
+		// credited 10, then 5; no more, and never a line it does not have.
+		for _, c := range []struct {
+			amounts map[int]int64
+			reason  string
+			code    string
+		}{
+			{map[int]int64{1: 10}, "duplicate runs on Feb 3", ""},
+			{map[int]int64{1: 6}, "too much", core.EInvalid},
+			{map[int]int64{2: 1}, "a free line", core.EInvalid},
+			{map[int]int64{7: 1}, "no such line", core.EInvalid},
+			{map[int]int64{1: 5}, "", core.EInvalid},
+			{map[int]int64{1: 5}, "the rest", ""},
+		} {
+			_, err := e.bill.IssueCreditNote(ctx, w1USD.ID, c.amounts, c.reason)
+			if core.ErrorCode(err) != c.code {
+				t.Fatalf("credit %v (%q): %v, want %q", c.amounts, c.reason, err, c.code)
+			}
+		}
+		_, err = e.bill.IssueCreditNote(ctx, "nope", map[int]int64{1: 1}, "x")
+		wantCode(t, err, core.ENotFound)
+		credited, err := e.bill.Invoice(ctx, w1.ID, w1USD.ID)
+		if err != nil || len(credited.CreditNotes) != 2 || credited.Credited != 15 || credited.Total != 15 || credited.CreditNotes[0].Period != "2030-04" {
+			t.Fatalf("the credited invoice: %+v, %v", credited, err)
+		}
+		// April has no usage: acme's USD statement carries the 15
+		// credited. May's 4 priced runs (20) pay it off: 5 owed, 1 fee.
+		e.now = time.Date(2030, 5, 1, 0, 0, 1, 0, time.UTC)
+		if _, err := e.bill.Close(ctx, "2030-04", billing.DefaultFeeBasisPoints); err != nil {
+			t.Fatal(err)
+		}
+		april, _ := e.bill.Statements(ctx, "acme", "2030-04")
+		if len(april) != 1 || april[0].Currency != "USD" || april[0].Gross != 0 || april[0].Credits != 15 || april[0].Carried != 15 ||
+			april[0].Fee != 0 || april[0].Net != 0 || april[0].Listings[0].Credits != 15 {
+			t.Fatalf("April: %+v", april)
+		}
+		may := time.Date(2030, 5, 9, 9, 0, 0, 0, time.UTC)
+		for range 6 {
+			e.presetRun(w1.ID, core.RunSucceeded, may)
+		}
+		e.now = time.Date(2030, 6, 1, 0, 0, 1, 0, time.UTC)
+		if _, err := e.bill.Close(ctx, "2030-05", billing.DefaultFeeBasisPoints); err != nil {
+			t.Fatal(err)
+		}
+		mayStatements, _ := e.bill.Statements(ctx, "acme", "2030-05")
+		var usdMay *billing.Statement
+		for _, st := range mayStatements {
+			if st.Currency == "USD" {
+				usdMay = st
+			}
+		}
+		if usdMay == nil || usdMay.Gross != 20 || usdMay.Credits != 15 || usdMay.Fee != 1 || usdMay.Net != 4 || usdMay.Carried != 0 {
+			t.Fatalf("May: %+v", mayStatements)
 		}
 	})
 }

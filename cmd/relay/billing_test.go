@@ -67,6 +67,23 @@ func TestBillingClosePeriodCLI(t *testing.T) {
 				t.Fatalf("statements: %+v, %v", statements, err)
 			}
 
+			// A correction: a credit note of 3 of the invoice's 7.
+			invoices, err := billing.New(billing.Config{DB: st}).Invoices(ctx, ws.ID)
+			if err != nil || len(invoices) != 1 {
+				t.Fatalf("invoices: %+v, %v", invoices, err)
+			}
+			out, err = a.relay("billing", "credit-note", invoices[0].ID, "--line", "1=3", "--reason", "a run billed twice")
+			if err != nil || !strings.Contains(out, "0.03 USD on invoice "+invoices[0].ID) {
+				t.Fatalf("credit-note: %q, %v", out, err)
+			}
+			if _, err := a.relay("billing", "credit-note", invoices[0].ID, "--line", "1=5", "--reason", "more"); err == nil ||
+				!strings.Contains(err.Error(), "credit 1 to 4") {
+				t.Fatalf("crediting past the line: %v", err)
+			}
+			if _, err := a.relay("billing", "credit-note", invoices[0].ID, "--line", "1=x", "--reason", "bad"); exitCode(err) != 2 {
+				t.Fatalf("a malformed line: %v", err)
+			}
+
 			for _, c := range []struct {
 				args []string
 				code int

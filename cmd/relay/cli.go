@@ -93,6 +93,9 @@ Usage:
                                               one still open) into invoices and
                                               publisher statements; a closed month
                                               is left as it is
+  relay billing credit-note INVOICE --line N=AMOUNT --reason TEXT
+                                              credit part of an invoice's lines;
+                                              the invoice never changes
   relay version                               print the version
 
 The store commands take --data-dir, --database-url and --master-key-file;
@@ -213,6 +216,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdAuditVerify(ctx, rest, stdout, stderr)
 	case "billing close-period":
 		return cmdBillingClosePeriod(ctx, rest, stdout, stderr)
+	case "billing credit-note":
+		return cmdBillingCreditNote(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		if _, err := parse(flag.NewFlagSet("relay version", flag.ContinueOnError), rest, stdout, stderr); err != nil {
 			return err

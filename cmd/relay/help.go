@@ -109,6 +109,10 @@ var commands = map[string]commandHelp{
 		"Closes a billing month that has ended, and every earlier month not closed yet: usage that ends after this counts in a later month, and each month's usage becomes " +
 			"immutable invoices (one per workspace and currency) and publisher statements (gross, the platform's fee, net). A month closed before, by this command or by a server " +
 			"on the 1st, is left as it is. Prints what each month's close made."},
+	"billing credit-note": {"relay billing credit-note INVOICE_ID --line N=AMOUNT [--line N=AMOUNT ...] --reason TEXT [-o json] [flags]",
+		"Corrects an invoice with a credit note: AMOUNT (minor units of the invoice's currency) of each line N, never more than what is left of a line " +
+			"after earlier credit notes. The invoice itself never changes; the credit note reduces its publishers' statements of the month it is issued in " +
+			"(credits past a month's gross carry into the next). Recorded in the invoice's workspace's audit log."},
 	"version": {"relay version", "Prints the version."},
 }
 

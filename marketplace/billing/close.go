@@ -29,6 +29,10 @@ type Invoice struct {
 	Total       int64         `json:"total"`
 	CreatedAt   time.Time     `json:"created_at"`
 	Lines       []InvoiceLine `json:"lines,omitempty"`
+	// CreditNotes are the corrections of the invoice, and Credited what
+	// they come to (with the lines only).
+	CreditNotes []CreditNote `json:"credit_notes,omitempty"`
+	Credited    int64        `json:"credited,omitempty"`
 }
 
 // InvoiceLine is a line of an invoice: one component of one listing's
@@ -41,19 +45,25 @@ type InvoiceLine struct {
 }
 
 // Statement is what a publisher earned in a billing month in one
-// currency: the gross of its listings' invoice lines, the platform's fee
+// currency: the gross of its listings' invoice lines, less the credits
+// (credit notes issued in the month on its listings' lines, and what the
+// last statement carried over), split into the platform's fee
 // (FeeBasisPoints of it, rounded half away from zero) and the rest, net.
-// Fee + Net = Gross; none is negative.
+// Credits past the gross are carried into the next month's statement, so
+// nothing is negative: Fee + Net = Gross - Credits when Carried is 0,
+// and Fee = Net = 0, Carried = Credits - Gross otherwise.
 type Statement struct {
 	Publisher      string    `json:"publisher"`
 	Period         string    `json:"period"`
 	Currency       string    `json:"currency"`
 	Gross          int64     `json:"gross"`
+	Credits        int64     `json:"credits"`
 	Fee            int64     `json:"fee"`
 	Net            int64     `json:"net"`
+	Carried        int64     `json:"carried"`
 	FeeBasisPoints int       `json:"fee_basis_points"`
 	CreatedAt      time.Time `json:"created_at"`
-	// Listings are the gross by listing.
+	// Listings are the gross and the credits by listing.
 	Listings []StatementListing `json:"listings"`
 }
 
@@ -61,6 +71,7 @@ type Statement struct {
 type StatementListing struct {
 	Listing string `json:"listing"`
 	Gross   int64  `json:"gross"`
+	Credits int64  `json:"credits,omitempty"`
 }
 
 // CloseResult says what closing a month did.
@@ -180,14 +191,17 @@ func (s *Service) closeMonth(ctx context.Context, month string, feeBP int) (*Clo
 			return err // closed before
 		}
 		res.Closed = true
-		if len(plans) == 0 {
-			return nil
+		var invoices []*Invoice
+		if len(plans) > 0 {
+			if invoices, err = s.rateMonth(ctx, tx, month, plans, now); err != nil {
+				return err
+			}
 		}
-		invoices, err := s.rateMonth(ctx, tx, month, plans, now)
+		credits, carried, err := creditsOf(ctx, tx, month)
 		if err != nil {
 			return err
 		}
-		statements, err := statementsOf(invoices, month, feeBP, now)
+		statements, err := statementsOf(invoices, credits, carried, month, feeBP, now)
 		if err != nil {
 			return err
 		}
@@ -300,37 +314,68 @@ func invoicesOf(workspace, month string, plans map[string]*Plan, usage map[strin
 	return out, nil
 }
 
+// stmtKey names a statement of a month: a publisher and a currency.
+type stmtKey struct{ publisher, currency string }
+
 // statementsOf sums invoices' lines by publisher (a listing's first part)
-// and currency into statements.
-func statementsOf(invoices []*Invoice, month string, feeBP int, now time.Time) ([]*Statement, error) {
-	type key struct{ publisher, currency string }
-	gross := map[key]map[string]int64{} // → listing → gross
+// and currency into statements, less credits (by listing) and what the
+// last statements carried.
+func statementsOf(invoices []*Invoice, credits map[stmtKey]map[string]int64, carried map[stmtKey]int64, month string, feeBP int,
+	now time.Time) ([]*Statement, error) {
+	type listingSums struct{ gross, credits int64 }
+	sums := map[stmtKey]map[string]*listingSums{}
+	at := func(k stmtKey, listing string) *listingSums {
+		if sums[k] == nil {
+			sums[k] = map[string]*listingSums{}
+		}
+		if sums[k][listing] == nil {
+			sums[k][listing] = &listingSums{}
+		}
+		return sums[k][listing]
+	}
 	for _, inv := range invoices {
 		for _, l := range inv.Lines {
 			publisher, _, _ := strings.Cut(l.Listing, "/")
-			k := key{publisher, inv.Currency}
-			if gross[k] == nil {
-				gross[k] = map[string]int64{}
-			}
+			ls := at(stmtKey{publisher, inv.Currency}, l.Listing)
 			var err error
-			if gross[k][l.Listing], err = addAmount(gross[k][l.Listing], l.Amount); err != nil {
+			if ls.gross, err = addAmount(ls.gross, l.Amount); err != nil {
 				return nil, err
 			}
 		}
 	}
+	for k, byListing := range credits {
+		for listing, amount := range byListing {
+			at(k, listing).credits += amount
+		}
+	}
+	for k := range carried {
+		if sums[k] == nil {
+			sums[k] = map[string]*listingSums{}
+		}
+	}
 	var out []*Statement
-	for k, listings := range gross {
-		st := &Statement{Publisher: k.publisher, Period: month, Currency: k.currency, FeeBasisPoints: feeBP, CreatedAt: now}
+	for k, listings := range sums {
+		st := &Statement{Publisher: k.publisher, Period: month, Currency: k.currency, FeeBasisPoints: feeBP, CreatedAt: now,
+			Credits: carried[k], Listings: []StatementListing{}}
 		for _, name := range slices.Sorted(maps.Keys(listings)) {
-			st.Listings = append(st.Listings, StatementListing{Listing: name, Gross: listings[name]})
+			ls := listings[name]
+			st.Listings = append(st.Listings, StatementListing{Listing: name, Gross: ls.gross, Credits: ls.credits})
 			var err error
-			if st.Gross, err = addAmount(st.Gross, listings[name]); err != nil {
+			if st.Gross, err = addAmount(st.Gross, ls.gross); err != nil {
+				return nil, err
+			}
+			if st.Credits, err = addAmount(st.Credits, ls.credits); err != nil {
 				return nil, err
 			}
 		}
-		var err error
-		if st.Fee, st.Net, err = splitFee(st.Gross, feeBP); err != nil {
-			return nil, err
+		owed := st.Gross - st.Credits
+		if owed < 0 {
+			st.Carried = -owed
+		} else {
+			var err error
+			if st.Fee, st.Net, err = splitFee(owed, feeBP); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, st)
 	}
@@ -378,11 +423,12 @@ func insertInvoices(ctx context.Context, tx *sqlx.Tx, invoices []*Invoice) error
 
 func insertStatements(ctx context.Context, tx *sqlx.Tx, statements []*Statement) error {
 	for chunk := range slices.Chunk(statements, insertRows) {
-		err := insertValues(ctx, tx, `INSERT INTO billing_statements (publisher, period, currency, gross, fee, net,
+		err := insertValues(ctx, tx, `INSERT INTO billing_statements (publisher, period, currency, gross, credits, fee, net, carried,
 			fee_basis_points, listings, created_at) VALUES `, len(chunk), func(i int) []any {
 			v := chunk[i]
 			listings, _ := json.Marshal(v.Listings)
-			return []any{v.Publisher, v.Period, v.Currency, v.Gross, v.Fee, v.Net, v.FeeBasisPoints, string(listings), v.CreatedAt}
+			return []any{v.Publisher, v.Period, v.Currency, v.Gross, v.Credits, v.Fee, v.Net, v.Carried, v.FeeBasisPoints, string(listings),
+				v.CreatedAt}
 		})
 		if err != nil {
 			return fmt.Errorf("insert statements: %w", err)

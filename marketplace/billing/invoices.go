@@ -78,6 +78,12 @@ func (s *Service) Invoice(ctx context.Context, workspaceID, id string) (*Invoice
 		inv.Lines = append(inv.Lines, InvoiceLine{N: l.N, Listing: l.Listing, Line: Line{Installation: l.Installation,
 			Component: l.Component, Quantity: l.Quantity, UnitAmount: l.UnitAmount, PerUnits: l.PerUnits, Amount: l.Amount}})
 	}
+	if inv.CreditNotes, err = s.creditNotesOf(ctx, id); err != nil {
+		return nil, err
+	}
+	for _, n := range inv.CreditNotes {
+		inv.Credited += n.Total
+	}
 	return inv, nil
 }
 
@@ -95,21 +101,23 @@ func (s *Service) Statements(ctx context.Context, publisher, period string) ([]*
 		Period         string    `db:"period"`
 		Currency       string    `db:"currency"`
 		Gross          int64     `db:"gross"`
+		Credits        int64     `db:"credits"`
 		Fee            int64     `db:"fee"`
 		Net            int64     `db:"net"`
+		Carried        int64     `db:"carried"`
 		FeeBasisPoints int       `db:"fee_basis_points"`
 		Listings       string    `db:"listings"`
 		CreatedAt      time.Time `db:"created_at"`
 	}
-	err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT publisher, period, currency, gross, fee, net, fee_basis_points, listings, created_at
+	err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT publisher, period, currency, gross, credits, fee, net, carried, fee_basis_points, listings, created_at
 		FROM billing_statements WHERE publisher = ? AND (? = '' OR period = ?) ORDER BY period DESC, currency`), publisher, period, period)
 	if err != nil {
 		return nil, fmt.Errorf("billing: list statements: %w", err)
 	}
 	out := make([]*Statement, len(rows))
 	for i, r := range rows {
-		st := &Statement{Publisher: r.Publisher, Period: r.Period, Currency: r.Currency, Gross: r.Gross, Fee: r.Fee, Net: r.Net,
-			FeeBasisPoints: r.FeeBasisPoints, CreatedAt: r.CreatedAt.UTC()}
+		st := &Statement{Publisher: r.Publisher, Period: r.Period, Currency: r.Currency, Gross: r.Gross, Credits: r.Credits, Fee: r.Fee,
+			Net: r.Net, Carried: r.Carried, FeeBasisPoints: r.FeeBasisPoints, CreatedAt: r.CreatedAt.UTC()}
 		if err := json.Unmarshal([]byte(r.Listings), &st.Listings); err != nil {
 			return nil, fmt.Errorf("billing: stored statement of %s for %s: %w", r.Publisher, r.Period, err)
 		}
@@ -132,14 +140,16 @@ func WriteInvoiceCSV(w io.Writer, inv *Invoice) error {
 }
 
 // WriteStatementsCSV writes statements as CSV, a header first: one row
-// per statement and listing, then the statement's totals on each.
+// per statement and listing, then the statement's totals on each. (A
+// statement of carried credits alone, with no listing, has no row.)
 func WriteStatementsCSV(w io.Writer, statements []*Statement) error {
 	c := csv.NewWriter(w)
-	c.Write([]string{"publisher", "period", "currency", "listing", "listing_gross", "gross", "fee", "net", "fee_basis_points"})
+	c.Write([]string{"publisher", "period", "currency", "listing", "listing_gross", "listing_credits", "gross", "credits", "fee", "net",
+		"carried", "fee_basis_points"})
 	for _, st := range statements {
 		for _, l := range st.Listings {
-			c.Write([]string{st.Publisher, st.Period, st.Currency, l.Listing, itoa(l.Gross), itoa(st.Gross), itoa(st.Fee), itoa(st.Net),
-				strconv.Itoa(st.FeeBasisPoints)})
+			c.Write([]string{st.Publisher, st.Period, st.Currency, l.Listing, itoa(l.Gross), itoa(l.Credits), itoa(st.Gross), itoa(st.Credits),
+				itoa(st.Fee), itoa(st.Net), itoa(st.Carried), strconv.Itoa(st.FeeBasisPoints)})
 		}
 	}
 	c.Flush()

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/core"
 )
@@ -354,6 +355,60 @@ func TestParseFeePercent(t *testing.T) {
 	for _, in := range []string{"", "-5", "100.01", "101", "1e2", "12.345", "20%", ".5", "5.", "1000"} {
 		if got, err := ParseFeePercent(in); err == nil {
 			t.Errorf("ParseFeePercent(%q) = %d", in, got)
+		}
+	}
+}
+
+// A statement never goes negative: what the credits leave of the gross is
+// split into fee and net exactly, and credits past the gross are carried,
+// for any lines, credits and carry.
+func TestStatementsProperties(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range 5_000 {
+		var invoices []*Invoice
+		for range r.IntN(4) {
+			inv := &Invoice{Currency: []string{"USD", "EUR"}[r.IntN(2)]}
+			for range r.IntN(5) {
+				inv.Lines = append(inv.Lines, InvoiceLine{Listing: []string{"acme/a", "acme/b", "beta/c"}[r.IntN(3)],
+					Line: Line{Amount: r.Int64N(10_000)}})
+			}
+			invoices = append(invoices, inv)
+		}
+		credits := map[stmtKey]map[string]int64{}
+		if r.IntN(2) == 0 {
+			credits[stmtKey{"acme", "USD"}] = map[string]int64{"acme/a": r.Int64N(20_000)}
+		}
+		carried := map[stmtKey]int64{}
+		if r.IntN(3) == 0 {
+			carried[stmtKey{"beta", "EUR"}] = r.Int64N(5_000)
+		}
+		bp := r.IntN(10_001)
+		statements, err := statementsOf(invoices, credits, carried, "2030-01", bp, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gross int64
+		for _, inv := range invoices {
+			for _, l := range inv.Lines {
+				gross += l.Amount
+			}
+		}
+		var sumGross int64
+		for _, st := range statements {
+			sumGross += st.Gross
+			if st.Fee < 0 || st.Net < 0 || st.Carried < 0 {
+				t.Fatalf("case %d: negative %+v", i, st)
+			}
+			if owed := st.Gross - st.Credits; owed >= 0 {
+				if st.Fee+st.Net != owed || st.Carried != 0 {
+					t.Fatalf("case %d: %+v: fee + net is not gross - credits", i, st)
+				}
+			} else if st.Fee != 0 || st.Net != 0 || st.Carried != -owed {
+				t.Fatalf("case %d: %+v: credits past the gross are not carried", i, st)
+			}
+		}
+		if sumGross != gross {
+			t.Fatalf("case %d: statements' gross %d, lines %d", i, sumGross, gross)
 		}
 	}
 }
