@@ -1,0 +1,50 @@
+package sqlstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/relayhq/relay/core"
+)
+
+// Migrations 0013 to 0016 on a store in use: runs that ended before them
+// are not counted (usage starts with the meter), billing opens with no
+// month closed, a statement written before 0016 reads as having no
+// credits and nothing carried, and a run that ends after is counted.
+func TestMigrations0013To0016OnAStoreInUse(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, databaseURL string) {
+		ctx := context.Background()
+		s := migratedTo(t, databaseURL, 12)
+		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+		s.must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, now)
+		s.must(`INSERT INTO runs (id, workspace_id, action, connector, version, runtime, connection_id, connection_name, key_id,
+			idempotency_key, status, params, created_at, finished_at) VALUES ('01jf0000000000000000000000', 'ws1', 'echo.echo', 'echo',
+			'1.0.0', 'wasm', 'c1', 'main', 'k1', '', 'succeeded', '{}', ?, ?)`, now, now)
+		if err := s.apply(12, 15); err != nil {
+			t.Fatalf("migrations 0013 to 0015: %v", err)
+		}
+		s.must(`INSERT INTO billing_statements (publisher, period, currency, gross, fee, net, fee_basis_points, listings, created_at)
+			VALUES ('acme', '2029-12', 'USD', 10, 2, 8, 2000, '[]', ?)`, now)
+		if err := s.apply(15, 16); err != nil {
+			t.Fatalf("migration 0016: %v", err)
+		}
+		var credits, carried int64
+		if err := s.db.QueryRowContext(ctx, `SELECT credits, carried FROM billing_statements`).Scan(&credits, &carried); err != nil ||
+			credits != 0 || carried != 0 {
+			t.Fatalf("an earlier statement: credits %d, carried %d, %v", credits, carried, err)
+		}
+		if open, err := s.OpenUsagePeriod(ctx); err != nil || open != "0000-01" {
+			t.Fatalf("open period %q, %v", open, err)
+		}
+		if n := countRows(t, s.Store, "usage_daily"); n != 0 {
+			t.Fatalf("%d usage rows for runs that ended before the meter", n)
+		}
+		if err := finishAt(t, s.Store, newRun("ws1", "echo.echo"), core.RunSucceeded, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if n := usageIn(t, s.Store, "2030-01"); n != 1 {
+			t.Fatalf("a run after the migrations counted %d times", n)
+		}
+	})
+}
