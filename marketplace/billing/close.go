@@ -22,25 +22,25 @@ const DefaultFeeBasisPoints = 2000
 // Invoice is what a workspace owes for a billing month in one currency.
 // It never changes once made.
 type Invoice struct {
-	ID          string        `json:"id"`
-	WorkspaceID string        `json:"-"`
-	Period      string        `json:"period"`
-	Currency    string        `json:"currency"`
-	Total       int64         `json:"total"`
-	CreatedAt   time.Time     `json:"created_at"`
-	Lines       []InvoiceLine `json:"lines,omitempty"`
+	ID          string        `json:"id" db:"id"`
+	WorkspaceID string        `json:"-" db:"workspace_id"`
+	Period      string        `json:"period" db:"period"`
+	Currency    string        `json:"currency" db:"currency"`
+	Total       int64         `json:"total" db:"total"`
+	CreatedAt   time.Time     `json:"created_at" db:"created_at"`
+	Lines       []InvoiceLine `json:"lines,omitempty" db:"-"`
 	// CreditNotes are the corrections of the invoice, and Credited what
 	// they come to (with the lines only).
-	CreditNotes []CreditNote `json:"credit_notes,omitempty"`
-	Credited    int64        `json:"credited,omitempty"`
+	CreditNotes []CreditNote `json:"credit_notes,omitempty" db:"-"`
+	Credited    int64        `json:"credited,omitempty" db:"-"`
 }
 
 // InvoiceLine is a line of an invoice: one component of one listing's
 // price, for one installation ("" for a connector's own actions). N is
 // its place on the invoice, from 1; the invoice's id and N name it.
 type InvoiceLine struct {
-	N       int    `json:"n"`
-	Listing string `json:"listing"`
+	N       int    `json:"n" db:"n"`
+	Listing string `json:"listing" db:"listing"`
 	Line
 }
 
@@ -53,18 +53,18 @@ type InvoiceLine struct {
 // nothing is negative: Fee + Net = Gross - Credits when Carried is 0,
 // and Fee = Net = 0, Carried = Credits - Gross otherwise.
 type Statement struct {
-	Publisher      string    `json:"publisher"`
-	Period         string    `json:"period"`
-	Currency       string    `json:"currency"`
-	Gross          int64     `json:"gross"`
-	Credits        int64     `json:"credits"`
-	Fee            int64     `json:"fee"`
-	Net            int64     `json:"net"`
-	Carried        int64     `json:"carried"`
-	FeeBasisPoints int       `json:"fee_basis_points"`
-	CreatedAt      time.Time `json:"created_at"`
-	// Listings are the gross and the credits by listing.
-	Listings []StatementListing `json:"listings"`
+	Publisher      string    `json:"publisher" db:"publisher"`
+	Period         string    `json:"period" db:"period"`
+	Currency       string    `json:"currency" db:"currency"`
+	Gross          int64     `json:"gross" db:"gross"`
+	Credits        int64     `json:"credits" db:"credits"`
+	Fee            int64     `json:"fee" db:"fee"`
+	Net            int64     `json:"net" db:"net"`
+	Carried        int64     `json:"carried" db:"carried"`
+	FeeBasisPoints int       `json:"fee_basis_points" db:"fee_basis_points"`
+	CreatedAt      time.Time `json:"created_at" db:"created_at"`
+	// Listings are the gross and the credits by listing (kept as JSON).
+	Listings []StatementListing `json:"listings" db:"-"`
 }
 
 // StatementListing is one listing's part of a statement.

@@ -19,15 +19,15 @@ import (
 // document of its own, since an invoice never changes. It reduces the
 // statements of the month it is issued in (Period).
 type CreditNote struct {
-	ID          string       `json:"id"`
-	InvoiceID   string       `json:"invoice_id"`
-	WorkspaceID string       `json:"-"`
-	Period      string       `json:"period"`
-	Currency    string       `json:"currency"`
-	Total       int64        `json:"total"`
-	Reason      string       `json:"reason"`
-	CreatedAt   time.Time    `json:"created_at"`
-	Lines       []CreditLine `json:"lines"`
+	ID          string       `json:"id" db:"id"`
+	InvoiceID   string       `json:"invoice_id" db:"invoice_id"`
+	WorkspaceID string       `json:"-" db:"workspace_id"`
+	Period      string       `json:"period" db:"period"`
+	Currency    string       `json:"currency" db:"currency"`
+	Total       int64        `json:"total" db:"total"`
+	Reason      string       `json:"reason" db:"reason"`
+	CreatedAt   time.Time    `json:"created_at" db:"created_at"`
+	Lines       []CreditLine `json:"lines" db:"-"`
 }
 
 // CreditLine credits Amount of the invoice's line N.
@@ -56,7 +56,7 @@ func (s *Service) IssueCreditNote(ctx context.Context, invoiceID string, amounts
 		if s.cfg.DB.Dialect() == "postgres" {
 			lock = " FOR UPDATE" // one credit note of an invoice at a time
 		}
-		var inv invoiceRow
+		var inv Invoice
 		err := tx.GetContext(ctx, &inv, tx.Rebind(`SELECT `+invoiceColumns+` FROM billing_invoices WHERE id = ?`+lock), invoiceID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return core.Errorf(core.ENotFound, "no invoice %q", invoiceID)
@@ -121,24 +121,16 @@ type creditedLine struct {
 // creditNotesOf reads an invoice's credit notes, oldest first.
 func (s *Service) creditNotesOf(ctx context.Context, invoiceID string) ([]CreditNote, error) {
 	db := s.cfg.DB.DB()
-	var notes []struct {
-		ID        string    `db:"id"`
-		Period    string    `db:"period"`
-		Currency  string    `db:"currency"`
-		Total     int64     `db:"total"`
-		Reason    string    `db:"reason"`
-		CreatedAt time.Time `db:"created_at"`
-	}
-	err := db.SelectContext(ctx, &notes, db.Rebind(`SELECT id, period, currency, total, reason, created_at FROM billing_credit_notes
-		WHERE invoice_id = ? ORDER BY created_at, id`), invoiceID)
+	var out []CreditNote
+	err := db.SelectContext(ctx, &out, db.Rebind(`SELECT id, invoice_id, workspace_id, period, currency, total, reason, created_at
+		FROM billing_credit_notes WHERE invoice_id = ? ORDER BY created_at, id`), invoiceID)
 	if err != nil {
 		return nil, fmt.Errorf("billing: read credit notes: %w", err)
 	}
-	out := make([]CreditNote, len(notes))
-	for i, n := range notes {
-		out[i] = CreditNote{ID: n.ID, InvoiceID: invoiceID, Period: n.Period, Currency: n.Currency, Total: n.Total, Reason: n.Reason,
-			CreatedAt: n.CreatedAt.UTC(), Lines: []CreditLine{}}
-		err := db.SelectContext(ctx, &out[i].Lines, db.Rebind(`SELECT n, listing, amount FROM billing_credit_note_lines
+	for i := range out {
+		n := &out[i]
+		n.CreatedAt = n.CreatedAt.UTC()
+		err := db.SelectContext(ctx, &n.Lines, db.Rebind(`SELECT n, listing, amount FROM billing_credit_note_lines
 			WHERE credit_note_id = ? ORDER BY n`), n.ID)
 		if err != nil {
 			return nil, fmt.Errorf("billing: read credit note lines: %w", err)

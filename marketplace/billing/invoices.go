@@ -9,39 +9,24 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/relayhq/relay/core"
 )
 
 const invoiceColumns = `id, workspace_id, period, currency, total, created_at`
 
-type invoiceRow struct {
-	ID          string    `db:"id"`
-	WorkspaceID string    `db:"workspace_id"`
-	Period      string    `db:"period"`
-	Currency    string    `db:"currency"`
-	Total       int64     `db:"total"`
-	CreatedAt   time.Time `db:"created_at"`
-}
-
-func (r invoiceRow) invoice() *Invoice {
-	return &Invoice{ID: r.ID, WorkspaceID: r.WorkspaceID, Period: r.Period, Currency: r.Currency, Total: r.Total, CreatedAt: r.CreatedAt.UTC()}
-}
-
 // Invoices lists the workspace's invoices, the latest month first,
 // without their lines.
 func (s *Service) Invoices(ctx context.Context, workspaceID string) ([]*Invoice, error) {
 	db := s.cfg.DB.DB()
-	var rows []invoiceRow
-	err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT `+invoiceColumns+` FROM billing_invoices
+	var out []*Invoice
+	err := db.SelectContext(ctx, &out, db.Rebind(`SELECT `+invoiceColumns+` FROM billing_invoices
 		WHERE workspace_id = ? ORDER BY period DESC, currency`), workspaceID)
 	if err != nil {
 		return nil, fmt.Errorf("billing: list invoices: %w", err)
 	}
-	out := make([]*Invoice, len(rows))
-	for i, r := range rows {
-		out[i] = r.invoice()
+	for _, inv := range out {
+		inv.CreatedAt = inv.CreatedAt.UTC()
 	}
 	return out, nil
 }
@@ -50,33 +35,19 @@ func (s *Service) Invoices(ctx context.Context, workspaceID string) ([]*Invoice,
 // ENotFound when the workspace has no invoice of that id.
 func (s *Service) Invoice(ctx context.Context, workspaceID, id string) (*Invoice, error) {
 	db := s.cfg.DB.DB()
-	var r invoiceRow
-	err := db.GetContext(ctx, &r, db.Rebind(`SELECT `+invoiceColumns+` FROM billing_invoices WHERE workspace_id = ? AND id = ?`), workspaceID, id)
+	var inv Invoice
+	err := db.GetContext(ctx, &inv, db.Rebind(`SELECT `+invoiceColumns+` FROM billing_invoices WHERE workspace_id = ? AND id = ?`), workspaceID, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, core.Errorf(core.ENotFound, "no invoice %q", id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("billing: read invoice: %w", err)
 	}
-	inv := r.invoice()
-	var lines []struct {
-		N            int    `db:"n"`
-		Listing      string `db:"listing"`
-		Installation string `db:"installation"`
-		Component    string `db:"component"`
-		Quantity     int64  `db:"quantity"`
-		UnitAmount   int64  `db:"unit_amount"`
-		PerUnits     int64  `db:"per_units"`
-		Amount       int64  `db:"amount"`
-	}
-	err = db.SelectContext(ctx, &lines, db.Rebind(`SELECT n, listing, installation, component, quantity, unit_amount, per_units, amount
+	inv.CreatedAt = inv.CreatedAt.UTC()
+	err = db.SelectContext(ctx, &inv.Lines, db.Rebind(`SELECT n, listing, installation, component, quantity, unit_amount, per_units, amount
 		FROM billing_invoice_lines WHERE invoice_id = ? ORDER BY n`), id)
 	if err != nil {
 		return nil, fmt.Errorf("billing: read invoice lines: %w", err)
-	}
-	for _, l := range lines {
-		inv.Lines = append(inv.Lines, InvoiceLine{N: l.N, Listing: l.Listing, Line: Line{Installation: l.Installation,
-			Component: l.Component, Quantity: l.Quantity, UnitAmount: l.UnitAmount, PerUnits: l.PerUnits, Amount: l.Amount}})
 	}
 	if inv.CreditNotes, err = s.creditNotesOf(ctx, id); err != nil {
 		return nil, err
@@ -84,7 +55,7 @@ func (s *Service) Invoice(ctx context.Context, workspaceID, id string) (*Invoice
 	for _, n := range inv.CreditNotes {
 		inv.Credited += n.Total
 	}
-	return inv, nil
+	return &inv, nil
 }
 
 // Statements lists the publisher's statements, the latest month first;
@@ -97,17 +68,8 @@ func (s *Service) Statements(ctx context.Context, publisher, period string) ([]*
 	}
 	db := s.cfg.DB.DB()
 	var rows []struct {
-		Publisher      string    `db:"publisher"`
-		Period         string    `db:"period"`
-		Currency       string    `db:"currency"`
-		Gross          int64     `db:"gross"`
-		Credits        int64     `db:"credits"`
-		Fee            int64     `db:"fee"`
-		Net            int64     `db:"net"`
-		Carried        int64     `db:"carried"`
-		FeeBasisPoints int       `db:"fee_basis_points"`
-		Listings       string    `db:"listings"`
-		CreatedAt      time.Time `db:"created_at"`
+		Statement
+		Listings string `db:"listings"`
 	}
 	err := db.SelectContext(ctx, &rows, db.Rebind(`SELECT publisher, period, currency, gross, credits, fee, net, carried, fee_basis_points, listings, created_at
 		FROM billing_statements WHERE publisher = ? AND (? = '' OR period = ?) ORDER BY period DESC, currency`), publisher, period, period)
@@ -116,12 +78,12 @@ func (s *Service) Statements(ctx context.Context, publisher, period string) ([]*
 	}
 	out := make([]*Statement, len(rows))
 	for i, r := range rows {
-		st := &Statement{Publisher: r.Publisher, Period: r.Period, Currency: r.Currency, Gross: r.Gross, Credits: r.Credits, Fee: r.Fee,
-			Net: r.Net, Carried: r.Carried, FeeBasisPoints: r.FeeBasisPoints, CreatedAt: r.CreatedAt.UTC()}
+		st := r.Statement
+		st.CreatedAt = st.CreatedAt.UTC()
 		if err := json.Unmarshal([]byte(r.Listings), &st.Listings); err != nil {
-			return nil, fmt.Errorf("billing: stored statement of %s for %s: %w", r.Publisher, r.Period, err)
+			return nil, fmt.Errorf("billing: stored statement of %s for %s: %w", st.Publisher, st.Period, err)
 		}
-		out[i] = st
+		out[i] = &st
 	}
 	return out, nil
 }

@@ -36,11 +36,11 @@ type Line struct {
 	// n-th tier, from 1) or "monthly".
 	Component  string `json:"component"`
 	Quantity   int64  `json:"quantity"`
-	UnitAmount int64  `json:"unit_amount"`
+	UnitAmount int64  `json:"unit_amount" db:"unit_amount"`
 	// PerUnits is how many of Quantity UnitAmount buys. For monthly,
 	// UnitAmount is the month's price, Quantity the days an installation
 	// had the listing and PerUnits the days of the month.
-	PerUnits int64 `json:"per_units"`
+	PerUnits int64 `json:"per_units" db:"per_units"`
 	Amount   int64 `json:"amount"`
 }
 
