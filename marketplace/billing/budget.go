@@ -301,21 +301,35 @@ func (s *Service) Admit(ctx context.Context, run *core.Run) (func(), error) {
 		if err != nil {
 			return err
 		}
+		// The spend without the run and with it, priced once per currency.
+		type priced struct {
+			total int64
+			by    map[string]int64
+		}
+		with := append(rows[:len(rows):len(rows)], meter)
+		before, after := map[string]priced{}, map[string]priced{}
+		for _, b := range applies {
+			if _, done := before[b.Currency]; done {
+				continue
+			}
+			t, by, err := spendOf(rows, plans, b.Currency)
+			if err != nil {
+				return err
+			}
+			before[b.Currency] = priced{t, by}
+			if t, by, err = spendOf(with, plans, b.Currency); err != nil {
+				return err
+			}
+			after[b.Currency] = priced{t, by}
+		}
 		type spend struct{ before, after int64 }
 		spends := make([]spend, len(applies))
 		for i, b := range applies {
-			before, beforeBy, err := spendOf(rows, plans, b.Currency)
-			if err != nil {
-				return err
-			}
-			after, afterBy, err := spendOf(append(rows, meter), plans, b.Currency)
-			if err != nil {
-				return err
-			}
+			x, y := before[b.Currency], after[b.Currency]
+			spends[i] = spend{x.total, y.total}
 			if b.Scope != WorkspaceScope {
-				before, after = beforeBy[b.Scope], afterBy[b.Scope]
+				spends[i] = spend{x.by[b.Scope], y.by[b.Scope]}
 			}
-			spends[i] = spend{before, after}
 		}
 		// A run refused by one budget alerts that budget's 100%, and
 		// nothing else: it does not happen.
