@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/httpapi/httpapitest"
+	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/marketplace/billing"
 )
 
@@ -297,6 +300,102 @@ func TestClosePeriod(t *testing.T) {
 		}
 		if usdMay == nil || usdMay.Gross != 20 || usdMay.Credits != 15 || usdMay.Fee != 1 || usdMay.Net != 4 || usdMay.Carried != 0 {
 			t.Fatalf("May: %+v", mayStatements)
+		}
+	})
+}
+
+// hold records that workspaceID holds listings through holder from at
+// (none: holds nothing from then), as installing and uninstalling do.
+func (e *env) hold(workspaceID, holder string, at time.Time, listings ...string) {
+	e.t.Helper()
+	err := e.store.InAuditedTx(context.Background(), func(ctx context.Context, tx *sqlx.Tx, _ func(*core.AuditRecord) error) error {
+		return sqlstore.SetHoldings(ctx, tx, workspaceID, holder, listings, at)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// A monthly plan bills each workspace for the days of the month on which
+// it held the listing (through any installation, once a day), prorated
+// from the month's price, also when it ran nothing; its runs cost nothing
+// more, and a budget does not count the fee.
+func TestMonthlyPlan(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.publishNotes("1.0.0")
+		e.publishTemplate(tpl{name: "acme/leads", version: "1.0.0", title: "Leads", summary: "Leads"})
+		// February 2030 has 28 days: 100 a day.
+		monthly := &billing.Plan{Kind: billing.Monthly, Currency: "USD", MonthlyAmount: 2800}
+		if _, err := e.bill.SetPrice(ctx, e.pubs["acme"], e.caller["acme"], "acme/leads", monthly, "2030-02-01"); err != nil {
+			t.Fatal(err)
+		}
+		w1, _ := e.store.CreateWorkspace(ctx, "w1")
+		w2, _ := e.store.CreateWorkspace(ctx, "w2")
+		w3, _ := e.store.CreateWorkspace(ctx, "w3")
+		w4, _ := e.store.CreateWorkspace(ctx, "w4")
+		jan20 := time.Date(2030, 1, 20, 9, 0, 0, 0, time.UTC)
+		// w1: from January to February 15, 00:00 (14 days).
+		e.hold(w1.ID, sqlstore.HolderInstallation("i1"), jan20, "acme/leads", "acme/notes")
+		e.hold(w1.ID, sqlstore.HolderInstallation("i1"), time.Date(2030, 2, 15, 0, 0, 0, 0, time.UTC))
+		// w2: all month, under two installations at once, and runs.
+		e.hold(w2.ID, sqlstore.HolderInstallation("i2"), jan20, "acme/leads")
+		e.hold(w2.ID, sqlstore.HolderInstallation("i3"), time.Date(2030, 2, 10, 0, 0, 0, 0, time.UTC), "acme/leads")
+		// w3: the last hour of the month (a day).
+		e.hold(w3.ID, sqlstore.HolderInstallation("i4"), time.Date(2030, 2, 28, 23, 0, 0, 0, time.UTC), "acme/leads")
+		// w4: from March.
+		e.hold(w4.ID, sqlstore.HolderInstallation("i5"), time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC), "acme/leads")
+
+		// A hard budget of 1 cent: the fee is not a run's cost, so runs
+		// are admitted (and, on a monthly plan, cost nothing more).
+		e.now = time.Date(2030, 2, 20, 0, 0, 0, 0, time.UTC)
+		if _, err := e.bill.SetBudget(ctx, &core.Caller{WorkspaceID: w2.ID, KeyID: core.NewID(), Role: core.RoleAdmin}, "workspace",
+			billing.Budget{Currency: "USD", Amount: 1, Hard: true}); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			run := &core.Run{ID: core.NewID(), WorkspaceID: w2.ID, Action: "sales.jot", Package: "acme/notes",
+				Preset: &core.RunPreset{Installation: "i2", Template: "acme/leads", Action: "notes.add"}}
+			release, err := e.bill.Admit(ctx, run)
+			if err != nil {
+				t.Fatalf("a run on a monthly plan under a budget: %v", err)
+			}
+			release()
+			e.presetRun(w2.ID, core.RunSucceeded, e.now)
+		}
+
+		e.now = time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC)
+		if _, err := e.bill.Close(ctx, "2030-02", billing.DefaultFeeBasisPoints); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int64{w1.ID: 14, w2.ID: 28, w3.ID: 1}
+		for _, ws := range []string{w1.ID, w2.ID, w3.ID, w4.ID} {
+			list, err := e.bill.Invoices(ctx, ws)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want[ws] == 0 {
+				if len(list) != 0 {
+					t.Errorf("%s held nothing in February and has invoices %+v", ws, list)
+				}
+				continue
+			}
+			if len(list) != 1 {
+				t.Fatalf("invoices of %s: %+v", ws, list)
+			}
+			inv, err := e.bill.Invoice(ctx, ws, list[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := billing.InvoiceLine{N: 1, Listing: "acme/leads", Line: billing.Line{Component: "monthly", Quantity: want[ws],
+				UnitAmount: 2800, PerUnits: 28, Amount: 100 * want[ws]}}
+			if len(inv.Lines) != 1 || inv.Lines[0] != line || inv.Total != line.Amount {
+				t.Errorf("%s's invoice: %+v, want the line %+v", ws, inv, line)
+			}
+		}
+		statements, err := e.bill.Statements(ctx, "acme", "2030-02")
+		if err != nil || len(statements) != 1 || statements[0].Gross != 4300 || statements[0].Fee != 860 || statements[0].Net != 3440 {
+			t.Fatalf("acme's statements: %+v, %v", statements, err)
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/marketplace/billing"
 	"github.com/relayhq/relay/marketplace/template"
 	"github.com/relayhq/relay/registry"
@@ -65,6 +66,19 @@ type Lock struct {
 	Connections map[string]string `json:"connections"`
 	Summary     *template.Summary `json:"permission_summary"`
 	Digest      string            `json:"permission_digest"`
+}
+
+// listings are the registry packages a workspace holds through an
+// installation with this lock: the template and the connector packages it
+// runs (not the server's own connectors).
+func (l *Lock) listings() []string {
+	out := []string{l.Template}
+	for _, c := range l.Connectors {
+		if !c.Builtin && c.Package != "" && !slices.Contains(out, c.Package) {
+			out = append(out, c.Package)
+		}
+	}
+	return out
 }
 
 // LockedConnector is a connector version an installation runs: Name is
@@ -261,6 +275,9 @@ func (s *Service) Install(ctx context.Context, c *core.Caller, req InstallReques
 			}
 		}
 		if err := addInstalls(ctx, tx, in.Template, 1); err != nil {
+			return err
+		}
+		if err := sqlstore.SetHoldings(ctx, tx, c.WorkspaceID, sqlstore.HolderInstallation(in.ID), in.Lock.listings(), now); err != nil {
 			return err
 		}
 		return audit(c.AuditRecord("installation.create", "installation:"+in.Name, "success", auditDetails(map[string]any{
@@ -577,6 +594,9 @@ func (s *Service) Uninstall(ctx context.Context, c *core.Caller, idOrName string
 			}
 		}
 		if err := addInstalls(ctx, tx, r.Template, -1); err != nil {
+			return err
+		}
+		if err := sqlstore.SetHoldings(ctx, tx, c.WorkspaceID, sqlstore.HolderInstallation(r.ID), nil, s.now()); err != nil {
 			return err
 		}
 		return audit(c.AuditRecord("installation.delete", "installation:"+r.Name, "success", auditDetails(map[string]any{

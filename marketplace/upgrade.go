@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/marketplace/template"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/sdk/manifest"
@@ -662,6 +663,9 @@ func (s *Service) moveInstallation(ctx context.Context, c *core.Caller, row *ins
 			}
 		}
 		if err := moveConnections(ctx, tx, c.WorkspaceID, to.Lock, now); err != nil {
+			return err
+		}
+		if err := sqlstore.SetHoldings(ctx, tx, c.WorkspaceID, sqlstore.HolderInstallation(row.ID), to.Lock.listings(), now); err != nil {
 			return err
 		}
 		// The connections the lock before ran and the new one does not

@@ -21,6 +21,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/registry/relaypkg"
 	"github.com/relayhq/relay/sdk/manifest"
 )
@@ -132,6 +133,9 @@ func (s *Service) Install(ctx context.Context, c *core.Caller, req InstallReques
 		}
 		if err != nil {
 			return fmt.Errorf("registry: install: %w", err)
+		}
+		if err := sqlstore.SetHoldings(ctx, tx, c.WorkspaceID, sqlstore.HolderConnector(in.Name), []string{in.Package}, now); err != nil {
+			return err
 		}
 		return audit(c.AuditRecord("connector.install", "connector:"+in.Name, "success",
 			details(map[string]any{"package": in.Package, "version": in.Version, "sha256": in.SHA256, "signer": in.Signer})))

@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/sqlstore"
 )
 
 // A workspace's lock changes only by an admin's hand: an upgrade shows
@@ -239,6 +240,9 @@ func (s *Service) Uninstall(ctx context.Context, c *core.Caller, name string) er
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM registry_installs WHERE workspace_id = ? AND name = ?`), c.WorkspaceID, name); err != nil {
 			return fmt.Errorf("registry: uninstall %s: %w", name, err)
+		}
+		if err := sqlstore.SetHoldings(ctx, tx, c.WorkspaceID, sqlstore.HolderConnector(name), nil, s.now()); err != nil {
+			return err
 		}
 		return audit(c.AuditRecord("connector.uninstall", "connector:"+name, "success",
 			details(map[string]any{"package": in.Package, "version": in.Version})))

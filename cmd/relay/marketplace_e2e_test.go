@@ -156,6 +156,28 @@ func TestMarketplaceInstall(t *testing.T) {
 				t.Fatalf("installed: %+v", inst)
 			}
 			h.json("POST", "/v1/installations", admin, install, 409, nil) // the name is taken
+			// The workspace holds the template and its connector's package
+			// from now (what a monthly price bills).
+			holdings := func() map[string]bool {
+				t.Helper()
+				var rows []struct {
+					Listing string `db:"listing"`
+					Open    bool   `db:"open"`
+				}
+				db := m.store.DB()
+				if err := db.Select(&rows, db.Rebind(`SELECT listing, ended_at IS NULL AS open FROM billing_holdings
+					WHERE holder = ? ORDER BY listing`), "installation:"+inst.ID); err != nil {
+					t.Fatal(err)
+				}
+				out := map[string]bool{}
+				for _, r := range rows {
+					out[r.Listing] = r.Open
+				}
+				return out
+			}
+			if got := holdings(); len(got) != 2 || !got["acme/vault-kit"] || !got[inst.Lock.Connectors[0].Package] {
+				t.Fatalf("holdings after installing: %v", got)
+			}
 
 			// The presets are the workspace's actions, with their own
 			// schemas, never weaker than their actions.
@@ -262,6 +284,9 @@ func TestMarketplaceInstall(t *testing.T) {
 			// stay.
 			h.json("DELETE", "/v1/installations/kit?connections=delete", developer, nil, 403, nil)
 			h.json("DELETE", "/v1/installations/kit?connections=delete", admin, nil, 204, nil)
+			if got := holdings(); len(got) != 2 || got["acme/vault-kit"] || got[inst.Lock.Connectors[0].Package] {
+				t.Fatalf("holdings after uninstalling: %v", got)
+			}
 			h.json("POST", "/v1/actions/kit.whoami/execute", developer, map[string]any{"params": map[string]any{}}, 404, nil)
 			h.json("GET", "/v1/runs/"+first.ID, viewer, nil, 200, nil)
 			h.json("GET", "/v1/installations/kit", viewer, nil, 404, nil)

@@ -48,3 +48,43 @@ func TestMigrations0013To0016OnAStoreInUse(t *testing.T) {
 		}
 	})
 }
+
+// Migration 0017 on a store in use: what is installed is held from when
+// it was installed: a template's installation holds the template and its
+// connectors' packages (not the server's own), and a connector installed
+// from the registry its package.
+func TestMigration0017HoldsWhatIsInstalled(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, databaseURL string) {
+		ctx := context.Background()
+		s := migratedTo(t, databaseURL, 16)
+		then := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+		s.must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, then)
+		s.must(`INSERT INTO marketplace_installations (id, workspace_id, name, template, version, lock, installed_at, updated_at)
+			VALUES ('in1', 'ws1', 'kit', 'acme/kit', '1.0.0', ?, ?, ?)`,
+			`{"template":"acme/kit","connectors":[{"name":"notes","package":"acme/notes"},{"name":"echo","package":"","builtin":true}]}`,
+			then, then)
+		s.must(`INSERT INTO registry_installs (workspace_id, name, package, version, package_sha256, artifacts, signer_key_id,
+			capabilities, installed_at, updated_at) VALUES ('ws1', 'mail', 'acme/mail', '1.0.0', '', '{}', '', '{}', ?, ?)`, then, then)
+		if err := s.apply(16, 17); err != nil {
+			t.Fatalf("migration 0017: %v", err)
+		}
+		var got []struct {
+			Listing string    `db:"listing"`
+			Holder  string    `db:"holder"`
+			Started time.Time `db:"started_at"`
+		}
+		if err := s.db.SelectContext(ctx, &got, `SELECT listing, holder, started_at FROM billing_holdings
+			WHERE ended_at IS NULL ORDER BY listing`); err != nil {
+			t.Fatal(err)
+		}
+		want := [][2]string{{"acme/kit", "installation:in1"}, {"acme/mail", "connector:mail"}, {"acme/notes", "installation:in1"}}
+		if len(got) != len(want) {
+			t.Fatalf("holdings %+v, want %v", got, want)
+		}
+		for i, w := range want {
+			if got[i].Listing != w[0] || got[i].Holder != w[1] || !got[i].Started.Equal(then) {
+				t.Fatalf("holdings %+v, want %v since %s", got, want, then)
+			}
+		}
+	})
+}

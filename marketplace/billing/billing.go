@@ -179,12 +179,6 @@ func (s *Service) SetPrice(ctx context.Context, p *registry.Publisher, c *core.C
 	if err := plan.Validate(); err != nil {
 		return nil, err
 	}
-	if plan.Kind == Monthly {
-		// Closing a month would need the days each installation had
-		// the listing, which nothing records yet: a monthly plan would
-		// bill nothing.
-		return nil, invalid("/kind", "monthly plans cannot be announced yet: Relay does not yet record how long each workspace has a listing")
-	}
 	if err := s.ownListing(ctx, p, listing); err != nil {
 		return nil, err
 	}

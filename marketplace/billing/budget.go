@@ -181,12 +181,14 @@ func byListing(rows []meterRow, plans map[string]*Plan) map[string]*Usage {
 }
 
 // spendOf prices rows with plans: what the lines in currency come to,
-// for the workspace and for each installation.
+// for the workspace and for each installation. Monthly fees are not what
+// runs cost: a budget does not count them (refusing runs would not stop
+// them).
 func spendOf(rows []meterRow, plans map[string]*Plan, currency string) (total int64, byInstallation map[string]int64, err error) {
 	byInstallation = map[string]int64{}
 	for listing, u := range byListing(rows, plans) {
 		p := plans[listing]
-		if p.Currency != currency {
+		if p.Currency != currency || p.Kind == Monthly {
 			continue
 		}
 		lines, _, err := Rate(p, *u)

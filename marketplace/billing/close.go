@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/sqlstore"
 )
 
 // DefaultFeeBasisPoints is the platform's share of a publisher's gross
@@ -241,9 +242,26 @@ func (s *Service) plansFor(ctx context.Context, month string) (map[string]*Plan,
 	return plans, nil
 }
 
-// rateMonth prices month's usage with plans: an invoice per workspace and
+// rateMonth prices month's usage with plans, and the days each workspace
+// held a listing with a monthly plan: an invoice per workspace and
 // currency that owes anything, or has a line (a free allowance used).
 func (s *Service) rateMonth(ctx context.Context, tx *sqlx.Tx, month string, plans map[string]*Plan, now time.Time) ([]*Invoice, error) {
+	start, err := monthOf(month)
+	if err != nil {
+		return nil, err
+	}
+	end := start.AddDate(0, 1, 0)
+	var monthly []string
+	for listing, p := range plans {
+		if p.Kind == Monthly {
+			monthly = append(monthly, listing)
+		}
+	}
+	held, err := sqlstore.HeldDays(ctx, tx, monthly, start, end)
+	if err != nil {
+		return nil, err
+	}
+	daysInMonth := int(end.Sub(start).Hours() / 24)
 	rows, err := tx.QueryxContext(ctx, tx.Rebind(`SELECT workspace_id, day, package, template, installation, action, connector_action, runs
 		FROM usage_daily WHERE period = ? ORDER BY workspace_id`), month)
 	if err != nil {
@@ -254,7 +272,16 @@ func (s *Service) rateMonth(ctx context.Context, tx *sqlx.Tx, month string, plan
 	workspace := ""
 	var mine []meterRow // the workspace's
 	flush := func() error {
-		inv, err := invoicesOf(workspace, month, plans, byListing(mine, plans), now)
+		usage := byListing(mine, plans)
+		for listing, days := range held[workspace] {
+			if usage[listing] == nil {
+				usage[listing] = &Usage{}
+			}
+			usage[listing].ActiveDays = map[string]int{"": days}
+			usage[listing].DaysInPeriod = daysInMonth
+		}
+		delete(held, workspace)
+		inv, err := invoicesOf(workspace, month, plans, usage, now)
 		invoices = append(invoices, inv...)
 		mine = mine[:0]
 		return err
@@ -278,7 +305,17 @@ func (s *Service) rateMonth(ctx context.Context, tx *sqlx.Tx, month string, plan
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return invoices, flush()
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	// The workspaces that held a monthly listing and ran nothing priced.
+	for _, ws := range slices.Sorted(maps.Keys(held)) {
+		workspace = ws
+		if err := flush(); err != nil {
+			return nil, err
+		}
+	}
+	return invoices, nil
 }
 
 // invoicesOf prices one workspace's usage of each listing into its
