@@ -48,6 +48,7 @@ EVENTSOURCE := core/httpapi/testdata/eventsource
 test: $(EVENTSOURCE)/node_modules
 	@[ -n "$$RELAY_TEST_POSTGRES_URL" ] || echo "NOTE: RELAY_TEST_POSTGRES_URL is not set: the PostgreSQL tests skip (see README)"
 	@[ -n "$$RELAY_TEST_REDIS_URL" ] || echo "NOTE: RELAY_TEST_REDIS_URL is not set: the Redis tests skip (see README)"
+	@[ -n "$$RELAY_TEST_STRIPE_MOCK_URL" ] || echo "NOTE: RELAY_TEST_STRIPE_MOCK_URL is not set: the Stripe tests skip (see README)"
 	@for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 30m ./...) || exit 1; \

@@ -63,8 +63,10 @@ const (
 	ETemplateInvalid = "template_invalid" // a template does not read, or does not fit the connectors it names
 	EConsentMismatch = "consent_mismatch" // the accepted permission digest is not the current summary's; show it again
 	// Raised by billing.
-	EPricePlanInvalid = "price_plan_invalid" // a price plan does not read, or breaks a rule of plans or of price changes
-	EBudgetExceeded   = "budget_exceeded"    // the run would take the workspace's (or installation's) spend this month past its hard cap
+	EPricePlanInvalid        = "price_plan_invalid"        // a price plan does not read, or breaks a rule of plans or of price changes
+	EBudgetExceeded          = "budget_exceeded"           // the run would take the workspace's (or installation's) spend this month past its hard cap
+	EWebhookSignatureInvalid = "webhook_signature_invalid" // a payment provider's event whose signature does not verify
+	EPaymentRequired         = "payment_required"          // the workspace's payment is past due beyond the grace period; runs of priced listings are refused
 )
 
 // ErrOutcomeUnknown is in the chain of a store's error when a write's

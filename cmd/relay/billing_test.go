@@ -15,10 +15,33 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/sqlstore"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
 	"github.com/relayhq/relay/marketplace/billing"
 	"github.com/relayhq/relay/registry/relaypkg"
 )
+
+// pricedRun stores a succeeded run of acme/crm, priced at 7 US cents a
+// run, in workspaceID, finished at at.
+func pricedRun(t *testing.T, st *sqlstore.Store, workspaceID string, at time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := st.DB().ExecContext(ctx, st.DB().Rebind(`INSERT INTO price_plans (listing, effective_from, plan, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (listing, effective_from) DO NOTHING`),
+		"acme/crm", "2000-01-01", `{"kind": "per_execution", "currency": "USD", "unit_amount": 7}`, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := &core.Run{WorkspaceID: workspaceID, Action: "crm.add", Connector: "crm", Package: "acme/crm", Version: "1.0.0", Runtime: "wasm",
+		ConnectionID: core.NewID(), ConnectionName: "main", KeyID: core.NewID()}
+	if _, err := st.StartExecution(ctx, run, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	run.Status, run.FinishedAt = core.RunSucceeded, &at
+	if err := st.FinishExecution(ctx, run, "", 0, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // relay billing close-period closes last month into invoices and
 // statements, once, on SQLite and PostgreSQL; a month that has not ended,
@@ -37,20 +60,7 @@ func TestBillingClosePeriodCLI(t *testing.T) {
 			now := time.Now().UTC()
 			last := time.Date(now.Year(), now.Month()-1, 10, 12, 0, 0, 0, time.UTC)
 			period := last.Format("2006-01")
-			_, err = st.DB().ExecContext(ctx, st.DB().Rebind(`INSERT INTO price_plans (listing, effective_from, plan, created_at) VALUES (?, ?, ?, ?)`),
-				"acme/crm", "2000-01-01", `{"kind": "per_execution", "currency": "USD", "unit_amount": 7}`, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run := &core.Run{WorkspaceID: ws.ID, Action: "crm.add", Connector: "crm", Package: "acme/crm", Version: "1.0.0", Runtime: "wasm",
-				ConnectionID: core.NewID(), ConnectionName: "main", KeyID: core.NewID()}
-			if _, err := st.StartExecution(ctx, run, nil, nil); err != nil {
-				t.Fatal(err)
-			}
-			run.Status, run.FinishedAt = core.RunSucceeded, &last
-			if err := st.FinishExecution(ctx, run, "", 0, nil, nil); err != nil {
-				t.Fatal(err)
-			}
+			pricedRun(t, st, ws.ID, last)
 
 			out, err := a.relay("billing", "close-period", period, "--platform-fee-percent", "12.5")
 			if err != nil || !strings.Contains(out, "closed "+period+": 1 invoice, 1 publisher statement") {

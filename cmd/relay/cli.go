@@ -360,11 +360,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "address to listen on (RELAY_ADDR)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://… to share rate limits between replicas (RELAY_REDIS_URL)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("LOG_LEVEL", "info"), "trace, debug, info, warn or error (RELAY_LOG_LEVEL)")
-	staleAfter, perr := time.ParseDuration(env("RUN_STALE_AFTER", "30s"))
-	if perr != nil || staleAfter <= 0 {
-		return usageError{"RELAY_RUN_STALE_AFTER: want a positive duration such as 30s"}
+	if err := durationFlag(fs, &cfg.RunStaleAfter, "run-stale-after", "30s",
+		"how long a server may miss heartbeats before the others take over its unfinished runs"); err != nil {
+		return err
 	}
-	fs.DurationVar(&cfg.RunStaleAfter, "run-stale-after", staleAfter, "how long a server may miss heartbeats before the others take over its unfinished runs (RELAY_RUN_STALE_AFTER)")
 	queueLimit := actions.DefaultQueueLimit
 	if v := env("QUEUE_LIMIT", ""); v != "" {
 		n, err := strconv.Atoi(v)
@@ -377,6 +376,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.RegistryURL, "registry-url", env("REGISTRY_URL", ""), "another Relay's registry to install connectors and templates from instead of this server's own; needs --registry-key (RELAY_REGISTRY_URL)")
 	fs.StringVar(&cfg.RegistryKey, "registry-key", env("REGISTRY_KEY", ""), "the public key of --registry-url's registry, which signs its index: its base64 line, as that server logs at start, or a file holding it (RELAY_REGISTRY_KEY)")
 	feePercent := feeFlag(fs)
+	fs.StringVar(&cfg.StripeKey, "stripe-key", env("STRIPE_KEY", ""), "a Stripe secret key (sk_…): send closed invoices to Stripe and pay publishers with Connect transfers; empty: no payment provider (RELAY_STRIPE_KEY)")
+	fs.StringVar(&cfg.StripeWebhookSecret, "stripe-webhook-secret", env("STRIPE_WEBHOOK_SECRET", ""), "the signing secret (whsec_…) of the Stripe webhook endpoint at /v1/billing/stripe/webhook; empty: the endpoint is off (RELAY_STRIPE_WEBHOOK_SECRET)")
+	fs.StringVar(&cfg.StripeAPIURL, "stripe-api-url", env("STRIPE_API_URL", ""), "Stripe's API address, for stripe-mock in tests; empty: Stripe's own (RELAY_STRIPE_API_URL)")
+	if err := durationFlag(fs, &cfg.PaymentGrace, "payment-grace", "168h",
+		"how long a workspace may be past due (a failed Stripe payment) before its runs of priced listings answer 402 payment_required"); err != nil {
+		return err
+	}
 	if err := connectorFlags(fs, &cfg); err != nil {
 		return err
 	}
@@ -388,6 +394,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var err error
 	if cfg.FeeBasisPoints, err = billing.ParseFeePercent(*feePercent); err != nil {
 		return usageError{"--platform-fee-percent: " + err.Error()}
+	}
+	if cfg.PaymentGrace <= 0 {
+		return usageError{fmt.Sprintf("--payment-grace %s: want a positive duration", cfg.PaymentGrace)}
+	}
+	if cfg.StripeKey == "" && cfg.StripeWebhookSecret != "" {
+		return usageError{"--stripe-webhook-secret needs --stripe-key"}
 	}
 	if cfg.RegistryURL != "" && cfg.RegistryKey == "" {
 		return usageError{"--registry-url needs --registry-key: the registry's public key, which it logs at start (\"registry key\"); a server trusts no registry it has not pinned"}
@@ -411,6 +423,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	err = m.Wait(ctx)
 	m.Log.Info("shutting down: finishing the requests in flight")
 	return errors.Join(err, m.Close())
+}
+
+// durationFlag registers a duration flag --name, whose default is its
+// RELAY_ variable's (NAME, dashes as underscores) or def; a variable that
+// is not a positive duration is a usage error.
+func durationFlag(fs *flag.FlagSet, p *time.Duration, name, def, usage string) error {
+	variable := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	d, err := time.ParseDuration(env(variable, def))
+	if err != nil || d <= 0 {
+		return usageError{fmt.Sprintf("RELAY_%s: want a positive duration such as %s", variable, def)}
+	}
+	fs.DurationVar(p, name, d, usage+" (RELAY_"+variable+")")
+	return nil
 }
 
 // feeFlag registers --platform-fee-percent: the platform's share of what

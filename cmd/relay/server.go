@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -21,6 +22,8 @@ import (
 	"aead.dev/minisign"
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/hkdf"
+
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/actions"
 	"github.com/relayhq/relay/core/catalog"
@@ -32,11 +35,11 @@ import (
 	"github.com/relayhq/relay/core/wasmrt"
 	"github.com/relayhq/relay/marketplace"
 	"github.com/relayhq/relay/marketplace/billing"
+	"github.com/relayhq/relay/marketplace/billing/payments"
 	"github.com/relayhq/relay/registry"
 	"github.com/relayhq/relay/registry/client"
 	"github.com/relayhq/relay/registry/relaypkg"
 	"github.com/relayhq/relay/sdk/protocol"
-	"golang.org/x/crypto/hkdf"
 )
 
 // Config is everything `relay serve` reads from flags and RELAY_* variables.
@@ -84,6 +87,18 @@ type Config struct {
 	// FeeBasisPoints is the platform's share of publishers' gross, in
 	// basis points (--platform-fee-percent).
 	FeeBasisPoints int
+	// StripeKey turns on Stripe (marketplace/billing/payments): invoices
+	// and payouts are sent there. StripeWebhookSecret verifies its events;
+	// StripeAPIURL points at another Stripe API (stripe-mock).
+	StripeKey           string
+	StripeWebhookSecret string
+	StripeAPIURL        string
+	// PaymentGrace is how long a workspace may be past due before runs of
+	// priced listings are refused; 0 is billing's default.
+	PaymentGrace time.Duration
+	// stripeSyncEvery is how often closed invoices and statements are
+	// sent to Stripe; 0 is every 10 minutes (tests shorten it).
+	stripeSyncEvery time.Duration
 }
 
 func (c Config) connectorsDir() string { return besideBinary(c.ConnectorsDir, "connectors") }
@@ -133,8 +148,8 @@ type Main struct {
 	registry *registry.Service
 	market   *marketplace.Service
 	billing  *billing.Service
-	// stopBilling ends the loop that closes ended billing months;
-	// billingDone is closed when it has.
+	// stopBilling ends the loops that close ended billing months and
+	// send them to Stripe; billingDone is closed when they have.
 	stopBilling context.CancelFunc
 	billingDone chan struct{}
 	server      *httpapi.Server
@@ -189,7 +204,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// The server is its own marketplace: templates are its registry's
 	// packages of that kind, and their presets the actions' other source.
 	m.billing = billing.New(billing.Config{DB: m.store, Registry: m.registry, EgressAllow: m.Config.EgressAllow,
-		Logf: m.Log.Named("billing").Warn})
+		PaymentGrace: m.Config.PaymentGrace, Logf: m.Log.Named("billing").Warn})
+	routes := slices.Concat(m.registry.Routes(), m.billing.Routes())
+	var stripe *payments.Stripe
+	if m.Config.StripeKey != "" {
+		stripe = payments.New(payments.Config{DB: m.store, Billing: m.billing, Key: m.Config.StripeKey,
+			WebhookSecret: m.Config.StripeWebhookSecret, APIURL: m.Config.StripeAPIURL, Logf: m.Log.Named("stripe").Info})
+		routes = append(routes, stripe.Routes()...)
+	}
 	m.market = marketplace.New(marketplace.Config{DB: m.store, Registry: m.registry, Prices: m.billing,
 		Reserved: func(name string) bool { return len(m.catalog.Versions(name)) > 0 }})
 	if up, ok := m.registry.Upstream().(marketplace.Upstream); ok {
@@ -285,7 +307,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Logger:      m.Log.Named("http"),
 		ReadyChecks: checks,
 		Actions:     m.actions,
-		Routes:      slices.Concat(m.registry.Routes(), m.market.Routes(), m.billing.Routes()),
+		Routes:      slices.Concat(routes, m.market.Routes()),
 	})
 	observer.Store(srv)
 	m.server = srv
@@ -298,9 +320,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	billingCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopBilling, m.billingDone = stop, make(chan struct{})
 	fee := m.Config.FeeBasisPoints
+	var loops sync.WaitGroup
+	loops.Go(func() { m.billing.CloseEndedMonths(billingCtx, fee, time.Hour, m.Log.Named("billing").Info) })
+	if stripe != nil {
+		// Closed invoices and statements go to Stripe within minutes.
+		loops.Go(func() { stripe.Loop(billingCtx, cmp.Or(m.Config.stripeSyncEvery, 10*time.Minute)) })
+	}
 	go func() {
-		defer close(m.billingDone)
-		m.billing.CloseEndedMonths(billingCtx, fee, time.Hour, m.Log.Named("billing").Info)
+		loops.Wait()
+		close(m.billingDone)
 	}()
 
 	addr := m.URL()

@@ -95,6 +95,8 @@ var statusOf = map[string]int{
 	core.EConsentMismatch:         http.StatusConflict,
 	core.EPricePlanInvalid:        http.StatusUnprocessableEntity,
 	core.EBudgetExceeded:          http.StatusPaymentRequired,
+	core.EPaymentRequired:         http.StatusPaymentRequired,
+	core.EWebhookSignatureInvalid: http.StatusBadRequest,
 	core.ESignatureInvalid:        http.StatusUnprocessableEntity,
 	core.ESignerUnknown:           http.StatusUnprocessableEntity,
 	core.ESignerRevoked:           http.StatusUnprocessableEntity,

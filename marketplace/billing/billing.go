@@ -33,6 +33,11 @@ type Config struct {
 	// EgressAllow are the operator's exceptions to the addresses an
 	// alert hook may not reach (private, loopback, …), as for connectors.
 	EgressAllow []netip.Prefix
+	// PaymentGrace is how long a workspace may be past due (a payment
+	// failed at the provider, marketplace/billing/payments) before its
+	// runs of priced listings are refused with payment_required; default
+	// DefaultPaymentGrace.
+	PaymentGrace time.Duration
 	// Logf logs what goes wrong in the background; default nothing.
 	Logf func(msg string, args ...any)
 	// Now is the clock; default time.Now.

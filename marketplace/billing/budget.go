@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -56,9 +57,16 @@ const budgetTTL = 2 * time.Second
 // of the budget for so long.
 const reservationGrace = time.Minute
 
+// DefaultPaymentGrace is how long a workspace may be past due before its
+// runs of priced listings are refused.
+const DefaultPaymentGrace = 7 * 24 * time.Hour
+
+// budgetEntry is what admitting a workspace's runs needs to know of it:
+// its budgets, and since when it is past due (nil: it is not).
 type budgetEntry struct {
-	budgets []Budget
-	read    time.Time
+	budgets      []Budget
+	pastDueSince *time.Time
+	read         time.Time
 }
 
 // budgetCache holds each workspace's budgets, read at most budgetTTL ago.
@@ -67,25 +75,49 @@ type budgetCache struct {
 	m  map[string]budgetEntry
 }
 
-func (s *Service) budgets(ctx context.Context, workspaceID string) ([]Budget, error) {
+func (s *Service) budgets(ctx context.Context, workspaceID string) (budgetEntry, error) {
 	now := time.Now()
 	s.budgetCache.mu.Lock()
 	e, ok := s.budgetCache.m[workspaceID]
 	s.budgetCache.mu.Unlock()
 	if ok && now.Sub(e.read) < budgetTTL {
-		return e.budgets, nil
+		return e, nil
 	}
-	list, err := s.readBudgets(ctx, s.cfg.DB.DB(), workspaceID)
+	db := s.cfg.DB.DB()
+	list, err := s.readBudgets(ctx, db, workspaceID)
 	if err != nil {
-		return nil, err
+		return budgetEntry{}, err
+	}
+	e = budgetEntry{budgets: list, read: now}
+	var since []time.Time
+	if err := db.SelectContext(ctx, &since, db.Rebind(`SELECT past_due_since FROM billing_accounts
+		WHERE workspace_id = ? AND past_due_since IS NOT NULL`), workspaceID); err != nil {
+		return budgetEntry{}, fmt.Errorf("billing: read the workspace's standing: %w", err)
+	}
+	if len(since) > 0 {
+		e.pastDueSince = &since[0]
 	}
 	s.budgetCache.mu.Lock()
 	if s.budgetCache.m == nil {
 		s.budgetCache.m = map[string]budgetEntry{}
 	}
-	s.budgetCache.m[workspaceID] = budgetEntry{budgets: list, read: now}
+	s.budgetCache.m[workspaceID] = e
 	s.budgetCache.mu.Unlock()
-	return list, nil
+	return e, nil
+}
+
+// Refresh drops what the server keeps of every workspace's budgets and
+// standing: the next run of each reads them again.
+func (s *Service) Refresh() {
+	s.budgetCache.mu.Lock()
+	clear(s.budgetCache.m)
+	s.budgetCache.mu.Unlock()
+}
+
+// PaymentGrace is how long a workspace may be past due before its runs
+// of priced listings are refused.
+func (s *Service) PaymentGrace() time.Duration {
+	return cmp.Or(s.cfg.PaymentGrace, DefaultPaymentGrace)
 }
 
 func (s *Service) forgetBudgets(workspaceID string) {
@@ -272,10 +304,11 @@ func (s *Service) inBudgetTx(ctx context.Context, workspaceID string, fn func(tx
 // (an audit record, and the workspace's alert webhook) when the spend
 // reaches 80% and 100% of a budget.
 func (s *Service) Admit(ctx context.Context, run *core.Run) (func(), error) {
-	budgets, err := s.budgets(ctx, run.WorkspaceID)
-	if err != nil || len(budgets) == 0 {
+	entry, err := s.budgets(ctx, run.WorkspaceID)
+	if err != nil || (len(entry.budgets) == 0 && entry.pastDueSince == nil) {
 		return nil, err
 	}
+	budgets := entry.budgets
 	now := s.cfg.Now().UTC()
 	month := now.Format("2006-01")
 	plans, err := s.monthPlans(ctx, month)
@@ -285,6 +318,14 @@ func (s *Service) Admit(ctx context.Context, run *core.Run) (func(), error) {
 	meter := runMeter(run, now.Format(time.DateOnly))
 	if len(byListing([]meterRow{meter}, plans)) == 0 {
 		return nil, nil // nothing it runs is priced
+	}
+	if since := entry.pastDueSince; since != nil {
+		grace := s.PaymentGrace()
+		if until := since.Add(grace); !now.Before(until) {
+			return nil, &core.Error{Code: core.EPaymentRequired, Message: fmt.Sprintf(
+				"the workspace's payment is past due since %s (a grace period of %s ended %s): pay its open invoices; runs of free listings still work",
+				since.UTC().Format(time.RFC3339), grace, until.UTC().Format(time.RFC3339))}
+		}
 	}
 	var applies []Budget
 	for _, b := range budgets {

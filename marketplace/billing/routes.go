@@ -18,12 +18,12 @@ func (s *Service) Routes() []core.Route {
 	price := "/v1/registry/packages/{publisher}/{name}/price"
 	return []core.Route{
 		{Method: http.MethodGet, Path: price, Handle: s.getPrice},
-		{Method: http.MethodPut, Path: price, Handle: s.asPublisher(s.setPrice)},
-		{Method: http.MethodDelete, Path: price + "/pending", Handle: s.asPublisher(s.withdrawPrice)},
+		{Method: http.MethodPut, Path: price, Handle: s.AsPublisher(s.setPrice)},
+		{Method: http.MethodDelete, Path: price + "/pending", Handle: s.AsPublisher(s.withdrawPrice)},
 		{Method: http.MethodGet, Path: "/v1/usage", Role: core.RoleDeveloper, Handle: s.getUsage},
 		{Method: http.MethodGet, Path: "/v1/billing/invoices", Role: core.RoleAdmin, Handle: s.listInvoices},
 		{Method: http.MethodGet, Path: "/v1/billing/invoices/{id}", Role: core.RoleAdmin, Handle: s.getInvoice},
-		{Method: http.MethodGet, Path: "/v1/publisher/statements", Handle: s.asPublisher(s.listStatements)},
+		{Method: http.MethodGet, Path: "/v1/publisher/statements", Handle: s.AsPublisher(s.listStatements)},
 		{Method: http.MethodGet, Path: "/v1/billing/budgets", Role: core.RoleDeveloper, Handle: s.listBudgets},
 		{Method: http.MethodPut, Path: "/v1/billing/budgets/{scope}", Role: core.RoleAdmin, Handle: s.putBudget},
 		{Method: http.MethodDelete, Path: "/v1/billing/budgets/{scope}", Role: core.RoleAdmin, Handle: s.deleteBudget},
@@ -33,10 +33,11 @@ func (s *Service) Routes() []core.Route {
 	}
 }
 
-type publisherHandler func(ctx context.Context, req *core.Request, p *registry.Publisher, c *core.Caller) (*core.Response, error)
+// PublisherHandler handles a publisher's request.
+type PublisherHandler func(ctx context.Context, req *core.Request, p *registry.Publisher, c *core.Caller) (*core.Response, error)
 
-// asPublisher checks the request's publisher token.
-func (s *Service) asPublisher(h publisherHandler) func(ctx context.Context, req *core.Request) (*core.Response, error) {
+// AsPublisher is h for the publisher whose token the request carries.
+func (s *Service) AsPublisher(h PublisherHandler) func(ctx context.Context, req *core.Request) (*core.Response, error) {
 	return func(ctx context.Context, req *core.Request) (*core.Response, error) {
 		p, c, err := s.cfg.Registry.Authenticate(ctx, req.Header.Get("Authorization"), req.IP, req.RequestID)
 		if err != nil {

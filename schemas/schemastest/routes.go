@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/schemas"
 )
 
@@ -57,4 +58,24 @@ func CheckRoutes(t *testing.T, servedBy string, routes []Route) {
 			}
 		}
 	}
+}
+
+// CheckRoleTable checks routes against roles, each route's role or token
+// by "METHOD /path" ("none" for a public route, "publisher" for one that
+// takes a publisher's token; both have no core role), then against the
+// document (CheckRoutes).
+func CheckRoleTable(t *testing.T, servedBy string, routes []core.Route, roles map[string]string) {
+	t.Helper()
+	var out []Route
+	for _, r := range routes {
+		role := roles[r.Method+" "+r.Path]
+		if role == "" {
+			t.Errorf("%s %s: a route this test does not know", r.Method, r.Path)
+		}
+		if (role == "none" || role == "publisher") != (r.Role == "") || (r.Role != "" && string(r.Role) != role) {
+			t.Errorf("%s %s: role %q, want %q", r.Method, r.Path, r.Role, role)
+		}
+		out = append(out, Route{Method: r.Method, Path: r.Path, Role: role})
+	}
+	CheckRoutes(t, servedBy, out)
 }
