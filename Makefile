@@ -10,7 +10,7 @@ FUZZTIME    ?= 15s
 # The root module and the SDK, which is a module of its own.
 MODULES     := . sdk
 
-.PHONY: build package run test lint bench generate tools fuzz clean
+.PHONY: build package run test lint openapi-lint bench generate tools fuzz clean
 
 # First-party connectors: plugins/<name> is a connector module as an
 # author's is (relay.json, README.md, LICENSE, CHANGELOG.md), packed by
@@ -63,6 +63,18 @@ lint:
 	@for m in $(MODULES); do \
 		(cd $$m && $(GO) vet ./... && $(STATICCHECK) ./...) || exit 1; \
 	done
+
+# The OpenAPI document against Redocly's recommended-strict rules
+# (schemas/redocly.yaml says what it passes over, and why), with the
+# Redocly CLI pinned in sdk/typescript's lock file; needs Node.js 20 or
+# later. .ci/run runs it.
+TSDIR := sdk/typescript
+
+$(TSDIR)/node_modules: $(TSDIR)/package-lock.json
+	cd $(TSDIR) && npm ci --no-audit --no-fund
+
+openapi-lint: $(TSDIR)/node_modules
+	$(TSDIR)/node_modules/.bin/redocly lint --config schemas/redocly.yaml schemas/openapi.json
 
 bench:
 	@[ -n "$$RELAY_TEST_POSTGRES_URL" ] || echo "NOTE: RELAY_TEST_POSTGRES_URL is not set: the PostgreSQL benchmarks skip (see README)"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/httpapi/httpapitest"
+	"github.com/relayhq/relay/marketplace/template"
 	"github.com/relayhq/relay/schemas/schemastest"
 )
 
@@ -121,4 +122,19 @@ func TestRoutesHTTP(t *testing.T) {
 			t.Errorf("with a key that is not one: %d", status)
 		}
 	})
+}
+
+// The marketplace's response schemas name the fields it writes, and
+// require those it always writes.
+func TestResponseSchemasMatchTypes(t *testing.T) {
+	schemastest.CheckSchemaTypes(t, map[string]any{
+		"PermissionSummary":    template.Summary{},
+		"InstallPlan":          Plan{},
+		"TemplateLock":         Lock{},
+		"TemplateInstallation": Installation{},
+		"UpgradePreview":       UpgradePreview{},
+		"Listing":              Listing{},
+		"ListingDetail":        ListingDetail{},
+		"ListingPage":          SearchPage{},
+	}, nil)
 }

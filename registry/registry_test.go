@@ -445,3 +445,19 @@ func TestRoutesDocumented(t *testing.T) {
 	}
 	schemastest.CheckRoutes(t, "registry", routes)
 }
+
+// The registry's response schemas name the fields it writes, and require
+// those it always writes.
+func TestResponseSchemasMatchTypes(t *testing.T) {
+	schemastest.CheckSchemaTypes(t, map[string]any{
+		"Installation":    Installation{},
+		"UpgradePlan":     Upgrade{},
+		"Publisher":       Publisher{},
+		"PublisherKey":    Key{},
+		"Upload":          Upload{},
+		"RegistryPackage": Package{},
+		"RegistryVersion": VersionDetail{},
+		"Capabilities":    Capabilities{},
+		"Yank":            Yank{},
+	}, nil)
+}

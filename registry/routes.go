@@ -210,7 +210,7 @@ func (s *Service) searchPackages(ctx context.Context, req *core.Request) (*core.
 	if next != "" {
 		nextCursor = &next
 	}
-	return core.JSONResponse(http.StatusOK, map[string]any{"data": list, "next_cursor": nextCursor}), nil
+	return core.JSONResponse(http.StatusOK, map[string]any{"data": orEmpty(list), "next_cursor": nextCursor}), nil
 }
 
 func (s *Service) getPackage(ctx context.Context, req *core.Request) (*core.Response, error) {
@@ -275,7 +275,7 @@ func (s *Service) getLock(ctx context.Context, req *core.Request) (*core.Respons
 	if err != nil {
 		return nil, err
 	}
-	return core.JSONResponse(http.StatusOK, map[string]any{"data": lock}), nil
+	return core.JSONResponse(http.StatusOK, map[string]any{"data": orEmpty(lock)}), nil
 }
 
 // upgradeRequest is the body of an upgrade and of its plan.
@@ -328,4 +328,13 @@ func (s *Service) uninstall(ctx context.Context, req *core.Request) (*core.Respo
 		return nil, err
 	}
 	return &core.Response{Status: http.StatusNoContent}, nil
+}
+
+// orEmpty is list, or an empty one when it is nil: a list in an answer is
+// never null.
+func orEmpty[T any](list []T) []T {
+	if list == nil {
+		return []T{}
+	}
+	return list
 }

@@ -26,3 +26,17 @@ func TestRoutesDocumented(t *testing.T) {
 	}
 	schemastest.CheckRoleTable(t, "billing", (&Service{}).Routes(), roles)
 }
+
+// Billing's response schemas name the fields it writes, and require those
+// it always writes.
+func TestResponseSchemasMatchTypes(t *testing.T) {
+	schemastest.CheckSchemaTypes(t, map[string]any{
+		"Price":         Price{},
+		"ScheduledPlan": Scheduled{},
+		"Invoice":       Invoice{},
+		"Statement":     Statement{},
+		"Budget":        Budget{},
+		"AlertHook":     AlertHook{},
+		"PricePlan":     Plan{},
+	}, nil)
+}

@@ -386,3 +386,9 @@ func TestRoutesDocumented(t *testing.T) {
 	}
 	schemastest.CheckRoleTable(t, "payments", New(Config{Billing: &billing.Service{}, WebhookSecret: "x"}).Routes(), roles)
 }
+
+// The provider's response schemas name the fields it writes, and require
+// those it always writes.
+func TestResponseSchemasMatchTypes(t *testing.T) {
+	schemastest.CheckSchemaTypes(t, map[string]any{"BillingAccount": Account{}, "PayoutAccount": PayoutAccount{}}, nil)
+}
