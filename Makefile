@@ -45,7 +45,16 @@ run: build
 # Redis tests skip, saying so; .ci/run sets both. The event stream tests
 # drive a real EventSource client, on Node 20 or later, installed here.
 EVENTSOURCE := core/httpapi/testdata/eventsource
-test: $(EVENTSOURCE)/node_modules
+
+# The TypeScript client (sdk/typescript): its types are generated from
+# the OpenAPI document (make generate), and TestTypeScriptClient compiles
+# and runs its sample against a server. Its tools, pinned in its lock file,
+# need Node.js 20 or later. openapi-lint checks the document against
+# Redocly's recommended-strict rules (schemas/redocly.yaml says what it
+# passes over, and why); .ci/run runs it.
+TSDIR := sdk/typescript
+
+test: $(EVENTSOURCE)/node_modules $(TSDIR)/node_modules
 	@[ -n "$$RELAY_TEST_POSTGRES_URL" ] || echo "NOTE: RELAY_TEST_POSTGRES_URL is not set: the PostgreSQL tests skip (see README)"
 	@[ -n "$$RELAY_TEST_REDIS_URL" ] || echo "NOTE: RELAY_TEST_REDIS_URL is not set: the Redis tests skip (see README)"
 	@[ -n "$$RELAY_TEST_STRIPE_MOCK_URL" ] || echo "NOTE: RELAY_TEST_STRIPE_MOCK_URL is not set: the Stripe tests skip (see README)"
@@ -63,12 +72,6 @@ lint:
 	@for m in $(MODULES); do \
 		(cd $$m && $(GO) vet ./... && $(STATICCHECK) ./...) || exit 1; \
 	done
-
-# The OpenAPI document against Redocly's recommended-strict rules
-# (schemas/redocly.yaml says what it passes over, and why), with the
-# Redocly CLI pinned in sdk/typescript's lock file; needs Node.js 20 or
-# later. .ci/run runs it.
-TSDIR := sdk/typescript
 
 $(TSDIR)/node_modules: $(TSDIR)/package-lock.json
 	cd $(TSDIR) && npm ci --no-audit --no-fund
@@ -90,8 +93,9 @@ tools:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 
 # Regenerates committed generated code; CI fails when the result differs.
-generate: tools
+generate: tools $(TSDIR)/node_modules
 	@for m in $(MODULES); do (cd $$m && PATH="$(TOOLS):$$PATH" $(GO) generate ./...) || exit 1; done
+	cd $(TSDIR) && npm run --silent generate
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

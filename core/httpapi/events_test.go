@@ -263,3 +263,100 @@ func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
 		t.Fatalf("the stream ended before the run: %+v", evs)
 	}
 }
+
+// TestTypeScriptClient runs the TypeScript client's sample program
+// (sdk/typescript/examples/flow.ts) against a real server: the client's
+// types are generated from the document with the generator's default
+// options (and must be the committed ones), the program compiles with tsc
+// --strict, and it connects, lists, previews, executes once (a replay
+// with the same idempotency key answers the same run), reads the run and
+// follows an async run's events to its end.
+func TestTypeScriptClient(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "..", "sdk", "typescript"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node (20 or later) is needed to run the TypeScript client: %v", err)
+	}
+	bin := filepath.Join(dir, "node_modules", ".bin")
+	if _, err := os.Stat(filepath.Join(bin, "tsc")); err != nil {
+		t.Fatalf("the TypeScript client's tools are not installed: run `npm ci` in %s (make test and .ci/run do): %v", dir, err)
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+	}
+	generated := filepath.Join(t.TempDir(), "schema.d.ts")
+	run("openapi-typescript", filepath.Join("..", "..", "schemas", "openapi.json"), "-o", generated)
+	want, _ := os.ReadFile(generated)
+	have, _ := os.ReadFile(filepath.Join(dir, "src", "schema.d.ts"))
+	if string(want) != string(have) {
+		t.Fatal("sdk/typescript/src/schema.d.ts is not what openapi-typescript makes of schemas/openapi.json: run `make generate` and commit it")
+	}
+	run("tsc", "-p", ".", "--strict")
+
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	cmd := exec.Command(node, filepath.Join("dist", "examples", "flow.js"), ts.URL, keys[core.RoleAdmin], vaultToken)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("flow.js: %v\n%s\n%s", err, out, stderr.String())
+	}
+	t.Logf("the sample printed %s", out)
+	var got struct {
+		Actions              int
+		RequiresConfirmation bool `json:"requires_confirmation"`
+		Preview              map[string]any
+		IdempotencyKey       string `json:"idempotency_key"`
+		Run                  struct {
+			ID, Status string
+			Output     map[string]any
+		}
+		Replay   struct{ ID, Replayed string }
+		Read     struct{ ID, Status string }
+		Followed struct {
+			ID, Status string
+			Statuses   []string
+		}
+		Missing struct {
+			Status int
+			Code   string
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("flow.js printed %s: %v", out, err)
+	}
+	if got.Actions == 0 || !got.RequiresConfirmation || got.Preview["would_delete"] != "item-42" || got.IdempotencyKey == "" {
+		t.Errorf("listing and preview: %+v", got)
+	}
+	if got.Run.Status != "succeeded" || got.Run.Output["deleted"] != "item-42" || got.Replay.ID != got.Run.ID || got.Replay.Replayed != "true" ||
+		got.Read.ID != got.Run.ID || got.Read.Status != "succeeded" {
+		t.Errorf("execute, replay and read: %+v", got)
+	}
+	if got.Followed.Status != "succeeded" || len(got.Followed.Statuses) == 0 || got.Followed.Statuses[len(got.Followed.Statuses)-1] != "succeeded" {
+		t.Errorf("following the async run: %+v", got.Followed)
+	}
+	if got.Missing.Status != http.StatusNotFound || got.Missing.Code != core.ENotFound {
+		t.Errorf("a missing run: %+v", got.Missing)
+	}
+	// The server ran the destructive action once, under the sample's key.
+	runs := ts.do("GET", "/v1/runs?action=vault.delete_item", keys[core.RoleAdmin], nil)
+	var list struct {
+		Data []struct {
+			IdempotencyKey string `json:"idempotency_key"`
+		}
+	}
+	runs.decode(t, &list)
+	if len(list.Data) != 1 || list.Data[0].IdempotencyKey != got.IdempotencyKey {
+		t.Errorf("runs of vault.delete_item: %s", runs.Body)
+	}
+}
