@@ -41,6 +41,9 @@ type Error struct {
 	Detail     string `json:"detail"`
 	RequestID  string `json:"request_id"`
 	RetryAfter time.Duration
+	// Run is the run, when the request ran one that failed (an execute's
+	// or a retry's).
+	Run *Run `json:"run,omitempty"`
 }
 
 func (e *Error) Error() string {
@@ -113,19 +116,8 @@ func (c *Client) CreateKey(ctx context.Context, name string, role Role) (*Create
 // ListKeys returns a page of the workspace's active keys (admin only).
 // limit 0 takes the server's default; cursor is "" for the first page.
 func (c *Client) ListKeys(ctx context.Context, limit int, cursor string) (*KeyPage, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if cursor != "" {
-		q.Set("cursor", cursor)
-	}
-	path := "/v1/keys"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var p KeyPage
-	return &p, c.do(ctx, http.MethodGet, path, nil, &p)
+	return &p, c.do(ctx, http.MethodGet, "/v1/keys"+pageQuery(nil, limit, cursor), nil, &p)
 }
 
 // Key returns one active key (admin only).
@@ -140,50 +132,67 @@ func (c *Client) RevokeKey(ctx context.Context, id string) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.send(ctx, method, path, nil, in, out)
+	return err
+}
+
+// send makes a request with headers (and in as its JSON body, when not
+// nil), decodes a success's body into out (when not nil), and returns the
+// answer's header; an answer of 300 or more is an *Error.
+func (c *Client) send(ctx context.Context, method, path string, headers map[string]string, in, out any) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return resp.Header, problem(resp)
+	}
 	// Responses are small; the cap keeps a misbehaving server from
 	// exhausting the caller's memory.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Detail = "unexpected_response", strings.TrimSpace(string(data))
-		}
-		e.Status = resp.StatusCode
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-			e.RetryAfter = time.Duration(s) * time.Second
-		}
-		return e
+		return resp.Header, err
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("relay: decoding the %s %s response: %w", method, path, err)
+		return resp.Header, fmt.Errorf("relay: decoding the %s %s response: %w", method, path, err)
 	}
-	return nil
+	return resp.Header, nil
+}
+
+// problem reads an answer of 300 or more as an *Error.
+func problem(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	e := &Error{}
+	if json.Unmarshal(data, e) != nil || e.Code == "" {
+		e = &Error{Code: "unexpected_response", Detail: strings.TrimSpace(string(data))}
+	}
+	e.Status = resp.StatusCode
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
 }
