@@ -100,33 +100,36 @@ type KeyPage struct {
 	NextCursor string   `json:"next_cursor"`
 }
 
-// Workspace returns the caller's workspace.
+// Workspace returns the caller's workspace (GET /v1/workspace).
 func (c *Client) Workspace(ctx context.Context) (*Workspace, error) {
 	var ws Workspace
 	return &ws, c.do(ctx, http.MethodGet, "/v1/workspace", nil, &ws)
 }
 
-// CreateKey makes an API key in the caller's workspace (admin only).
+// CreateKey makes an API key in the caller's workspace (POST /v1/keys,
+// admin).
 func (c *Client) CreateKey(ctx context.Context, name string, role Role) (*CreatedKey, error) {
 	var k CreatedKey
 	body := map[string]string{"name": name, "role": string(role)}
 	return &k, c.do(ctx, http.MethodPost, "/v1/keys", body, &k)
 }
 
-// ListKeys returns a page of the workspace's active keys (admin only).
+// ListKeys returns a page of the workspace's active keys (GET /v1/keys,
+// admin).
 // limit 0 takes the server's default; cursor is "" for the first page.
 func (c *Client) ListKeys(ctx context.Context, limit int, cursor string) (*KeyPage, error) {
 	var p KeyPage
 	return &p, c.do(ctx, http.MethodGet, "/v1/keys"+pageQuery(nil, limit, cursor), nil, &p)
 }
 
-// Key returns one active key (admin only).
+// Key returns one active key (GET /v1/keys/{id}, admin).
 func (c *Client) Key(ctx context.Context, id string) (*APIKey, error) {
 	var k APIKey
 	return &k, c.do(ctx, http.MethodGet, "/v1/keys/"+url.PathEscape(id), nil, &k)
 }
 
-// RevokeKey revokes a key; it stops working at once (admin only).
+// RevokeKey revokes a key; it stops working at once (DELETE
+// /v1/keys/{id}, admin).
 func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/keys/"+url.PathEscape(id), nil, nil)
 }
