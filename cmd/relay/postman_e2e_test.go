@@ -36,8 +36,10 @@ func TestPostmanCollection(t *testing.T) {
 	collection := filepath.Join(tmp, "relay.postman.json")
 	cmd := exec.Command(node, filepath.Join("postman", "collection.mjs"), collection)
 	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("collection.mjs: %v\n%s", err, out)
+	made, err := cmd.Output()
+	var info struct{ Requests int }
+	if err != nil || json.Unmarshal(made, &info) != nil || info.Requests == 0 {
+		t.Fatalf("collection.mjs: %v\n%s", err, made)
 	}
 
 	// Every route is served: Stripe's need a key (no invoice is ever
@@ -74,7 +76,7 @@ func TestPostmanCollection(t *testing.T) {
 	for _, f := range r.Run.Failures {
 		failures = append(failures, f.Source.Name+": "+f.Error.Message)
 	}
-	if r.Run.Stats.Requests.Total != 72 || r.Run.Stats.Assertions.Total < 72 || r.Run.Stats.Assertions.Failed != 0 || runErr != nil {
+	if r.Run.Stats.Requests.Total != info.Requests || r.Run.Stats.Assertions.Total < info.Requests || r.Run.Stats.Assertions.Failed != 0 || runErr != nil {
 		t.Fatalf("newman: %d requests, %d assertions, %d failed (%v):\n%s", r.Run.Stats.Requests.Total, r.Run.Stats.Assertions.Total,
 			r.Run.Stats.Assertions.Failed, runErr, strings.Join(failures, "\n"))
 	}

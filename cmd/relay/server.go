@@ -307,6 +307,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Logger:      m.Log.Named("http"),
 		ReadyChecks: checks,
 		Actions:     m.actions,
+		Version:     version,
 		Routes:      slices.Concat(routes, m.market.Routes()),
 	})
 	observer.Store(srv)

@@ -34,6 +34,7 @@ var wantRoles = map[string]core.Role{
 	"GET /v1/runs/{id}/events":      core.RoleViewer,
 	"POST /v1/runs/{id}/retry":      core.RoleDeveloper,
 	"GET /v1/audit":                 core.RoleAdmin,
+	"POST /mcp":                     core.RoleViewer,
 }
 
 // targets are resources of the caller's workspace for a route to act on.
@@ -72,6 +73,8 @@ func bodyFor(method, path string, tg targets) any {
 	case strings.HasSuffix(path, "/retry"):
 		// The run fails again: async, the call's answer is its acceptance.
 		return map[string]any{"mode": "async"}
+	case path == "/mcp":
+		return map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 	case strings.HasSuffix(path, "/preview"), strings.HasSuffix(path, "/execute"):
 		return map[string]any{"params": map[string]any{"x": 1}, "connection": tg.connectionName}
 	}
@@ -107,7 +110,9 @@ func TestRoleMatrix(t *testing.T) {
 				keyID, _, _ := core.ParseKey(ts.key(ws.ID, core.RoleViewer))
 				name := "c-" + strings.ToLower(core.NewID()[16:])
 				tg := targets{keyID: keyID, connectionID: ts.createEcho(keys[core.RoleAdmin], name), connectionName: name, runID: run, failedRunID: failed}
-				resp := ts.do(r.Method, concrete(r.Path, tg), keys[role], bodyFor(r.Method, r.Path, tg))
+				// An MCP client accepts both of the Streamable HTTP transport's
+				// answers; the other routes take the header as it is.
+				resp := ts.do(r.Method, concrete(r.Path, tg), keys[role], bodyFor(r.Method, r.Path, tg), "Accept", "application/json, text/event-stream")
 				if role.Allows(want) {
 					if resp.Status >= 300 {
 						t.Fatalf("%s may call it but got %d: %s", role, resp.Status, resp.Body)

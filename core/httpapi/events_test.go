@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,6 +266,61 @@ func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
 	}
 }
 
+// typeScriptBuilt checks that sdk/typescript's types are what the
+// generator makes of the document (with its default options), compiles
+// its sources and examples with tsc --strict (once per test binary), and
+// returns its folder and node.
+func typeScriptBuilt(t *testing.T) (dir, node string) {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "sdk", "typescript"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node, err = exec.LookPath("node"); err != nil {
+		t.Fatalf("node (20 or later) is needed to run the TypeScript client: %v", err)
+	}
+	bin := filepath.Join(dir, "node_modules", ".bin")
+	if _, err := os.Stat(filepath.Join(bin, "tsc")); err != nil {
+		t.Fatalf("the TypeScript client's tools are not installed: run `npm ci` in %s (make test and .ci/run do): %v", dir, err)
+	}
+	tsBuild.once.Do(func() {
+		run := func(name string, args ...string) error {
+			cmd := exec.Command(filepath.Join(bin, name), args...)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+			}
+			return nil
+		}
+		tmp, err := os.MkdirTemp("", "relay-ts-")
+		if err != nil {
+			tsBuild.err = err
+			return
+		}
+		defer os.RemoveAll(tmp)
+		generated := filepath.Join(tmp, "schema.d.ts")
+		if tsBuild.err = run("openapi-typescript", filepath.Join("..", "..", "schemas", "openapi.json"), "-o", generated); tsBuild.err != nil {
+			return
+		}
+		want, _ := os.ReadFile(generated)
+		have, _ := os.ReadFile(filepath.Join(dir, "src", "schema.d.ts"))
+		if string(want) != string(have) {
+			tsBuild.err = fmt.Errorf("sdk/typescript/src/schema.d.ts is not what openapi-typescript makes of schemas/openapi.json: run `make generate` and commit it")
+			return
+		}
+		tsBuild.err = run("tsc", "-p", ".", "--strict")
+	})
+	if tsBuild.err != nil {
+		t.Fatal(tsBuild.err)
+	}
+	return dir, node
+}
+
+var tsBuild struct {
+	once sync.Once
+	err  error
+}
+
 // TestTypeScriptClient runs the TypeScript client's sample program
 // (sdk/typescript/examples/flow.ts) against a real server: the client's
 // types are generated from the document with the generator's default
@@ -272,35 +329,7 @@ func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
 // with the same idempotency key answers the same run), reads the run and
 // follows an async run's events to its end.
 func TestTypeScriptClient(t *testing.T) {
-	dir, err := filepath.Abs(filepath.Join("..", "..", "sdk", "typescript"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node (20 or later) is needed to run the TypeScript client: %v", err)
-	}
-	bin := filepath.Join(dir, "node_modules", ".bin")
-	if _, err := os.Stat(filepath.Join(bin, "tsc")); err != nil {
-		t.Fatalf("the TypeScript client's tools are not installed: run `npm ci` in %s (make test and .ci/run do): %v", dir, err)
-	}
-	run := func(name string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-		}
-	}
-	generated := filepath.Join(t.TempDir(), "schema.d.ts")
-	run("openapi-typescript", filepath.Join("..", "..", "schemas", "openapi.json"), "-o", generated)
-	want, _ := os.ReadFile(generated)
-	have, _ := os.ReadFile(filepath.Join(dir, "src", "schema.d.ts"))
-	if string(want) != string(have) {
-		t.Fatal("sdk/typescript/src/schema.d.ts is not what openapi-typescript makes of schemas/openapi.json: run `make generate` and commit it")
-	}
-	run("tsc", "-p", ".", "--strict")
-
+	dir, node := typeScriptBuilt(t)
 	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
 	_, keys := ts.workspace("acme")
 	cmd := exec.Command(node, filepath.Join("dist", "examples", "flow.js"), ts.URL, keys[core.RoleAdmin], vaultToken)
@@ -358,5 +387,65 @@ func TestTypeScriptClient(t *testing.T) {
 	runs.decode(t, &list)
 	if len(list.Data) != 1 || list.Data[0].IdempotencyKey != got.IdempotencyKey {
 		t.Errorf("runs of vault.delete_item: %s", runs.Body)
+	}
+}
+
+// TestMCPWithTypeScriptSDK is an agent with the official MCP TypeScript
+// SDK (sdk/typescript/examples/mcp-agent.ts) against a real server: it
+// lists the tools, calls echo, gets a preview and a token for a
+// destructive action, confirms it, and sees the one run.
+func TestMCPWithTypeScriptSDK(t *testing.T) {
+	dir, node := typeScriptBuilt(t)
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
+	_, keys := ts.workspace("acme")
+	ts.createEcho(keys[core.RoleAdmin], "main")
+	ts.createConnection(keys[core.RoleAdmin], map[string]any{"connector": "vault", "name": "prod", "secrets": map[string]any{"token": vaultToken}})
+	cmd := exec.Command(node, filepath.Join("dist", "examples", "mcp-agent.js"), ts.URL, keys[core.RoleDeveloper])
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mcp-agent.js: %v\n%s\n%s", err, out, stderr.String())
+	}
+	t.Logf("the agent printed %s", out)
+	var got struct {
+		Tools      int
+		DeleteItem *struct {
+			Annotations struct {
+				ReadOnlyHint    bool `json:"readOnlyHint"`
+				DestructiveHint bool `json:"destructiveHint"`
+			}
+			ConfirmArg bool `json:"confirm_arg"`
+		} `json:"delete_item"`
+		Echo struct {
+			IsError bool
+			Run     struct{ Status string }
+		}
+		Preview struct {
+			Status       string
+			ConfirmToken string `json:"confirm_token"`
+		}
+		Confirmed struct {
+			IsError bool
+			Run     struct{ ID, Status string }
+		}
+		Runs []struct{ ID, Status string }
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("mcp-agent.js printed %s: %v", out, err)
+	}
+	if got.Tools == 0 || got.DeleteItem == nil || got.DeleteItem.Annotations.ReadOnlyHint || !got.DeleteItem.Annotations.DestructiveHint ||
+		!got.DeleteItem.ConfirmArg {
+		t.Errorf("the tools: %s", out)
+	}
+	if got.Echo.IsError || got.Echo.Run.Status != "succeeded" {
+		t.Errorf("echo: %+v", got.Echo)
+	}
+	if got.Preview.Status != "confirmation_required" || got.Preview.ConfirmToken == "" {
+		t.Errorf("the preview: %+v", got.Preview)
+	}
+	if got.Confirmed.IsError || got.Confirmed.Run.Status != "succeeded" || len(got.Runs) != 1 || got.Runs[0].ID != got.Confirmed.Run.ID {
+		t.Errorf("the confirmed call and the runs: %+v, %+v", got.Confirmed, got.Runs)
 	}
 }

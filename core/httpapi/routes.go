@@ -66,6 +66,7 @@ func (s *Server) routeTable() []route {
 		{fiber.MethodGet, "/v1/actions/:id", core.RoleViewer, s.getAction},
 		{fiber.MethodPost, "/v1/actions/:id/preview", core.RoleDeveloper, s.previewAction},
 		{fiber.MethodPost, "/v1/actions/:id/execute", core.RoleDeveloper, s.executeAction},
+		{fiber.MethodPost, "/mcp", core.RoleViewer, s.mcp},
 
 		{fiber.MethodGet, "/v1/runs", core.RoleViewer, s.listRuns},
 		{fiber.MethodGet, "/v1/runs/:id", core.RoleViewer, s.getRun},

@@ -27,6 +27,8 @@ type Config struct {
 	Logger  hclog.Logger
 	// Actions is the engine behind connections, actions and runs.
 	Actions *actions.Service
+	// Version is the server's version, which the MCP endpoint names.
+	Version string
 
 	// DefaultRateLimit applies to workspaces without their own.
 	DefaultRateLimit core.RateLimit
