@@ -34,8 +34,13 @@ import (
 // instead of running again. Roles apply as over HTTP: a viewer is shown
 // the read-only tools only, and may not run them.
 
-// confirmArg is the argument that carries a preview's confirm token.
-const confirmArg = "relay_confirm_token"
+// confirmArg is the argument that carries a preview's confirm token;
+// connectionArg the one that names the connection, for an action that
+// several of the workspace's connections offer.
+const (
+	confirmArg    = "relay_confirm_token"
+	connectionArg = "relay_connection"
+)
 
 func (s *Server) mcp(c *fiber.Ctx, p *principal) error {
 	caller := p.caller(c)
@@ -75,16 +80,21 @@ func mcpTool(a actions.ActionInfo) (*mcp.Tool, bool) {
 		desc += ". " + a.Description
 	}
 	desc += fmt.Sprintf(" (side effect: %s)", a.SideEffect)
+	props, _ := schema["properties"].(map[string]any)
+	if props == nil {
+		props = map[string]any{}
+	}
+	if len(a.Connections) > 1 {
+		props[connectionArg] = map[string]any{"type": "string", "enum": a.Connections,
+			"description": "which of the workspace's connections runs it"}
+		desc += ". Several connections offer it: name one in " + connectionArg + "."
+	}
 	if a.RequiresConfirmation {
-		props, _ := schema["properties"].(map[string]any)
-		if props == nil {
-			props = map[string]any{}
-		}
 		props[confirmArg] = map[string]any{"type": "string",
 			"description": "the confirm token of a call without it, which answers what the call would do; leave it out to see that first"}
-		schema["properties"] = props
 		desc += ". It needs confirmation: call it without " + confirmArg + " to get what it would do and a token, then call it again with the same arguments and " + confirmArg + " to run it."
 	}
+	schema["properties"] = props
 	readOnly := a.SideEffect == "none" || a.SideEffect == "read"
 	destructive := a.SideEffect == "destructive"
 	openWorld := true
@@ -104,17 +114,19 @@ func (s *Server) mcpCall(caller actions.Caller, a actions.ActionInfo, rpcID json
 		if len(req.Params.Arguments) > 0 && json.Unmarshal(req.Params.Arguments, &args) != nil {
 			return s.toolError(core.Errorf(core.EInvalid, "the arguments are not a JSON object")), nil
 		}
-		var token string
-		if raw, ok := args[confirmArg]; ok {
-			if json.Unmarshal(raw, &token) != nil {
-				return s.toolError(core.Errorf(core.EInvalid, "%s is not a string", confirmArg)), nil
+		var token, conn string
+		for name, v := range map[string]*string{confirmArg: &token, connectionArg: &conn} {
+			if raw, ok := args[name]; ok {
+				if json.Unmarshal(raw, v) != nil {
+					return s.toolError(core.Errorf(core.EInvalid, "%s is not a string", name)), nil
+				}
+				delete(args, name)
 			}
-			delete(args, confirmArg)
 		}
 		params, _ := json.Marshal(args)
-		key := mcpIdempotencyKey(caller.KeyID, rpcID, a.ID, params)
+		key := mcpIdempotencyKey(caller.KeyID, rpcID, a.ID, conn+"\x00"+string(params))
 		if a.RequiresConfirmation && token == "" {
-			res, err := s.cfg.Actions.Preview(ctx, caller, a.ID, actions.Request{Params: params}, "")
+			res, err := s.cfg.Actions.Preview(ctx, caller, a.ID, actions.Request{Params: params, Connection: conn}, "")
 			if err != nil {
 				return s.toolError(err), nil
 			}
@@ -123,7 +135,7 @@ func (s *Server) mcpCall(caller actions.Caller, a actions.ActionInfo, rpcID json
 				"next": "call " + a.ID + " again with the same arguments and " + confirmArg + " to run it"}
 			return toolResult(out, false), nil
 		}
-		res, err := s.cfg.Actions.Execute(ctx, caller, a.ID, actions.Request{Params: params, ConfirmToken: token}, key)
+		res, err := s.cfg.Actions.Execute(ctx, caller, a.ID, actions.Request{Params: params, Connection: conn, ConfirmToken: token}, key)
 		if err != nil {
 			return s.toolError(err), nil
 		}
@@ -134,13 +146,14 @@ func (s *Server) mcpCall(caller actions.Caller, a actions.ActionInfo, rpcID json
 }
 
 // mcpIdempotencyKey is a tool call's idempotency key: the same request
-// (key, JSON-RPC id, tool and arguments), sent again, gets the same key.
-func mcpIdempotencyKey(keyID string, rpcID json.RawMessage, tool string, params []byte) string {
+// (key, JSON-RPC id, tool and arguments: params, with the connection),
+// sent again, gets the same key.
+func mcpIdempotencyKey(keyID string, rpcID json.RawMessage, tool, params string) string {
 	var id bytes.Buffer
 	if json.Compact(&id, rpcID) != nil {
 		id.Reset()
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{keyID, id.String(), tool, string(params)}, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{keyID, id.String(), tool, params}, "\x00")))
 	return "mcp-" + hex.EncodeToString(sum[:16])
 }
 

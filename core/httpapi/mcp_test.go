@@ -162,4 +162,20 @@ func TestMCP(t *testing.T) {
 	if other["id"] == first["id"] {
 		t.Fatalf("another request with the same arguments did not run: %v", other["id"])
 	}
+
+	// With two echo connections, the tool names them and a call picks one.
+	ts.createEcho(keys[core.RoleAdmin], "other")
+	again2 := mcpSession(t, ts, keys[core.RoleDeveloper])
+	if tools, err = again2.ListTools(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range tools.Tools {
+		if schema, _ := json.Marshal(tool.InputSchema); tool.Name == "echo.echo" && !bytes.Contains(schema, []byte(connectionArg)) {
+			t.Errorf("echo.echo's schema names no connection: %s", schema)
+		}
+	}
+	res, err = again2.CallTool(ctx, &mcp.CallToolParams{Name: "echo.echo", Arguments: map[string]any{connectionArg: "other", "x": 1}})
+	if err != nil || res.IsError || structured(t, res)["connection"] != "other" {
+		t.Fatalf("echo.echo on the other connection: %+v, %v", res, err)
+	}
 }
