@@ -70,8 +70,12 @@ func TestGoClientAllAreas(t *testing.T) {
 	if p, err := relay.Publisher(ctx, "acme"); err != nil || len(p.Keys) != 2 || (p.Keys[0].RevokedAt == nil) == (p.Keys[1].RevokedAt == nil) {
 		t.Fatalf("Publisher = %+v, %v", p, err)
 	}
-	if up, err := acme.CreateUpload(ctx); err != nil || up.ID == "" {
+	up, err := acme.CreateUpload(ctx)
+	if err != nil || up.ID == "" {
 		t.Fatalf("CreateUpload = %+v, %v", up, err)
+	}
+	if part, err := acme.UploadPart(ctx, up.ID, 1, []byte("not yet a package")); err != nil || part.Size != 17 {
+		t.Fatalf("UploadPart = %+v, %v", part, err)
 	}
 	if _, err := acme.PayoutAccount(ctx); code(err) != "not_found" {
 		t.Fatalf("PayoutAccount before one is set: %v", err)

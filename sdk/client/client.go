@@ -139,26 +139,40 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return err
 }
 
-// send makes a request with headers (and in as its JSON body, when not
-// nil), decodes a success's body into out (when not nil), and returns the
-// answer's header; an answer of 300 or more is an *Error.
+// rawBody is a request body sent as it is, with its content type.
+type rawBody struct {
+	data        []byte
+	contentType string
+}
+
+// send makes a request with headers and in as its body (JSON, or a
+// rawBody as it is; none when nil), puts a success's body into out (a
+// *[]byte as it is, anything else from JSON; nothing when nil), and
+// returns the answer's header; an answer of 300 or more is an *Error.
 func (c *Client) send(ctx context.Context, method, path string, headers map[string]string, in, out any) (http.Header, error) {
 	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
+	contentType := ""
+	switch b := in.(type) {
+	case nil:
+	case rawBody:
+		body, contentType = bytes.NewReader(b.data), b.contentType
+	default:
+		data, err := json.Marshal(in)
 		if err != nil {
 			return nil, err
 		}
-		body = bytes.NewReader(b)
+		body, contentType = bytes.NewReader(data), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if _, raw := out.(*[]byte); !raw {
+		req.Header.Set("Accept", "application/json")
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	for k, v := range headers {
 		req.Header.Set(k, v)
@@ -171,13 +185,25 @@ func (c *Client) send(ctx context.Context, method, path string, headers map[stri
 	if resp.StatusCode >= 300 {
 		return resp.Header, problem(resp)
 	}
-	// Responses are small; the cap keeps a misbehaving server from
-	// exhausting the caller's memory.
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	// JSON answers are small; the cap keeps a misbehaving server from
+	// exhausting the caller's memory. A package or a metrics page may be
+	// larger.
+	limit := int64(16 << 20)
+	if _, raw := out.(*[]byte); raw {
+		limit = 1 << 30
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return resp.Header, err
 	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
+	switch o := out.(type) {
+	case nil:
+		return resp.Header, nil
+	case *[]byte:
+		*o = data
+		return resp.Header, nil
+	}
+	if resp.StatusCode == http.StatusNoContent {
 		return resp.Header, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {

@@ -1,11 +1,8 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -195,14 +192,10 @@ func (c *Client) CreateUpload(ctx context.Context) (*Upload, error) {
 // UploadPart sends part n (from 1) of an upload (PUT
 // /v1/registry/uploads/{id}/parts/{n}, publisher token).
 func (c *Client) UploadPart(ctx context.Context, uploadID string, n int, data []byte) (*Upload, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut,
-		c.baseURL+"/v1/registry/uploads/"+url.PathEscape(uploadID)+"/parts/"+strconv.Itoa(n), bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
 	var u Upload
-	return &u, c.raw(req, &u)
+	path := "/v1/registry/uploads/" + url.PathEscape(uploadID) + "/parts/" + strconv.Itoa(n)
+	_, err := c.send(ctx, http.MethodPut, path, nil, rawBody{data, "application/octet-stream"}, &u)
+	return &u, err
 }
 
 // PublishVersion publishes an uploaded package under the publisher's
@@ -278,38 +271,9 @@ func (c *Client) RegistryIndex(ctx context.Context) (index, signature []byte, er
 
 // bytes returns the body of a GET of path as it is.
 func (c *Client) bytes(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+path, nil)
-	if err != nil {
-		return nil, err
-	}
 	var out []byte
-	return out, c.raw(req, &out)
-}
-
-// raw sends req with the client's key; a success's body goes into out, a
-// *[]byte as it is or anything else as JSON.
-func (c *Client) raw(req *http.Request, out any) error {
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return problem(resp)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
-	if err != nil {
-		return err
-	}
-	if b, ok := out.(*[]byte); ok {
-		*b = data
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("relay: decoding the %s %s response: %w", req.Method, req.URL.Path, err)
-	}
-	return nil
+	_, err := c.send(ctx, http.MethodGet, path, nil, nil, &out)
+	return out, err
 }
 
 // pkgPath is a package's name, publisher/name, as a path: each part

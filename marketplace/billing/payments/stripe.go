@@ -140,7 +140,7 @@ func (p *Stripe) customer(ctx context.Context, workspaceID string) (string, erro
 	if err == nil {
 		return id, nil
 	}
-	if !errors.Is(err, errNoRows) {
+	if !errors.Is(err, sql.ErrNoRows) {
 		return "", err
 	}
 	var name string
@@ -181,9 +181,9 @@ func (p *Stripe) sendInvoice(ctx context.Context, id string) error {
 	}
 	var remote string
 	err = db.GetContext(ctx, &remote, db.Rebind(`SELECT provider_invoice FROM billing_invoice_payments WHERE invoice_id = ?`), id)
-	if errors.Is(err, errNoRows) {
+	if errors.Is(err, sql.ErrNoRows) {
 		params := &stripe.InvoiceCreateParams{
-			Customer: stripe.String(customer), Currency: stripe.String(lower(inv.Currency)),
+			Customer: stripe.String(customer), Currency: stripe.String(strings.ToLower(inv.Currency)),
 			AutoAdvance: stripe.Bool(true), CollectionMethod: stripe.String("charge_automatically"),
 			PendingInvoiceItemsBehavior: stripe.String("exclude"),
 			Description:                 stripe.String("Relay usage, " + inv.Period),
@@ -224,7 +224,7 @@ func (p *Stripe) sendInvoice(ctx context.Context, id string) error {
 		}
 		params := &stripe.InvoiceItemCreateParams{
 			Customer: stripe.String(customer), Invoice: stripe.String(remote),
-			Amount: stripe.Int64(l.Amount), Currency: stripe.String(lower(inv.Currency)),
+			Amount: stripe.Int64(l.Amount), Currency: stripe.String(strings.ToLower(inv.Currency)),
 			Description: stripe.String(describe(l)),
 			Metadata: map[string]string{"relay_invoice": inv.ID, "relay_line": n, "listing": l.Listing,
 				"installation": l.Installation, "component": l.Component},
@@ -276,7 +276,7 @@ func (p *Stripe) payStatements(ctx context.Context) (int, error) {
 	for _, st := range due {
 		key := st.Publisher + "-" + st.Period + "-" + st.Currency
 		params := &stripe.TransferCreateParams{
-			Amount: stripe.Int64(st.Net), Currency: stripe.String(lower(st.Currency)), Destination: stripe.String(st.Account),
+			Amount: stripe.Int64(st.Net), Currency: stripe.String(strings.ToLower(st.Currency)), Destination: stripe.String(st.Account),
 			TransferGroup: stripe.String("relay-" + st.Period),
 			Description:   stripe.String("Relay marketplace earnings, " + st.Period),
 			Metadata:      map[string]string{"relay_publisher": st.Publisher, "relay_period": st.Period},
@@ -297,7 +297,3 @@ func (p *Stripe) payStatements(ctx context.Context) (int, error) {
 }
 
 func (p *Stripe) now() time.Time { return p.cfg.Now().UTC().Truncate(time.Microsecond) }
-
-func lower(currency string) string { return strings.ToLower(currency) }
-
-var errNoRows = sql.ErrNoRows
