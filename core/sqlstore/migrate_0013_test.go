@@ -88,3 +88,27 @@ func TestMigration0017HoldsWhatIsInstalled(t *testing.T) {
 		}
 	})
 }
+
+// Migration 0018 on a store with closed months: invoices made before it
+// are sent to a payment provider as any other (a payment row can name
+// one), and no workspace has a standing until its first invoice is sent.
+func TestMigration0018OnAStoreInUse(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, databaseURL string) {
+		s := migratedTo(t, databaseURL, 17)
+		then := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+		s.must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, then)
+		s.must(`INSERT INTO billing_invoices (id, workspace_id, period, currency, total, created_at) VALUES ('inv1', 'ws1', '2029-12', 'USD', 700, ?)`, then)
+		if err := s.apply(17, 18); err != nil {
+			t.Fatalf("migration 0018: %v", err)
+		}
+		if n := countRows(t, s.Store, "billing_accounts"); n != 0 {
+			t.Fatalf("%d standings after the migration", n)
+		}
+		s.must(`INSERT INTO billing_invoice_payments (invoice_id, workspace_id, provider_invoice, status, updated_at)
+			VALUES ('inv1', 'ws1', 'in_1', 'open', ?)`, then)
+		if _, err := s.db.Exec(s.db.Rebind(`INSERT INTO billing_invoice_payments (invoice_id, workspace_id, provider_invoice, status, updated_at)
+			VALUES ('inv-none', 'ws1', 'in_2', 'open', ?)`), then); err == nil {
+			t.Fatal("a payment of no invoice was stored")
+		}
+	})
+}

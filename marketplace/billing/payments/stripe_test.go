@@ -301,6 +301,14 @@ func TestWebhookStanding(t *testing.T) {
 		if code, _ := account(developer); code != 403 {
 			t.Fatalf("a developer reads the account: %d", code)
 		}
+		// Another workspace's admin sees its own standing, none here.
+		other, err := e.store.CreateWorkspace(ctx, "w2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := account(httpapitest.Key(t, e.store, hasher, other.ID, core.RoleAdmin)); code != 404 {
+			t.Fatalf("another workspace's admin reads the account: %d", code)
+		}
 
 		// acme/leads is priced; relay/echo is not.
 		e.store.DB().MustExec(e.store.DB().Rebind(`INSERT INTO price_plans (listing, effective_from, plan, created_at) VALUES
