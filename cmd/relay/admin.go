@@ -42,112 +42,111 @@ import (
 // put the new key in place; with --install it also replaces the current key
 // file with the new key (a temporary file of mode 0600 renamed over it) and
 // keeps the old key beside it, as <file>.replaced-<UTC time>.
-func cmdSecretsRotateMaster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdSecretsRotateMaster(fs *flag.FlagSet) runFunc {
 	var cfg Config
 	var newKeyFile string
 	var install bool
-	fs := flag.NewFlagSet("relay secrets rotate-master", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.StringVar(&newKeyFile, "new-key-file", "", "file holding the new master key: 64 hex digits, mode 0600 (required)")
 	fs.BoolVar(&install, "install", false, "after the rotation, replace the current master key file with the new key; stop every server first")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 || newKeyFile == "" {
-		return usageError{"usage: relay secrets rotate-master --new-key-file FILE [--install]"}
-	}
-	current := cfg.masterKeyFile()
-
-	// Never made here: a new current key would wrap nothing the store has.
-	oldKey, _, err := secrets.LoadOrCreateMasterKey(current, false)
-	if errors.Is(err, iofs.ErrNotExist) {
-		return fmt.Errorf("no master key at %s: nothing to rotate from; pass --master-key-file (or --data-dir) as the servers do", current)
-	} else if err != nil {
-		return fmt.Errorf("the current %w", err)
-	}
-	defer clear(oldKey)
-	newKey, _, err := secrets.LoadOrCreateMasterKey(newKeyFile, false)
-	if errors.Is(err, iofs.ErrNotExist) {
-		return fmt.Errorf("no new master key at %s: write one first, for example (umask 077; openssl rand -hex 32 > %s)", newKeyFile, newKeyFile)
-	} else if err != nil {
-		return fmt.Errorf("the new %w", err)
-	}
-	defer clear(newKey)
-	if subtle.ConstantTimeCompare(oldKey, newKey) == 1 {
-		return fmt.Errorf("the new master key in %s is the current one in %s: nothing to rotate", newKeyFile, current)
-	}
-
-	// With --install, the new key waits beside the current one to be
-	// renamed over it, and the current one gets a second name, so that it
-	// outlives the rename: data keys a server still on it wraps meanwhile
-	// need it (see docs/operations.md). Both are made before the rotation:
-	// a folder that refuses them stops it while nothing has changed.
-	var staged, kept string
-	if install {
-		if staged, err = stageMasterKey(current, newKey); err != nil {
-			return fmt.Errorf("--install: %w; nothing changed", err)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 || newKeyFile == "" {
+			return usageError{"usage: relay secrets rotate-master --new-key-file FILE [--install]"}
 		}
-		defer func() {
-			if staged != "" {
-				os.Remove(staged)
-			}
-		}()
-		kept = current + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
-		if err := os.Link(current, kept); err != nil {
-			return fmt.Errorf("--install: keeping the current key: %w; nothing changed", err)
-		}
-		defer func() {
-			if staged != "" { // not installed: the current key is still in place
-				os.Remove(kept)
-			}
-		}()
-	}
+		current := cfg.masterKeyFile()
 
-	var n, already int
-	var pepper string // what became of the API key pepper
-	err = withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		if err := storeLegacyPepper(ctx, st, oldKey, current); err != nil {
-			return err
-		}
-		rs := &resumingStore{Store: st, newKey: newKey}
-		total, err := secrets.RotateMaster(ctx, rs, oldKey, newKey)
-		if errors.Is(err, secrets.ErrUnwrap) {
-			return fmt.Errorf("%w; is %s the master key the servers run on?", err, current)
+		// Never made here: a new current key would wrap nothing the store has.
+		oldKey, _, err := secrets.LoadOrCreateMasterKey(current, false)
+		if errors.Is(err, iofs.ErrNotExist) {
+			return fmt.Errorf("no master key at %s: nothing to rotate from; pass --master-key-file (or --data-dir) as the servers do", current)
 		} else if err != nil {
+			return fmt.Errorf("the current %w", err)
+		}
+		defer clear(oldKey)
+		newKey, _, err := secrets.LoadOrCreateMasterKey(newKeyFile, false)
+		if errors.Is(err, iofs.ErrNotExist) {
+			return fmt.Errorf("no new master key at %s: write one first, for example (umask 077; openssl rand -hex 32 > %s)", newKeyFile, newKeyFile)
+		} else if err != nil {
+			return fmt.Errorf("the new %w", err)
+		}
+		defer clear(newKey)
+		if subtle.ConstantTimeCompare(oldKey, newKey) == 1 {
+			return fmt.Errorf("the new master key in %s is the current one in %s: nothing to rotate", newKeyFile, current)
+		}
+
+		// With --install, the new key waits beside the current one to be
+		// renamed over it, and the current one gets a second name, so that it
+		// outlives the rename: data keys a server still on it wraps meanwhile
+		// need it (see docs/operations.md). Both are made before the rotation:
+		// a folder that refuses them stops it while nothing has changed.
+		var staged, kept string
+		if install {
+			if staged, err = stageMasterKey(current, newKey); err != nil {
+				return fmt.Errorf("--install: %w; nothing changed", err)
+			}
+			defer func() {
+				if staged != "" {
+					os.Remove(staged)
+				}
+			}()
+			kept = current + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
+			if err := os.Link(current, kept); err != nil {
+				return fmt.Errorf("--install: keeping the current key: %w; nothing changed", err)
+			}
+			defer func() {
+				if staged != "" { // not installed: the current key is still in place
+					os.Remove(kept)
+				}
+			}()
+		}
+
+		var n, already int
+		var pepper string // what became of the API key pepper
+		err = withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			if err := storeLegacyPepper(ctx, st, oldKey, current); err != nil {
+				return err
+			}
+			rs := &resumingStore{Store: st, newKey: newKey}
+			total, err := secrets.RotateMaster(ctx, rs, oldKey, newKey)
+			if errors.Is(err, secrets.ErrUnwrap) {
+				return fmt.Errorf("%w; is %s the master key the servers run on?", err, current)
+			} else if err != nil {
+				return err
+			}
+			n, already, pepper = total-rs.kept, rs.kept, rs.pepper
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		n, already, pepper = total-rs.kept, rs.kept, rs.pepper
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "re-wrapped %s with the new master key from %s\n", plural(n, "workspace data key"), newKeyFile)
-	if already > 0 {
-		was := "data keys were"
-		if already == 1 {
-			was = "data key was"
+		fmt.Fprintf(stdout, "re-wrapped %s with the new master key from %s\n", plural(n, "workspace data key"), newKeyFile)
+		if already > 0 {
+			was := "data keys were"
+			if already == 1 {
+				was = "data key was"
+			}
+			fmt.Fprintf(stdout, "%d %s already wrapped with it, by an earlier rotation, and kept as is\n", already, was)
 		}
-		fmt.Fprintf(stdout, "%d %s already wrapped with it, by an earlier rotation, and kept as is\n", already, was)
-	}
-	if pepper != "" {
-		fmt.Fprintln(stdout, pepper)
-	}
+		if pepper != "" {
+			fmt.Fprintln(stdout, pepper)
+		}
 
-	if install {
-		if err := os.Rename(staged, current); err != nil {
-			return fmt.Errorf("the data keys are now wrapped with the key in %s, but installing it failed: %w; "+
-				"copy %s over %s (mode 0600) yourself before any server starts", newKeyFile, err, newKeyFile, current)
+		if install {
+			if err := os.Rename(staged, current); err != nil {
+				return fmt.Errorf("the data keys are now wrapped with the key in %s, but installing it failed: %w; "+
+					"copy %s over %s (mode 0600) yourself before any server starts", newKeyFile, err, newKeyFile, current)
+			}
+			staged = ""
+			syncDir(filepath.Dir(current))
+			fmt.Fprintf(stdout, "installed the new master key in %s\n", current)
+			fmt.Fprintf(stdout, "the old key is kept in %s: delete it once no server runs on it and no backup you keep needs it\n", kept)
+			fmt.Fprintln(stdout, "next: start the servers again; they read the new key at start")
+		} else {
+			fmt.Fprintf(stdout, "next: stop every server, replace %s with %s (mode 0600), start them again\n", current, newKeyFile)
+			fmt.Fprintf(stdout, "until then, a server started on %s cannot open any secret\n", current)
 		}
-		staged = ""
-		syncDir(filepath.Dir(current))
-		fmt.Fprintf(stdout, "installed the new master key in %s\n", current)
-		fmt.Fprintf(stdout, "the old key is kept in %s: delete it once no server runs on it and no backup you keep needs it\n", kept)
-		fmt.Fprintln(stdout, "next: start the servers again; they read the new key at start")
-	} else {
-		fmt.Fprintf(stdout, "next: stop every server, replace %s with %s (mode 0600), start them again\n", current, newKeyFile)
-		fmt.Fprintf(stdout, "until then, a server started on %s cannot open any secret\n", current)
+		return nil
 	}
-	return nil
 }
 
 // storeLegacyPepper stores the API key pepper, from the current master key,
@@ -316,64 +315,63 @@ func countAPIKeys(ctx context.Context, st *sqlstore.Store) (int, error) {
 // cmdAuditVerify checks the audit log's hash chains, of one workspace or of
 // all, and names the first record that was edited, inserted, deleted or
 // reordered. It fails (exit 1) on a break, with the record in the error.
-func cmdAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdAuditVerify(fs *flag.FlagSet) runFunc {
 	var cfg Config
 	var workspace string
-	fs := flag.NewFlagSet("relay audit verify", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.StringVar(&workspace, "workspace", "", "the workspace to check, by name; default every workspace")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"usage: relay audit verify [--workspace NAME]"}
-	}
-	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		names := map[string]string{} // workspace id → name
-		var workspaceID string
-		if workspace != "" {
-			ws, err := st.WorkspaceByName(ctx, workspace)
-			if err != nil {
-				return err
-			}
-			workspaceID, names[ws.ID] = ws.ID, ws.Name
-		} else {
-			list, err := st.ListWorkspaces(ctx)
-			if err != nil {
-				return err
-			}
-			for _, ws := range list {
-				names[ws.ID] = ws.Name
-			}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 {
+			return usageError{"usage: relay audit verify [--workspace NAME]"}
 		}
-		// The records are counted as Verify reads them, so the count is
-		// of what was verified, even while a server appends meanwhile.
-		counted := &countingAudit{AuditStore: st, workspaces: map[string]bool{}}
-		b, err := audit.Verify(ctx, counted, workspaceID)
-		if err != nil {
-			return err
-		}
-		if b == nil {
-			for id := range names {
-				counted.workspaces[id] = true
-			}
-			fmt.Fprintf(stdout, "audit log intact: %s in %s\n",
-				plural(counted.records, "record"), plural(len(counted.workspaces), "workspace"))
-			return nil
-		}
-		name, ok := names[b.WorkspaceID]
-		if !ok { // made after the list was read
-			if ws, err := st.Workspace(ctx, b.WorkspaceID); err == nil {
-				name = ws.Name
+		return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			names := map[string]string{} // workspace id → name
+			var workspaceID string
+			if workspace != "" {
+				ws, err := st.WorkspaceByName(ctx, workspace)
+				if err != nil {
+					return err
+				}
+				workspaceID, names[ws.ID] = ws.ID, ws.Name
 			} else {
-				name = "?"
+				list, err := st.ListWorkspaces(ctx)
+				if err != nil {
+					return err
+				}
+				for _, ws := range list {
+					names[ws.ID] = ws.Name
+				}
 			}
-		}
-		fmt.Fprintf(stdout, "audit log BROKEN in workspace %s (id %s)\n", name, b.WorkspaceID)
-		fmt.Fprintf(stdout, "  record: seq %d, id %s\n", b.Seq, b.ID)
-		fmt.Fprintf(stdout, "  kind:   %s\n", b.Kind)
-		fmt.Fprintf(stdout, "  detail: %s\n", b.Detail)
-		return fmt.Errorf("audit log broken: workspace %s: record seq %d (id %s) %s: %s", name, b.Seq, b.ID, b.Kind, b.Detail)
-	})
+			// The records are counted as Verify reads them, so the count is
+			// of what was verified, even while a server appends meanwhile.
+			counted := &countingAudit{AuditStore: st, workspaces: map[string]bool{}}
+			b, err := audit.Verify(ctx, counted, workspaceID)
+			if err != nil {
+				return err
+			}
+			if b == nil {
+				for id := range names {
+					counted.workspaces[id] = true
+				}
+				fmt.Fprintf(stdout, "audit log intact: %s in %s\n",
+					plural(counted.records, "record"), plural(len(counted.workspaces), "workspace"))
+				return nil
+			}
+			name, ok := names[b.WorkspaceID]
+			if !ok { // made after the list was read
+				if ws, err := st.Workspace(ctx, b.WorkspaceID); err == nil {
+					name = ws.Name
+				} else {
+					name = "?"
+				}
+			}
+			fmt.Fprintf(stdout, "audit log BROKEN in workspace %s (id %s)\n", name, b.WorkspaceID)
+			fmt.Fprintf(stdout, "  record: seq %d, id %s\n", b.Seq, b.ID)
+			fmt.Fprintf(stdout, "  kind:   %s\n", b.Kind)
+			fmt.Fprintf(stdout, "  detail: %s\n", b.Detail)
+			return fmt.Errorf("audit log broken: workspace %s: record seq %d (id %s) %s: %s", name, b.Seq, b.ID, b.Kind, b.Detail)
+		})
+	}
 }
 
 // countingAudit counts the records and workspaces that ScanAudit hands on.

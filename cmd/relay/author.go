@@ -30,71 +30,67 @@ func (p *platformList) Set(s string) error {
 	return nil
 }
 
-func cmdConnectorInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdConnectorInit(fs *flag.FlagSet) runFunc {
 	var opts author.InitOptions
-	fs := flag.NewFlagSet("relay connector init", flag.ContinueOnError)
 	fs.StringVar(&opts.Dir, "dir", "", "folder to make the module in, missing or empty (default ./NAME)")
 	fs.StringVar(&opts.Module, "module", "", "the Go module path (default example.com/PUBLISHER/NAME)")
 	fs.StringVar(&opts.SDK, "sdk", env("SDK", ""), "the sdk folder of a clone of Relay, which the module requires with a replace directive (RELAY_SDK)")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"usage: relay connector init PUBLISHER/NAME [--dir DIR] [--module PATH] [--sdk PATH]"}
-	}
-	opts.Package = pos[0]
-	if err := author.CheckName(opts.Package); err != nil {
-		return err
-	}
-	if opts.SDK == "" {
-		return usageError{"no SDK: pass --sdk PATH or set RELAY_SDK to the sdk folder of a clone of Relay (the SDK is on no module proxy yet)"}
-	}
-	if opts.Dir == "" {
-		_, name, _ := strings.Cut(opts.Package, "/")
-		opts.Dir = name
-	}
-	p, err := author.Init(opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "made %s in %s, for %s and WASM\nrunning go mod tidy\n", p.Package, opts.Dir, strings.Join(p.Platforms, ", "))
-	if err := author.Tidy(ctx, opts.Dir, stderr); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "next: cd %s && relay connector test\n", opts.Dir)
-	return nil
-}
-
-func cmdConnectorBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var opts author.BuildOptions
-	var platforms platformList
-	fs := flag.NewFlagSet("relay connector build", flag.ContinueOnError)
-	fs.StringVar(&opts.Dir, "dir", ".", "the connector module's folder, holding relay.json")
-	fs.Var(&platforms, "platform", "os/arch to build a native binary for, instead of relay.json's platforms; repeatable")
-	fs.StringVar(&opts.Out, "out", "", "folder to build into, replaced whole (default DIR/dist)")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"usage: relay connector build [--dir DIR] [--platform OS/ARCH ...] [--out DIST]"}
-	}
-	if platforms != nil {
-		opts.Platforms = platforms
-	}
-	opts.Log = stderr
-	res, err := author.Build(ctx, opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "built %s %s into %s:\n", res.Project.Package, res.Manifest.Version, res.Dist)
-	for _, f := range res.Files {
-		fi, err := os.Stat(filepath.Join(res.Dist, filepath.FromSlash(f)))
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 {
+			return usageError{"usage: relay connector init PUBLISHER/NAME [--dir DIR] [--module PATH] [--sdk PATH]"}
+		}
+		opts.Package = pos[0]
+		if err := author.CheckName(opts.Package); err != nil {
+			return err
+		}
+		if opts.SDK == "" {
+			return usageError{"no SDK: pass --sdk PATH or set RELAY_SDK to the sdk folder of a clone of Relay (the SDK is on no module proxy yet)"}
+		}
+		if opts.Dir == "" {
+			_, name, _ := strings.Cut(opts.Package, "/")
+			opts.Dir = name
+		}
+		p, err := author.Init(opts)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "  %-32s %s\n", f, size(fi.Size()))
+		fmt.Fprintf(stdout, "made %s in %s, for %s and WASM\nrunning go mod tidy\n", p.Package, opts.Dir, strings.Join(p.Platforms, ", "))
+		if err := author.Tidy(ctx, opts.Dir, stderr); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "next: cd %s && relay connector test\n", opts.Dir)
+		return nil
 	}
-	return nil
+}
+
+func cmdConnectorBuild(fs *flag.FlagSet) runFunc {
+	var opts author.BuildOptions
+	var platforms platformList
+	fs.StringVar(&opts.Dir, "dir", ".", "the connector module's folder, holding relay.json")
+	fs.Var(&platforms, "platform", "os/arch to build a native binary for, instead of relay.json's platforms; repeatable")
+	fs.StringVar(&opts.Out, "out", "", "folder to build into, replaced whole (default DIR/dist)")
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 {
+			return usageError{"usage: relay connector build [--dir DIR] [--platform OS/ARCH ...] [--out DIST]"}
+		}
+		if platforms != nil {
+			opts.Platforms = platforms
+		}
+		opts.Log = stderr
+		res, err := author.Build(ctx, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "built %s %s into %s:\n", res.Project.Package, res.Manifest.Version, res.Dist)
+		for _, f := range res.Files {
+			fi, err := os.Stat(filepath.Join(res.Dist, filepath.FromSlash(f)))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "  %-32s %s\n", f, size(fi.Size()))
+		}
+		return nil
+	}
 }
 
 // size is a file size for people.
@@ -105,40 +101,38 @@ func size(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
-func cmdConnectorTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	// Everything after -- is go test's.
-	var goArgs []string
-	if i := slices.Index(args, "--"); i >= 0 {
-		args, goArgs = args[:i], args[i+1:]
-	}
+func cmdConnectorTest(fs *flag.FlagSet) runFunc {
 	var dir string
-	fs := flag.NewFlagSet("relay connector test", flag.ContinueOnError)
 	fs.StringVar(&dir, "dir", ".", "the connector module's folder")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"usage: relay connector test [--dir DIR] [-- GO TEST FLAGS]"}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		// Everything after -- is go test's.
+		var goArgs []string
+		if i := slices.Index(pos, "--"); i >= 0 {
+			pos, goArgs = pos[:i], pos[i+1:]
+		}
+		if len(pos) > 0 {
+			return usageError{"usage: relay connector test [--dir DIR] [-- GO TEST FLAGS]"}
+		}
+		return author.Test(ctx, dir, goArgs, stdout, stderr)
 	}
-	return author.Test(ctx, dir, goArgs, stdout, stderr)
 }
 
-func cmdConnectorPack(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdConnectorPack(fs *flag.FlagSet) runFunc {
 	var opts author.PackOptions
-	fs := flag.NewFlagSet("relay connector pack", flag.ContinueOnError)
 	fs.StringVar(&opts.Dir, "dir", ".", "the connector module's folder: relay.json, README.md, LICENSE, CHANGELOG.md")
 	fs.StringVar(&opts.Dist, "dist", "", "the build to pack (default DIR/dist)")
 	fs.StringVar(&opts.Out, "out", "", "the package file to write, or a folder for it (default DIR/PUBLISHER-NAME-VERSION.relaypkg)")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"usage: relay connector pack [--dir DIR] [--dist DIST] [--out FILE]"}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 {
+			return usageError{"usage: relay connector pack [--dir DIR] [--dist DIST] [--out FILE]"}
+		}
+		res, err := author.Pack(opts)
+		if err != nil {
+			return err
+		}
+		printPacked(stdout, stderr, res)
+		return nil
 	}
-	res, err := author.Pack(opts)
-	if err != nil {
-		return err
-	}
-	printPacked(stdout, stderr, res)
-	return nil
 }
 
 // printPacked says what relay connector pack or relay template pack
@@ -160,48 +154,45 @@ func defaultKeyDir() string {
 	return filepath.Join(home, ".relay")
 }
 
-func cmdPublisherKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdPublisherKeygen(fs *flag.FlagSet) runFunc {
 	var dir string
-	fs := flag.NewFlagSet("relay publisher keygen", flag.ContinueOnError)
 	fs.StringVar(&dir, "out", defaultKeyDir(), "folder to write publisher.key and publisher.pub in")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"usage: relay publisher keygen [--out DIR]"}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 {
+			return usageError{"usage: relay publisher keygen [--out DIR]"}
+		}
+		kp, err := author.Keygen(dir, os.Getenv("RELAY_PUBLISHER_KEY_PASSWORD"))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "key id      %s\npublic key  %s\nsecret key  %s\npublic file %s\n", kp.ID, kp.PublicKey, kp.SecretKeyPath, kp.PublicKeyPath)
+		if kp.Encrypted {
+			fmt.Fprintln(stdout, "The secret key is encrypted with RELAY_PUBLISHER_KEY_PASSWORD; signing needs it too.")
+		} else {
+			fmt.Fprintln(stdout, "The secret key is NOT encrypted: anyone who can read it can sign as you. Set RELAY_PUBLISHER_KEY_PASSWORD to make an encrypted one.")
+		}
+		return nil
 	}
-	kp, err := author.Keygen(dir, os.Getenv("RELAY_PUBLISHER_KEY_PASSWORD"))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "key id      %s\npublic key  %s\nsecret key  %s\npublic file %s\n", kp.ID, kp.PublicKey, kp.SecretKeyPath, kp.PublicKeyPath)
-	if kp.Encrypted {
-		fmt.Fprintln(stdout, "The secret key is encrypted with RELAY_PUBLISHER_KEY_PASSWORD; signing needs it too.")
-	} else {
-		fmt.Fprintln(stdout, "The secret key is NOT encrypted: anyone who can read it can sign as you. Set RELAY_PUBLISHER_KEY_PASSWORD to make an encrypted one.")
-	}
-	return nil
 }
 
-func cmdConnectorSign(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdConnectorSign(fs *flag.FlagSet) runFunc {
 	var key string
-	fs := flag.NewFlagSet("relay connector sign", flag.ContinueOnError)
 	fs.StringVar(&key, "key", env("PUBLISHER_KEY", filepath.Join(defaultKeyDir(), author.SecretKeyFile)), "the publisher's minisign secret key (RELAY_PUBLISHER_KEY)")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	} else if len(pos) != 1 {
-		return usageError{"usage: relay connector sign PKG [--key FILE]"}
-	}
-	s, err := author.Sign(pos[0], key, os.Getenv("RELAY_PUBLISHER_KEY_PASSWORD"))
-	if err != nil {
-		return err
-	}
-	pub := "PUBLISHER.pub"
-	if beside := strings.TrimSuffix(key, ".key") + ".pub"; beside != key {
-		if _, err := os.Stat(beside); err == nil {
-			pub = beside
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 {
+			return usageError{"usage: relay connector sign PKG [--key FILE]"}
 		}
+		s, err := author.Sign(pos[0], key, os.Getenv("RELAY_PUBLISHER_KEY_PASSWORD"))
+		if err != nil {
+			return err
+		}
+		pub := "PUBLISHER.pub"
+		if beside := strings.TrimSuffix(key, ".key") + ".pub"; beside != key {
+			if _, err := os.Stat(beside); err == nil {
+				pub = beside
+			}
+		}
+		fmt.Fprintf(stdout, "signed %s's index with key %s\nsignature %s\ncheck it:  minisign -Vm %s -p %s\n", s.Package, s.KeyID, s.Path, s.IndexPath, pub)
+		return nil
 	}
-	fmt.Fprintf(stdout, "signed %s's index with key %s\nsignature %s\ncheck it:  minisign -Vm %s -p %s\n", s.Package, s.KeyID, s.Path, s.IndexPath, pub)
-	return nil
 }

@@ -29,85 +29,6 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-const usage = `relay: turn intent into action.
-
-Usage:
-  relay serve [flags]                         run the server
-  relay migrate [flags]                       apply database migrations
-  relay workspaces create NAME                make a workspace
-  relay workspaces list                       list workspaces
-  relay workspaces set-limit NAME --rate N --burst N | --default
-                                              set a workspace's request quota
-  relay keys create --workspace NAME --role admin|developer|viewer [--name N]
-                                              make an API key; prints it alone
-  relay keys list --workspace NAME            list a workspace's active keys
-  relay keys revoke --workspace NAME ID       revoke a key at once
-  relay connectors list                       list the built-in (--packages-dir) and --connectors-dir connectors
-  relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON]
-                        [--secret k=v] [--preview]
-                                              run one action as the server would
-  relay connector init PUBLISHER/NAME [--dir DIR] [--module PATH] [--sdk PATH]
-                                              make a new connector module
-  relay connector test [--dir DIR] [-- GO TEST FLAGS]
-                                              run its conformance kit, both forms
-  relay connector build [--dir DIR] [--platform OS/ARCH ...] [--out DIST]
-                                              build its binaries, WASM module, manifest
-  relay connector pack [--dir DIR] [--dist DIST] [--out FILE]
-                                              pack the build into a .relaypkg and its index
-  relay connector sign PKG [--key FILE]       sign a package's index (minisign)
-  relay connector publish [PKG] [--key FILE | --signature FILE]
-                                              sign (or take a .minisig), upload and
-                                              publish a package to --registry-url
-  relay connector yank VERSION --reason TEXT  withdraw a published version
-  relay connector deprecate [--message TEXT]  deprecate a package; no message lifts it
-  relay publisher keygen [--out DIR]          make a publisher's minisign key pair
-  relay publisher register NAME [--key FILE] [--display-name TEXT] [--token-file F]
-                                              register a publisher with a workspace
-                                              admin's --api-key; prints its token once
-  relay publisher key add --key FILE          add a signing key to the publisher
-  relay publisher key revoke KEY_ID | --key FILE
-                                              revoke one of the publisher's keys
-  relay registry search [QUERY]               search a registry's packages
-  relay registry show PACKAGE[@VERSION]       describe a package, or one of its versions
-  relay template init PUBLISHER/NAME [--dir DIR]
-                                              write a new template.json
-  relay template validate [FILE] [--offline]  check a template, and resolve its connectors
-                                              in the registry; prints what it allows
-  relay template pack [--dir DIR] [--out DIR] pack template.json, README.md, LICENSE and
-                                              CHANGELOG.md into a .relaypkg and its index
-  relay template publish [PKG] [--key FILE | --signature FILE]
-                                              sign (or take a .minisig), upload and
-                                              publish a template package to --registry-url
-  relay template yank VERSION --reason TEXT   withdraw a published template version
-  relay secrets rotate-master --new-key-file F [--install]
-                                              re-wrap every data key with the key in F;
-                                              stop every server first. --install then
-                                              replaces the current key file with F's
-                                              key; without it, do that yourself before
-                                              restarting. Existing API keys stop working
-  relay audit verify [--workspace NAME]       check the audit log's hash chains; exit 1
-                                              naming the first edited, inserted,
-                                              deleted or reordered record
-  relay billing close-period YYYY-MM [--platform-fee-percent P]
-                                              close a billing month (and any earlier
-                                              one still open) into invoices and
-                                              publisher statements; a closed month
-                                              is left as it is
-  relay billing credit-note INVOICE --line N=AMOUNT --reason TEXT
-                                              credit part of an invoice's lines;
-                                              the invoice never changes
-  relay version                               print the version
-
-The store commands take --data-dir, --database-url and --master-key-file;
-serve and the connectors commands take --packages-dir, --connectors-dir,
---egress-allow and --native-sandbox; serve also takes --addr, --redis-url, --log-level,
---run-stale-after and --queue-limit.
-The registry commands take --registry-url (default http://127.0.0.1:8080);
-those that act as a publisher take its token, --token or --token-file.
-Each flag can be set with its RELAY_* variable: --data-dir is RELAY_DATA_DIR.
-Run "relay COMMAND -h" for a command's flags.
-`
-
 // usageError is a mistake on the command line: exit code 2.
 type usageError struct{ msg string }
 
@@ -124,112 +45,6 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return 1
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	err := dispatch(ctx, args, stdout, stderr)
-	if errors.Is(err, errHelpShown) {
-		return nil
-	}
-	return err
-}
-
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usageError{"no command given"}
-	}
-	cmd, rest := args[0], args[1:]
-	for groups[cmd] { // relay publisher key add: a group within a group
-		switch {
-		case len(rest) == 0:
-			printGroupHelp(stderr, cmd)
-			return usageError{fmt.Sprintf("%q needs a command", cmd)}
-		case isHelpFlag(rest[0]):
-			printGroupHelp(stdout, cmd)
-			return nil
-		}
-		cmd, rest = cmd+" "+rest[0], rest[1:]
-	}
-	switch cmd {
-	case "serve":
-		return cmdServe(ctx, rest, stdout, stderr)
-	case "migrate":
-		return cmdMigrate(ctx, rest, stdout, stderr)
-	case "workspaces create":
-		return cmdWorkspacesCreate(ctx, rest, stdout, stderr)
-	case "workspaces list":
-		return cmdWorkspacesList(ctx, rest, stdout, stderr)
-	case "workspaces set-limit":
-		return cmdWorkspacesSetLimit(ctx, rest, stdout, stderr)
-	case "keys create":
-		return cmdKeysCreate(ctx, rest, stdout, stderr)
-	case "keys list":
-		return cmdKeysList(ctx, rest, stdout, stderr)
-	case "keys revoke":
-		return cmdKeysRevoke(ctx, rest, stdout, stderr)
-	case "connectors list":
-		return cmdConnectorsList(ctx, rest, stdout, stderr)
-	case "connectors call":
-		return cmdConnectorsCall(ctx, rest, stdout, stderr)
-	case "connector init":
-		return cmdConnectorInit(ctx, rest, stdout, stderr)
-	case "connector test":
-		return cmdConnectorTest(ctx, rest, stdout, stderr)
-	case "connector build":
-		return cmdConnectorBuild(ctx, rest, stdout, stderr)
-	case "connector pack":
-		return cmdConnectorPack(ctx, rest, stdout, stderr)
-	case "connector sign":
-		return cmdConnectorSign(ctx, rest, stdout, stderr)
-	case "connector publish":
-		return cmdConnectorPublish(ctx, rest, stdout, stderr)
-	case "connector yank":
-		return cmdConnectorYank(ctx, rest, stdout, stderr)
-	case "connector deprecate":
-		return cmdConnectorDeprecate(ctx, rest, stdout, stderr)
-	case "publisher keygen":
-		return cmdPublisherKeygen(ctx, rest, stdout, stderr)
-	case "publisher register":
-		return cmdPublisherRegister(ctx, rest, stdout, stderr)
-	case "publisher key add":
-		return cmdPublisherKeyAdd(ctx, rest, stdout, stderr)
-	case "publisher key revoke":
-		return cmdPublisherKeyRevoke(ctx, rest, stdout, stderr)
-	case "registry search":
-		return cmdRegistrySearch(ctx, rest, stdout, stderr)
-	case "registry show":
-		return cmdRegistryShow(ctx, rest, stdout, stderr)
-	case "template init":
-		return cmdTemplateInit(ctx, rest, stdout, stderr)
-	case "template validate":
-		return cmdTemplateValidate(ctx, rest, stdout, stderr)
-	case "template pack":
-		return cmdTemplatePack(ctx, rest, stdout, stderr)
-	case "template publish":
-		return cmdTemplatePublish(ctx, rest, stdout, stderr)
-	case "template yank":
-		return cmdTemplateYank(ctx, rest, stdout, stderr)
-	case "secrets rotate-master":
-		return cmdSecretsRotateMaster(ctx, rest, stdout, stderr)
-	case "audit verify":
-		return cmdAuditVerify(ctx, rest, stdout, stderr)
-	case "billing close-period":
-		return cmdBillingClosePeriod(ctx, rest, stdout, stderr)
-	case "billing credit-note":
-		return cmdBillingCreditNote(ctx, rest, stdout, stderr)
-	case "version", "--version":
-		if _, err := parse(flag.NewFlagSet("relay version", flag.ContinueOnError), rest, stdout, stderr); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, "relay", version)
-		return nil
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Sprintf("unknown command %q", strings.Join(args[:min(2, len(args))], " "))}
 }
 
 // env returns the RELAY_* variable for a flag, or def.
@@ -305,35 +120,6 @@ func connectorFlags(fs *flag.FlagSet, cfg *Config) error {
 	return nil
 }
 
-// parse parses flags that may come before or after the positional
-// arguments, as in `relay workspaces create acme --data-dir d`. Asked for
-// help (-h, --help), it prints the command's help on stdout and returns
-// errHelpShown; a flag it does not know is a usage error, with the help on
-// stderr.
-func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) ([]string, error) {
-	// The flag package's own messages are left out: the help is printed
-	// below, on the stream it belongs on, and the error by main.
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	var positional []string
-	for {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			printCommandHelp(stdout, fs)
-			return nil, errHelpShown
-		} else if err != nil {
-			printCommandHelp(stderr, fs)
-			return nil, usageError{err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
-	}
-}
-
 func newLogger(level string, out io.Writer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "relay",
@@ -353,22 +139,21 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdServe(fs *flag.FlagSet) runFunc {
 	var cfg Config
-	fs := flag.NewFlagSet("relay serve", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.StringVar(&cfg.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "address to listen on (RELAY_ADDR)")
 	fs.StringVar(&cfg.RedisURL, "redis-url", env("REDIS_URL", ""), "redis://… to share rate limits between replicas (RELAY_REDIS_URL)")
 	fs.StringVar(&cfg.LogLevel, "log-level", env("LOG_LEVEL", "info"), "trace, debug, info, warn or error (RELAY_LOG_LEVEL)")
 	if err := durationFlag(fs, &cfg.RunStaleAfter, "run-stale-after", "30s",
 		"how long a server may miss heartbeats before the others take over its unfinished runs"); err != nil {
-		return err
+		return fail(err)
 	}
 	queueLimit := actions.DefaultQueueLimit
 	if v := env("QUEUE_LIMIT", ""); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return usageError{fmt.Sprintf("RELAY_QUEUE_LIMIT=%q: want a positive whole number", v)}
+			return fail(usageError{fmt.Sprintf("RELAY_QUEUE_LIMIT=%q: want a positive whole number", v)})
 		}
 		queueLimit = n
 	}
@@ -381,48 +166,48 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.StripeAPIURL, "stripe-api-url", env("STRIPE_API_URL", ""), "Stripe's API address, for stripe-mock in tests; empty: Stripe's own (RELAY_STRIPE_API_URL)")
 	if err := durationFlag(fs, &cfg.PaymentGrace, "payment-grace", "168h",
 		"how long a workspace may be past due (a failed Stripe payment) before its runs of priced listings answer 402 payment_required"); err != nil {
-		return err
+		return fail(err)
 	}
 	if err := connectorFlags(fs, &cfg); err != nil {
-		return err
+		return fail(err)
 	}
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"serve takes no arguments"}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 {
+			return usageError{"serve takes no arguments"}
+		}
+		var err error
+		if cfg.FeeBasisPoints, err = billing.ParseFeePercent(*feePercent); err != nil {
+			return usageError{"--platform-fee-percent: " + err.Error()}
+		}
+		if cfg.PaymentGrace <= 0 {
+			return usageError{fmt.Sprintf("--payment-grace %s: want a positive duration", cfg.PaymentGrace)}
+		}
+		if cfg.StripeKey == "" && cfg.StripeWebhookSecret != "" {
+			return usageError{"--stripe-webhook-secret needs --stripe-key"}
+		}
+		if cfg.RegistryURL != "" && cfg.RegistryKey == "" {
+			return usageError{"--registry-url needs --registry-key: the registry's public key, which it logs at start (\"registry key\"); a server trusts no registry it has not pinned"}
+		}
+		if cfg.RegistryURL == "" && cfg.RegistryKey != "" {
+			return usageError{"--registry-key pins the registry of --registry-url, which is not set"}
+		}
+		if hclog.LevelFromString(cfg.LogLevel) == hclog.NoLevel {
+			return usageError{fmt.Sprintf("--log-level %q: want trace, debug, info, warn or error", cfg.LogLevel)}
+		}
+		if cfg.RunStaleAfter <= 0 {
+			return usageError{fmt.Sprintf("--run-stale-after %s: want a positive duration", cfg.RunStaleAfter)}
+		}
+		if cfg.QueueLimit < 1 {
+			return usageError{fmt.Sprintf("--queue-limit %d: want a positive whole number", cfg.QueueLimit)}
+		}
+		m := &Main{Config: cfg, Stdout: stdout, Log: newLogger(cfg.LogLevel, stdout)}
+		if err := m.Open(ctx); err != nil {
+			return err
+		}
+		err = m.Wait(ctx)
+		m.Log.Info("shutting down: finishing the requests in flight")
+		return errors.Join(err, m.Close())
 	}
-	var err error
-	if cfg.FeeBasisPoints, err = billing.ParseFeePercent(*feePercent); err != nil {
-		return usageError{"--platform-fee-percent: " + err.Error()}
-	}
-	if cfg.PaymentGrace <= 0 {
-		return usageError{fmt.Sprintf("--payment-grace %s: want a positive duration", cfg.PaymentGrace)}
-	}
-	if cfg.StripeKey == "" && cfg.StripeWebhookSecret != "" {
-		return usageError{"--stripe-webhook-secret needs --stripe-key"}
-	}
-	if cfg.RegistryURL != "" && cfg.RegistryKey == "" {
-		return usageError{"--registry-url needs --registry-key: the registry's public key, which it logs at start (\"registry key\"); a server trusts no registry it has not pinned"}
-	}
-	if cfg.RegistryURL == "" && cfg.RegistryKey != "" {
-		return usageError{"--registry-key pins the registry of --registry-url, which is not set"}
-	}
-	if hclog.LevelFromString(cfg.LogLevel) == hclog.NoLevel {
-		return usageError{fmt.Sprintf("--log-level %q: want trace, debug, info, warn or error", cfg.LogLevel)}
-	}
-	if cfg.RunStaleAfter <= 0 {
-		return usageError{fmt.Sprintf("--run-stale-after %s: want a positive duration", cfg.RunStaleAfter)}
-	}
-	if cfg.QueueLimit < 1 {
-		return usageError{fmt.Sprintf("--queue-limit %d: want a positive whole number", cfg.QueueLimit)}
-	}
-	m := &Main{Config: cfg, Stdout: stdout, Log: newLogger(cfg.LogLevel, stdout)}
-	if err := m.Open(ctx); err != nil {
-		return err
-	}
-	err = m.Wait(ctx)
-	m.Log.Info("shutting down: finishing the requests in flight")
-	return errors.Join(err, m.Close())
 }
 
 // durationFlag registers a duration flag --name, whose default is its
@@ -471,229 +256,233 @@ func withStore(ctx context.Context, cfg Config, stderr io.Writer, f func(*sqlsto
 	return f(st)
 }
 
-func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdMigrate(fs *flag.FlagSet) runFunc {
 	var cfg Config
-	fs := flag.NewFlagSet("relay migrate", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
-	if _, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	}
-	if cfg.DatabaseURL == "" {
-		if err := makePrivateDir(cfg.DataDir); err != nil {
-			return err
-		}
-	}
-	st, err := openDatabase(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	applied, err := st.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	if len(applied) == 0 {
-		fmt.Fprintln(stdout, "the database schema is up to date")
-		return nil
-	}
-	for _, v := range applied {
-		fmt.Fprintf(stdout, "applied migration %d\n", v)
-	}
-	return nil
-}
-
-func cmdWorkspacesCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg Config
-	fs := flag.NewFlagSet("relay workspaces create", flag.ContinueOnError)
-	storeFlags(fs, &cfg)
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"usage: relay workspaces create NAME"}
-	}
-	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		ws, err := st.CreateWorkspace(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "created workspace %s (%s)\n", ws.Name, ws.ID)
-		return nil
-	})
-}
-
-func cmdWorkspacesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg Config
-	fs := flag.NewFlagSet("relay workspaces list", flag.ContinueOnError)
-	storeFlags(fs, &cfg)
-	if _, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	}
-	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		list, err := st.ListWorkspaces(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tID\tRATE LIMIT\tCREATED")
-		for _, ws := range list {
-			limit := "default"
-			if ws.RateLimit != nil {
-				limit = fmt.Sprintf("%d/s burst %d", ws.RateLimit.Rate, ws.RateLimit.Burst)
+	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) error {
+		if cfg.DatabaseURL == "" {
+			if err := makePrivateDir(cfg.DataDir); err != nil {
+				return err
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ws.Name, ws.ID, limit, ws.CreatedAt.Format(time.RFC3339))
 		}
-		return tw.Flush()
-	})
+		st, err := openDatabase(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		applied, err := st.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintln(stdout, "the database schema is up to date")
+			return nil
+		}
+		for _, v := range applied {
+			fmt.Fprintf(stdout, "applied migration %d\n", v)
+		}
+		return nil
+	}
 }
 
-func cmdWorkspacesSetLimit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdWorkspacesCreate(fs *flag.FlagSet) runFunc {
+	var cfg Config
+	storeFlags(fs, &cfg)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 {
+			return usageError{"usage: relay workspaces create NAME"}
+		}
+		return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			ws, err := st.CreateWorkspace(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "created workspace %s (%s)\n", ws.Name, ws.ID)
+			return nil
+		})
+	}
+}
+
+func cmdWorkspacesList(fs *flag.FlagSet) runFunc {
+	var cfg Config
+	storeFlags(fs, &cfg)
+	output := outputFlag(fs)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		} else if len(pos) > 0 {
+			return usageError{"workspaces list takes no arguments"}
+		}
+		return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			list, err := st.ListWorkspaces(ctx)
+			if err != nil {
+				return err
+			}
+			if *output == "json" {
+				return writeJSON(stdout, list)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tID\tRATE LIMIT\tCREATED")
+			for _, ws := range list {
+				limit := "default"
+				if ws.RateLimit != nil {
+					limit = fmt.Sprintf("%d/s burst %d", ws.RateLimit.Rate, ws.RateLimit.Burst)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ws.Name, ws.ID, limit, ws.CreatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		})
+	}
+}
+
+func cmdWorkspacesSetLimit(fs *flag.FlagSet) runFunc {
 	var cfg Config
 	var rate, burst int
 	var useDefault bool
-	fs := flag.NewFlagSet("relay workspaces set-limit", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.IntVar(&rate, "rate", 0, "requests per second")
 	fs.IntVar(&burst, "burst", 0, "requests allowed at once")
 	fs.BoolVar(&useDefault, "default", false, "go back to the server's default quota")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 || useDefault == (rate != 0 || burst != 0) {
+			return usageError{"usage: relay workspaces set-limit NAME --rate N --burst N | --default"}
+		}
+		var limit *core.RateLimit
+		if !useDefault {
+			limit = &core.RateLimit{Rate: rate, Burst: burst}
+			if err := limit.Validate(); err != nil {
+				return err
+			}
+		}
+		return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			ws, err := st.WorkspaceByName(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			if err := st.SetWorkspaceRateLimit(ctx, ws.ID, limit); err != nil {
+				return err
+			}
+			if limit == nil {
+				fmt.Fprintf(stdout, "workspace %s now has the default rate limit\n", ws.Name)
+			} else {
+				fmt.Fprintf(stdout, "workspace %s: %d requests/s, burst %d\n", ws.Name, limit.Rate, limit.Burst)
+			}
+			return nil
+		})
 	}
-	if len(pos) != 1 || useDefault == (rate != 0 || burst != 0) {
-		return usageError{"usage: relay workspaces set-limit NAME --rate N --burst N | --default"}
-	}
-	var limit *core.RateLimit
-	if !useDefault {
-		limit = &core.RateLimit{Rate: rate, Burst: burst}
-		if err := limit.Validate(); err != nil {
-			return err
-		}
-	}
-	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		ws, err := st.WorkspaceByName(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		if err := st.SetWorkspaceRateLimit(ctx, ws.ID, limit); err != nil {
-			return err
-		}
-		if limit == nil {
-			fmt.Fprintf(stdout, "workspace %s now has the default rate limit\n", ws.Name)
-		} else {
-			fmt.Fprintf(stdout, "workspace %s: %d requests/s, burst %d\n", ws.Name, limit.Rate, limit.Burst)
-		}
-		return nil
-	})
 }
 
-func cmdKeysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdKeysCreate(fs *flag.FlagSet) runFunc {
 	var cfg Config
 	var workspace, role, name string
-	fs := flag.NewFlagSet("relay keys create", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
 	fs.StringVar(&role, "role", "", "admin, developer or viewer (required)")
 	fs.StringVar(&name, "name", "", "a label for the key")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 || workspace == "" || role == "" {
-		return usageError{"usage: relay keys create --workspace NAME --role admin|developer|viewer [--name N]"}
-	}
-	r, err := core.ParseRole(role)
-	if err != nil {
-		return err
-	}
-	// Only serve makes the master key: a key hashed under a master key
-	// the server does not have would never verify.
-	masterKey, _, err := secrets.LoadOrCreateMasterKey(cfg.masterKeyFile(), false)
-	if errors.Is(err, iofs.ErrNotExist) {
-		return fmt.Errorf("no master key at %s: start relay serve once with this data dir, or pass --master-key-file", cfg.masterKeyFile())
-	} else if err != nil {
-		return err
-	}
-	defer clear(masterKey)
-	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		ws, err := st.WorkspaceByName(ctx, workspace)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 || workspace == "" || role == "" {
+			return usageError{"usage: relay keys create --workspace NAME --role admin|developer|viewer [--name N]"}
+		}
+		r, err := core.ParseRole(role)
 		if err != nil {
 			return err
 		}
-		hasher, err := apiKeyHasher(ctx, masterKey, st, cfg.masterKeyFile())
-		if err != nil {
+		// Only serve makes the master key: a key hashed under a master key
+		// the server does not have would never verify.
+		masterKey, _, err := secrets.LoadOrCreateMasterKey(cfg.masterKeyFile(), false)
+		if errors.Is(err, iofs.ErrNotExist) {
+			return fmt.Errorf("no master key at %s: start relay serve once with this data dir, or pass --master-key-file", cfg.masterKeyFile())
+		} else if err != nil {
 			return err
 		}
-		k, token, err := core.NewAPIKey(hasher, ws.ID, name, r, "")
-		if err != nil {
-			return err
-		}
-		details, _ := json.Marshal(map[string]string{"role": string(k.Role), "name": k.Name, "via": "cli"})
-		if err := st.CreateKey(ctx, k, cliAudit(ws.ID, "key.create", "key:"+k.ID, details)); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, token)
-		return nil
-	})
-}
-
-func cmdKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg Config
-	var workspace string
-	fs := flag.NewFlagSet("relay keys list", flag.ContinueOnError)
-	storeFlags(fs, &cfg)
-	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
-	if _, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if workspace == "" {
-		return usageError{"usage: relay keys list --workspace NAME"}
-	}
-	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		ws, err := st.WorkspaceByName(ctx, workspace)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tROLE\tNAME\tCREATED")
-		page := core.Page{Limit: core.MaxPageLimit}
-		for {
-			keys, next, err := st.ListKeys(ctx, ws.ID, page)
+		defer clear(masterKey)
+		return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			ws, err := st.WorkspaceByName(ctx, workspace)
 			if err != nil {
 				return err
 			}
-			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Role, k.Name, k.CreatedAt.Format(time.RFC3339))
+			hasher, err := apiKeyHasher(ctx, masterKey, st, cfg.masterKeyFile())
+			if err != nil {
+				return err
 			}
-			if next == "" {
-				return tw.Flush()
+			k, token, err := core.NewAPIKey(hasher, ws.ID, name, r, "")
+			if err != nil {
+				return err
 			}
-			page.Cursor = next
-		}
-	})
+			details, _ := json.Marshal(map[string]string{"role": string(k.Role), "name": k.Name, "via": "cli"})
+			if err := st.CreateKey(ctx, k, cliAudit(ws.ID, "key.create", "key:"+k.ID, details)); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, token)
+			return nil
+		})
+	}
 }
 
-func cmdKeysRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdKeysList(fs *flag.FlagSet) runFunc {
 	var cfg Config
 	var workspace string
-	fs := flag.NewFlagSet("relay keys revoke", flag.ContinueOnError)
 	storeFlags(fs, &cfg)
 	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	} else if workspace == "" || len(pos) != 1 {
-		return usageError{"usage: relay keys revoke --workspace NAME ID"}
+	output := outputFlag(fs)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		} else if workspace == "" || len(pos) > 0 {
+			return usageError{"usage: relay keys list --workspace NAME"}
+		}
+		return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			ws, err := st.WorkspaceByName(ctx, workspace)
+			if err != nil {
+				return err
+			}
+			all := []*core.APIKey{}
+			page := core.Page{Limit: core.MaxPageLimit}
+			for {
+				keys, next, err := st.ListKeys(ctx, ws.ID, page)
+				if err != nil {
+					return err
+				}
+				all = append(all, keys...)
+				if next == "" {
+					break
+				}
+				page.Cursor = next
+			}
+			if *output == "json" {
+				return writeJSON(stdout, all)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tROLE\tNAME\tCREATED")
+			for _, k := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Role, k.Name, k.CreatedAt.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		})
 	}
-	return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
-		ws, err := st.WorkspaceByName(ctx, workspace)
-		if err != nil {
-			return err
+}
+
+func cmdKeysRevoke(fs *flag.FlagSet) runFunc {
+	var cfg Config
+	var workspace string
+	storeFlags(fs, &cfg)
+	fs.StringVar(&workspace, "workspace", "", "workspace name (required)")
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if workspace == "" || len(pos) != 1 {
+			return usageError{"usage: relay keys revoke --workspace NAME ID"}
 		}
-		if err := st.RevokeKey(ctx, ws.ID, pos[0], time.Now().UTC(), cliAudit(ws.ID, "key.revoke", "key:"+pos[0], []byte(`{"via":"cli"}`))); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "revoked key %s\n", pos[0])
-		return nil
-	})
+		return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			ws, err := st.WorkspaceByName(ctx, workspace)
+			if err != nil {
+				return err
+			}
+			if err := st.RevokeKey(ctx, ws.ID, pos[0], time.Now().UTC(), cliAudit(ws.ID, "key.revoke", "key:"+pos[0], []byte(`{"via":"cli"}`))); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "revoked key %s\n", pos[0])
+			return nil
+		})
+	}
 }
 
 // cliAudit is the audit record of a change made with the CLI: no key, no

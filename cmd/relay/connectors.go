@@ -21,38 +21,55 @@ import (
 	"github.com/relayhq/relay/registry/relaypkg"
 )
 
-func cmdConnectorsList(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdConnectorsList(fs *flag.FlagSet) runFunc {
 	var cfg Config
-	fs := flag.NewFlagSet("relay connectors list", flag.ContinueOnError)
 	if err := connectorFlags(fs, &cfg); err != nil {
-		return err
+		return fail(err)
 	}
-	if _, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	}
-	log := newLogger("warn", stderr)
-	cat, rt, err := openConnectors(context.Background(), cfg, log)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	// Listing runs nothing: the packages are unpacked only for a look.
-	cache, err := os.MkdirTemp("", "relay-packages-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(cache)
-	addLocalBuiltins(cfg, cat, cache, log)
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIMES\tACTIONS")
-	for _, e := range cat.List() {
-		var actions []string
-		for _, a := range e.Manifest.Actions {
-			actions = append(actions, e.Ref.Name+"."+a.Name)
+	output := outputFlag(fs)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		} else if len(pos) > 0 {
+			return usageError{"connectors list takes no arguments"}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Ref.Name, e.Ref.Version, strings.Join(e.Runtimes(), ","), strings.Join(actions, ", "))
+		log := newLogger("warn", stderr)
+		cat, rt, err := openConnectors(context.Background(), cfg, log)
+		if err != nil {
+			return err
+		}
+		defer rt.Close()
+		// Listing runs nothing: the packages are unpacked only for a look.
+		cache, err := os.MkdirTemp("", "relay-packages-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(cache)
+		addLocalBuiltins(cfg, cat, cache, log)
+		type row struct {
+			Name     string   `json:"name"`
+			Version  string   `json:"version"`
+			Runtimes []string `json:"runtimes"`
+			Actions  []string `json:"actions"`
+		}
+		rows := []row{}
+		for _, e := range cat.List() {
+			r := row{Name: e.Ref.Name, Version: e.Ref.Version, Runtimes: e.Runtimes(), Actions: []string{}}
+			for _, a := range e.Manifest.Actions {
+				r.Actions = append(r.Actions, e.Ref.Name+"."+a.Name)
+			}
+			rows = append(rows, r)
+		}
+		if *output == "json" {
+			return writeJSON(stdout, rows)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tVERSION\tRUNTIMES\tACTIONS")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Version, strings.Join(r.Runtimes, ","), strings.Join(r.Actions, ", "))
+		}
+		return tw.Flush()
 	}
-	return tw.Flush()
 }
 
 // keyValues collects repeated --secret name=value flags.
@@ -71,14 +88,13 @@ func (kv keyValues) Set(s string) error {
 
 // cmdConnectorsCall runs one connector call without a server: for authors
 // and operators checking a connector as the server would run it.
-func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdConnectorsCall(fs *flag.FlagSet) runFunc {
 	var cfg Config
 	var input, config string
 	var preview, check bool
 	secrets := keyValues{}
-	fs := flag.NewFlagSet("relay connectors call", flag.ContinueOnError)
 	if err := connectorFlags(fs, &cfg); err != nil {
-		return err
+		return fail(err)
 	}
 	fs.StringVar(&input, "input", "{}", "the action's input, a JSON object")
 	fs.StringVar(&config, "config", "{}", "the connection's config, a JSON object")
@@ -86,64 +102,62 @@ func cmdConnectorsCall(ctx context.Context, args []string, stdout, stderr io.Wri
 	fs.BoolVar(&preview, "preview", false, "preview instead of execute")
 	fs.BoolVar(&check, "check-config", false, "only check the connection's config")
 	runtime := fs.String("runtime", "", `the form to run, "wasm" or "native"; default wasm when the version ships it`)
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 && !(check && len(pos) == 1) {
-		return usageError{"usage: relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON] [--secret k=v] [--preview]\n" +
-			"       relay connectors call NAME[@VERSION] --check-config [--config JSON] [--secret k=v]"}
-	}
-	for name, v := range map[string]string{"--input": input, "--config": config} {
-		if !json.Valid([]byte(v)) {
-			return usageError{name + " must be JSON"}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 2 && !(check && len(pos) == 1) {
+			return usageError{"usage: relay connectors call NAME[@VERSION] ACTION [--input JSON] [--config JSON] [--secret k=v] [--preview]\n" +
+				"       relay connectors call NAME[@VERSION] --check-config [--config JSON] [--secret k=v]"}
 		}
-	}
-	// WASM modules compile once into the cache a server on this data dir
-	// uses (RELAY_DATA_DIR, else ./relay-data), not at every call.
-	cfg.DataDir = env("DATA_DIR", "./relay-data")
-	log := newLogger("warn", stderr)
-	cat, rt, err := openConnectors(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	// Unpacked where a server on this data dir unpacks its packages.
-	addLocalBuiltins(cfg, cat, filepath.Join(cfg.DataDir, "packages"), log)
-	name, version, _ := strings.Cut(pos[0], "@")
-	entry, err := cat.Resolve(name, version)
-	if err != nil {
-		return err
-	}
-	form := *runtime
-	switch {
-	case form == "" && entry.Ships(core.RuntimeWASM):
-		form = core.RuntimeWASM
-	case form == "":
-		form = core.RuntimeNative
-	case !entry.Ships(form):
-		return usageError{fmt.Sprintf("--runtime %q: %s ships %s", form, entry.Ref, strings.Join(entry.Runtimes(), " and "))}
-	}
-	ref := entry.RefFor(form)
-	conn := core.ConnectionData{Config: json.RawMessage(config), Secrets: secrets}
-	if check {
-		if err := rt.CheckConfig(ctx, ref, conn); err != nil {
+		for name, v := range map[string]string{"--input": input, "--config": config} {
+			if !json.Valid([]byte(v)) {
+				return usageError{name + " must be JSON"}
+			}
+		}
+		// WASM modules compile once into the cache a server on this data dir
+		// uses (RELAY_DATA_DIR, else ./relay-data), not at every call.
+		cfg.DataDir = env("DATA_DIR", "./relay-data")
+		log := newLogger("warn", stderr)
+		cat, rt, err := openConnectors(ctx, cfg, log)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "the config works")
+		defer rt.Close()
+		// Unpacked where a server on this data dir unpacks its packages.
+		addLocalBuiltins(cfg, cat, filepath.Join(cfg.DataDir, "packages"), log)
+		name, version, _ := strings.Cut(pos[0], "@")
+		entry, err := cat.Resolve(name, version)
+		if err != nil {
+			return err
+		}
+		form := *runtime
+		switch {
+		case form == "" && entry.Ships(core.RuntimeWASM):
+			form = core.RuntimeWASM
+		case form == "":
+			form = core.RuntimeNative
+		case !entry.Ships(form):
+			return usageError{fmt.Sprintf("--runtime %q: %s ships %s", form, entry.Ref, strings.Join(entry.Runtimes(), " and "))}
+		}
+		ref := entry.RefFor(form)
+		conn := core.ConnectionData{Config: json.RawMessage(config), Secrets: secrets}
+		if check {
+			if err := rt.CheckConfig(ctx, ref, conn); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "the config works")
+			return nil
+		}
+		call := core.ActionCall{Action: pos[1], Input: json.RawMessage(input), Connection: conn, RunID: core.NewID()}
+		run := rt.Execute
+		if preview {
+			run = rt.Preview
+		}
+		out, err := run(ctx, ref, call)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, string(out))
 		return nil
 	}
-	call := core.ActionCall{Action: pos[1], Input: json.RawMessage(input), Connection: conn, RunID: core.NewID()}
-	run := rt.Execute
-	if preview {
-		run = rt.Preview
-	}
-	out, err := run(ctx, ref, call)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, string(out))
-	return nil
 }
 
 // addLocalBuiltins gives cat the first-party packages of the packages dir,

@@ -3,92 +3,122 @@ package main
 import (
 	"bytes"
 	"context"
-	"regexp"
-	"sort"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
-// usageCommands are the commands the usage text lists, by their words
-// after "relay".
-func usageCommands(t *testing.T) []string {
-	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^  relay ([a-z-]+)(?: ([a-z-]+))?(?: ([a-z-]+))?`).FindAllStringSubmatch(usage, -1) {
-		name := m[1]
-		for _, word := range m[2:] {
-			if !groups[name] {
-				break
-			}
-			name += " " + word
-		}
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
+func call(args ...string) (stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
 }
 
-// Every command prints its help on stdout for -h and --help and succeeds
-// (exit 0), without touching a store; a group of commands (relay keys -h)
-// lists its own.
+// walk calls fn with every command of the tree but help and completion's.
+func walk(c *cobra.Command, fn func(*cobra.Command)) {
+	fn(c)
+	for _, sub := range c.Commands() {
+		if sub.Name() != "help" && sub.Name() != "completion" {
+			walk(sub, fn)
+		}
+	}
+}
+
+// Every command prints its help on stdout for -h, --help and relay help
+// and succeeds (exit 0) without touching a store; a group alone lists its
+// commands on stderr and is a usage error (exit 2), as are a command or a
+// flag it does not know.
 func TestCLIHelp(t *testing.T) {
 	t.Chdir(t.TempDir()) // no command may make ./relay-data while showing help
-	listed := usageCommands(t)
-	var known []string
-	for name := range commands {
-		known = append(known, name)
-	}
-	sort.Strings(known)
-	if strings.Join(listed, ",") != strings.Join(known, ",") {
-		t.Fatalf("the usage lists %v; the commands with help are %v", listed, known)
-	}
-	call := func(args ...string) (stdout, stderr string, err error) {
-		var out, errOut bytes.Buffer
-		err = run(context.Background(), args, &out, &errOut)
-		return out.String(), errOut.String(), err
-	}
-	for _, name := range known {
-		for _, flag := range []string{"-h", "--help"} {
-			args := append(strings.Fields(name), flag)
-			out, errOut, err := call(args...)
-			if err != nil || exitCode(err) == 2 {
-				t.Errorf("relay %s: %v", strings.Join(args, " "), err)
+	root := newRoot(nil, nil)
+	var leavesSeen int
+	walk(root, func(c *cobra.Command) {
+		path := strings.Fields(c.CommandPath())[1:]
+		for _, ask := range [][]string{append(path, "-h"), append(path, "--help"), append([]string{"help"}, path...)} {
+			out, errOut, err := call(ask...)
+			if err != nil || errOut != "" {
+				t.Errorf("relay %s: %v\n%s", strings.Join(ask, " "), err, errOut)
 				continue
 			}
-			if !strings.HasPrefix(out, "Usage: relay "+name) || !strings.Contains(out, commands[name].summary) || errOut != "" {
-				t.Errorf("relay %s printed\n%s\nand on stderr\n%s", strings.Join(args, " "), out, errOut)
+			if !strings.Contains(out, "Usage:\n  "+c.CommandPath()) {
+				t.Errorf("relay %s printed\n%s", strings.Join(ask, " "), out)
 			}
-			if name != "version" && !strings.Contains(out, "Flags:\n  -") {
-				t.Errorf("relay %s lists no flags:\n%s", strings.Join(args, " "), out)
-			}
-		}
-	}
-	for group := range groups {
-		for _, flag := range []string{"-h", "--help", "help"} {
-			out, errOut, err := call(append(strings.Fields(group), flag)...)
-			if err != nil || errOut != "" || !strings.HasPrefix(out, "Usage:\n") {
-				t.Errorf("relay %s %s: %v\n%s%s", group, flag, err, out, errOut)
-			}
-			for _, name := range known {
-				if strings.HasPrefix(name, group+" ") && !strings.Contains(out, "relay "+name) {
-					t.Errorf("relay %s %s does not list %s:\n%s", group, flag, name, out)
+			if c.HasSubCommands() {
+				for _, sub := range c.Commands() {
+					if sub.IsAvailableCommand() && !strings.Contains(out, "\n  "+sub.Name()+" ") {
+						t.Errorf("relay %s does not list %s:\n%s", strings.Join(ask, " "), sub.Name(), out)
+					}
 				}
+			} else if !strings.Contains(out, c.Long) || !strings.Contains(out, "Flags:\n") {
+				t.Errorf("relay %s lacks its summary or flags:\n%s", strings.Join(ask, " "), out)
 			}
 		}
-		// Without a command, the same list on stderr, and a usage error.
-		out, errOut, err := call(strings.Fields(group)...)
-		if exitCode(err) != 2 || out != "" || !strings.HasPrefix(errOut, "Usage:\n") {
-			t.Errorf("relay %s: exit %d (%v)\n%s%s", group, exitCode(err), err, out, errOut)
+		if !c.HasSubCommands() {
+			leavesSeen++
+			return
+		}
+		out, errOut, err := call(path...)
+		if exitCode(err) != 2 || out != "" || !strings.Contains(errOut, "Usage:\n") {
+			t.Errorf("relay %s: exit %d (%v)\n%s%s", strings.Join(path, " "), exitCode(err), err, out, errOut)
+		}
+	})
+	if want := len(leaves) + len(clientLeaves); leavesSeen != want {
+		t.Errorf("%d commands in the tree, %d defined", leavesSeen, want)
+	}
+	if _, err := os.Stat("relay-data"); err == nil {
+		t.Error("showing help made ./relay-data")
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"keys", "list", "--nope"}, "unknown flag: --nope"},
+		{[]string{"bogus"}, `unknown command "bogus" for "relay"`},
+		{[]string{"workspaces", "lisst"}, "did you mean list?"},
+		{[]string{"actions", "execute", "a", "b"}, "usage: relay actions execute"},
+		{[]string{"version", "extra"}, "version takes no arguments"},
+	} {
+		out, errOut, err := call(c.args...)
+		if exitCode(err) != 2 || out != "" || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("relay %s: exit %d (%v)\n%s%s", strings.Join(c.args, " "), exitCode(err), err, out, errOut)
 		}
 	}
-	for _, flag := range []string{"-h", "--help", "help"} {
-		if out, _, err := call(flag); err != nil || out != usage {
-			t.Errorf("relay %s: %v\n%s", flag, err, out)
+	if out, _, err := call("--version"); err != nil || out != "relay dev\n" {
+		t.Errorf("relay --version: %q, %v", out, err)
+	}
+}
+
+// relay completion writes a script for each shell that the shell itself
+// accepts, and the completions it asks for come from the command tree:
+// commands, and each command's flags.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		out, _, err := call("completion", shell)
+		if err != nil || !strings.Contains(out, "__complete") {
+			t.Fatalf("relay completion %s: %v\n%.200s", shell, err, out)
+		}
+		if shell != "bash" {
+			continue
+		}
+		script := filepath.Join(t.TempDir(), "relay.bash")
+		if err := os.WriteFile(script, []byte(out), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if msg, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
+			t.Fatalf("bash -n: %v\n%s", err, msg)
 		}
 	}
-	// A flag the command does not have is a usage error, with the help on
-	// stderr.
-	out, errOut, err := call("keys", "list", "--nope")
-	if exitCode(err) != 2 || out != "" || !strings.Contains(errOut, "Usage: relay keys list") {
-		t.Errorf("relay keys list --nope: exit %d (%v)\n%s%s", exitCode(err), err, out, errOut)
+	out, _, err := call("__complete", "actions", "")
+	if err != nil || !strings.Contains(out, "execute\t") || !strings.Contains(out, "preview\t") {
+		t.Fatalf("completing relay actions: %v\n%s", err, out)
+	}
+	out, _, err = call("__complete", "actions", "execute", "x", "--")
+	if err != nil || !strings.Contains(out, "--idempotency-key\t") || !strings.Contains(out, "--params\t") {
+		t.Fatalf("completing relay actions execute's flags: %v\n%s", err, out)
 	}
 }

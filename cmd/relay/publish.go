@@ -153,96 +153,90 @@ func newestPackage(dir, pack string) (string, error) {
 	return newest, nil
 }
 
-func cmdConnectorPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return publishPackage(ctx, connectorPackages, args, stdout, stderr)
-}
+func cmdConnectorPublish(fs *flag.FlagSet) runFunc { return publishPackage(connectorPackages, fs) }
 
-func cmdTemplatePublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return publishPackage(ctx, templatePackages, args, stdout, stderr)
-}
+func cmdTemplatePublish(fs *flag.FlagSet) runFunc { return publishPackage(templatePackages, fs) }
 
 // publishPackage is relay connector publish and relay template publish:
 // it refuses a package of the other kind before it signs or sends
 // anything.
-func publishPackage(ctx context.Context, k packageKind, args []string, stdout, stderr io.Writer) error {
+func publishPackage(k packageKind, fs *flag.FlagSet) runFunc {
 	var dir, keyPath, sigPath string
 	var tokens tokenFlags
-	fs := flag.NewFlagSet("relay "+k.group+" publish", flag.ContinueOnError)
 	registryURL := registryURLFlag(fs)
 	tokens.register(fs)
 	fs.StringVar(&dir, "dir", ".", k.dirHelp)
-	fs.StringVar(&keyPath, "key", env("PUBLISHER_KEY", filepath.Join(defaultKeyDir(), author.SecretKeyFile)),
-		"the publisher's minisign secret key to sign with, when there is no PKG.index.minisig or this flag is given (RELAY_PUBLISHER_KEY)")
-	fs.StringVar(&sigPath, "signature", "", "a minisign signature of the package's index made elsewhere (minisign -Sm PKG.index), instead of signing")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
+	keyPath = env("PUBLISHER_KEY", filepath.Join(defaultKeyDir(), author.SecretKeyFile))
 	keyGiven := false
-	fs.Visit(func(f *flag.Flag) { keyGiven = keyGiven || f.Name == "key" })
-	if len(pos) > 1 || keyGiven && sigPath != "" {
-		return usageError{"usage: relay " + k.group + " publish [PKG] [--key FILE | --signature FILE]"}
-	}
-	pkgPath := ""
-	if len(pos) == 1 {
-		pkgPath = pos[0]
-	} else if pkgPath, err = k.find(dir); err != nil {
-		return err
-	}
-	c, err := publisherClient(*registryURL, &tokens)
-	if err != nil {
-		return err
-	}
-	data, err := os.ReadFile(pkgPath)
-	if errors.Is(err, iofs.ErrNotExist) {
-		return core.Errorf(core.ENotFound, "no package at %s: make one with `relay %s pack`", pkgPath, k.group)
-	} else if err != nil {
-		return err
-	}
-	if err := checkKind(k, pkgPath, data); err != nil {
-		return err
-	}
-
-	// The signature: --signature's, or one beside the package (made by
-	// relay connector sign or the minisign tool), or made now.
-	existing := pkgPath + author.IndexSuffix + author.SignatureSuffix
-	if sigPath == "" && !keyGiven {
-		if _, err := os.Stat(existing); err == nil {
-			sigPath = existing
+	fs.Func("key", "the publisher's minisign secret key to sign with, when there is no PKG.index.minisig or this flag is given (RELAY_PUBLISHER_KEY; default "+keyPath+")",
+		func(s string) error { keyPath, keyGiven = s, true; return nil })
+	fs.StringVar(&sigPath, "signature", "", "a minisign signature of the package's index made elsewhere (minisign -Sm PKG.index), instead of signing")
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 1 || keyGiven && sigPath != "" {
+			return usageError{"usage: relay " + k.group + " publish [PKG] [--key FILE | --signature FILE]"}
 		}
-	}
-	if sigPath == "" {
-		s, err := author.Sign(pkgPath, keyPath, os.Getenv("RELAY_PUBLISHER_KEY_PASSWORD"))
+		var pkgPath string
+		var err error
+		if len(pos) == 1 {
+			pkgPath = pos[0]
+		} else if pkgPath, err = k.find(dir); err != nil {
+			return err
+		}
+		c, err := publisherClient(*registryURL, &tokens)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "signed %s's index with key %s into %s\n", s.Package, s.KeyID, s.Path)
-		sigPath = s.Path
-		keyGiven = true // so a refusal does not blame an old file
+		data, err := os.ReadFile(pkgPath)
+		if errors.Is(err, iofs.ErrNotExist) {
+			return core.Errorf(core.ENotFound, "no package at %s: make one with `relay %s pack`", pkgPath, k.group)
+		} else if err != nil {
+			return err
+		}
+		if err := checkKind(k, pkgPath, data); err != nil {
+			return err
+		}
+
+		// The signature: --signature's, or one beside the package (made by
+		// relay connector sign or the minisign tool), or made now.
+		existing := pkgPath + author.IndexSuffix + author.SignatureSuffix
+		if sigPath == "" && !keyGiven {
+			if _, err := os.Stat(existing); err == nil {
+				sigPath = existing
+			}
+		}
+		if sigPath == "" {
+			s, err := author.Sign(pkgPath, keyPath, os.Getenv("RELAY_PUBLISHER_KEY_PASSWORD"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "signed %s's index with key %s into %s\n", s.Package, s.KeyID, s.Path)
+			sigPath = s.Path
+			keyGiven = true // so a refusal does not blame an old file
+		}
+		sig, err := os.ReadFile(sigPath)
+		if err != nil {
+			return fmt.Errorf("the signature: %w", err)
+		}
+		signer, err := relaypkg.SignerOf(sig)
+		if err != nil {
+			return core.Errorf(core.ESignatureInvalid, "%s: %s", sigPath, core.ErrorMessage(err))
+		}
+		if !keyGiven {
+			fmt.Fprintf(stderr, "using the signature in %s, by key %s\n", sigPath, relaypkg.KeyID(signer))
+		}
+		parts := (len(data) + registry.PartSize - 1) / registry.PartSize
+		fmt.Fprintf(stderr, "uploading %s (%s, %d part(s)) to %s\n", pkgPath, size(int64(len(data))), parts, c.URL())
+		v, err := c.Publish(ctx, data, sig)
+		var ce *core.Error
+		if errors.As(err, &ce) && ce.Code == core.ETemplateInvalid {
+			writeProblems(stderr, pkgPath, ce.Fields)
+		}
+		if err != nil {
+			return signatureHint(err, sigPath, k.signHow)
+		}
+		fmt.Fprintf(stdout, "published %s@%s to %s\n  sha256 %s\n  signer %s\n", v.Package, v.Version, c.URL(), v.SHA256, v.Signer)
+		return nil
 	}
-	sig, err := os.ReadFile(sigPath)
-	if err != nil {
-		return fmt.Errorf("the signature: %w", err)
-	}
-	signer, err := relaypkg.SignerOf(sig)
-	if err != nil {
-		return core.Errorf(core.ESignatureInvalid, "%s: %s", sigPath, core.ErrorMessage(err))
-	}
-	if !keyGiven {
-		fmt.Fprintf(stderr, "using the signature in %s, by key %s\n", sigPath, relaypkg.KeyID(signer))
-	}
-	parts := (len(data) + registry.PartSize - 1) / registry.PartSize
-	fmt.Fprintf(stderr, "uploading %s (%s, %d part(s)) to %s\n", pkgPath, size(int64(len(data))), parts, c.URL())
-	v, err := c.Publish(ctx, data, sig)
-	var ce *core.Error
-	if errors.As(err, &ce) && ce.Code == core.ETemplateInvalid {
-		writeProblems(stderr, pkgPath, ce.Fields)
-	}
-	if err != nil {
-		return signatureHint(err, sigPath, k.signHow)
-	}
-	fmt.Fprintf(stdout, "published %s@%s to %s\n  sha256 %s\n  signer %s\n", v.Package, v.Version, c.URL(), v.SHA256, v.Signer)
-	return nil
 }
 
 // checkKind refuses a package that does not read whole, and one of the
@@ -302,66 +296,59 @@ func (pf *packageFlags) resolve() (*client.Client, string, error) {
 	return c, pkg, err
 }
 
-func cmdConnectorYank(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return yankPackage(ctx, connectorPackages, args, stdout, stderr)
-}
+func cmdConnectorYank(fs *flag.FlagSet) runFunc { return yankPackage(connectorPackages, fs) }
 
-func cmdTemplateYank(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return yankPackage(ctx, templatePackages, args, stdout, stderr)
-}
+func cmdTemplateYank(fs *flag.FlagSet) runFunc { return yankPackage(templatePackages, fs) }
 
 // yankPackage is relay connector yank and relay template yank: it
 // refuses a version of the other kind.
-func yankPackage(ctx context.Context, k packageKind, args []string, stdout, stderr io.Writer) error {
+func yankPackage(k packageKind, fs *flag.FlagSet) runFunc {
 	var pf packageFlags
 	var reason string
-	fs := flag.NewFlagSet("relay "+k.group+" yank", flag.ContinueOnError)
 	pf.register(fs, k)
 	fs.StringVar(&reason, "reason", "", "why, for those locked to the version (required, up to 500 characters)")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	} else if len(pos) != 1 || reason == "" {
-		return usageError{"usage: relay " + k.group + " yank VERSION --reason TEXT [--package PUBLISHER/NAME]"}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 || reason == "" {
+			return usageError{"usage: relay " + k.group + " yank VERSION --reason TEXT [--package PUBLISHER/NAME]"}
+		}
+		c, pkg, err := pf.resolve()
+		if err != nil {
+			return err
+		}
+		// A version the registry does not show is the yank's to refuse (not
+		// found, or not the publisher's).
+		if v, err := c.Version(ctx, pkg, pos[0]); err == nil && v.Kind != k.kind {
+			return core.Errorf(core.EInvalid, "%s@%s is a %s package: yank it with `relay %s yank`", pkg, pos[0], v.Kind, v.Kind)
+		}
+		if err := c.Yank(ctx, pkg, pos[0], reason); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "yanked %s@%s: no range picks it any more; workspaces locked to it keep it, and see why\n", pkg, pos[0])
+		return nil
 	}
-	c, pkg, err := pf.resolve()
-	if err != nil {
-		return err
-	}
-	// A version the registry does not show is the yank's to refuse (not
-	// found, or not the publisher's).
-	if v, err := c.Version(ctx, pkg, pos[0]); err == nil && v.Kind != k.kind {
-		return core.Errorf(core.EInvalid, "%s@%s is a %s package: yank it with `relay %s yank`", pkg, pos[0], v.Kind, v.Kind)
-	}
-	if err := c.Yank(ctx, pkg, pos[0], reason); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "yanked %s@%s: no range picks it any more; workspaces locked to it keep it, and see why\n", pkg, pos[0])
-	return nil
 }
 
-func cmdConnectorDeprecate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdConnectorDeprecate(fs *flag.FlagSet) runFunc {
 	var pf packageFlags
 	var message string
-	fs := flag.NewFlagSet("relay connector deprecate", flag.ContinueOnError)
 	pf.register(fs, connectorPackages)
 	fs.StringVar(&message, "message", "", "why, and what to use instead (up to 500 characters); none lifts the deprecation")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"usage: relay connector deprecate [--message TEXT] [--package PUBLISHER/NAME]"}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 {
+			return usageError{"usage: relay connector deprecate [--message TEXT] [--package PUBLISHER/NAME]"}
+		}
+		c, pkg, err := pf.resolve()
+		if err != nil {
+			return err
+		}
+		if err := c.Deprecate(ctx, pkg, message); err != nil {
+			return err
+		}
+		if message == "" {
+			fmt.Fprintf(stdout, "%s is no longer deprecated\n", pkg)
+		} else {
+			fmt.Fprintf(stdout, "deprecated %s: %s\n", pkg, message)
+		}
+		return nil
 	}
-	c, pkg, err := pf.resolve()
-	if err != nil {
-		return err
-	}
-	if err := c.Deprecate(ctx, pkg, message); err != nil {
-		return err
-	}
-	if message == "" {
-		fmt.Fprintf(stdout, "%s is no longer deprecated\n", pkg)
-	} else {
-		fmt.Fprintf(stdout, "deprecated %s: %s\n", pkg, message)
-	}
-	return nil
 }

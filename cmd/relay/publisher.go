@@ -97,61 +97,58 @@ func readPublicKey(path string) (string, error) {
 	return string(data), nil
 }
 
-func cmdPublisherRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdPublisherRegister(fs *flag.FlagSet) runFunc {
 	var keyPath, displayName, apiKey, tokenFile string
-	fs := flag.NewFlagSet("relay publisher register", flag.ContinueOnError)
 	registryURL := registryURLFlag(fs)
 	fs.StringVar(&apiKey, "api-key", "", "an API key of the registry's server, a workspace admin's: the workspace owns the publisher (RELAY_API_KEY)")
 	fs.StringVar(&keyPath, "key", defaultPublicKey(), "the publisher's minisign public key file, its first signing key (default beside RELAY_PUBLISHER_KEY, or ~/.relay/publisher.pub)")
 	fs.StringVar(&displayName, "display-name", "", "the publisher's name for people, up to 100 characters")
 	fs.StringVar(&tokenFile, "token-file", "", "write the token to this new file (mode 0600) instead of printing it")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"usage: relay publisher register NAME [--key FILE] [--display-name TEXT] [--token-file FILE]"}
-	}
-	if apiKey == "" {
-		apiKey = env("API_KEY", "")
-	}
-	if apiKey == "" {
-		return usageError{"no API key: pass --api-key or set RELAY_API_KEY to a workspace admin's key of the registry's server"}
-	}
-	publicKey, err := readPublicKey(keyPath)
-	if err != nil {
-		return err
-	}
-	// The token is shown once: a file it cannot go to is found out
-	// before the publisher is made.
-	if tokenFile != "" {
-		if _, err := os.Lstat(tokenFile); err == nil {
-			return core.Errorf(core.EConflict, "%s exists: a token file is never replaced; name a new one", tokenFile)
-		} else if !errors.Is(err, iofs.ErrNotExist) {
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 {
+			return usageError{"usage: relay publisher register NAME [--key FILE] [--display-name TEXT] [--token-file FILE]"}
+		}
+		if apiKey == "" {
+			apiKey = env("API_KEY", "")
+		}
+		if apiKey == "" {
+			return usageError{"no API key: pass --api-key or set RELAY_API_KEY to a workspace admin's key of the registry's server"}
+		}
+		publicKey, err := readPublicKey(keyPath)
+		if err != nil {
 			return err
 		}
-	}
-	c, err := client.New(client.Config{URL: *registryURL, APIKey: apiKey})
-	if err != nil {
-		return err
-	}
-	p, token, err := c.RegisterPublisher(ctx, pos[0], displayName, publicKey)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "registered publisher %s at %s, with signing key %s\n", p.Name, c.URL(), p.Keys[0].ID)
-	if tokenFile != "" {
-		if err := author.WriteNew(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-			// Lost now, it would be lost for good.
-			fmt.Fprintf(stdout, "token %s\n", token)
-			return fmt.Errorf("the token could not be written, so it is printed above; keep it: %w", err)
+		// The token is shown once: a file it cannot go to is found out
+		// before the publisher is made.
+		if tokenFile != "" {
+			if _, err := os.Lstat(tokenFile); err == nil {
+				return core.Errorf(core.EConflict, "%s exists: a token file is never replaced; name a new one", tokenFile)
+			} else if !errors.Is(err, iofs.ErrNotExist) {
+				return err
+			}
 		}
-		fmt.Fprintf(stdout, "wrote its token to %s (mode 0600): pass --token-file %s to the publishing commands, and keep the file safe\n", tokenFile, tokenFile)
+		c, err := client.New(client.Config{URL: *registryURL, APIKey: apiKey})
+		if err != nil {
+			return err
+		}
+		p, token, err := c.RegisterPublisher(ctx, pos[0], displayName, publicKey)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "registered publisher %s at %s, with signing key %s\n", p.Name, c.URL(), p.Keys[0].ID)
+		if tokenFile != "" {
+			if err := author.WriteNew(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+				// Lost now, it would be lost for good.
+				fmt.Fprintf(stdout, "token %s\n", token)
+				return fmt.Errorf("the token could not be written, so it is printed above; keep it: %w", err)
+			}
+			fmt.Fprintf(stdout, "wrote its token to %s (mode 0600): pass --token-file %s to the publishing commands, and keep the file safe\n", tokenFile, tokenFile)
+			return nil
+		}
+		fmt.Fprintf(stdout, "token %s\n", token)
+		fmt.Fprintln(stdout, "Keep the token: it is shown only this once, and publishing needs it (set RELAY_PUBLISHER_TOKEN to it, or pass --token).")
 		return nil
 	}
-	fmt.Fprintf(stdout, "token %s\n", token)
-	fmt.Fprintln(stdout, "Keep the token: it is shown only this once, and publishing needs it (set RELAY_PUBLISHER_TOKEN to it, or pass --token).")
-	return nil
 }
 
 // publisherFlags are the flags of relay publisher key add and revoke.
@@ -183,63 +180,60 @@ func (pf *publisherFlags) resolve() (*client.Client, string, error) {
 	return c, name, err
 }
 
-func cmdPublisherKeyAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdPublisherKeyAdd(fs *flag.FlagSet) runFunc {
 	var pf publisherFlags
 	var keyPath string
-	fs := flag.NewFlagSet("relay publisher key add", flag.ContinueOnError)
 	pf.register(fs)
 	fs.StringVar(&keyPath, "key", "", "the new minisign public key file (required)")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 || keyPath == "" {
-		return usageError{"usage: relay publisher key add --key FILE [--publisher NAME]"}
-	}
-	publicKey, err := readPublicKey(keyPath)
-	if err != nil {
-		return err
-	}
-	c, name, err := pf.resolve()
-	if err != nil {
-		return err
-	}
-	k, err := c.AddKey(ctx, name, publicKey)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "added key %s to publisher %s: it signs from now on; revoke an old key with relay publisher key revoke KEY_ID\n", k.ID, name)
-	return nil
-}
-
-func cmdPublisherKeyRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var pf publisherFlags
-	var keyPath string
-	fs := flag.NewFlagSet("relay publisher key revoke", flag.ContinueOnError)
-	pf.register(fs)
-	fs.StringVar(&keyPath, "key", "", "the public key file of the key to revoke, instead of its KEY_ID")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	} else if len(pos) > 1 || (len(pos) == 1) == (keyPath != "") { // one or the other
-		return usageError{"usage: relay publisher key revoke KEY_ID | --key FILE [--publisher NAME]"}
-	}
-	var keyID string
-	if keyPath != "" {
-		text, err := readPublicKey(keyPath)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 || keyPath == "" {
+			return usageError{"usage: relay publisher key add --key FILE [--publisher NAME]"}
+		}
+		publicKey, err := readPublicKey(keyPath)
 		if err != nil {
 			return err
 		}
-		key, _ := relaypkg.ParsePublicKey(text)
-		keyID = relaypkg.KeyID(key.ID())
-	} else {
-		keyID = strings.ToUpper(pos[0])
+		c, name, err := pf.resolve()
+		if err != nil {
+			return err
+		}
+		k, err := c.AddKey(ctx, name, publicKey)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "added key %s to publisher %s: it signs from now on; revoke an old key with relay publisher key revoke KEY_ID\n", k.ID, name)
+		return nil
 	}
-	c, name, err := pf.resolve()
-	if err != nil {
-		return err
+}
+
+func cmdPublisherKeyRevoke(fs *flag.FlagSet) runFunc {
+	var pf publisherFlags
+	var keyPath string
+	pf.register(fs)
+	fs.StringVar(&keyPath, "key", "", "the public key file of the key to revoke, instead of its KEY_ID")
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 1 || (len(pos) == 1) == (keyPath != "") { // one or the other
+			return usageError{"usage: relay publisher key revoke KEY_ID | --key FILE [--publisher NAME]"}
+		}
+		var keyID string
+		if keyPath != "" {
+			text, err := readPublicKey(keyPath)
+			if err != nil {
+				return err
+			}
+			key, _ := relaypkg.ParsePublicKey(text)
+			keyID = relaypkg.KeyID(key.ID())
+		} else {
+			keyID = strings.ToUpper(pos[0])
+		}
+		c, name, err := pf.resolve()
+		if err != nil {
+			return err
+		}
+		if err := c.RevokeKey(ctx, name, keyID); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked key %s of publisher %s: it signs nothing more; what it signed stays published\n", keyID, name)
+		return nil
 	}
-	if err := c.RevokeKey(ctx, name, keyID); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "revoked key %s of publisher %s: it signs nothing more; what it signed stays published\n", keyID, name)
-	return nil
 }

@@ -15,14 +15,14 @@ import (
 	"github.com/relayhq/relay/registry/client"
 )
 
-// outputFlag registers -o, text or json.
+// outputFlag registers --output (-o): table, for people, or json.
 func outputFlag(fs *flag.FlagSet) *string {
-	return fs.String("o", "text", "output: text, or json (the registry's own documents)")
+	return fs.String("output", "table", "table, or json (the server's own documents)")
 }
 
 func checkOutput(o string) error {
-	if o != "text" && o != "json" {
-		return usageError{fmt.Sprintf("-o %q: want text or json", o)}
+	if o != "table" && o != "json" {
+		return usageError{fmt.Sprintf("-o %q: want table or json", o)}
 	}
 	return nil
 }
@@ -33,114 +33,108 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func cmdRegistrySearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdRegistrySearch(fs *flag.FlagSet) runFunc {
 	var opts client.SearchOptions
 	var limit int
-	fs := flag.NewFlagSet("relay registry search", flag.ContinueOnError)
 	registryURL := registryURLFlag(fs)
 	output := outputFlag(fs)
 	fs.StringVar(&opts.Publisher, "publisher", "", "only this publisher's packages")
 	fs.IntVar(&limit, "limit", 50, "list at most this many packages")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 || limit < 1 {
-		return usageError{"usage: relay registry search [QUERY] [--publisher NAME] [--limit N] [-o json]"}
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	if len(pos) == 1 {
-		opts.Query = pos[0]
-	}
-	c, err := client.New(client.Config{URL: *registryURL})
-	if err != nil {
-		return err
-	}
-	found := []*registry.Package{}
-	more := false
-	for {
-		opts.Limit = min(limit-len(found), core.MaxPageLimit)
-		page, err := c.Search(ctx, opts)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 1 || limit < 1 {
+			return usageError{"usage: relay registry search [QUERY] [--publisher NAME] [--limit N] [-o json|table]"}
+		}
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		if len(pos) == 1 {
+			opts.Query = pos[0]
+		}
+		c, err := client.New(client.Config{URL: *registryURL})
 		if err != nil {
 			return err
 		}
-		found = append(found, page.Data...)
-		if page.NextCursor == "" {
-			break
+		found := []*registry.Package{}
+		more := false
+		for {
+			opts.Limit = min(limit-len(found), core.MaxPageLimit)
+			page, err := c.Search(ctx, opts)
+			if err != nil {
+				return err
+			}
+			found = append(found, page.Data...)
+			if page.NextCursor == "" {
+				break
+			}
+			if len(found) >= limit {
+				more = true
+				break
+			}
+			opts.Cursor = page.NextCursor
 		}
-		if len(found) >= limit {
-			more = true
-			break
+		if *output == "json" {
+			return writeJSON(stdout, found)
 		}
-		opts.Cursor = page.NextCursor
-	}
-	if *output == "json" {
-		return writeJSON(stdout, found)
-	}
-	if len(found) == 0 {
-		fmt.Fprintln(stderr, "no package found")
+		if len(found) == 0 {
+			fmt.Fprintln(stderr, "no package found")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PACKAGE\tLATEST\tDESCRIPTION")
+		for _, p := range found {
+			latest, desc := p.Latest, p.Description
+			if latest == "" {
+				latest = "-"
+			}
+			if p.Deprecated != "" {
+				desc = "(deprecated) " + desc
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, latest, desc)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if more {
+			fmt.Fprintf(stderr, "more packages match: raise --limit (%d now) or narrow the query\n", limit)
+		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PACKAGE\tLATEST\tDESCRIPTION")
-	for _, p := range found {
-		latest, desc := p.Latest, p.Description
-		if latest == "" {
-			latest = "-"
-		}
-		if p.Deprecated != "" {
-			desc = "(deprecated) " + desc
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, latest, desc)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if more {
-		fmt.Fprintf(stderr, "more packages match: raise --limit (%d now) or narrow the query\n", limit)
-	}
-	return nil
 }
 
-func cmdRegistryShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("relay registry show", flag.ContinueOnError)
+func cmdRegistryShow(fs *flag.FlagSet) runFunc {
 	registryURL := registryURLFlag(fs)
 	output := outputFlag(fs)
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"usage: relay registry show PUBLISHER/NAME[@VERSION] [-o json]"}
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	c, err := client.New(client.Config{URL: *registryURL})
-	if err != nil {
-		return err
-	}
-	pkg, version, withVersion := strings.Cut(pos[0], "@")
-	if !withVersion {
-		p, err := c.Package(ctx, pkg)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 {
+			return usageError{"usage: relay registry show PUBLISHER/NAME[@VERSION] [-o json|table]"}
+		}
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		c, err := client.New(client.Config{URL: *registryURL})
+		if err != nil {
+			return err
+		}
+		pkg, version, withVersion := strings.Cut(pos[0], "@")
+		if !withVersion {
+			p, err := c.Package(ctx, pkg)
+			if err != nil {
+				return err
+			}
+			if *output == "json" {
+				return writeJSON(stdout, p)
+			}
+			return writePackage(stdout, p)
+		}
+		v, err := c.Version(ctx, pkg, version)
 		if err != nil {
 			return err
 		}
 		if *output == "json" {
-			return writeJSON(stdout, p)
+			return writeJSON(stdout, v)
 		}
-		return writePackage(stdout, p)
+		return writeVersion(stdout, v)
 	}
-	v, err := c.Version(ctx, pkg, version)
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
-		return writeJSON(stdout, v)
-	}
-	return writeVersion(stdout, v)
 }
 
 // writePackage describes a package for people.

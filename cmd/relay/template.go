@@ -21,85 +21,81 @@ import (
 	"github.com/relayhq/relay/sdk/manifest"
 )
 
-func cmdTemplateInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("relay template init", flag.ContinueOnError)
+func cmdTemplateInit(fs *flag.FlagSet) runFunc {
 	dir := fs.String("dir", ".", "the folder to write template.json in")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"usage: relay template init PUBLISHER/NAME [--dir DIR]"}
-	}
-	data, err := template.Scaffold(pos[0])
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		return err
-	}
-	path := filepath.Join(*dir, relaypkg.TemplatePath)
-	err = author.WriteNew(path, data, 0o644)
-	if errors.Is(err, os.ErrExist) {
-		return core.Errorf(core.EConflict, "%s is there already", path)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s: %s, one preset on relay/webhook\n", path, pos[0])
-	// The documents a package carries, unless the folder has its own.
-	var head struct{ Version, Readme string }
-	if err := json.Unmarshal(data, &head); err != nil {
-		return err
-	}
-	for _, doc := range []struct{ name, text string }{
-		{relaypkg.ReadmePath, head.Readme},
-		{relaypkg.ChangelogPath, "# Changelog\n\n## " + head.Version + "\n\n- The first version.\n"},
-	} {
-		docPath := filepath.Join(*dir, doc.name)
-		switch err := author.WriteNew(docPath, []byte(doc.text), 0o644); {
-		case errors.Is(err, os.ErrExist):
-			fmt.Fprintf(stdout, "kept %s, which is there already\n", docPath)
-		case err != nil:
-			return err
-		default:
-			fmt.Fprintf(stdout, "wrote %s\n", docPath)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 {
+			return usageError{"usage: relay template init PUBLISHER/NAME [--dir DIR]"}
 		}
+		data, err := template.Scaffold(pos[0])
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(*dir, 0o755); err != nil {
+			return err
+		}
+		path := filepath.Join(*dir, relaypkg.TemplatePath)
+		err = author.WriteNew(path, data, 0o644)
+		if errors.Is(err, os.ErrExist) {
+			return core.Errorf(core.EConflict, "%s is there already", path)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: %s, one preset on relay/webhook\n", path, pos[0])
+		// The documents a package carries, unless the folder has its own.
+		var head struct{ Version, Readme string }
+		if err := json.Unmarshal(data, &head); err != nil {
+			return err
+		}
+		for _, doc := range []struct{ name, text string }{
+			{relaypkg.ReadmePath, head.Readme},
+			{relaypkg.ChangelogPath, "# Changelog\n\n## " + head.Version + "\n\n- The first version.\n"},
+		} {
+			docPath := filepath.Join(*dir, doc.name)
+			switch err := author.WriteNew(docPath, []byte(doc.text), 0o644); {
+			case errors.Is(err, os.ErrExist):
+				fmt.Fprintf(stdout, "kept %s, which is there already\n", docPath)
+			case err != nil:
+				return err
+			default:
+				fmt.Fprintf(stdout, "wrote %s\n", docPath)
+			}
+		}
+		fmt.Fprintf(stdout, "check it:  relay template validate %s\n", path)
+		return nil
 	}
-	fmt.Fprintf(stdout, "check it:  relay template validate %s\n", path)
-	return nil
 }
 
-func cmdTemplatePack(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdTemplatePack(fs *flag.FlagSet) runFunc {
 	var opts author.TemplatePackOptions
-	fs := flag.NewFlagSet("relay template pack", flag.ContinueOnError)
 	fs.StringVar(&opts.Dir, "dir", ".", "the template's folder: template.json and README.md, and LICENSE and CHANGELOG.md if there")
 	fs.StringVar(&opts.Out, "out", "", "the folder to write the package in, made if missing (default DIR/dist)")
-	if pos, err := parse(fs, args, stdout, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"usage: relay template pack [--dir DIR] [--out DIR]"}
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 0 {
+			return usageError{"usage: relay template pack [--dir DIR] [--out DIR]"}
+		}
+		opts.Check = func(doc []byte) error {
+			_, err := template.Parse(doc)
+			return err
+		}
+		res, err := author.PackTemplate(opts)
+		var ce *core.Error
+		if errors.As(err, &ce) && ce.Code == core.ETemplateInvalid {
+			file := filepath.Join(opts.Dir, relaypkg.TemplatePath)
+			writeProblems(stderr, file, ce.Fields)
+			return core.Errorf(core.ETemplateInvalid, "%s: %d problem(s); nothing was packed", file, len(ce.Fields))
+		}
+		if err != nil {
+			return err
+		}
+		printPacked(stdout, stderr, res)
+		// Each version says what changed in it.
+		if log, err := os.ReadFile(filepath.Join(opts.Dir, relaypkg.ChangelogPath)); err == nil && !bytes.Contains(log, []byte(res.Index.Version)) {
+			fmt.Fprintf(stderr, "note: %s does not mention %s\n", relaypkg.ChangelogPath, res.Index.Version)
+		}
+		return nil
 	}
-	opts.Check = func(doc []byte) error {
-		_, err := template.Parse(doc)
-		return err
-	}
-	res, err := author.PackTemplate(opts)
-	var ce *core.Error
-	if errors.As(err, &ce) && ce.Code == core.ETemplateInvalid {
-		file := filepath.Join(opts.Dir, relaypkg.TemplatePath)
-		writeProblems(stderr, file, ce.Fields)
-		return core.Errorf(core.ETemplateInvalid, "%s: %d problem(s); nothing was packed", file, len(ce.Fields))
-	}
-	if err != nil {
-		return err
-	}
-	printPacked(stdout, stderr, res)
-	// Each version says what changed in it.
-	if log, err := os.ReadFile(filepath.Join(opts.Dir, relaypkg.ChangelogPath)); err == nil && !bytes.Contains(log, []byte(res.Index.Version)) {
-		fmt.Fprintf(stderr, "note: %s does not mention %s\n", relaypkg.ChangelogPath, res.Index.Version)
-	}
-	return nil
 }
 
 // validation is what relay template validate -o json prints.
@@ -111,60 +107,57 @@ type validation struct {
 	Digest   string            `json:"digest,omitempty"`
 }
 
-func cmdTemplateValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("relay template validate", flag.ContinueOnError)
+func cmdTemplateValidate(fs *flag.FlagSet) runFunc {
 	registryURL := registryURLFlag(fs)
-	output := fs.String("o", "text", "output: text, or json")
+	output := outputFlag(fs)
 	offline := fs.Bool("offline", false, "check the template alone, without resolving its connectors in the registry")
-	pos, err := parse(fs, args, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 {
-		return usageError{"usage: relay template validate [FILE] [--offline] [-o json]"}
-	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	file := "template.json"
-	if len(pos) == 1 {
-		file = pos[0]
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	var v validation
-	tpl, err := template.Parse(data)
-	if err == nil && !*offline {
-		var manifests map[string]*manifest.Manifest
-		manifests, v.Resolved, err = resolveConnectors(ctx, *registryURL, tpl)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) > 1 {
+			return usageError{"usage: relay template validate [FILE] [--offline] [-o json|table]"}
+		}
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		file := "template.json"
+		if len(pos) == 1 {
+			file = pos[0]
+		}
+		data, err := os.ReadFile(file)
 		if err != nil {
 			return err
 		}
-		if err = tpl.Check(manifests); err == nil {
-			v.Summary = tpl.Summarize(manifests)
-			v.Digest = v.Summary.Digest()
+		var v validation
+		tpl, err := template.Parse(data)
+		if err == nil && !*offline {
+			var manifests map[string]*manifest.Manifest
+			manifests, v.Resolved, err = resolveConnectors(ctx, *registryURL, tpl)
+			if err != nil {
+				return err
+			}
+			if err = tpl.Check(manifests); err == nil {
+				v.Summary = tpl.Summarize(manifests)
+				v.Digest = v.Summary.Digest()
+			}
 		}
-	}
-	var ce *core.Error
-	if errors.As(err, &ce) && ce.Code == core.ETemplateInvalid {
-		v.Problems = ce.Fields
-	} else if err != nil {
-		return err
-	}
-	v.Valid = len(v.Problems) == 0
-	if *output == "json" {
-		if err := writeJSON(stdout, v); err != nil {
+		var ce *core.Error
+		if errors.As(err, &ce) && ce.Code == core.ETemplateInvalid {
+			v.Problems = ce.Fields
+		} else if err != nil {
 			return err
 		}
-	} else if err := writeValidation(stdout, file, tpl, v, *offline); err != nil {
-		return err
+		v.Valid = len(v.Problems) == 0
+		if *output == "json" {
+			if err := writeJSON(stdout, v); err != nil {
+				return err
+			}
+		} else if err := writeValidation(stdout, file, tpl, v, *offline); err != nil {
+			return err
+		}
+		if !v.Valid {
+			return core.Errorf(core.ETemplateInvalid, "%s: %d problem(s)", file, len(v.Problems))
+		}
+		return nil
 	}
-	if !v.Valid {
-		return core.Errorf(core.ETemplateInvalid, "%s: %d problem(s)", file, len(v.Problems))
-	}
-	return nil
 }
 
 // resolveConnectors resolves each of the template's connector ranges in
