@@ -115,6 +115,10 @@ type ActionCall struct {
 	// connector may skip its own check. Set it only then: on any other
 	// call it lets unchecked input through to the connector's handler.
 	InputValidated bool
+	// TraceParent is the W3C traceparent of the call's span when the
+	// host traces ("" otherwise): the connector continues the trace, and
+	// its outbound requests carry it.
+	TraceParent string
 }
 
 // ConnectorRuntime runs connector versions, whatever their form. Errors are

@@ -81,15 +81,6 @@ var clientLeaves = []leaf{
 		"Deletes a connection."},
 }
 
-func init() {
-	groups = append(groups,
-		struct{ path, short, group string }{"profiles", "List and switch the profiles relay login kept", groupClient},
-		struct{ path, short, group string }{"actions", "List, describe, preview and execute actions", groupClient},
-		struct{ path, short, group string }{"runs", "List, show and watch runs", groupClient},
-		struct{ path, short, group string }{"connections", "List, show, make, change and delete connections", groupClient},
-	)
-}
-
 // cliConfig is the config file: profiles by name, and the current one.
 type cliConfig struct {
 	Current  string              `json:"current,omitempty"`

@@ -165,6 +165,10 @@ var leaves = []leaf{
 
 // groups say what the commands under them are for.
 var groups = []struct{ path, short, group string }{
+	{"profiles", "List and switch the profiles relay login kept", groupClient},
+	{"actions", "List, describe, preview and execute actions", groupClient},
+	{"runs", "List, show and watch runs", groupClient},
+	{"connections", "List, show, make, change and delete connections", groupClient},
 	{"workspaces", "Make and list workspaces, set their quotas (on the server's store)", groupServer},
 	{"keys", "Make, list and revoke API keys (on the server's store)", groupServer},
 	{"secrets", "Rotate the master key (on the server's store)", groupServer},

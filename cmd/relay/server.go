@@ -22,6 +22,7 @@ import (
 	"aead.dev/minisign"
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/crypto/hkdf"
 
 	"github.com/relayhq/relay/core"
@@ -32,6 +33,7 @@ import (
 	"github.com/relayhq/relay/core/ratelimit"
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
+	"github.com/relayhq/relay/core/tracing"
 	"github.com/relayhq/relay/core/wasmrt"
 	"github.com/relayhq/relay/marketplace"
 	"github.com/relayhq/relay/marketplace/billing"
@@ -155,6 +157,8 @@ type Main struct {
 	server      *httpapi.Server
 	listener    net.Listener
 	served      chan error
+	// traces exports spans when OTEL_* variables turn tracing on.
+	traces *sdktrace.TracerProvider
 }
 
 // Open prepares the store, makes the first workspace and key on an empty
@@ -167,6 +171,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}()
 	var prevInstance string
 	if m.claim, prevInstance, err = claimDataDir(m.Config.DataDir); err != nil {
+		return err
+	}
+	if m.traces, err = openTracing(ctx, m.Log); err != nil {
 		return err
 	}
 	masterKey, created, err := secrets.LoadOrCreateMasterKey(m.Config.masterKeyFile(), m.Config.MasterKeyFile == "")
@@ -408,6 +415,14 @@ func (m *Main) closeDeps() error {
 	if m.claim != nil {
 		errs = append(errs, m.claim.release())
 		m.claim = nil
+	}
+	if m.traces != nil {
+		// The spans still batched are sent before the process ends.
+		tracing.Install(nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.traces.Shutdown(ctx))
+		cancel()
+		m.traces = nil
 	}
 	return errors.Join(errs...)
 }

@@ -13,8 +13,12 @@ import (
 	"time"
 	"unicode"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/redact"
+	"github.com/relayhq/relay/core/tracing"
 )
 
 // Result is the response to an execute request. Replayed is true when it
@@ -119,6 +123,7 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 	}
 	j := &job{run: run, t: t, params: params, caller: c, queued: l.async}
 	if l.async {
+		j.trace = trace.SpanContextFromContext(ctx) // the queue's call goes on the request's trace
 		run.Status, run.StartedAt = core.RunQueued, nil
 		if wait, ok := s.queue.reserve(j); !ok {
 			return nil, &core.Error{Code: core.EUnavailable, RetryAfter: wait,
@@ -170,7 +175,9 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 			release = r
 		}
 	}
-	prior, err := s.cfg.Store.StartExecution(ctx, run, idem, started)
+	sctx, span := tracing.Start(ctx, "store.start_execution")
+	prior, err := s.cfg.Store.StartExecution(sctx, run, idem, started)
+	tracing.End(span, err)
 	if errors.Is(err, core.ErrOutcomeUnknown) {
 		// The run may be stored: if it is, it runs, once (recovery.go); the
 		// caller's retry with its key finds it.
@@ -264,13 +271,41 @@ func (s *Service) call(ctx context.Context, j *job, begin func() error) (json.Ra
 	if err != nil {
 		return nil, nil, err
 	}
+	ctx, span := startCallSpan(ctx, "connector.execute", j.t, j.run.ID)
 	out, err := s.cfg.Runtime.Execute(ctx, j.t.conn.Ref(), core.ActionCall{
 		Action: j.t.action.Name, Input: j.params, InputValidated: j.t.inputValidated(), RunID: j.run.ID,
 		IdempotencyKey: j.run.ConnectorKey, WorkspaceID: j.run.WorkspaceID,
-		Connection: core.ConnectionData{Config: j.t.conn.Config, Secrets: secrets},
-		Begin:      begin,
+		Connection:  core.ConnectionData{Config: j.t.conn.Config, Secrets: secrets},
+		Begin:       begin,
+		TraceParent: tracing.TraceParent(ctx),
 	})
+	endCallSpan(span, err, secrets)
 	return out, secrets, err
+}
+
+// endCallSpan ends a connector call's span, failed with err, whose message
+// a connector may have written with the connection's secrets in it.
+func endCallSpan(span trace.Span, err error, secrets map[string]string) {
+	if err != nil && span.IsRecording() {
+		err = errors.New(scrub(err.Error(), secrets))
+	}
+	tracing.End(span, err)
+}
+
+// startCallSpan starts the span of a call of t's connector.
+func startCallSpan(ctx context.Context, name string, t *target, runID string) (context.Context, trace.Span) {
+	if !tracing.Enabled() {
+		return tracing.Start(ctx, name) // records nothing
+	}
+	ref := t.conn.Ref()
+	attrs := []attribute.KeyValue{
+		attribute.String("relay.action", t.id), attribute.String("relay.connector", ref.Name),
+		attribute.String("relay.connector.version", ref.Version), attribute.String("relay.runtime", ref.Runtime),
+	}
+	if runID != "" {
+		attrs = append(attrs, attribute.String("relay.run_id", runID))
+	}
+	return tracing.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 }
 
 // record writes the end of j's run, whose call gave out or err (or could
@@ -320,6 +355,13 @@ func (s *Service) record(ctx context.Context, j *job, out json.RawMessage, err e
 // may have committed after all (its commit was cut off), a later
 // attempt's "already finished" is checked against the stored run.
 func (s *Service) finish(ctx context.Context, run *core.Run, status int, body []byte, audit *core.AuditRecord) error {
+	ctx, span := tracing.Start(ctx, "store.finish_execution")
+	err := s.finishRetrying(ctx, run, status, body, audit)
+	tracing.End(span, err)
+	return err
+}
+
+func (s *Service) finishRetrying(ctx context.Context, run *core.Run, status int, body []byte, audit *core.AuditRecord) error {
 	wait := 100 * time.Millisecond
 	unsure := false
 	for {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/redact"
+	"github.com/relayhq/relay/core/tracing"
 )
 
 // Request is what a caller sends to preview or execute an action.
@@ -55,10 +56,13 @@ func (s *Service) Preview(ctx context.Context, c Caller, actionID string, req Re
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.cfg.Runtime.Preview(ctx, t.conn.Ref(), core.ActionCall{
+	callCtx, span := startCallSpan(ctx, "connector.preview", t, "")
+	out, err := s.cfg.Runtime.Preview(callCtx, t.conn.Ref(), core.ActionCall{
 		Action: t.action.Name, Input: params, InputValidated: t.inputValidated(), WorkspaceID: c.WorkspaceID,
 		IdempotencyKey: key, Connection: core.ConnectionData{Config: t.conn.Config, Secrets: secrets},
+		TraceParent: tracing.TraceParent(callCtx),
 	})
+	endCallSpan(span, err, secrets)
 	details := s.callDetails(t, params)
 	if err != nil {
 		err = scrubErr(err, secrets)

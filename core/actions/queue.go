@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/relayhq/relay/core"
 )
 
@@ -29,6 +31,9 @@ import (
 
 // job is one run for this engine to call.
 type job struct {
+	// trace is the span context of the request that queued the run, if
+	// it was traced: the run's call and record join its trace.
+	trace  trace.SpanContext
 	run    *core.Run
 	t      *target
 	params []byte
@@ -205,7 +210,7 @@ func (s *Service) tryJob(j *job) (again bool) {
 		s.queue.leave(j, true)
 		return nil
 	}
-	out, secrets, err := s.call(s.bg, j, begin)
+	out, secrets, err := s.call(j.context(s.bg), j, begin)
 	if !began {
 		var be *beginError
 		switch {
@@ -238,10 +243,19 @@ func (s *Service) tryJob(j *job) (again bool) {
 		s.log.Warn("an async run was cut off by shutdown during its call", "run_id", j.run.ID)
 		return false
 	}
-	if _, err := s.record(s.bg, j, out, err, secrets, callStart); err != nil {
+	if _, err := s.record(j.context(s.bg), j, out, err, secrets, callStart); err != nil {
 		s.log.Error("finishing an async run failed; it shows as interrupted once this engine is gone", "run_id", j.run.ID, "error", err)
 	}
 	return false
+}
+
+// context is bg on the trace of the request that queued j, if it was
+// traced.
+func (j *job) context(bg context.Context) context.Context {
+	if !j.trace.IsValid() {
+		return bg
+	}
+	return trace.ContextWithSpanContext(bg, j.trace)
 }
 
 // outageDetector is a store that tells a database outage from other

@@ -294,6 +294,7 @@ func ActionRequest(call core.ActionCall) *connectorv1.ActionRequest {
 		IdempotencyKey: call.IdempotencyKey,
 		WorkspaceId:    call.WorkspaceID,
 		InputValidated: call.InputValidated,
+		Traceparent:    call.TraceParent,
 	}
 }
 

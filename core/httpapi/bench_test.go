@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/sqlstore/sqlstoretest"
+	"github.com/relayhq/relay/core/tracing"
 	"github.com/relayhq/relay/plugins/echo"
 	"github.com/relayhq/relay/sdk/connector"
 	"github.com/relayhq/relay/sdk/manifest"
@@ -76,6 +78,27 @@ func BenchmarkExecuteEcho(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExecuteEchoTraced is ExecuteEcho's sqlite/wasm/callers=16 with
+// tracing on: every span recorded and batched to an exporter that drops
+// them, so what it adds is the spans' own cost, not a collector's.
+func BenchmarkExecuteEchoTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
+	defer tp.Shutdown(context.Background())
+	tracing.Install(tp)
+	defer tracing.Install(nil)
+	sqlite := sqlstoretest.Databases()[0]
+	if sqlite.Name != "sqlite" {
+		b.Fatalf("the first database is %s", sqlite.Name)
+	}
+	benchExecute(b, newEchoExecutor(b, sqlite.URL(b), core.RuntimeWASM), 16)
+}
+
+// discardSpans is a span exporter that keeps nothing.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
 
 // benchExecute runs ex from callers goroutines at once, a multiple of
 // GOMAXPROCS.

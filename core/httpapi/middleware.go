@@ -12,7 +12,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/tracing"
 )
 
 // Keys of the values kept in a request's Locals.
@@ -43,6 +48,12 @@ func (s *Server) observe(c *fiber.Ctx) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
+	var span trace.Span
+	if tracing.Enabled() {
+		// The caller's trace, if it sent one (traceparent), goes on here.
+		ctx = tracing.Extract(ctx, func(name string) string { return strings.Clone(c.Get(name)) })
+		ctx, span = tracing.Start(ctx, c.Method(), trace.WithSpanKind(trace.SpanKindServer))
+	}
 	c.SetUserContext(ctx)
 
 	if err := c.Next(); err != nil {
@@ -73,7 +84,30 @@ func (s *Server) observe(c *fiber.Ctx) error {
 		fields = append(fields, "workspace_id", p.Workspace.ID, "key_id", p.Key.ID)
 	}
 	s.log.Info("request", fields...)
+	if span != nil {
+		endRequestSpan(c, span, route, status, rid)
+	}
 	return nil
+}
+
+// endRequestSpan names a request's span by its route and ends it with
+// what was answered.
+func endRequestSpan(c *fiber.Ctx, span trace.Span, route string, status int, rid string) {
+	method := c.Method()
+	span.SetName(method + " " + route)
+	attrs := []attribute.KeyValue{
+		attribute.String("http.request.method", method), attribute.String("http.route", route),
+		attribute.String("url.path", c.Path()), attribute.Int("http.response.status_code", status),
+		attribute.String("relay.request_id", rid),
+	}
+	if p, ok := c.Locals(localPrincipal).(*principal); ok {
+		attrs = append(attrs, attribute.String("relay.workspace_id", p.Workspace.ID))
+	}
+	span.SetAttributes(attrs...)
+	if status >= 500 {
+		span.SetStatus(codes.Error, strconv.Itoa(status))
+	}
+	span.End()
 }
 
 func setSecurityHeaders(c *fiber.Ctx) {

@@ -101,6 +101,12 @@ type Request[In any] struct {
 	// connection through it: Request.Fetch does, and so does
 	// nethttp.Client(Egress, timeout).
 	Egress *egress.Guard
+	// TraceParent is the W3C traceparent of the host's span for this call
+	// when the host traces, else "". Fetch sends it on each request (as
+	// the traceparent header, unless the request sets one), so the
+	// service's own traces join the caller's; pass it on to clients of
+	// your own.
+	TraceParent string
 }
 
 // ActionSpec declares an action.
@@ -157,7 +163,7 @@ func NewAction[In, Out any](spec ActionSpec, preview PreviewFunc[In], execute Ex
 		}
 		return Request[In]{
 			Input: in, Connection: c.conn, RunID: c.runID, IdempotencyKey: c.idempotencyKey,
-			WorkspaceID: c.workspaceID, Egress: c.egress,
+			WorkspaceID: c.workspaceID, Egress: c.egress, TraceParent: c.traceParent,
 		}, nil
 	}
 	d.preview = func(ctx context.Context, c *call) (any, error) {
@@ -188,6 +194,7 @@ type call struct {
 	idempotencyKey string
 	workspaceID    string
 	egress         *egress.Guard
+	traceParent    string
 }
 
 type actionDef struct {

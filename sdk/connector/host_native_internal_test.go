@@ -69,7 +69,7 @@ func TestFetchThroughTheHost(t *testing.T) {
 	local := egress.New([]string{"*"}, nil)
 
 	lendNetwork(t, egress.New([]string{"*"}, loopback))
-	resp, err := fetch(ctx, local, &HTTPRequest{URL: srv.URL, MaxResponseBody: 10})
+	resp, err := fetch(ctx, local, "", &HTTPRequest{URL: srv.URL, MaxResponseBody: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,13 +78,13 @@ func TestFetchThroughTheHost(t *testing.T) {
 	}
 
 	// A host name the process's guard does not declare is refused here.
-	_, err = fetch(ctx, egress.New([]string{"api.example.com"}, nil), &HTTPRequest{URL: strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)})
+	_, err = fetch(ctx, egress.New([]string{"api.example.com"}, nil), "", &HTTPRequest{URL: strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)})
 	var denied *egress.DeniedError
 	if !errors.As(err, &denied) || !strings.Contains(denied.Reason, "declared egress") {
 		t.Errorf("an undeclared host: %v", err)
 	}
 	// A malformed request is the caller's mistake, as natively.
-	_, err = fetch(ctx, local, &HTTPRequest{URL: "ftp://example.com/"})
+	_, err = fetch(ctx, local, "", &HTTPRequest{URL: "ftp://example.com/"})
 	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeInvalidInput {
 		t.Errorf("an ftp URL: %v", err)
@@ -99,7 +99,7 @@ func TestFetchRefusedByTheHost(t *testing.T) {
 	lendNetwork(t, egress.New([]string{"*"}, nil))
 	// Allowed here, refused by the host: the refusal comes back as the
 	// *egress.DeniedError the process would have made itself.
-	_, err := fetch(ctx, egress.New([]string{"*"}, loopback), &HTTPRequest{URL: srv.URL})
+	_, err := fetch(ctx, egress.New([]string{"*"}, loopback), "", &HTTPRequest{URL: srv.URL})
 	var denied *egress.DeniedError
 	if !errors.As(err, &denied) || denied.Host != "127.0.0.1" || denied.Addr != netip.MustParseAddr("127.0.0.1") || !strings.Contains(denied.Reason, "loopback") {
 		t.Errorf("got %v (%T), want the host's refusal of 127.0.0.1", err, err)

@@ -118,7 +118,7 @@ func (h Header) Clone() Header {
 // context's error. Any status is a response, not an error. Messages name
 // the host, never the whole URL, which may carry a token.
 func Fetch(ctx context.Context, req *HTTPRequest) (*HTTPResponse, error) {
-	return fetch(ctx, EgressFromContext(ctx), req)
+	return fetch(ctx, EgressFromContext(ctx), TraceParentFromContext(ctx), req)
 }
 
 // Fetch makes req with the call's egress policy (r.Egress, or the
@@ -128,10 +128,16 @@ func (r Request[In]) Fetch(ctx context.Context, req *HTTPRequest) (*HTTPResponse
 	if g == nil {
 		g = EgressFromContext(ctx)
 	}
-	return fetch(ctx, g, req)
+	tp := r.TraceParent
+	if tp == "" {
+		tp = TraceParentFromContext(ctx)
+	}
+	return fetch(ctx, g, tp, req)
 }
 
-func fetch(ctx context.Context, g *egress.Guard, req *HTTPRequest) (*HTTPResponse, error) {
+// fetch makes req and follows its redirects; traceParent, when not "",
+// goes with each hop unless the request has its own.
+func fetch(ctx context.Context, g *egress.Guard, traceParent string, req *HTTPRequest) (*HTTPResponse, error) {
 	parent := ctx
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -145,6 +151,13 @@ func fetch(ctx context.Context, g *egress.Guard, req *HTTPRequest) (*HTTPRespons
 	hop := *req
 	if hop.Method == "" {
 		hop.Method = "GET"
+	}
+	if traceParent != "" && req.Header.Get("Traceparent") == "" {
+		hop.Header = req.Header.Clone()
+		if hop.Header == nil {
+			hop.Header = Header{}
+		}
+		hop.Header.Set("Traceparent", traceParent)
 	}
 	for n := 0; ; n++ {
 		resp, err := exchange(ctx, g, &hop, limit)

@@ -99,6 +99,7 @@ type actionRequest struct {
 	idempotencyKey string
 	workspaceID    string
 	inputValidated bool
+	traceParent    string
 }
 
 // checkConfig runs the connector's CheckConfig, if it has one.
@@ -132,6 +133,10 @@ func (s *Server) run(ctx context.Context, req *actionRequest, preview bool) ([]b
 	c := &call{
 		input: input, conn: req.conn, runID: req.runID,
 		idempotencyKey: req.idempotencyKey, workspaceID: req.workspaceID, egress: s.egress,
+		traceParent: req.traceParent,
+	}
+	if req.traceParent != "" {
+		ctx = context.WithValue(ctx, traceParentKey{}, req.traceParent)
 	}
 	handler := a.def.execute
 	if preview {
@@ -174,6 +179,15 @@ func timeoutSeconds(d time.Duration) (int, error) {
 		return 0, fmt.Errorf("timeout %v is over 15 minutes, the most a host allows one call", d)
 	}
 	return int((d + time.Second - 1) / time.Second), nil
+}
+
+type traceParentKey struct{}
+
+// TraceParentFromContext returns the W3C traceparent of the host's span
+// for the call ctx belongs to, or "" when the host does not trace.
+func TraceParentFromContext(ctx context.Context) string {
+	tp, _ := ctx.Value(traceParentKey{}).(string)
+	return tp
 }
 
 type egressKey struct{}

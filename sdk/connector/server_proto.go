@@ -34,7 +34,7 @@ func actionRequestFrom(req *connectorv1.ActionRequest) *actionRequest {
 	return &actionRequest{
 		action: req.GetAction(), input: req.GetInputJson(), conn: connectionFrom(req.GetConnection()),
 		runID: req.GetRunId(), idempotencyKey: req.GetIdempotencyKey(), workspaceID: req.GetWorkspaceId(),
-		inputValidated: req.GetInputValidated(),
+		inputValidated: req.GetInputValidated(), traceParent: req.GetTraceparent(),
 	}
 }
 

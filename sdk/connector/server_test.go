@@ -490,6 +490,7 @@ func TestRequestCarriesTheCall(t *testing.T) {
 		Action: "send", InputJson: []byte(`{"to":["a@example.com","b@example.com"],"subject":"hi"}`),
 		Connection: &connectorv1.Connection{ConfigJson: []byte(`{"host":"smtp.example.com","user":"u"}`), Secrets: map[string]string{"password": "pw"}},
 		RunId:      "run_1", IdempotencyKey: "key_1", WorkspaceId: "ws_1",
+		Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 	})
 	if e != nil {
 		t.Fatal(e)
@@ -497,7 +498,8 @@ func TestRequestCarriesTheCall(t *testing.T) {
 	if string(out) != `{"message_id":"m1","accepted":2}` {
 		t.Errorf("output %s", out)
 	}
-	if got.RunID != "run_1" || got.IdempotencyKey != "key_1" || got.WorkspaceID != "ws_1" || got.Egress == nil {
+	if got.RunID != "run_1" || got.IdempotencyKey != "key_1" || got.WorkspaceID != "ws_1" || got.Egress == nil ||
+		got.TraceParent != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" {
 		t.Errorf("request %+v", got)
 	}
 	if !slices.Equal(got.Input.To, []string{"a@example.com", "b@example.com"}) || got.Input.Subject != "hi" {

@@ -138,6 +138,8 @@ func decodeActionRequest(b []byte) (*actionRequest, error) {
 			req.idempotencyKey = f.str()
 		case f.num == 6:
 			req.workspaceID = f.str()
+		case f.num == 8:
+			req.traceParent = f.str()
 		}
 	}
 	if f.err != nil {

@@ -25,6 +25,7 @@ func fullActionRequest() *connectorv1.ActionRequest {
 	return &connectorv1.ActionRequest{
 		Action: "send", InputJson: []byte(`{"to":"a@example.com"}`), RunId: "run-1", IdempotencyKey: "k-1",
 		WorkspaceId: "ws-1", InputValidated: true, Connection: fullConnection(),
+		Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 	}
 }
 
@@ -239,7 +240,7 @@ func agree(t *testing.T, got, want error) bool {
 func sameActionRequest(a, b *actionRequest) bool {
 	return a.action == b.action && bytes.Equal(a.input, b.input) && sameConnection(a.conn, b.conn) &&
 		a.runID == b.runID && a.idempotencyKey == b.idempotencyKey && a.workspaceID == b.workspaceID &&
-		a.inputValidated == b.inputValidated
+		a.inputValidated == b.inputValidated && a.traceParent == b.traceParent
 }
 
 func sameConnection(a, b Connection) bool {

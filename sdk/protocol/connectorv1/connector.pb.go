@@ -360,8 +360,12 @@ type ActionRequest struct {
 	// told is valid before the guest sees it, and sends true
 	// (docs/wasm-abi.md).
 	InputValidated bool `protobuf:"varint,7,opt,name=input_validated,json=inputValidated,proto3" json:"input_validated,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The W3C traceparent of the host's span for this call, when the host
+	// traces (empty otherwise). A connector may continue the trace; the
+	// SDK's HTTP requests carry it as their traceparent header.
+	Traceparent   string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ActionRequest) Reset() {
@@ -441,6 +445,13 @@ func (x *ActionRequest) GetInputValidated() bool {
 		return x.InputValidated
 	}
 	return false
+}
+
+func (x *ActionRequest) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 type PreviewResponse struct {
@@ -1080,7 +1091,7 @@ const file_connector_proto_rawDesc = "" +
 	"connection\x18\x01 \x01(\v2\x1e.relay.connector.v1.ConnectionR\n" +
 	"connection\"F\n" +
 	"\x13CheckConfigResponse\x12/\n" +
-	"\x05error\x18\x01 \x01(\v2\x19.relay.connector.v1.ErrorR\x05error\"\x92\x02\n" +
+	"\x05error\x18\x01 \x01(\v2\x19.relay.connector.v1.ErrorR\x05error\"\xb4\x02\n" +
 	"\rActionRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x1d\n" +
 	"\n" +
@@ -1091,7 +1102,8 @@ const file_connector_proto_rawDesc = "" +
 	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12'\n" +
 	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\x12!\n" +
 	"\fworkspace_id\x18\x06 \x01(\tR\vworkspaceId\x12'\n" +
-	"\x0finput_validated\x18\a \x01(\bR\x0einputValidated\"e\n" +
+	"\x0finput_validated\x18\a \x01(\bR\x0einputValidated\x12 \n" +
+	"\vtraceparent\x18\b \x01(\tR\vtraceparent\"e\n" +
 	"\x0fPreviewResponse\x12!\n" +
 	"\fpreview_json\x18\x01 \x01(\fR\vpreviewJson\x12/\n" +
 	"\x05error\x18\x02 \x01(\v2\x19.relay.connector.v1.ErrorR\x05error\"c\n" +
