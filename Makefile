@@ -26,7 +26,14 @@ MODULES     := . sdk
 CONNECTORS        := echo webhook smtp
 PACKAGE_PLATFORMS ?= $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
 
-build:
+# The Studio (core/studio/web, TypeScript on the client of sdk/typescript)
+# is built by vite into core/studio/dist, which the binary embeds; its
+# tools, pinned in its lock file, need Node.js 20.19 or later.
+STUDIO := core/studio/web
+TSDIR  := sdk/typescript
+
+build: $(STUDIO)/node_modules $(TSDIR)/node_modules
+	cd $(STUDIO) && npm run --silent build
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/relay ./cmd/relay
 	@mkdir -p $(BIN)/packages
 	@for c in $(CONNECTORS); do $(MAKE) --no-print-directory package NAME=$$c || exit 1; done
@@ -51,10 +58,10 @@ EVENTSOURCE := core/httpapi/testdata/eventsource
 # and runs its sample against a server. Its tools, pinned in its lock file,
 # need Node.js 20 or later. openapi-lint checks the document against
 # Redocly's recommended-strict rules (schemas/redocly.yaml says what it
-# passes over, and why); .ci/run runs it.
-TSDIR := sdk/typescript
+# passes over, and why); .ci/run runs it. (TSDIR is set above: the
+# Studio's build needs it too.)
 
-test: $(EVENTSOURCE)/node_modules $(TSDIR)/node_modules
+test: $(EVENTSOURCE)/node_modules $(TSDIR)/node_modules $(STUDIO)/node_modules
 	@[ -n "$$RELAY_TEST_POSTGRES_URL" ] || echo "NOTE: RELAY_TEST_POSTGRES_URL is not set: the PostgreSQL tests skip (see README)"
 	@[ -n "$$RELAY_TEST_REDIS_URL" ] || echo "NOTE: RELAY_TEST_REDIS_URL is not set: the Redis tests skip (see README)"
 	@[ -n "$$RELAY_TEST_STRIPE_MOCK_URL" ] || echo "NOTE: RELAY_TEST_STRIPE_MOCK_URL is not set: the Stripe tests skip (see README)"
@@ -75,6 +82,9 @@ lint:
 
 $(TSDIR)/node_modules: $(TSDIR)/package-lock.json
 	cd $(TSDIR) && npm ci --no-audit --no-fund
+
+$(STUDIO)/node_modules: $(STUDIO)/package-lock.json
+	cd $(STUDIO) && npm ci --no-audit --no-fund
 
 openapi-lint: $(TSDIR)/node_modules
 	$(TSDIR)/node_modules/.bin/redocly lint --config schemas/redocly.yaml schemas/openapi.json

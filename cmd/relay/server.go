@@ -33,6 +33,7 @@ import (
 	"github.com/relayhq/relay/core/ratelimit"
 	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
+	"github.com/relayhq/relay/core/studio"
 	"github.com/relayhq/relay/core/tracing"
 	"github.com/relayhq/relay/core/wasmrt"
 	"github.com/relayhq/relay/marketplace"
@@ -307,7 +308,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("recording the engine's instance id: %w", err)
 	}
 	m.Log.Info("engine started", "instance", m.actions.InstanceID())
+	studioFiles, ok := studio.Files()
+	if !ok {
+		m.Log.Info("this binary was built without the Studio (make build builds it); /studio says so")
+	}
 	srv := httpapi.New(httpapi.Config{
+		Studio:      studioFiles,
 		Store:       m.store,
 		Hasher:      hasher,
 		Limiter:     limiter,

@@ -51,7 +51,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	var span trace.Span
 	if tracing.Enabled() {
 		// The caller's trace, if it sent one (traceparent), goes on here.
-		ctx = tracing.Extract(ctx, func(name string) string { return strings.Clone(c.Get(name)) })
+		ctx = tracing.Extract(ctx, func(name string) string { return c.Get(name) }) // Immutable: copies
 		ctx, span = tracing.Start(ctx, c.Method(), trace.WithSpanKind(trace.SpanKindServer))
 	}
 	c.SetUserContext(ctx)

@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"net"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/hashicorp/go-hclog"
+
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/actions"
 )
@@ -47,6 +49,9 @@ type Config struct {
 	// Routes are other packages' endpoints (the registry's), served with
 	// the same checks as the server's own.
 	Routes []core.Route
+	// Studio is the built web console (index.html and assets/), served at
+	// /studio; nil serves a page that says how to build it.
+	Studio fs.FS
 }
 
 // Defaults for Config's zero values.
@@ -67,6 +72,7 @@ type Server struct {
 	log      hclog.Logger
 	metrics  *metrics
 	routes   []route
+	studio   *studio
 	guessers guessers
 	ready    readiness
 
@@ -121,6 +127,9 @@ func New(cfg Config) *Server {
 	for _, r := range s.routes {
 		s.app.Add(r.method, r.path, s.handle(r))
 	}
+	s.studio = newStudio(cfg.Studio, cfg.Logger)
+	s.app.Get("/studio", s.studio.serve)
+	s.app.Get("/studio/*", s.studio.serve)
 	// After every route: a /v1 path that none matched.
 	s.app.Use("/v1", s.noRoute)
 	return s

@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/relayhq/relay/core"
+)
+
+// The Studio's files as the server serves them: index.html for every app
+// path (never cached), hashed assets cached for a year and gzipped for a
+// client that takes it, the strict CSP on each; without a build, a page
+// that says how to make one.
+func TestStudioServing(t *testing.T) {
+	js := strings.Repeat("console.log('relay');", 100)
+	files := fstest.MapFS{
+		"index.html":           {Data: []byte(`<!doctype html><script type="module" src="/studio/assets/app-1a2b.js"></script>`)},
+		"assets/app-1a2b.js":   {Data: []byte(js)},
+		"assets/tiny-3c4d.css": {Data: []byte("a{}")},
+	}
+	ts := newTestServerWith(t, "", nil, func(c *Config) { c.Studio = files })
+	get := func(path, encoding string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+		req.Header.Set("Accept-Encoding", encoding)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	for _, path := range []string{"/studio", "/studio/", "/studio/actions/echo.echo", "/studio/runs"} {
+		resp := get(path, "")
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !bytes.Contains(body, []byte("app-1a2b.js")) || resp.Header.Get("Cache-Control") != "no-cache" ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self';") {
+			t.Errorf("GET %s: %d %v %s", path, resp.StatusCode, resp.Header, body)
+		}
+	}
+	resp := get("/studio/assets/app-1a2b.js", "br, gzip;q=0.8")
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("the asset is not gzipped: %v %v", err, resp.Header)
+	}
+	body, _ := io.ReadAll(zr)
+	if string(body) != js || resp.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("the asset: %v", resp.Header)
+	}
+	if resp := get("/studio/assets/app-1a2b.js", "gzip;q=0"); resp.Header.Get("Content-Encoding") != "" {
+		t.Error("gzip sent to a client that refuses it")
+	}
+	if resp := get("/studio/assets/tiny-3c4d.css", "gzip"); resp.Header.Get("Content-Encoding") != "" {
+		t.Error("gzip sent where it makes the file larger")
+	}
+	if resp := get("/studio/assets/nope.js", ""); resp.StatusCode != 404 {
+		t.Errorf("a missing asset: %d", resp.StatusCode)
+	}
+
+	bare := newTestServerWith(t, "", nil, nil)
+	resp, err = http.Get(bare.URL + "/studio/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !strings.Contains(string(body), "make build") {
+		t.Errorf("no studio: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestStudio builds the Studio from source (core/studio/web) and runs its
+// browser test (e2e/studio.mjs: Debian's chromium driven by
+// playwright-core, axe on every page) against a real server: sign in,
+// forms from schemas, preview, confirm, execute, runs going live, a double
+// click that runs once, a viewer's read-only view, the CSP, no secret on
+// the page. Screenshots go to $RELAY_STUDIO_SCREENSHOTS (CI keeps them).
+func TestStudio(t *testing.T) {
+	web, err := filepath.Abs(filepath.Join("..", "studio", "web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node (20.19 or later) builds and tests the Studio: %v", err)
+	}
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("Debian's chromium runs the Studio's browser test (apt-get install chromium; .ci/run does): %v", err)
+	}
+	bin := filepath.Join(web, "node_modules", ".bin")
+	if _, err := os.Stat(filepath.Join(bin, "vite")); err != nil {
+		t.Fatalf("the Studio's tools are not installed: run `npm ci` in %s (make test and .ci/run do): %v", web, err)
+	}
+	typeScriptBuilt(t) // the client it is built on, fresh
+	dist := t.TempDir()
+	for _, step := range [][]string{{"tsc", "--noEmit", "-p", "."}, {"vite", "build", "--logLevel", "warn", "--outDir", dist, "--emptyOutDir"}} {
+		cmd := exec.Command(filepath.Join(bin, step[0]), step[1:]...)
+		cmd.Dir = web
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(step, " "), err, out)
+		}
+	}
+
+	ts := newTestServerWith(t, echoConnectors(t), nil, func(c *Config) { c.Studio = os.DirFS(dist) })
+	_, keys := ts.workspace("studio")
+	const secret = "vault-token-the-page-must-never-see"
+	ts.createConnection(keys[core.RoleAdmin], map[string]any{"connector": "echo", "name": "echo"})
+	ts.createConnection(keys[core.RoleAdmin], map[string]any{"connector": "vault", "name": "vault", "secrets": map[string]string{"token": secret}})
+
+	shots := os.Getenv("RELAY_STUDIO_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, filepath.Join("e2e", "studio.mjs"))
+	cmd.Dir = web
+	cmd.Env = append(os.Environ(), "STUDIO_URL="+ts.URL, "DEVELOPER_KEY="+keys[core.RoleDeveloper], "VIEWER_KEY="+keys[core.RoleViewer],
+		"SECRET="+secret, "CHROMIUM="+browser, "SCREENSHOTS="+shots)
+	out, err := cmd.CombinedOutput()
+	t.Logf("e2e/studio.mjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("the Studio's browser test failed: %v", err)
+	}
+	if m := regexp.MustCompile(`figure: first page interactive (\d+) ms`).FindSubmatch(out); m == nil {
+		t.Error("the test did not report the cold load's time")
+	}
+}

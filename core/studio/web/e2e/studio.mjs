@@ -1,0 +1,165 @@
+// The Studio in a real browser (Debian's chromium, driven by
+// playwright-core) against a real server, as TestStudio in core/httpapi
+// runs it. It exits 1 at the first check that fails, saying which.
+//
+// Environment: STUDIO_URL (the server's origin), DEVELOPER_KEY,
+// VIEWER_KEY, SECRET (a connection secret that must never reach the page),
+// CHROMIUM (the browser), SCREENSHOTS (a folder for the main pages').
+import { AxeBuilder } from "@axe-core/playwright";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+const origin = env("STUDIO_URL");
+const shots = env("SCREENSHOTS");
+
+function check(ok, what) {
+  if (!ok) throw new Error(`failed: ${what}`);
+  console.log(`ok: ${what}`);
+}
+
+async function axe(page, name) {
+  const { violations } = await new AxeBuilder({ page }).analyze();
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  for (const v of bad) console.log(`axe ${name}: ${v.id} (${v.impact}): ${v.help}\n  ${v.nodes.map((n) => n.target.join(" ")).join("\n  ")}`);
+  check(bad.length === 0, `axe finds no serious or critical violation on ${name}`);
+}
+
+async function api(key, path) {
+  const resp = await fetch(origin + path, { headers: { Authorization: `Bearer ${key}` } });
+  if (!resp.ok) throw new Error(`${path}: ${resp.status}`);
+  return resp.json();
+}
+
+async function signIn(page, key) {
+  await page.goto(origin + "/studio/");
+  await page.getByLabel("API key").fill(key);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Actions" }).waitFor();
+}
+
+const browser = await chromium.launch({ executablePath: env("CHROMIUM"), args: ["--no-sandbox"] });
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const seen = []; // every response body the page received
+  page.on("response", async (r) => {
+    try {
+      seen.push(await r.text());
+    } catch {
+      // a redirect or an event stream still open has no body to read
+    }
+  });
+  const cspViolations = [];
+  page.on("console", (m) => {
+    if (m.text().includes("Content Security Policy")) cspViolations.push(m.text());
+  });
+
+  // A cold load: the sign-in form, interactive.
+  const start = Date.now();
+  await page.goto(origin + "/studio/");
+  await page.getByLabel("API key").waitFor();
+  console.log(`figure: first page interactive ${Date.now() - start} ms after a cold load`);
+  await page.screenshot({ path: `${shots}/signin.png` });
+  await axe(page, "the sign-in page");
+
+  // A wrong key is refused; the right one signs in and is kept for the tab
+  // only.
+  await page.getByLabel("API key").fill("rly_nope_nope");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "does not know this key" }).waitFor();
+  check(true, "a wrong key is refused");
+  await signIn(page, env("DEVELOPER_KEY"));
+  const stored = await page.evaluate(() => ({ local: JSON.stringify(localStorage), url: location.href }));
+  check(!stored.local.includes("rly_") && !stored.url.includes("rly_"), "the key is in neither localStorage nor the URL");
+  await page.screenshot({ path: `${shots}/actions.png` });
+  await axe(page, "the actions list");
+
+  // The schema form: a number field, validated as the server would, then
+  // a run that goes live from running to succeeded.
+  await page.getByLabel("Filter").fill("slow");
+  await page.getByRole("link", { name: "vault.slow" }).click();
+  await page.getByRole("heading", { name: "Sleeps" }).waitFor();
+  await page.getByRole("button", { name: "Execute" }).click();
+  await page.locator("#f_ms-error", { hasText: "required" }).waitFor();
+  check(true, "a required field left empty is flagged at the field, and nothing is sent");
+  await page.getByLabel("ms").fill("1500");
+  await page.screenshot({ path: `${shots}/action.png` });
+  await axe(page, "an action's form");
+  await page.getByRole("button", { name: "Execute" }).click();
+  await page.getByRole("heading", { name: /Run of/ }).waitFor();
+  const early = await page.locator("[aria-live] .badge").textContent();
+  check(early === "queued" || early === "running", `the run opens before it ends (${early})`);
+  await page.locator("[aria-live] .badge", { hasText: "succeeded" }).waitFor({ timeout: 15000 });
+  check((await page.content()).includes("slept_ms"), "the run's output shows, live, once it succeeded");
+  await page.screenshot({ path: `${shots}/run.png` });
+  await axe(page, "a run");
+
+  // Echo takes any object: edited as JSON; a double click runs once.
+  await page.goto(origin + "/studio/actions/echo.echo");
+  const marker = `double-${Date.now()}`;
+  await page.getByLabel("Input (a JSON object)").fill(`{"marker": "${marker}"}`);
+  await page.getByRole("button", { name: "Execute" }).dblclick();
+  await page.getByRole("heading", { name: /Run of/ }).waitFor();
+  await page.locator("[aria-live] .badge", { hasText: "succeeded" }).waitFor({ timeout: 15000 });
+  const runs = await api(env("DEVELOPER_KEY"), "/v1/runs?action=echo.echo&limit=200");
+  const mine = runs.data.filter((r) => JSON.stringify(r.params).includes(marker));
+  check(mine.length === 1, `a double click on Execute made ${mine.length} run(s), want 1`);
+  await page.goto(origin + "/studio/actions/echo.echo");
+  await page.getByLabel("Input (a JSON object)").fill("[1, 2");
+  await page.getByRole("button", { name: "Execute" }).click();
+  await page.getByText("not valid JSON").waitFor();
+  check(true, "JSON that does not parse is refused at its field before anything is sent");
+
+  // A destructive action: nothing runs before its preview is in view and
+  // confirmed.
+  await page.goto(origin + "/studio/actions/vault.delete_item");
+  await page.getByLabel("id").fill("item-9");
+  const confirm = page.getByRole("button", { name: "Confirm and execute" });
+  check(await confirm.isDisabled(), "Confirm and execute waits for a preview");
+  await page.getByRole("button", { name: "Preview" }).click();
+  const preview = page.getByRole("region", { name: "Preview" });
+  await preview.waitFor();
+  check((await preview.textContent()).includes("item-9"), "the preview shows what would be deleted");
+  await page.screenshot({ path: `${shots}/confirm.png` });
+  await axe(page, "a destructive action's confirmation");
+  await confirm.click();
+  await page.locator("[aria-live] .badge", { hasText: "succeeded" }).waitFor({ timeout: 15000 });
+  check(true, "the confirmed destructive action ran");
+
+  // The runs list, filtered.
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Runs" }).click();
+  await page.getByLabel("Status").selectOption("succeeded");
+  await page.getByRole("cell", { name: "vault.delete_item" }).first().waitFor();
+  await page.screenshot({ path: `${shots}/runs.png` });
+  await axe(page, "the runs list");
+
+  // The CSP: a script injected inline does not run.
+  await page.addScriptTag({ content: "window.__injected = true" }).catch(() => {});
+  check((await page.evaluate(() => window.__injected)) === undefined, "an injected inline script does not run");
+  check(cspViolations.length > 0, "the browser reports the blocked inline script");
+
+  // A viewer sees no control that would be refused.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(page, env("VIEWER_KEY"));
+  await page.goto(origin + "/studio/actions/vault.delete_item");
+  await page.getByText("Your key is a viewer's").waitFor();
+  check((await page.getByRole("button", { name: /Execute|Preview/ }).count()) === 0, "a viewer sees no Preview or Execute");
+
+  // A phone's screen.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  const small = await phone.newPage();
+  await signIn(small, env("DEVELOPER_KEY"));
+  const overflow = await small.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  check(overflow <= 0, `the actions page fits a 390-wide screen (overflow ${overflow}px)`);
+  await small.screenshot({ path: `${shots}/phone-actions.png` });
+
+  // The connection's secret never reached the page.
+  const secret = env("SECRET");
+  check(!seen.some((body) => body.includes(secret)) && !(await page.content()).includes(secret), "no response and no page holds the connection's secret");
+} finally {
+  await browser.close();
+}
