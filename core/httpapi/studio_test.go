@@ -125,7 +125,7 @@ func TestStudio(t *testing.T) {
 	}
 	cmd := exec.Command(node, filepath.Join("e2e", "studio.mjs"))
 	cmd.Dir = web
-	cmd.Env = append(os.Environ(), "STUDIO_URL="+ts.URL, "DEVELOPER_KEY="+keys[core.RoleDeveloper], "VIEWER_KEY="+keys[core.RoleViewer],
+	cmd.Env = append(os.Environ(), "STUDIO_URL="+ts.URL, "ADMIN_KEY="+keys[core.RoleAdmin], "DEVELOPER_KEY="+keys[core.RoleDeveloper], "VIEWER_KEY="+keys[core.RoleViewer],
 		"SECRET="+secret, "CHROMIUM="+browser, "SCREENSHOTS="+shots)
 	out, err := cmd.CombinedOutput()
 	t.Logf("e2e/studio.mjs:\n%s", out)

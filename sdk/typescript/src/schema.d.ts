@@ -1530,7 +1530,9 @@ export interface components {
             /** @description the form that runs this connection */
             runtime: components["schemas"]["Runtime"];
             /** @description the non-secret fields */
-            config: Record<string, never>;
+            config: {
+                [key: string]: unknown;
+            };
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -1553,7 +1555,9 @@ export interface components {
             /** @description required on create; unique in the workspace */
             name?: string;
             /** @description the non-secret fields; secret fields belong in `secrets` */
-            config?: Record<string, never>;
+            config?: {
+                [key: string]: unknown;
+            };
             /** @description secret fields the connector declares; null removes one */
             secrets?: {
                 [key: string]: string | null;

@@ -2,7 +2,7 @@
 // playwright-core) against a real server, as TestStudio in core/httpapi
 // runs it. It exits 1 at the first check that fails, saying which.
 //
-// Environment: STUDIO_URL (the server's origin), DEVELOPER_KEY,
+// Environment: STUDIO_URL (the server's origin), ADMIN_KEY, DEVELOPER_KEY,
 // VIEWER_KEY, SECRET (a connection secret that must never reach the page),
 // CHROMIUM (the browser), SCREENSHOTS (a folder for the main pages').
 import { AxeBuilder } from "@axe-core/playwright";
@@ -137,10 +137,88 @@ try {
   await page.screenshot({ path: `${shots}/runs.png` });
   await axe(page, "the runs list");
 
+  // The palette, by keyboard alone: Ctrl-K, a few letters, arrows, Enter.
+  await page.keyboard.press("Control+K");
+  const palette = page.getByRole("dialog", { name: "Go to" });
+  await palette.waitFor();
+  await axe(page, "the command palette");
+  check(await palette.getByRole("combobox").evaluate((el) => el === document.activeElement), "the palette's input has the focus");
+  await page.keyboard.type("vslow");
+  await page.getByRole("option", { name: /^Action vault\.slow/ }).waitFor();
+  const first = await palette.getByRole("option").first().textContent();
+  check(first.startsWith("Action vault.slow"), `the palette ranks vault.slow first for vslow (first: ${first})`);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Sleeps" }).waitFor();
+  check((await palette.count()) === 0, "Enter goes to the action and closes the palette");
+  await page.keyboard.press("Control+K");
+  await page.keyboard.type("runs");
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("ArrowUp");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Runs" }).waitFor();
+  await page.keyboard.press("Control+K");
+  await palette.waitFor();
+  await page.keyboard.press("Escape");
+  check((await palette.count()) === 0, "Escape closes the palette");
+
+  // Health: the golden signals from the server's own metrics.
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Health" }).click();
+  await page.getByRole("heading", { name: "Traffic" }).waitFor();
+  await page.getByText(/req\/s$/).waitFor({ timeout: 15000 });
+  check(true, "the health page shows traffic, errors, latency and saturation");
+  await page.screenshot({ path: `${shots}/health.png` });
+  await axe(page, "the health page");
+
   // The CSP: a script injected inline does not run.
   await page.addScriptTag({ content: "window.__injected = true" }).catch(() => {});
   check((await page.evaluate(() => window.__injected)) === undefined, "an injected inline script does not run");
   check(cspViolations.length > 0, "the browser reports the blocked inline script");
+
+  // An admin: a connection made with a secret that is sent once and never
+  // shown, a key shown once, the audit log exported.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(page, env("ADMIN_KEY"));
+  await page.goto(origin + "/studio/connections/new");
+  await page.getByLabel("Connector").selectOption("vault");
+  await page.getByLabel("Name").fill("vault-two");
+  await page.getByLabel("region").fill("eu");
+  const typed = "typed-in-secret-" + Date.now();
+  await page.getByLabel("token").fill(typed);
+  await axe(page, "the connection form");
+  await page.getByRole("button", { name: "Create and check" }).click();
+  await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+  check((await page.locator("#secret-token").inputValue()) === "", "the secret's field is empty once saved");
+  check(await page.getByText("set", { exact: true }).isVisible(), "the secret shows as set");
+  check(!(await page.content()).includes(typed) && !seen.some((b) => b.includes(typed)), "the typed secret is in no page and no response after save");
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Connections" }).click();
+  await page.getByRole("link", { name: "vault-two" }).waitFor();
+  await page.screenshot({ path: `${shots}/connections.png` });
+  await axe(page, "the connections list");
+
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Keys" }).click();
+  await page.getByLabel("Name").fill("from-the-studio");
+  await page.getByLabel("Role").selectOption("viewer");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const fresh = await page.locator("code.secret").textContent();
+  check(fresh.startsWith("rly_"), "the new key is shown");
+  const works = await fetch(origin + "/v1/workspace", { headers: { Authorization: `Bearer ${fresh}` } });
+  check(works.ok, "the key shown works");
+  await axe(page, "the keys page");
+  await page.getByRole("button", { name: "I have kept it" }).click();
+  await page.reload();
+  await page.getByRole("cell", { name: "from-the-studio", exact: true }).waitFor();
+  check(!(await page.content()).includes(fresh), "the new key is not shown again");
+
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Audit" }).click();
+  await page.getByRole("cell", { name: "action.execute" }).first().waitFor();
+  await page.getByLabel("Outcome").selectOption("failure");
+  await page.getByLabel("Outcome").selectOption("");
+  await page.screenshot({ path: `${shots}/audit.png` });
+  await axe(page, "the audit log");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export (NDJSON)" }).click()]);
+  const exported = await (await import("node:fs/promises")).readFile(await download.path(), "utf8");
+  const lines = exported.trim().split("\n").map((l) => JSON.parse(l));
+  check(lines.length > 5 && lines.every((r) => r.hash && r.seq), `the export holds the log as NDJSON (${lines.length} records)`);
 
   // A viewer sees no control that would be refused.
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -160,6 +238,9 @@ try {
   // The connection's secret never reached the page.
   const secret = env("SECRET");
   check(!seen.some((body) => body.includes(secret)) && !(await page.content()).includes(secret), "no response and no page holds the connection's secret");
+  await page.goto(origin + "/studio/keys");
+  await page.getByText("Your key is").or(page.getByRole("heading", { name: "Not found" })).waitFor();
+  check((await page.getByRole("button", { name: "Create key" }).count()) === 0, "a viewer has no keys page");
 } finally {
   await browser.close();
 }

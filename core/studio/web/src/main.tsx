@@ -1,6 +1,6 @@
 import "./style.css";
 
-import { render, type ComponentChildren } from "preact";
+import { render } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 
 import {
@@ -12,60 +12,43 @@ import {
   signIn,
   storedKey,
   storeKey,
-  type Action,
   type PreviewResult,
-  type Problem,
   type Role,
   type Run,
   type RunStatus,
   type Session,
 } from "./api";
+import { AuditPage, KeysPage } from "./admin";
+import { ConnectionPage, ConnectionsPage } from "./connections";
 import { SchemaForm, validate, type Errors, type JSONSchema } from "./form";
-
-const base = "/studio";
-
-// Routing: the path under /studio, kept in the History API; links are
-// ordinary <a href>s that navigate without a reload.
-function usePath(): string {
-  const [path, setPath] = useState(location.pathname);
-  useEffect(() => {
-    const onPop = () => setPath(location.pathname);
-    addEventListener("popstate", onPop);
-    addEventListener("relay:navigate", onPop);
-    return () => {
-      removeEventListener("popstate", onPop);
-      removeEventListener("relay:navigate", onPop);
-    };
-  }, []);
-  return path.startsWith(base) ? path.slice(base.length) || "/" : "/";
-}
-
-export function navigate(to: string): void {
-  history.pushState(null, "", base + to);
-  dispatchEvent(new Event("relay:navigate"));
-}
-
-function Link(p: { to: string; children: ComponentChildren; class?: string; current?: boolean }) {
-  return (
-    <a
-      href={base + p.to}
-      class={p.class}
-      aria-current={p.current ? "page" : undefined}
-      onClick={(e) => {
-        if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
-        e.preventDefault();
-        navigate(p.to);
-      }}
-    >
-      {p.children}
-    </a>
-  );
-}
+import { HealthPage } from "./health";
+import { Palette } from "./palette";
+import { Link, must, navigate, SideEffect, Status, useLoad, usePath } from "./ui";
 
 function App() {
   const [session, setSession] = useState<Session | null>(null);
   const [restoring, setRestoring] = useState(storedKey() !== null);
+  const [palette, setPalette] = useState(false);
   const path = usePath();
+  const opener = useRef<Element | null>(null);
+  const closePalette = () => {
+    setPalette(false);
+    (opener.current as HTMLElement | null)?.focus?.();
+  };
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
+        e.preventDefault();
+        opener.current = document.activeElement;
+        setPalette((open) => !open);
+      } else if (e.key === "Escape") {
+        closePalette(); // wherever the focus is
+      }
+    };
+    addEventListener("keydown", onKey);
+    return () => removeEventListener("keydown", onKey);
+  }, []);
 
   useEffect(() => {
     const key = storedKey();
@@ -102,7 +85,22 @@ function App() {
         <nav aria-label="Sections">
           <Link to="/actions" current={path.startsWith("/actions")}>Actions</Link>
           <Link to="/runs" current={path.startsWith("/runs")}>Runs</Link>
+          <Link to="/connections" current={path.startsWith("/connections")}>Connections</Link>
+          {can(role, "admin") ? <Link to="/keys" current={path.startsWith("/keys")}>Keys</Link> : null}
+          {can(role, "admin") ? <Link to="/audit" current={path.startsWith("/audit")}>Audit</Link> : null}
+          <Link to="/health" current={path.startsWith("/health")}>Health</Link>
         </nav>
+        <button
+          type="button"
+          class="secondary"
+          aria-keyshortcuts="Control+K Meta+K"
+          onClick={(e) => {
+            opener.current = e.currentTarget;
+            setPalette(true);
+          }}
+        >
+          Go to… <kbd>Ctrl K</kbd>
+        </button>
         <span class="who">
           {session.workspace.name} · <span class={`role role-${role}`}>{role}</span>
         </span>
@@ -111,6 +109,7 @@ function App() {
       <main id="main" tabIndex={-1}>
         <Page path={path} session={session} role={role} />
       </main>
+      {palette ? <Palette session={session} role={role} onClose={closePalette} /> : null}
     </>
   );
 }
@@ -120,6 +119,11 @@ function Page(p: { path: string; session: Session; role: Role }) {
   if (parts[0] === "actions" && parts.length === 2) return <ActionPage key={parts[1]} id={parts[1]} session={p.session} role={p.role} />;
   if (parts[0] === "runs" && parts.length === 2) return <RunPage key={parts[1]} id={parts[1]} session={p.session} />;
   if (parts[0] === "runs") return <RunsPage session={p.session} />;
+  if (parts[0] === "connections" && parts.length === 2) return <ConnectionPage key={parts[1]} id={parts[1]} session={p.session} role={p.role} />;
+  if (parts[0] === "connections") return <ConnectionsPage session={p.session} role={p.role} />;
+  if (parts[0] === "keys" && can(p.role, "admin")) return <KeysPage session={p.session} />;
+  if (parts[0] === "audit" && can(p.role, "admin")) return <AuditPage session={p.session} />;
+  if (parts[0] === "health") return <HealthPage />;
   if (parts.length === 0 || parts[0] === "actions") return <ActionsPage session={p.session} />;
   return (
     <section>
@@ -164,26 +168,6 @@ function SignIn(p: { onSignedIn: (s: Session) => void }) {
   );
 }
 
-function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data?: T; error?: string } {
-  const [state, setState] = useState<{ data?: T; error?: string }>({});
-  useEffect(() => {
-    let live = true;
-    load()
-      .then((data) => live && setState({ data }))
-      .catch((err) => live && setState({ error: String(err instanceof ProblemError ? err.message : err) }));
-    return () => {
-      live = false;
-    };
-  }, deps);
-  return state;
-}
-
-async function must<T>(p: Promise<{ data?: T; error?: Problem }>): Promise<T> {
-  const { data, error } = await p;
-  if (error) throw new ProblemError(error);
-  return data as T;
-}
-
 function ActionsPage(p: { session: Session }) {
   const { data, error } = useLoad(() => must(p.session.api.GET("/v1/actions")), []);
   const [q, setQ] = useState("");
@@ -224,15 +208,6 @@ function ActionsPage(p: { session: Session }) {
         </div>
       ) : null}
     </section>
-  );
-}
-
-function SideEffect(p: { a: Action }) {
-  return (
-    <span class={`badge se-${p.a.side_effect}`}>
-      {p.a.side_effect}
-      {p.a.requires_confirmation ? " · confirm" : ""}
-    </span>
   );
 }
 
@@ -441,10 +416,6 @@ function RunsPage(p: { session: Session }) {
       {loading ? <p class="loading">Loading…</p> : null}
     </section>
   );
-}
-
-function Status(p: { s: string }) {
-  return <span class={`badge st-${p.s}`}>{p.s}</span>;
 }
 
 function RunPage(p: { id: string; session: Session }) {

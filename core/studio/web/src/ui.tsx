@@ -1,0 +1,79 @@
+// What every page shares: routing under /studio, links, loading.
+import type { ComponentChildren } from "preact";
+import { useEffect, useState } from "preact/hooks";
+
+import { ProblemError, type Action, type Problem } from "./api";
+
+export const base = "/studio";
+
+// Routing: the path under /studio, kept in the History API; links are
+// ordinary <a href>s that navigate without a reload.
+export function usePath(): string {
+  const [path, setPath] = useState(location.pathname);
+  useEffect(() => {
+    const onPop = () => setPath(location.pathname);
+    addEventListener("popstate", onPop);
+    addEventListener("relay:navigate", onPop);
+    return () => {
+      removeEventListener("popstate", onPop);
+      removeEventListener("relay:navigate", onPop);
+    };
+  }, []);
+  return path.startsWith(base) ? path.slice(base.length) || "/" : "/";
+}
+
+export function navigate(to: string): void {
+  history.pushState(null, "", base + to);
+  dispatchEvent(new Event("relay:navigate"));
+}
+
+export function Link(p: { to: string; children: ComponentChildren; class?: string; current?: boolean }) {
+  return (
+    <a
+      href={base + p.to}
+      class={p.class}
+      aria-current={p.current ? "page" : undefined}
+      onClick={(e) => {
+        if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+        e.preventDefault();
+        navigate(p.to);
+      }}
+    >
+      {p.children}
+    </a>
+  );
+}
+
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data?: T; error?: string } {
+  const [state, setState] = useState<{ data?: T; error?: string }>({});
+  useEffect(() => {
+    let live = true;
+    load()
+      .then((data) => live && setState({ data }))
+      .catch((err) => live && setState({ error: String(err instanceof ProblemError ? err.message : err) }));
+    return () => {
+      live = false;
+    };
+  }, deps);
+  return state;
+}
+
+export async function must<T>(p: Promise<{ data?: T; error?: Problem }>): Promise<T> {
+  const { data, error } = await p;
+  if (error) throw new ProblemError(error);
+  return data as T;
+}
+
+export function SideEffect(p: { a: Action }) {
+  return (
+    <span class={`badge se-${p.a.side_effect}`}>
+      {p.a.side_effect}
+      {p.a.requires_confirmation ? " · confirm" : ""}
+    </span>
+  );
+}
+
+export function Status(p: { s: string }) {
+  return <span class={`badge st-${p.s}`}>{p.s}</span>;
+}
+
