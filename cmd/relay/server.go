@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
@@ -47,6 +48,9 @@ import (
 
 // Config is everything `relay serve` reads from flags and RELAY_* variables.
 type Config struct {
+	// Studio is the web console's files; nil serves the build embedded in
+	// the binary (make build). Tests serve a build of their own.
+	Studio        fs.FS
 	Addr          string
 	DataDir       string
 	DatabaseURL   string // empty: SQLite in DataDir
@@ -308,7 +312,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("recording the engine's instance id: %w", err)
 	}
 	m.Log.Info("engine started", "instance", m.actions.InstanceID())
-	studioFiles, ok := studio.Files()
+	studioFiles, ok := m.Config.Studio, m.Config.Studio != nil
+	if !ok {
+		studioFiles, ok = studio.Files()
+	}
 	if !ok {
 		m.Log.Info("this binary was built without the Studio (make build builds it); /studio says so")
 	}

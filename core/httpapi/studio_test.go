@@ -6,14 +6,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/studio/studiotest"
 )
 
 // The Studio's files as the server serves them: index.html for every app
@@ -85,53 +84,15 @@ func TestStudioServing(t *testing.T) {
 // click that runs once, a viewer's read-only view, the CSP, no secret on
 // the page. Screenshots go to $RELAY_STUDIO_SCREENSHOTS (CI keeps them).
 func TestStudio(t *testing.T) {
-	web, err := filepath.Abs(filepath.Join("..", "studio", "web"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node (20.19 or later) builds and tests the Studio: %v", err)
-	}
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("Debian's chromium runs the Studio's browser test (apt-get install chromium; .ci/run does): %v", err)
-	}
-	bin := filepath.Join(web, "node_modules", ".bin")
-	if _, err := os.Stat(filepath.Join(bin, "vite")); err != nil {
-		t.Fatalf("the Studio's tools are not installed: run `npm ci` in %s (make test and .ci/run do): %v", web, err)
-	}
 	typeScriptBuilt(t) // the client it is built on, fresh
-	dist := t.TempDir()
-	for _, step := range [][]string{{"tsc", "--noEmit", "-p", "."}, {"vite", "build", "--logLevel", "warn", "--outDir", dist, "--emptyOutDir"}} {
-		cmd := exec.Command(filepath.Join(bin, step[0]), step[1:]...)
-		cmd.Dir = web
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(step, " "), err, out)
-		}
-	}
-
+	dist := studiotest.Build(t)
 	ts := newTestServerWith(t, echoConnectors(t), nil, func(c *Config) { c.Studio = os.DirFS(dist) })
 	_, keys := ts.workspace("studio")
 	const secret = "vault-token-the-page-must-never-see"
 	ts.createConnection(keys[core.RoleAdmin], map[string]any{"connector": "echo", "name": "echo"})
 	ts.createConnection(keys[core.RoleAdmin], map[string]any{"connector": "vault", "name": "vault", "secrets": map[string]string{"token": secret}})
-
-	shots := os.Getenv("RELAY_STUDIO_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(node, filepath.Join("e2e", "studio.mjs"))
-	cmd.Dir = web
-	cmd.Env = append(os.Environ(), "STUDIO_URL="+ts.URL, "ADMIN_KEY="+keys[core.RoleAdmin], "DEVELOPER_KEY="+keys[core.RoleDeveloper], "VIEWER_KEY="+keys[core.RoleViewer],
-		"SECRET="+secret, "CHROMIUM="+browser, "SCREENSHOTS="+shots)
-	out, err := cmd.CombinedOutput()
-	t.Logf("e2e/studio.mjs:\n%s", out)
-	if err != nil {
-		t.Fatalf("the Studio's browser test failed: %v", err)
-	}
+	out := studiotest.Run(t, "studio", "STUDIO_URL="+ts.URL, "ADMIN_KEY="+keys[core.RoleAdmin], "DEVELOPER_KEY="+keys[core.RoleDeveloper],
+		"VIEWER_KEY="+keys[core.RoleViewer], "SECRET="+secret)
 	if m := regexp.MustCompile(`figure: first page interactive (\d+) ms`).FindSubmatch(out); m == nil {
 		t.Error("the test did not report the cold load's time")
 	}

@@ -1901,7 +1901,7 @@ export interface components {
                 changelog?: string;
             }[];
             /** @description what installing the latest version allows: the connector versions it runs, the hosts they may reach, the secrets handed over, what each preset may do (docs/templates.md) */
-            permission_summary?: Record<string, never>;
+            permission_summary?: components["schemas"]["PermissionSummary"];
             /** @description the SHA-256, in hex, of permission_summary's JSON, which an install names to consent to it */
             permission_digest?: string;
             price?: components["schemas"]["Price"];

@@ -45,6 +45,7 @@ const browser = await chromium.launch({ executablePath: env("CHROMIUM"), args: [
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
+  page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
   const seen = []; // every response body the page received
   page.on("response", async (r) => {
     try {

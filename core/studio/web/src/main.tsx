@@ -22,6 +22,7 @@ import { AuditPage, KeysPage } from "./admin";
 import { ConnectionPage, ConnectionsPage } from "./connections";
 import { SchemaForm, validate, type Errors, type JSONSchema } from "./form";
 import { HealthPage } from "./health";
+import { InstallationPage, InstallationsPage, InstallPage, ListingPage, MarketplacePage, UsagePage } from "./marketplace";
 import { Palette } from "./palette";
 import { Link, must, navigate, SideEffect, Status, useLoad, usePath } from "./ui";
 
@@ -86,6 +87,7 @@ function App() {
           <Link to="/actions" current={path.startsWith("/actions")}>Actions</Link>
           <Link to="/runs" current={path.startsWith("/runs")}>Runs</Link>
           <Link to="/connections" current={path.startsWith("/connections")}>Connections</Link>
+          <Link to="/marketplace" current={/^\/(marketplace|installations|usage)/.test(path)}>Marketplace</Link>
           {can(role, "admin") ? <Link to="/keys" current={path.startsWith("/keys")}>Keys</Link> : null}
           {can(role, "admin") ? <Link to="/audit" current={path.startsWith("/audit")}>Audit</Link> : null}
           <Link to="/health" current={path.startsWith("/health")}>Health</Link>
@@ -124,6 +126,14 @@ function Page(p: { path: string; session: Session; role: Role }) {
   if (parts[0] === "keys" && can(p.role, "admin")) return <KeysPage session={p.session} />;
   if (parts[0] === "audit" && can(p.role, "admin")) return <AuditPage session={p.session} />;
   if (parts[0] === "health") return <HealthPage />;
+  if (parts[0] === "marketplace" && parts.length === 4 && parts[3] === "install" && can(p.role, "admin")) {
+    return <InstallPage key={parts[2]} publisher={parts[1]} name={parts[2]} session={p.session} />;
+  }
+  if (parts[0] === "marketplace" && parts.length === 3) return <ListingPage publisher={parts[1]} name={parts[2]} session={p.session} role={p.role} />;
+  if (parts[0] === "marketplace" && parts.length === 1) return <MarketplacePage session={p.session} />;
+  if (parts[0] === "installations" && parts.length === 2) return <InstallationPage key={parts[1]} id={parts[1]} session={p.session} role={p.role} />;
+  if (parts[0] === "installations") return <InstallationsPage session={p.session} />;
+  if (parts[0] === "usage") return <UsagePage session={p.session} role={p.role} />;
   if (parts.length === 0 || parts[0] === "actions") return <ActionsPage session={p.session} />;
   return (
     <section>

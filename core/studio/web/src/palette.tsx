@@ -37,6 +37,9 @@ function pages(role: Role): Item[] {
     { kind: "Page", label: "Runs", to: "/runs" },
     { kind: "Page", label: "Connections", to: "/connections" },
     { kind: "Page", label: "Health", to: "/health" },
+    { kind: "Page", label: "Marketplace", to: "/marketplace" },
+    { kind: "Page", label: "Installed templates", to: "/installations" },
+    { kind: "Page", label: "Usage and budgets", to: "/usage" },
   ];
   if (can(role, "admin")) all.push({ kind: "Page", label: "Keys", to: "/keys" }, { kind: "Page", label: "Audit log", to: "/audit" });
   return all;

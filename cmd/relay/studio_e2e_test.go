@@ -1,0 +1,40 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"aead.dev/minisign"
+
+	"github.com/relayhq/relay/core/studio/studiotest"
+	"github.com/relayhq/relay/registry/relaypkg"
+)
+
+// The Studio's marketplace pages against a whole server (core/studio/web/
+// e2e/marketplace.mjs, in chromium): a template found by search, its
+// listing, the consent screen, the install, a preset run; then, once
+// 1.1.0 is published, the upgrade's preview, the upgrade, the rollback,
+// usage and a budget.
+func TestStudioMarketplace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds connectors and the Studio, and drives a browser")
+	}
+	pkgs := vaultPackages(t, "1.0.0", "1.1.0")
+	dist := studiotest.Build(t)
+	cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir(), Studio: os.DirFS(dist)}
+	m, banner := startMain(t, cfg, io.Discard)
+	h := &httpClient{t: t, base: m.URL()}
+	admin := keyRE.FindString(banner)
+	pub, priv, _ := minisign.GenerateKey(nil)
+	var reg struct{ Token string }
+	h.json("POST", "/v1/registry/publishers", admin, map[string]string{"name": "acme", "public_key": relaypkg.PublicKeyLine(pub)}, 201, &reg)
+	h.publish(reg.Token, pkgs["1.0.0"], priv)
+	h.publish(reg.Token, packTemplate(t, "acme/vault-kit", vaultKit("1.0.0", "~1.0.0")), priv)
+
+	studiotest.Run(t, "marketplace", "STUDIO_URL="+m.URL(), "ADMIN_KEY="+admin, "PHASE=install")
+	h.publish(reg.Token, pkgs["1.1.0"], priv)
+	h.publish(reg.Token, packTemplate(t, "acme/vault-kit", vaultKit11()), priv)
+	studiotest.Run(t, "marketplace", "STUDIO_URL="+m.URL(), "ADMIN_KEY="+admin, "PHASE=upgrade")
+}
