@@ -401,29 +401,58 @@ func cmdProfilesUse(*flag.FlagSet) runFunc {
 	}
 }
 
-func cmdActionsList(fs *flag.FlagSet) runFunc {
-	var s server
-	s.register(fs)
-	return func(ctx context.Context, pos []string, stdout, _ io.Writer) error {
-		if len(pos) > 0 {
-			return usageError{"actions list takes no arguments"}
-		}
-		c, err := s.client()
-		if err != nil {
-			return err
-		}
-		list, err := c.ListActions(ctx)
-		if err != nil {
-			return err
-		}
-		return s.show(stdout, list, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "ID\tSIDE EFFECT\tCONFIRM\tCONNECTIONS\tTITLE")
-			for _, a := range list {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", a.ID, a.SideEffect, yesNo(a.RequiresConfirmation), len(a.Connections), a.Title)
+// listAll makes a command that lists every one of something, without
+// arguments, as a table or JSON.
+func listAll[T any](name string, fetch func(context.Context, *client.Client) ([]T, error), table func(*tabwriter.Writer, []T)) func(*flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		var s server
+		s.register(fs)
+		return func(ctx context.Context, pos []string, stdout, _ io.Writer) error {
+			if len(pos) > 0 {
+				return usageError{name + " takes no arguments"}
 			}
-		})
+			c, err := s.client()
+			if err != nil {
+				return err
+			}
+			list, err := fetch(ctx, c)
+			if err != nil {
+				return err
+			}
+			return s.show(stdout, list, func(w *tabwriter.Writer) { table(w, list) })
+		}
 	}
 }
+
+var cmdActionsList = listAll("actions list",
+	func(ctx context.Context, c *client.Client) ([]client.Action, error) { return c.ListActions(ctx) },
+	func(w *tabwriter.Writer, list []client.Action) {
+		fmt.Fprintln(w, "ID\tSIDE EFFECT\tCONFIRM\tCONNECTIONS\tTITLE")
+		for _, a := range list {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", a.ID, a.SideEffect, yesNo(a.RequiresConfirmation), len(a.Connections), a.Title)
+		}
+	})
+
+var cmdConnectionsList = listAll("connections list",
+	func(ctx context.Context, c *client.Client) ([]client.Connection, error) {
+		all := []client.Connection{}
+		for cursor := ""; ; {
+			page, err := c.ListConnections(ctx, 100, cursor)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, page.Data...)
+			if cursor = page.NextCursor; cursor == "" {
+				return all, nil
+			}
+		}
+	},
+	func(w *tabwriter.Writer, list []client.Connection) {
+		fmt.Fprintln(w, "ID\tNAME\tCONNECTOR\tVERSION\tSECRETS SET")
+		for _, cn := range list {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", cn.ID, cn.Name, cn.Connector, cn.Version, secretsSet(cn.Secrets))
+		}
+	})
 
 func yesNo(b bool) string {
 	if b {
@@ -440,38 +469,51 @@ func oneID(pos []string, synopsis string) error {
 	return nil
 }
 
-func cmdActionsGet(fs *flag.FlagSet) runFunc {
-	var s server
-	s.register(fs)
-	return func(ctx context.Context, pos []string, stdout, _ io.Writer) error {
-		if err := oneID(pos, "actions get ID"); err != nil {
-			return err
-		}
-		c, err := s.client()
-		if err != nil {
-			return err
-		}
-		a, err := c.Action(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		return s.show(stdout, a, func(w *tabwriter.Writer) {
-			fmt.Fprintf(w, "ID:\t%s\n", a.ID)
-			fmt.Fprintf(w, "Title:\t%s\n", a.Title)
-			if a.Description != "" {
-				fmt.Fprintf(w, "Description:\t%s\n", a.Description)
+// getOne makes a command that fetches one thing by its ID and shows it.
+func getOne[T any](synopsis string, fetch func(*client.Client, context.Context, string) (*T, error), show func(*server, io.Writer, *T) error) func(*flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		var s server
+		s.register(fs)
+		return func(ctx context.Context, pos []string, stdout, _ io.Writer) error {
+			if err := oneID(pos, synopsis); err != nil {
+				return err
 			}
-			fmt.Fprintf(w, "Connector:\t%s %s\n", a.Connector, a.Version)
-			fmt.Fprintf(w, "Side effect:\t%s\n", a.SideEffect)
-			fmt.Fprintf(w, "Needs confirmation:\t%s\n", yesNo(a.RequiresConfirmation))
-			fmt.Fprintf(w, "Idempotent:\t%s\n", yesNo(a.Idempotent))
-			fmt.Fprintf(w, "Connections:\t%s\n", cmpOr(strings.Join(a.Connections, ", "), "none yet: relay connections create"))
-			if a.Preset != nil {
-				fmt.Fprintf(w, "Preset of:\t%s@%s (runs %s)\n", a.Preset.Template, a.Preset.TemplateVersion, a.Preset.Action)
+			c, err := s.client()
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(w, "Input schema:\t%s\n", indentJSON(a.InputSchema, "\t"))
-		})
+			v, err := fetch(c, ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			return show(&s, stdout, v)
+		}
 	}
+}
+
+var (
+	cmdActionsGet     = getOne("actions get ID", (*client.Client).Action, writeAction)
+	cmdRunsGet        = getOne("runs get ID", (*client.Client).Run, writeRun)
+	cmdConnectionsGet = getOne("connections get ID", (*client.Client).Connection, writeConnection)
+)
+
+func writeAction(s *server, w io.Writer, a *client.Action) error {
+	return s.show(w, a, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "ID:\t%s\n", a.ID)
+		fmt.Fprintf(w, "Title:\t%s\n", a.Title)
+		if a.Description != "" {
+			fmt.Fprintf(w, "Description:\t%s\n", a.Description)
+		}
+		fmt.Fprintf(w, "Connector:\t%s %s\n", a.Connector, a.Version)
+		fmt.Fprintf(w, "Side effect:\t%s\n", a.SideEffect)
+		fmt.Fprintf(w, "Needs confirmation:\t%s\n", yesNo(a.RequiresConfirmation))
+		fmt.Fprintf(w, "Idempotent:\t%s\n", yesNo(a.Idempotent))
+		fmt.Fprintf(w, "Connections:\t%s\n", cmpOr(strings.Join(a.Connections, ", "), "none yet: relay connections create"))
+		if a.Preset != nil {
+			fmt.Fprintf(w, "Preset of:\t%s@%s (runs %s)\n", a.Preset.Template, a.Preset.TemplateVersion, a.Preset.Action)
+		}
+		fmt.Fprintf(w, "Input schema:\t%s\n", indentJSON(a.InputSchema, "\t"))
+	})
 }
 
 // indentJSON is raw JSON indented for a table cell's continuation lines.
@@ -670,25 +712,6 @@ func cmdRunsList(fs *flag.FlagSet) runFunc {
 	}
 }
 
-func cmdRunsGet(fs *flag.FlagSet) runFunc {
-	var s server
-	s.register(fs)
-	return func(ctx context.Context, pos []string, stdout, _ io.Writer) error {
-		if err := oneID(pos, "runs get ID"); err != nil {
-			return err
-		}
-		c, err := s.client()
-		if err != nil {
-			return err
-		}
-		r, err := c.Run(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		return writeRun(&s, stdout, r)
-	}
-}
-
 func cmdRunsWatch(fs *flag.FlagSet) runFunc {
 	var s server
 	s.register(fs)
@@ -718,37 +741,6 @@ func cmdRunsWatch(fs *flag.FlagSet) runFunc {
 			return fmt.Errorf("run %s %s", last.ID, last.Status)
 		}
 		return nil
-	}
-}
-
-func cmdConnectionsList(fs *flag.FlagSet) runFunc {
-	var s server
-	s.register(fs)
-	return func(ctx context.Context, pos []string, stdout, _ io.Writer) error {
-		if len(pos) > 0 {
-			return usageError{"connections list takes no arguments"}
-		}
-		c, err := s.client()
-		if err != nil {
-			return err
-		}
-		all := []client.Connection{}
-		for cursor := ""; ; {
-			page, err := c.ListConnections(ctx, 100, cursor)
-			if err != nil {
-				return err
-			}
-			all = append(all, page.Data...)
-			if cursor = page.NextCursor; cursor == "" {
-				break
-			}
-		}
-		return s.show(stdout, all, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "ID\tNAME\tCONNECTOR\tVERSION\tSECRETS SET")
-			for _, cn := range all {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", cn.ID, cn.Name, cn.Connector, cn.Version, secretsSet(cn.Secrets))
-			}
-		})
 	}
 }
 
@@ -791,25 +783,6 @@ func writeConnection(s *server, w io.Writer, cn *client.Connection) error {
 		}
 		fmt.Fprintf(tw, "Updated:\t%s\n", cn.UpdatedAt.Format(time.RFC3339))
 	})
-}
-
-func cmdConnectionsGet(fs *flag.FlagSet) runFunc {
-	var s server
-	s.register(fs)
-	return func(ctx context.Context, pos []string, stdout, _ io.Writer) error {
-		if err := oneID(pos, "connections get ID"); err != nil {
-			return err
-		}
-		c, err := s.client()
-		if err != nil {
-			return err
-		}
-		cn, err := c.Connection(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		return writeConnection(&s, stdout, cn)
-	}
 }
 
 // connectionFlags are create's and update's.

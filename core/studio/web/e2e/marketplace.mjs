@@ -5,37 +5,18 @@
 // diff and dry run, accept, roll back; usage and a budget.
 //
 // Environment: STUDIO_URL, ADMIN_KEY, PHASE, CHROMIUM, SCREENSHOTS.
-import { AxeBuilder } from "@axe-core/playwright";
 import { chromium } from "playwright-core";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
+import { axe, check, env, signIn } from "./lib.mjs";
+
 const origin = env("STUDIO_URL");
 const shots = env("SCREENSHOTS");
-
-function check(ok, what) {
-  if (!ok) throw new Error(`failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
-
-async function axe(page, name) {
-  const { violations } = await new AxeBuilder({ page }).analyze();
-  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  for (const v of bad) console.log(`axe ${name}: ${v.id} (${v.impact}): ${v.help}\n  ${v.nodes.map((n) => n.target.join(" ")).join("\n  ")}`);
-  check(bad.length === 0, `axe finds no serious or critical violation on ${name}`);
-}
 
 const browser = await chromium.launch({ executablePath: env("CHROMIUM"), args: ["--no-sandbox"] });
 const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
 try {
   page.on("pageerror", (err) => console.log(`page error: ${err.message}`));
-  await page.goto(origin + "/studio/");
-  await page.getByLabel("API key").fill(env("ADMIN_KEY"));
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Actions" }).waitFor();
+  await signIn(page, origin, env("ADMIN_KEY"));
 
   if (env("PHASE") === "install") {
     await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Marketplace" }).click();

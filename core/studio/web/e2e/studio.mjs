@@ -5,28 +5,12 @@
 // Environment: STUDIO_URL (the server's origin), ADMIN_KEY, DEVELOPER_KEY,
 // VIEWER_KEY, SECRET (a connection secret that must never reach the page),
 // CHROMIUM (the browser), SCREENSHOTS (a folder for the main pages').
-import { AxeBuilder } from "@axe-core/playwright";
 import { chromium } from "playwright-core";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
+import { axe, check, env, signIn as signInAt } from "./lib.mjs";
+
 const origin = env("STUDIO_URL");
 const shots = env("SCREENSHOTS");
-
-function check(ok, what) {
-  if (!ok) throw new Error(`failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
-
-async function axe(page, name) {
-  const { violations } = await new AxeBuilder({ page }).analyze();
-  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  for (const v of bad) console.log(`axe ${name}: ${v.id} (${v.impact}): ${v.help}\n  ${v.nodes.map((n) => n.target.join(" ")).join("\n  ")}`);
-  check(bad.length === 0, `axe finds no serious or critical violation on ${name}`);
-}
 
 async function api(key, path) {
   const resp = await fetch(origin + path, { headers: { Authorization: `Bearer ${key}` } });
@@ -34,12 +18,7 @@ async function api(key, path) {
   return resp.json();
 }
 
-async function signIn(page, key) {
-  await page.goto(origin + "/studio/");
-  await page.getByLabel("API key").fill(key);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Actions" }).waitFor();
-}
+const signIn = (page, key) => signInAt(page, origin, key);
 
 const browser = await chromium.launch({ executablePath: env("CHROMIUM"), args: ["--no-sandbox"] });
 try {

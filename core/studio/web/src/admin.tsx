@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 
 import { ProblemError, type Role, type Schemas, type Session } from "./api";
-import { must } from "./ui";
+import { must, usePages } from "./ui";
 
 type APIKey = Schemas["APIKey"];
 type AuditRecord = Schemas["AuditRecord"];
@@ -135,29 +135,17 @@ export function KeysPage(p: { session: Session }) {
 }
 
 export function AuditPage(p: { session: Session }) {
-  const [records, setRecords] = useState<AuditRecord[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
   const [q, setQ] = useState("");
   const [outcome, setOutcome] = useState("");
-
-  const load = async (after: string | null) => {
-    setLoading(true);
-    try {
-      // Asked for JSON (not NDJSON): a list.
-      const page = (await must(p.session.api.GET("/v1/audit", { params: { query: { limit: 200, ...(after ? { cursor: after } : {}) } } }))) as Schemas["AuditList"];
-      setRecords((prev) => (after ? [...prev, ...page.data] : page.data));
-      setCursor(page.next_cursor ?? null);
-    } catch (err) {
-      setError(String(err));
-    } finally {
-      setLoading(false);
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, []);
+  const [exportError, setError] = useState<string | null>(null);
+  const pages = usePages(
+    // Asked for JSON (not NDJSON): a list.
+    async (after) =>
+      (await must(p.session.api.GET("/v1/audit", { params: { query: { limit: 200, ...(after ? { cursor: after } : {}) } } }))) as Schemas["AuditList"],
+    [],
+  );
+  const records: AuditRecord[] = pages.items;
+  const error = pages.error ?? exportError;
   const shown = useMemo(
     () =>
       records.filter(
@@ -226,8 +214,8 @@ export function AuditPage(p: { session: Session }) {
           </tbody>
         </table>
       </div>
-      {cursor ? <button type="button" class="secondary" disabled={loading} onClick={() => load(cursor)}>Load more</button> : null}
-      {loading ? <p class="loading">Loading…</p> : null}
+      {pages.hasMore ? <button type="button" class="secondary" disabled={pages.loading} onClick={pages.more}>Load more</button> : null}
+      {pages.loading ? <p class="loading">Loading…</p> : null}
     </section>
   );
 }

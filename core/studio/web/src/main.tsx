@@ -24,7 +24,7 @@ import { SchemaForm, validate, type Errors, type JSONSchema } from "./form";
 import { HealthPage } from "./health";
 import { InstallationPage, InstallationsPage, InstallPage, ListingPage, MarketplacePage, UsagePage } from "./marketplace";
 import { Palette } from "./palette";
-import { Link, must, navigate, SideEffect, Status, useLoad, usePath } from "./ui";
+import { Link, must, navigate, SideEffect, Status, useLoad, usePages, usePath } from "./ui";
 
 function App() {
   const [session, setSession] = useState<Session | null>(null);
@@ -359,30 +359,12 @@ const statuses: RunStatus[] = ["queued", "running", "succeeded", "failed", "inte
 function RunsPage(p: { session: Session }) {
   const [action, setAction] = useState("");
   const [status, setStatus] = useState("");
-  const [runs, setRuns] = useState<Run[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-
-  const load = async (after: string | null) => {
-    setLoading(true);
-    try {
-      const query: Record<string, string | number> = { limit: 50 };
-      if (action) query.action = action;
-      if (status) query.status = status;
-      if (after) query.cursor = after;
-      const page = await must(p.session.api.GET("/v1/runs", { params: { query } }));
-      setRuns((prev) => (after ? [...prev, ...page.data] : page.data));
-      setCursor(page.next_cursor ?? null);
-      setError(null);
-    } catch (err) {
-      setError(String(err));
-    } finally {
-      setLoading(false);
-    }
-  };
-  useEffect(() => {
-    load(null);
+  const { items: runs, error, loading, hasMore, more, reload } = usePages((after) => {
+    const query: Record<string, string | number> = { limit: 50 };
+    if (action) query.action = action;
+    if (status) query.status = status;
+    if (after) query.cursor = after;
+    return must(p.session.api.GET("/v1/runs", { params: { query } }));
   }, [action, status]);
 
   return (
@@ -400,7 +382,7 @@ function RunsPage(p: { session: Session }) {
             {statuses.map((s) => <option key={s} value={s}>{s}</option>)}
           </select>
         </div>
-        <button type="button" class="secondary" onClick={() => load(null)}>Refresh</button>
+        <button type="button" class="secondary" onClick={reload}>Refresh</button>
       </form>
       {error ? <p class="error" role="alert">{error}</p> : null}
       <div class="table-wrap">
@@ -422,7 +404,7 @@ function RunsPage(p: { session: Session }) {
         </table>
       </div>
       {!loading && runs.length === 0 ? <p class="muted">No runs yet.</p> : null}
-      {cursor ? <button type="button" class="secondary" disabled={loading} onClick={() => load(cursor)}>Load more</button> : null}
+      {hasMore ? <button type="button" class="secondary" disabled={loading} onClick={more}>Load more</button> : null}
       {loading ? <p class="loading">Loading…</p> : null}
     </section>
   );

@@ -5,7 +5,7 @@
 import { useEffect, useState } from "preact/hooks";
 
 import { can, ProblemError, type Role, type Schemas, type Session } from "./api";
-import { Link, must, navigate, useLoad } from "./ui";
+import { Link, must, navigate, useLoad, usePages } from "./ui";
 
 type Listing = Schemas["Listing"];
 type Summary = Schemas["PermissionSummary"];
@@ -43,30 +43,15 @@ function fullName(l: Listing): string {
 export function MarketplacePage(p: { session: Session }) {
   const [q, setQ] = useState("");
   const [query, setQuery] = useState("");
-  const [items, setItems] = useState<Listing[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const load = async (after: string | null) => {
-    setLoading(true);
-    try {
-      const page = await must(
+  const { items, error, loading, hasMore, more } = usePages(
+    (after) =>
+      must(
         p.session.api.GET("/v1/marketplace/templates", {
           params: { query: { ...(query ? { q: query } : { sort: "installs" as const }), limit: 24, ...(after ? { cursor: after } : {}) } },
         }),
-      );
-      setItems((prev) => (after ? [...prev, ...page.data] : page.data));
-      setCursor(page.next_cursor ?? null);
-      setError(null);
-    } catch (err) {
-      setError(String(err));
-    } finally {
-      setLoading(false);
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, [query]);
+      ),
+    [query],
+  );
   return (
     <section>
       <h1>Marketplace</h1>
@@ -97,7 +82,7 @@ export function MarketplacePage(p: { session: Session }) {
         ))}
       </ul>
       {!loading && items.length === 0 ? <p class="muted">No template matches.</p> : null}
-      {cursor ? <button type="button" class="secondary" disabled={loading} onClick={() => load(cursor)}>Load more</button> : null}
+      {hasMore ? <button type="button" class="secondary" disabled={loading} onClick={more}>Load more</button> : null}
       {loading ? <p class="loading">Loading…</p> : null}
     </section>
   );

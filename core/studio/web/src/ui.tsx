@@ -77,3 +77,31 @@ export function Status(p: { s: string }) {
   return <span class={`badge st-${p.s}`}>{p.s}</span>;
 }
 
+
+/** A list read a cursor page at a time: the first page when deps change, the next on more(). */
+export function usePages<T>(
+  fetchPage: (cursor: string | null) => Promise<{ data: T[]; next_cursor?: string | null }>,
+  deps: unknown[],
+) {
+  const [items, setItems] = useState<T[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const load = async (after: string | null) => {
+    setLoading(true);
+    try {
+      const page = await fetchPage(after);
+      setItems((prev) => (after ? [...prev, ...page.data] : page.data));
+      setCursor(page.next_cursor ?? null);
+      setError(null);
+    } catch (err) {
+      setError(String(err instanceof ProblemError ? err.message : err));
+    } finally {
+      setLoading(false);
+    }
+  };
+  useEffect(() => {
+    load(null);
+  }, deps);
+  return { items, error, loading, hasMore: cursor !== null, more: () => load(cursor), reload: () => load(null) };
+}
