@@ -110,8 +110,19 @@ try {
   await page.locator("[aria-live] .badge", { hasText: "succeeded" }).waitFor({ timeout: 15000 });
   check(true, "the confirmed destructive action ran");
 
-  // The runs list, filtered.
+  // The runs list follows the runs in view that have not ended.
+  const queued = await fetch(origin + "/v1/actions/vault.slow/execute", {
+    method: "POST",
+    headers: { Authorization: `Bearer ${env("DEVELOPER_KEY")}`, "Content-Type": "application/json", "Idempotency-Key": `live-${Date.now()}` },
+    body: JSON.stringify({ params: { ms: 2500 }, mode: "async" }),
+  }).then((r) => r.json());
   await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Runs" }).click();
+  const row = page.getByRole("row").filter({ hasText: queued.id });
+  const before = await row.locator(".badge").textContent();
+  await row.locator(".badge", { hasText: "succeeded" }).waitFor({ timeout: 15000 });
+  check(before !== "succeeded", `a run in the list goes from ${before} to succeeded without a reload`);
+
+  // The runs list, filtered.
   await page.getByLabel("Status").selectOption("succeeded");
   await page.getByRole("cell", { name: "vault.delete_item" }).first().waitFor();
   await page.screenshot({ path: `${shots}/runs.png` });
@@ -189,7 +200,13 @@ try {
   await page.getByRole("cell", { name: "from-the-studio", exact: true }).waitFor();
   check(!(await page.content()).includes(fresh), "the new key is not shown again");
 
+  await page.goto(origin + `/studio/runs/${queued.id}`);
+  await page.getByRole("link", { name: "its audit records" }).click();
+  await page.getByRole("cell", { name: `run:${queued.id}` }).first().waitFor();
+  const targets = await page.locator("tbody tr td:nth-child(4)").allTextContents();
+  check(targets.length === 2 && targets.every((t) => t === `run:${queued.id}`), `a run links to its audit records (${targets.length}: started, success)`);
   await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Audit" }).click();
+  await page.getByLabel("Filter").fill("");
   await page.getByRole("cell", { name: "action.execute" }).first().waitFor();
   await page.getByLabel("Outcome").selectOption("failure");
   await page.getByLabel("Outcome").selectOption("");

@@ -135,7 +135,7 @@ export function KeysPage(p: { session: Session }) {
 }
 
 export function AuditPage(p: { session: Session }) {
-  const [q, setQ] = useState("");
+  const [q, setQ] = useState(new URLSearchParams(location.search).get("q") ?? "");
   const [outcome, setOutcome] = useState("");
   const [exportError, setError] = useState<string | null>(null);
   const pages = usePages(

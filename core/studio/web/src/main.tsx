@@ -119,7 +119,7 @@ function App() {
 function Page(p: { path: string; session: Session; role: Role }) {
   const parts = p.path.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "actions" && parts.length === 2) return <ActionPage key={parts[1]} id={parts[1]} session={p.session} role={p.role} />;
-  if (parts[0] === "runs" && parts.length === 2) return <RunPage key={parts[1]} id={parts[1]} session={p.session} />;
+  if (parts[0] === "runs" && parts.length === 2) return <RunPage key={parts[1]} id={parts[1]} session={p.session} role={p.role} />;
   if (parts[0] === "runs") return <RunsPage session={p.session} />;
   if (parts[0] === "connections" && parts.length === 2) return <ConnectionPage key={parts[1]} id={parts[1]} session={p.session} role={p.role} />;
   if (parts[0] === "connections") return <ConnectionsPage session={p.session} role={p.role} />;
@@ -359,13 +359,25 @@ const statuses: RunStatus[] = ["queued", "running", "succeeded", "failed", "inte
 function RunsPage(p: { session: Session }) {
   const [action, setAction] = useState("");
   const [status, setStatus] = useState("");
-  const { items: runs, error, loading, hasMore, more, reload } = usePages((after) => {
+  const { items: runs, setItems: setRuns, error, loading, hasMore, more, reload } = usePages((after) => {
     const query: Record<string, string | number> = { limit: 50 };
     if (action) query.action = action;
     if (status) query.status = status;
     if (after) query.cursor = after;
     return must(p.session.api.GET("/v1/runs", { params: { query } }));
   }, [action, status]);
+
+  // Runs in view that have not ended follow their events (a few at a
+  // time: the server caps a workspace's open streams), so their status
+  // changes here as it does on the server.
+  const unfinished = runs.filter((r) => !finalStatuses.includes(r.status)).slice(0, 8).map((r) => r.id);
+  useEffect(() => {
+    const stop = new AbortController();
+    for (const id of unfinished) {
+      follow(p.session, id, (r) => setRuns((list) => list.map((x) => (x.id === r.id ? r : x))), stop.signal).catch(() => {});
+    }
+    return () => stop.abort();
+  }, [unfinished.join(",")]);
 
   return (
     <section>
@@ -410,7 +422,7 @@ function RunsPage(p: { session: Session }) {
   );
 }
 
-function RunPage(p: { id: string; session: Session }) {
+function RunPage(p: { id: string; session: Session; role: Role }) {
   const [run, setRun] = useState<Run | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
@@ -447,7 +459,8 @@ function RunPage(p: { id: string; session: Session }) {
         {run.duration_ms !== undefined ? <><dt>Took</dt><dd>{run.duration_ms} ms</dd></> : null}
         {run.idempotency_key ? <><dt>Idempotency key</dt><dd><code>{run.idempotency_key}</code></dd></> : null}
         <dt>Attempt</dt><dd>{run.attempt}</dd>
-        <dt>Audit</dt><dd>records with target <code>run:{run.id}</code></dd>
+        <dt>Audit</dt>
+        <dd>{can(p.role, "admin") ? <Link to={`/audit?q=${encodeURIComponent(`run:${run.id}`)}`}>its audit records</Link> : <>records with target <code>run:{run.id}</code></>}</dd>
       </dl>
       <h2>Params</h2>
       <p class="muted">Secret fields are redacted.</p>

@@ -103,5 +103,5 @@ export function usePages<T>(
   useEffect(() => {
     load(null);
   }, deps);
-  return { items, error, loading, hasMore: cursor !== null, more: () => load(cursor), reload: () => load(null) };
+  return { items, setItems, error, loading, hasMore: cursor !== null, more: () => load(cursor), reload: () => load(null) };
 }
