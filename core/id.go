@@ -23,6 +23,19 @@ func newIDAt(t time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
 	rand.Read(b[6:]) // never fails: crypto/rand.Read panics rather than return an error
+	return encodeID(b)
+}
+
+// IDFloor is the least id NewID can make at t's millisecond or later:
+// ids made from t on sort at or after it, ids made before t's
+// millisecond sort before it. It bounds a list by creation time.
+func IDFloor(t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(min(max(t.UnixMilli(), 0), 1<<48-1))<<16)
+	return encodeID(b)
+}
+
+func encodeID(b [16]byte) string {
 	// 128 bits as 26 base32 digits: the first digit carries the top 3 bits.
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])

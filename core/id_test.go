@@ -59,3 +59,26 @@ func TestRoleAllows(t *testing.T) {
 		}
 	}
 }
+
+func TestIDFloor(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	floor := IDFloor(t0)
+	if !ValidID(floor) {
+		t.Fatalf("IDFloor made invalid id %q", floor)
+	}
+	for range 100 {
+		if at := newIDAt(t0); at < floor {
+			t.Fatalf("an id made at t0 (%s) sorts before the floor %s", at, floor)
+		}
+		if before := newIDAt(t0.Add(-time.Millisecond)); before >= floor {
+			t.Fatalf("an id made a millisecond before t0 (%s) sorts at or after the floor %s", before, floor)
+		}
+	}
+	// Sub-millisecond parts do not move the floor; the ends clamp.
+	if IDFloor(t0.Add(999*time.Microsecond)) != floor {
+		t.Error("the floor moved within a millisecond")
+	}
+	if lo, hi := IDFloor(time.Unix(-5, 0)), IDFloor(time.Date(20000, 1, 1, 0, 0, 0, 0, time.UTC)); !ValidID(lo) || !ValidID(hi) || lo != IDFloor(time.Unix(0, 0)) || hi <= floor {
+		t.Errorf("clamped floors %q %q", lo, hi)
+	}
+}

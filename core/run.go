@@ -111,6 +111,9 @@ type RunError struct {
 type RunFilter struct {
 	Action string
 	Status RunStatus
+	// Since and Until bound the runs' creation time, to the millisecond:
+	// Since included, Until not. Zero is no bound.
+	Since, Until time.Time
 }
 
 // IdempotencyRecord remembers an execute request by its Idempotency-Key, so

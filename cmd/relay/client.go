@@ -55,8 +55,9 @@ var clientLeaves = []leaf{
 			"run the same command with that key to retry, and the action runs once. An action that needs confirmation takes a preview's --confirm token; " +
 			"with --yes, or after a yes at the terminal's prompt, it is previewed and confirmed here. Exits 1 when the run failed."},
 	{"runs list", cmdRunsList,
-		"relay runs list [--action ID] [--status S] [--limit N] [--cursor C] [-o json|table] [flags]",
-		"Lists the workspace's runs, newest first; prints the cursor of the next page on stderr."},
+		"relay runs list [--action ID] [--status S] [--since T] [--until T] [--limit N] [--cursor C] [-o json|table] [flags]",
+		"Lists the workspace's runs, newest first; prints the cursor of the next page on stderr. " +
+			"--since and --until take a time (RFC 3339) or a duration before now (90m, 24h)."},
 	{"runs get", cmdRunsGet,
 		"relay runs get ID [-o json|table] [flags]",
 		"Shows a run: its status, timings, params (secrets redacted), output or error."},
@@ -676,12 +677,36 @@ func writeRun(s *server, w io.Writer, r *client.Run) error {
 	})
 }
 
+// timeFlag is a time given as RFC 3339 or as a duration before now.
+type timeFlag time.Time
+
+func (t *timeFlag) String() string {
+	if t == nil || time.Time(*t).IsZero() {
+		return ""
+	}
+	return time.Time(*t).Format(time.RFC3339)
+}
+
+func (t *timeFlag) Set(s string) error {
+	if at, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		*t = timeFlag(at)
+		return nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		*t = timeFlag(time.Now().Add(-d))
+		return nil
+	}
+	return fmt.Errorf("%q is neither a time (RFC 3339: 2026-12-06T09:30:00Z) nor a duration before now (24h)", s)
+}
+
 func cmdRunsList(fs *flag.FlagSet) runFunc {
 	var s server
 	var f client.RunFilter
 	s.register(fs)
 	fs.StringVar(&f.Action, "action", "", "only this action's runs")
 	fs.StringVar(&f.Status, "status", "", "only runs in this status: queued, running, succeeded, failed or interrupted")
+	fs.Var((*timeFlag)(&f.Since), "since", "only runs created at or after this time (RFC 3339, or a duration before now: 24h)")
+	fs.Var((*timeFlag)(&f.Until), "until", "only runs created before this time (RFC 3339, or a duration before now)")
 	fs.IntVar(&f.Limit, "limit", 0, "runs on the page (default the server's, 50)")
 	fs.StringVar(&f.Cursor, "cursor", "", "the next page's cursor, from the last list")
 	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {

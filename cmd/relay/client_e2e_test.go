@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/core/catalog/catalogtest"
 	"github.com/relayhq/relay/sdk/client"
@@ -187,7 +188,14 @@ func TestClientCommands(t *testing.T) {
 	if out, _ = ok("", "runs", "list"); strings.Count(out, "\n") != 5 || !strings.HasPrefix(out, "ID ") {
 		t.Fatalf("runs list's table (a header and four runs):\n%s", out)
 	}
+	if out, _ = ok("", "runs", "list", "--since", "1h", "--until", queued.CreatedAt.Format(time.RFC3339Nano)); strings.Count(out, "\n") != 4 {
+		t.Fatalf("runs list of the hour before the async run (a header and three runs):\n%s", out)
+	}
+	if out, _ = ok("", "runs", "list", "--since", queued.CreatedAt.Format(time.RFC3339Nano)); strings.Count(out, "\n") != 2 || !strings.Contains(out, queued.ID) {
+		t.Fatalf("runs list since the async run:\n%s", out)
+	}
 	fails(1, "not_found", "runs", "get", "run_nope")
+	fails(2, "neither a time", "runs", "list", "--since", "yesterday")
 
 	// RELAY_URL and RELAY_API_KEY replace the profile: a viewer reads,
 	// and may not execute.

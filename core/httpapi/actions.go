@@ -129,6 +129,12 @@ func (s *Server) listRuns(c *fiber.Ctx, p *principal) error {
 		return err
 	}
 	f := core.RunFilter{Action: c.Query("action"), Status: core.RunStatus(c.Query("status"))}
+	if f.Since, err = timeParam(c, "since"); err != nil {
+		return err
+	}
+	if f.Until, err = timeParam(c, "until"); err != nil {
+		return err
+	}
 	runs, next, err := s.cfg.Actions.ListRuns(c.UserContext(), p.Workspace.ID, f, page)
 	if err != nil {
 		return err

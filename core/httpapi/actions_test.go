@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -29,6 +30,7 @@ type runJSON struct {
 	Error      *core.RunError  `json:"error"`
 	KeyID      string          `json:"key_id"`
 	DurationMS *int64          `json:"duration_ms"`
+	CreatedAt  time.Time       `json:"created_at"`
 }
 
 const vaultToken = "vt-7f3c9a1e-secret-token-value"
@@ -142,6 +144,19 @@ func testActionsEndToEnd(t *testing.T, ts *testServer) {
 	ts.do("GET", "/v1/runs?action=echo.echo&status=succeeded", viewer, nil).decode(t, &runs)
 	if len(runs.Data) != 1 || runs.Data[0].ID != run.ID {
 		t.Fatalf("runs: %+v", runs)
+	}
+	// By creation time: since is included, until is not.
+	created := url.QueryEscape(run.CreatedAt.Format(time.RFC3339Nano))
+	for q, want := range map[string]int{"since=" + created: 1, "until=" + created: 0,
+		"since=2000-01-01T00:00:00Z&until=" + created: 0, "since=2000-01-01T00:00:00%2B02:00": 1} {
+		runs.Data = nil
+		resp := ts.do("GET", "/v1/runs?"+q, viewer, nil)
+		if resp.decode(t, &runs); resp.Status != 200 || len(runs.Data) != want {
+			t.Errorf("runs?%s: %d %s, want %d runs", q, resp.Status, resp.Body, want)
+		}
+	}
+	if resp := ts.do("GET", "/v1/runs?since=yesterday", viewer, nil); resp.Status != 400 || resp.problem(t).Code != core.EInvalid {
+		t.Errorf("since=yesterday: %d %s", resp.Status, resp.Body)
 	}
 	events := ts.do("GET", "/v1/runs/"+run.ID+"/events", viewer, nil)
 	if events.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(string(events.Body), "event: status\nid: 3\n") {

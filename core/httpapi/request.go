@@ -7,8 +7,10 @@ import (
 	"io"
 	"mime"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+
 	"github.com/relayhq/relay/core"
 )
 
@@ -64,6 +66,20 @@ func pageParams(c *fiber.Ctx) (core.Page, error) {
 		p.Limit = n
 	}
 	return p, nil
+}
+
+// timeParam reads an RFC 3339 time from the query; zero when it is not
+// there.
+func timeParam(c *fiber.Ctx, name string) (time.Time, error) {
+	s := c.Query(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, core.Errorf(core.EInvalid, "%s %q: want a time in RFC 3339, like 2026-12-06T09:30:00Z", name, s)
+	}
+	return t, nil
 }
 
 // list is the shape of every list response.

@@ -147,6 +147,16 @@ func (s *Store) ListRuns(ctx context.Context, workspaceID string, f core.RunFilt
 		}
 		query, args = query+` AND status = ?`, append(args, string(f.Status))
 	}
+	// A run's id begins with its creation time, so the time bounds are
+	// bounds on the key the list walks.
+	if !f.Since.IsZero() {
+		query, args = query+` AND id >= ?`, append(args, core.IDFloor(f.Since))
+	}
+	if !f.Until.IsZero() {
+		if until := core.IDFloor(f.Until); before == "" || until < before {
+			before = until
+		}
+	}
 	if before != "" {
 		query, args = query+` AND id < ?`, append(args, before)
 	}

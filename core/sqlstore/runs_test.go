@@ -518,7 +518,9 @@ func TestListRuns(t *testing.T) {
 		w := mustCreateWorkspace(t, s, "acme")
 		other := mustCreateWorkspace(t, s, "other")
 		var all, echoes, failed []string
+		var made []time.Time // just before each run of all
 		for i := range 9 {
+			made = append(made, time.Now())
 			action := "echo.echo"
 			if i%3 == 0 {
 				action = "webhook.send"
@@ -584,6 +586,20 @@ func TestListRuns(t *testing.T) {
 		}
 		if got, _ := list(core.RunFilter{Action: "echo.echo", Status: core.RunFailed}, 1); !slices.Equal(got, newestFirst(failedEchoes)) {
 			t.Errorf("failed echo runs: %v\nwant %v", got, newestFirst(failedEchoes))
+		}
+
+		// Time bounds: Since included, Until not, with and without a cursor.
+		if got, pages := list(core.RunFilter{Since: made[3], Until: made[7]}, 3); !slices.Equal(got, newestFirst(all[3:7])) || pages != 2 {
+			t.Errorf("runs from the 4th to the 7th: %v in %d pages\nwant %v in 2", got, pages, newestFirst(all[3:7]))
+		}
+		if got, _ := list(core.RunFilter{Since: made[6]}, 2); !slices.Equal(got, newestFirst(all[6:])) {
+			t.Errorf("runs since the 7th: %v\nwant %v", got, newestFirst(all[6:]))
+		}
+		if got, _ := list(core.RunFilter{Until: made[2], Action: "webhook.send"}, 5); !slices.Equal(got, all[:1]) {
+			t.Errorf("webhook runs before the 3rd: %v\nwant %v", got, all[:1])
+		}
+		if got, _ := list(core.RunFilter{Since: made[5], Until: made[5]}, 5); len(got) != 0 {
+			t.Errorf("an empty range listed %v", got)
 		}
 
 		_, _, err := s.ListRuns(ctx, w.ID, core.RunFilter{Status: "done"}, core.Page{})

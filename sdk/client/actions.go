@@ -170,10 +170,12 @@ type RunPage struct {
 	NextCursor string `json:"next_cursor"`
 }
 
-// RunFilter narrows ListRuns: to an action, a status; Limit 0 takes the
-// server's default page size, Cursor "" the first page.
+// RunFilter narrows ListRuns: to an action, a status, runs created from
+// Since (included) to Until (not); Limit 0 takes the server's default
+// page size, Cursor "" the first page.
 type RunFilter struct {
 	Action, Status string
+	Since, Until   time.Time
 	Limit          int
 	Cursor         string
 }
@@ -311,6 +313,12 @@ func (c *Client) ListRuns(ctx context.Context, f RunFilter) (*RunPage, error) {
 	}
 	if f.Status != "" {
 		q.Set("status", f.Status)
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.Format(time.RFC3339Nano))
 	}
 	var p RunPage
 	return &p, c.do(ctx, http.MethodGet, "/v1/runs"+pageQuery(q, f.Limit, f.Cursor), nil, &p)

@@ -2925,6 +2925,10 @@ export interface operations {
                 action?: string;
                 /** @description only runs in this status */
                 status?: components["schemas"]["RunStatus"];
+                /** @description only runs created at or after this time (RFC 3339; runs are timed to the millisecond) */
+                since?: string;
+                /** @description only runs created before this time (RFC 3339) */
+                until?: string;
                 limit?: components["parameters"]["Limit"];
                 /** @description next_cursor of the previous page */
                 cursor?: components["parameters"]["Cursor"];
