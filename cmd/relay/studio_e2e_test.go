@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"aead.dev/minisign"
 
@@ -32,6 +33,13 @@ func TestStudioMarketplace(t *testing.T) {
 	h.json("POST", "/v1/registry/publishers", admin, map[string]string{"name": "acme", "public_key": relaypkg.PublicKeyLine(pub)}, 201, &reg)
 	h.publish(reg.Token, pkgs["1.0.0"], priv)
 	h.publish(reg.Token, packTemplate(t, "acme/vault-kit", vaultKit("1.0.0", "~1.0.0")), priv)
+	// A price takes effect on a first of a month at least 14 days out:
+	// this one has been in effect for long, so the preset's run costs.
+	_, err := m.store.DB().Exec(m.store.DB().Rebind(`INSERT INTO price_plans (listing, effective_from, plan, created_at) VALUES (?, ?, ?, ?)`),
+		"acme/vault-kit", "2000-01-01", `{"kind": "per_execution", "currency": "USD", "unit_amount": 25}`, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	studiotest.Run(t, "marketplace", "STUDIO_URL="+m.URL(), "ADMIN_KEY="+admin, "PHASE=install")
 	h.publish(reg.Token, pkgs["1.1.0"], priv)

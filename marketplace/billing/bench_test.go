@@ -71,17 +71,28 @@ func BenchmarkUsageMonth(b *testing.B) {
 			st := openBench(b, db)
 			fillUsage(b, st, 21, 31, 40, 807) // 31 × 40 × 807 = 1,000,680 runs each
 			s := New(Config{DB: st, Now: func() time.Time { return time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC) }})
-			for _, group := range []string{"day", "installation", "action"} {
-				b.Run(group, func(b *testing.B) {
-					q := UsageQuery{From: "2030-01-01", To: "2030-01-31", GroupBy: group}
-					for b.Loop() {
-						out, _, err := s.Usage(context.Background(), "ws000007", q)
-						if err != nil || len(out) == 0 {
-							b.Fatal(out, err)
+			groups := func(prefix string) {
+				for _, group := range []string{"day", "installation", "action"} {
+					b.Run(prefix+group, func(b *testing.B) {
+						q := UsageQuery{From: "2030-01-01", To: "2030-01-31", GroupBy: group}
+						for b.Loop() {
+							out, _, err := s.Usage(context.Background(), "ws000007", q)
+							if err != nil || len(out) == 0 {
+								b.Fatal(out, err)
+							}
 						}
-					}
-				})
+					})
+				}
 			}
+			groups("")
+			// Priced, the day and installation groups have their spend.
+			_, err := st.DB().ExecContext(context.Background(), st.DB().Rebind(`INSERT INTO price_plans (listing, effective_from, plan, created_at)
+				VALUES (?, ?, ?, ?)`), "acme/crm", "2000-01-01",
+				`{"kind": "per_execution", "currency": "USD", "unit_amount": 3, "per_units": 2, "free_allowance": 50, "actions": {"a3": 7}}`, time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			groups("priced/")
 		})
 	}
 }

@@ -147,3 +147,74 @@ func TestUsage(t *testing.T) {
 		}
 	})
 }
+
+// A usage report's spend: what each day's (or installation's) runs added
+// to their month's spend, by currency, with free allowances and tiers
+// counted from the month's first run whatever the range asked.
+func TestUsageSpend(t *testing.T) {
+	eachStore(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		now := time.Date(2026, 12, 20, 12, 0, 0, 0, time.UTC)
+		s := New(Config{DB: st, Now: func() time.Time { return now }})
+		for listing, plan := range map[string]string{
+			"acme/c":     `{"kind": "per_execution", "currency": "USD", "unit_amount": 10, "free_allowance": 2}`,
+			"acme/leads": `{"kind": "tiered", "currency": "EUR", "tiers": [{"up_to": 1, "unit_amount": 100}, {"up_to": null, "unit_amount": 50}]}`,
+			"acme/desk":  `{"kind": "monthly", "currency": "USD", "monthly_amount": 3000}`,
+		} {
+			_, err := st.DB().ExecContext(ctx, st.DB().Rebind(`INSERT INTO price_plans (listing, effective_from, plan, created_at)
+				VALUES (?, ?, ?, ?)`), listing, "2000-01-01", plan, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		acme, err := st.CreateWorkspace(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sales := &core.RunPreset{Installation: "in_sales", Template: "acme/leads", TemplateVersion: "1.0.0", Action: "c.add"}
+		day := func(d int) time.Time { return time.Date(2026, 12, d, 10, 0, 0, 0, time.UTC) }
+		runOnce(t, st, acme.ID, "c.add", nil, core.RunSucceeded, time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC))
+		runOnce(t, st, acme.ID, "c.add", nil, core.RunSucceeded, day(1)) // the free allowance: 2 runs
+		runOnce(t, st, acme.ID, "c.add", nil, core.RunSucceeded, day(1))
+		runOnce(t, st, acme.ID, "sales.jot", sales, core.RunSucceeded, day(3)) // 10 USD, the first tier: 100 EUR
+		runOnce(t, st, acme.ID, "sales.jot", sales, core.RunSucceeded, day(4)) // 2 × 10 USD, 2 × 50 EUR
+		runOnce(t, st, acme.ID, "sales.jot", sales, core.RunSucceeded, day(4))
+		runOnce(t, st, acme.ID, "c.add", nil, core.RunSucceeded, day(4)) // 10 USD
+		runOnce(t, st, acme.ID, "c.add", nil, core.RunFailed, day(5))    // not counted
+
+		type money = map[string]int64
+		for _, c := range []struct {
+			q    UsageQuery
+			want []UsageGroup
+		}{
+			{UsageQuery{}, []UsageGroup{{Day: "2026-12-01", Runs: 2}, {Day: "2026-12-03", Runs: 1, Spend: money{"USD": 10, "EUR": 100}},
+				{Day: "2026-12-04", Runs: 3, Spend: money{"USD": 30, "EUR": 100}}}},
+			// A range that starts mid-month counts the month's runs before it.
+			{UsageQuery{From: "2026-12-04", To: "2026-12-04"}, []UsageGroup{{Day: "2026-12-04", Runs: 3, Spend: money{"USD": 30, "EUR": 100}}}},
+			{UsageQuery{From: "2026-11-30", To: "2026-12-03"}, []UsageGroup{{Day: "2026-11-30", Runs: 1}, {Day: "2026-12-01", Runs: 2},
+				{Day: "2026-12-03", Runs: 1, Spend: money{"USD": 10, "EUR": 100}}}},
+			{UsageQuery{GroupBy: "installation"}, []UsageGroup{{Installation: "", Runs: 3, Spend: money{"USD": 10}},
+				{Installation: "in_sales", Runs: 3, Spend: money{"USD": 30, "EUR": 200}}}},
+			{UsageQuery{From: "2026-12-04", To: "2026-12-31", GroupBy: "installation"}, []UsageGroup{{Installation: "", Runs: 1, Spend: money{"USD": 10}},
+				{Installation: "in_sales", Runs: 2, Spend: money{"USD": 20, "EUR": 100}}}},
+			// By action, spend is not given: allowances and tiers are a
+			// listing's, shared by its actions.
+			{UsageQuery{GroupBy: "action"}, []UsageGroup{{Action: "c.add", Runs: 3}, {Action: "sales.jot", Runs: 3}}},
+		} {
+			got, _, err := s.Usage(ctx, acme.ID, c.q)
+			if err != nil {
+				t.Fatalf("%+v: %v", c.q, err)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("%+v:\n got %+v\nwant %+v", c.q, got, c.want)
+			}
+		}
+		// The month's days add up to its spend as a budget sees it.
+		if _, err := s.SetBudget(ctx, adminOf(acme), WorkspaceScope, Budget{Currency: "USD", Amount: 1000}); err != nil {
+			t.Fatal(err)
+		}
+		if budgets, err := s.Budgets(ctx, acme.ID); err != nil || len(budgets) != 1 || *budgets[0].Spend != 10+30 {
+			t.Errorf("budgets = %+v, %v; want a spend of 40", budgets, err)
+		}
+	})
+}

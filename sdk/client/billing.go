@@ -45,12 +45,14 @@ type Price struct {
 }
 
 // UsageRow is a count of succeeded runs of a day, an installation or an
-// action (as the query groups them).
+// action (as the query groups them), and (by day or installation) what
+// they added to their months' spend, by currency, in minor units.
 type UsageRow struct {
-	Day          string `json:"day,omitempty"`
-	Installation string `json:"installation,omitempty"`
-	Action       string `json:"action,omitempty"`
-	Runs         int64  `json:"runs"`
+	Day          string           `json:"day,omitempty"`
+	Installation string           `json:"installation,omitempty"`
+	Action       string           `json:"action,omitempty"`
+	Runs         int64            `json:"runs"`
+	Spend        map[string]int64 `json:"spend,omitempty"`
 }
 
 // Usage is a workspace's succeeded runs from From to To, grouped.

@@ -1774,6 +1774,10 @@ export interface components {
                 installation?: string;
                 action?: string;
                 runs: number;
+                /** @description what the runs added to their months' spend, by currency, in minor units; by day and by installation only; zero amounts left out */
+                spend?: {
+                    [key: string]: number;
+                };
             }[];
         };
         /** @description what a workspace owes for a closed month in one currency; amounts in minor units; never changes */

@@ -70,6 +70,16 @@ try {
 
     await page.goto(origin + "/studio/usage");
     await page.getByRole("img", { name: /Succeeded runs a day/ }).waitFor();
+    // The template's price (25 US cents a run, in effect since long
+    // before: TestStudioMarketplace) makes the preset's run a spend.
+    await page.getByRole("img", { name: /Spend a day in USD: .*\$0\.25/ }).waitFor();
+    await page.getByText("$0.25 spent on runs").waitFor();
+    check(true, "the usage page charts runs and spend a day");
+    await page.getByLabel("Days").selectOption({ label: "the last 90 days" });
+    const chart = page.getByRole("img", { name: /Succeeded runs a day/ });
+    await page.waitForFunction(() => document.querySelector("svg.chart")?.querySelectorAll("rect").length === 90, null, { timeout: 5000 }).catch(() => {});
+    const bars = await chart.locator("rect").count();
+    check(bars === 90 && / [1-9]\d*(,|$)/.test(await chart.getAttribute("aria-label")), `the last 90 days are 90 bars, the run's among them (${bars})`);
     await page.getByLabel("Workspace budget a month").fill("12.50");
     await page.getByLabel("Refuse runs past it").check();
     await page.getByRole("button", { name: "Set budget" }).click();

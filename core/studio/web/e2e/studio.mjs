@@ -238,6 +238,39 @@ try {
   await page.goto(origin + "/studio/keys");
   await page.getByText("Your key is").or(page.getByRole("heading", { name: "Not found" })).waitFor();
   check((await page.getByRole("button", { name: "Create key" }).count()) === 0, "a viewer has no keys page");
+
+  // 10,000 runs: the list reads cursor pages of 50, never the whole list,
+  // and its controls work from the keyboard.
+  const busy = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  await signIn(busy, env("BUSY_KEY"));
+  const asked = [];
+  busy.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === "/v1/runs") asked.push(u.searchParams);
+  });
+  const rows = busy.locator("tbody tr");
+  let t0 = Date.now();
+  await busy.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Runs" }).click();
+  await rows.nth(49).waitFor();
+  console.log(`figure: 10,000 runs, first page shown in ${Date.now() - t0} ms`);
+  check((await rows.count()) === 50 && asked.length === 1 && asked[0].get("limit") === "50", "10,000 runs: the list shows a page of 50, read in one request");
+  // Tab to "Load more" and press Enter.
+  let tabs = 0;
+  while (tabs < 200 && (await busy.evaluate(() => document.activeElement?.textContent)) !== "Load more") {
+    await busy.keyboard.press("Tab");
+    tabs++;
+  }
+  t0 = Date.now();
+  await busy.keyboard.press("Enter");
+  await rows.nth(99).waitFor();
+  console.log(`figure: 10,000 runs, the next page added in ${Date.now() - t0} ms`);
+  check((await rows.count()) === 100 && asked.length === 2 && asked[1].get("cursor") && asked[1].get("limit") === "50",
+    `Load more, reached with the keyboard (${tabs} tabs), reads the next page of 50 by its cursor`);
+  await busy.getByLabel("Created").selectOption({ label: "the last hour" });
+  await busy.waitForFunction(() => document.querySelectorAll("tbody tr").length === 50);
+  const since = Date.parse(asked.at(-1)?.get("since") ?? "");
+  check(asked.length === 3 && Math.abs(Date.now() - 3600e3 - since) < 60e3, "the time filter asks for runs created in the last hour");
+  await axe(busy, "the runs list of a busy workspace");
 } finally {
   await browser.close();
 }

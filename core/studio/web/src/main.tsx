@@ -356,16 +356,29 @@ function ActionPage(p: { id: string; session: Session; role: Role }) {
 
 const statuses: RunStatus[] = ["queued", "running", "succeeded", "failed", "interrupted"];
 
+const runWindows: { label: string; hours: number }[] = [
+  { label: "any time", hours: 0 },
+  { label: "the last hour", hours: 1 },
+  { label: "the last 24 hours", hours: 24 },
+  { label: "the last 7 days", hours: 24 * 7 },
+  { label: "the last 30 days", hours: 24 * 30 },
+];
+
 function RunsPage(p: { session: Session }) {
   const [action, setAction] = useState("");
   const [status, setStatus] = useState("");
+  const [hours, setHours] = useState(0);
+  // A window is fixed when it is chosen (or refreshed), so that the
+  // next pages continue the same list.
+  const [chosenAt, setChosenAt] = useState(() => Date.now());
   const { items: runs, setItems: setRuns, error, loading, hasMore, more, reload } = usePages((after) => {
     const query: Record<string, string | number> = { limit: 50 };
     if (action) query.action = action;
     if (status) query.status = status;
+    if (hours) query.since = new Date(chosenAt - hours * 3600e3).toISOString();
     if (after) query.cursor = after;
     return must(p.session.api.GET("/v1/runs", { params: { query } }));
-  }, [action, status]);
+  }, [action, status, hours, chosenAt]);
 
   // Runs in view that have not ended follow their events (a few at a
   // time: the server caps a workspace's open streams), so their status
@@ -394,7 +407,13 @@ function RunsPage(p: { session: Session }) {
             {statuses.map((s) => <option key={s} value={s}>{s}</option>)}
           </select>
         </div>
-        <button type="button" class="secondary" onClick={reload}>Refresh</button>
+        <div class="field inline">
+          <label for="run-window">Created</label>
+          <select id="run-window" value={hours} onChange={(e) => { setHours(Number(e.currentTarget.value)); setChosenAt(Date.now()); }}>
+            {runWindows.map((w) => <option key={w.hours} value={w.hours}>{w.label}</option>)}
+          </select>
+        </div>
+        <button type="button" class="secondary" onClick={() => (hours ? setChosenAt(Date.now()) : reload())}>Refresh</button>
       </form>
       {error ? <p class="error" role="alert">{error}</p> : null}
       <div class="table-wrap">

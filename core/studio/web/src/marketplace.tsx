@@ -456,8 +456,62 @@ function UpgradeDiff(p: { d: UpgradePreview["diff"] }) {
   );
 }
 
+/** The days from from to to (YYYY-MM-DD, both included). */
+function daysOf(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let d = new Date(from + "T00:00:00Z"); d.toISOString().slice(0, 10) <= to && out.length < 400; d.setUTCDate(d.getUTCDate() + 1)) {
+    out.push(d.toISOString().slice(0, 10));
+  }
+  return out;
+}
+
+/** A bar a day: values[i] is days[i]'s; show formats a value for people. */
+function DayChart(p: { label: string; days: string[]; values: number[]; show: (v: number) => string }) {
+  const most = Math.max(1, ...p.values.map(Math.abs));
+  const width = 720;
+  const slot = width / Math.max(p.days.length, 1);
+  // Every day's number when there is room; else each month's first day.
+  const every = p.days.length <= 31;
+  return (
+    <svg class="chart" viewBox={`0 0 ${width} 120`} role="img"
+      aria-label={`${p.label}: ${p.days.map((d, i) => `${d} ${p.show(p.values[i])}`).join(", ")}`}>
+      <line x1="0" x2={width} y1="5" y2="5" class="grid" />
+      <text x="2" y="15" class="axis">{p.show(most)}</text>
+      {p.days.map((d, i) => {
+        const h = Math.round((100 * Math.max(0, p.values[i])) / most);
+        const month = i === 0 || d.endsWith("-01");
+        return (
+          <g key={d}>
+            <title>{`${d}: ${p.show(p.values[i])}`}</title>
+            <rect x={i * slot + slot * 0.15} y={105 - h} width={slot * 0.7} height={h} class="bar" />
+            {every || month ? (
+              <text x={i * slot + slot / 2} y="118" text-anchor={every ? "middle" : "start"} class="axis">{every ? d.slice(8) : d.slice(5)}</text>
+            ) : null}
+          </g>
+        );
+      })}
+    </svg>
+  );
+}
+
+const usageRanges: { label: string; days: number }[] = [
+  { label: "this month", days: 0 },
+  { label: "the last 30 days", days: 30 },
+  { label: "the last 90 days", days: 90 },
+];
+
 export function UsagePage(p: { session: Session; role: Role }) {
-  const usage = useLoad(() => must(p.session.api.GET("/v1/usage", { params: { query: { group_by: "day" } } })), []);
+  const [range, setRange] = useState(0);
+  const usage = useLoad(() => {
+    const query: { group_by: "day"; from?: string; to?: string } = { group_by: "day" };
+    const back = usageRanges[range].days;
+    if (back) {
+      const now = new Date();
+      query.to = now.toISOString().slice(0, 10);
+      query.from = new Date(now.getTime() - (back - 1) * 86400e3).toISOString().slice(0, 10);
+    }
+    return must(p.session.api.GET("/v1/usage", { params: { query } }));
+  }, [range]);
   const [budgets, setBudgets] = useState<Schemas["Budget"][] | null>(null);
   const [amount, setAmount] = useState("");
   const [currency, setCurrency] = useState("USD");
@@ -473,30 +527,59 @@ export function UsagePage(p: { session: Session; role: Role }) {
   useEffect(() => {
     loadBudgets();
   }, []);
-  const days = usage.data?.data ?? [];
-  const most = Math.max(1, ...days.map((d) => d.runs));
+  const rows = usage.data?.data ?? [];
+  const days = usage.data ? daysOf(usage.data.from, usage.data.to) : [];
+  const byDay = new Map(rows.map((r) => [r.day ?? "", r]));
+  const currencies = [...new Set(rows.flatMap((r) => Object.keys(r.spend ?? {})))].sort();
+  const runs = rows.reduce((n, d) => n + d.runs, 0);
   return (
     <section>
       <p class="crumbs"><Link to="/marketplace">Marketplace</Link> / usage</p>
       <h1>Usage and budgets</h1>
-      <h2>Runs a day, this month</h2>
+      <form class="filters" onSubmit={(e) => e.preventDefault()}>
+        <div class="field inline">
+          <label for="usage-range">Days</label>
+          <select id="usage-range" value={range} onChange={(e) => setRange(Number(e.currentTarget.value))}>
+            {usageRanges.map((r, i) => <option key={r.label} value={i}>{r.label}</option>)}
+          </select>
+        </div>
+      </form>
       {usage.error ? <p class="error" role="alert">{usage.error}</p> : null}
-      {days.length ? (
-        <figure>
-          <svg class="chart" viewBox={`0 0 ${days.length * 24} 120`} role="img" aria-label={`Succeeded runs a day: ${days.map((d) => `${d.day} ${d.runs}`).join(", ")}`}>
-            {days.map((d, i) => {
-              const h = Math.round((100 * d.runs) / most);
+      {usage.data ? (
+        runs ? (
+          <>
+            <h2>Runs a day</h2>
+            <figure>
+              <DayChart label="Succeeded runs a day" days={days} values={days.map((d) => byDay.get(d)?.runs ?? 0)} show={String} />
+              <figcaption class="muted">{runs} succeeded run{runs === 1 ? "" : "s"} from {usage.data.from} to {usage.data.to}</figcaption>
+            </figure>
+            <h2>Spend a day</h2>
+            {currencies.length ? currencies.map((c) => {
+              const values = days.map((d) => byDay.get(d)?.spend?.[c] ?? 0);
               return (
-                <g key={d.day}>
-                  <rect x={i * 24 + 4} y={105 - h} width="16" height={h} class="bar" />
-                  <text x={i * 24 + 12} y="118" text-anchor="middle" class="axis">{(d.day ?? "").slice(8)}</text>
-                </g>
+                <figure key={c}>
+                  <DayChart label={`Spend a day in ${c}`} days={days} values={values} show={(v) => money(v, c)} />
+                  <figcaption class="muted">{money(values.reduce((n, v) => n + v, 0), c)} spent on runs from {usage.data?.from} to {usage.data?.to}</figcaption>
+                </figure>
               );
-            })}
-          </svg>
-          <figcaption class="muted">{days.reduce((n, d) => n + d.runs, 0)} succeeded runs from {usage.data?.from} to {usage.data?.to}</figcaption>
-        </figure>
-      ) : usage.data ? <p class="muted">No runs this month.</p> : null}
+            }) : <p class="muted">Nothing spent: these runs were free.</p>}
+            <details>
+              <summary>The days as a table</summary>
+              <div class="table-wrap">
+                <table>
+                  <thead><tr><th scope="col">Day</th><th scope="col">Runs</th>{currencies.map((c) => <th scope="col" key={c}>Spend ({c})</th>)}</tr></thead>
+                  <tbody>
+                    {rows.map((r) => (
+                      <tr key={r.day}><td>{r.day}</td><td>{r.runs}</td>{currencies.map((c) => <td key={c}>{money(r.spend?.[c] ?? 0, c)}</td>)}</tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            </details>
+            <p class="muted">Spend is what runs cost under their listings' price plans, as the month's invoice will say; monthly fees are not in it.</p>
+          </>
+        ) : <p class="muted">No runs from {usage.data.from} to {usage.data.to}.</p>
+      ) : null}
       <h2>Budgets</h2>
       {error ? <p class="error" role="alert">{error}</p> : null}
       {budgets ? (
