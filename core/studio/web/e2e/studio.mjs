@@ -228,8 +228,16 @@ try {
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
   const small = await phone.newPage();
   await signIn(small, env("DEVELOPER_KEY"));
-  const overflow = await small.evaluate(() => document.documentElement.scrollWidth - innerWidth);
-  check(overflow <= 0, `the actions page fits a 390-wide screen (overflow ${overflow}px)`);
+  for (const [path, ready] of [["/studio/", "Actions"], ["/studio/runs", "Runs"], ["/studio/connections", "Connections"], ["/studio/health", "Health"]]) {
+    if (path !== "/studio/") {
+      await small.goto(origin + path);
+      await small.getByRole("heading", { name: ready, exact: true }).waitFor();
+    }
+    const overflow = await small.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    check(overflow <= 0, `the ${ready.toLowerCase()} page fits a 390-wide screen (overflow ${overflow}px)`);
+  }
+  await small.goto(origin + "/studio/");
+  await small.getByRole("heading", { name: "Actions" }).waitFor();
   await small.screenshot({ path: `${shots}/phone-actions.png` });
 
   // The connection's secret never reached the page.
