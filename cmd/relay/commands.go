@@ -40,6 +40,16 @@ var leaves = []leaf{
 	{"migrate", cmdMigrate,
 		"relay migrate [flags]",
 		"Applies the database migrations the store lacks, and says which."},
+	{"backup", cmdBackup,
+		"relay backup --out FILE [--include-master-key] [flags]",
+		"Writes a consistent backup of the store while the server runs: on SQLite the database (as of one moment), the registry's blobs and the engine's instance id; " +
+			"on PostgreSQL a manifest only (back the rows up with pg_dump or PITR). The archive records its schema version and every file's SHA-256. " +
+			"The master key goes in only with --include-master-key; without the key a restore opens no secret and authenticates no API key."},
+	{"restore", cmdRestore,
+		"relay restore FILE --data-dir DIR [--force]",
+		"Restores a backup into DIR, checking it whole first: a damaged or incomplete archive, or one of a newer schema than this Relay knows, is refused and DIR is left as it was. " +
+			"DIR must be empty or new unless --force, which replaces it (its server must be stopped; its master key is kept when the archive has none). " +
+			"Then run relay serve --data-dir DIR: it migrates an older schema at start."},
 	{"workspaces create", cmdWorkspacesCreate,
 		"relay workspaces create NAME [flags]",
 		"Makes a workspace."},
@@ -250,7 +260,7 @@ func splitPath(path string) (parent, name string) {
 // groupOf is the help group of a command that has no group command.
 func groupOf(path string) string {
 	switch path {
-	case "serve", "migrate":
+	case "serve", "migrate", "backup", "restore":
 		return groupServer
 	}
 	return groupClient

@@ -127,6 +127,24 @@ func (s *Store) applyMigration(ctx context.Context, m migration) (applied bool, 
 	return applied, err
 }
 
+// LatestSchema is the newest schema version this build knows for the
+// database named by Dialect's names, "sqlite" or "postgres".
+func LatestSchema(database string) (int, error) {
+	d := sqliteDialect
+	switch database {
+	case "sqlite":
+	case "postgres":
+		d = postgresDialect
+	default:
+		return 0, fmt.Errorf("sqlstore: no database %q", database)
+	}
+	migs, err := loadMigrations(migrationFiles, d.migrations)
+	if err != nil || len(migs) == 0 {
+		return 0, err
+	}
+	return migs[len(migs)-1].version, nil
+}
+
 // MigrationStatus returns the schema version of the database (0 before the
 // first migration) and the latest version that this build knows. Current
 // above latest means that a newer build has migrated the database.
