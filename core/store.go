@@ -1,6 +1,7 @@
 package core
 
 import (
+	"io"
 	"context"
 	"time"
 )
@@ -35,6 +36,15 @@ type WorkspaceStore interface {
 	// or neither, but only when the store has no workspace at all. It reports
 	// whether it did.
 	Bootstrap(ctx context.Context, name string, key *APIKey) (bool, error)
+	// WorkspaceRowCounts counts the rows the workspace owns, by table.
+	WorkspaceRowCounts(ctx context.Context, workspaceID string) (map[string]int64, error)
+	// EraseWorkspace deletes the workspace and everything it owns, its
+	// data key first, if token is a live confirm token for its erasure;
+	// it records and returns the operator's tombstone.
+	EraseWorkspace(ctx context.Context, token *ConfirmToken, e *Erasure) (*Erasure, error)
+	// ExportWorkspace writes an archive of everything the workspace owns
+	// but secret values and key hashes (docs/operations.md).
+	ExportWorkspace(ctx context.Context, workspaceID string, w io.Writer) error
 }
 
 // KeyStore keeps API keys. Every method but KeyForAuth is scoped to a

@@ -45,3 +45,16 @@ func (l RateLimit) Validate() error {
 	}
 	return nil
 }
+
+// Erasure is the operator's tombstone of a workspace erased at its
+// admin's request: who asked (the key and the request) and when, and
+// where the workspace's audit chain ended (its last seq and hash; 0 and
+// "" for an empty log). Nothing else of the workspace is kept.
+type Erasure struct {
+	WorkspaceID string    `json:"workspace_id" db:"workspace_id"`
+	KeyID       string    `json:"key_id" db:"key_id"`
+	RequestID   string    `json:"request_id" db:"request_id"`
+	AuditSeq    int64     `json:"audit_seq" db:"audit_seq"`
+	AuditHash   string    `json:"audit_hash" db:"audit_hash"`
+	ErasedAt    time.Time `json:"erased_at" db:"erased_at"`
+}

@@ -329,3 +329,38 @@ func copyFile(src, dst string) error {
 	}
 	return os.WriteFile(dst, data, 0o600)
 }
+
+func cmdWorkspacesExport(fs *flag.FlagSet) runFunc {
+	var cfg Config
+	var out string
+	storeFlags(fs, &cfg)
+	fs.StringVar(&out, "out", "", "the archive to write (required; never over an existing file)")
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
+		if len(pos) != 1 || out == "" {
+			return usageError{"usage: relay workspaces export NAME --out FILE [flags]"}
+		}
+		return withStore(ctx, cfg, stderr, func(st *sqlstore.Store) error {
+			ws, err := st.WorkspaceByName(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			err = st.ExportWorkspace(ctx, ws.ID, f)
+			if err == nil {
+				err = f.Sync()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(out)
+				return err
+			}
+			fmt.Fprintf(stdout, "exported workspace %s (%s) to %s\n", ws.Name, ws.ID, out)
+			return nil
+		})
+	}
+}

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,6 +229,18 @@ func TestBackupRestoreDrill(t *testing.T) {
 		t.Fatalf("audit verify: %v\n%s", err, out)
 	}
 
+	// The restored store exports a workspace offline.
+	export := filepath.Join(root, "beta.tar.gz")
+	if _, err := relay(t, restored, "workspaces", "export", "beta", "--out", export); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(export); err != nil || len(data) < 100 {
+		t.Fatalf("the export: %d bytes, %v", len(data), err)
+	} else if files := untarFiles(t, data); !strings.Contains(files["runs.ndjson"], "vault.delete_item") ||
+		strings.Contains(strings.Join(slices.Collect(maps.Values(files)), ""), tokens["beta"]) {
+		t.Errorf("the export of beta: %v", files)
+	}
+
 	// What restore refuses, leaving the target as it was.
 	if _, err := relay(t, Config{DataDir: restored.DataDir}, "restore", archive); err == nil || !strings.Contains(err.Error(), "is not empty") {
 		t.Errorf("a restore over a data dir without --force: %v", err)
@@ -303,5 +320,27 @@ func TestBackupPostgres(t *testing.T) {
 	key, _ := os.ReadFile(filepath.Join(dir, "master.key"))
 	if len(entries) != 1 || strings.TrimSpace(string(key)) != hex.EncodeToString(master) {
 		t.Errorf("restored %v, key %q", entries, key)
+	}
+}
+
+// untarFiles reads a gzipped tar into its files' contents.
+func untarFiles(t *testing.T, data []byte) map[string]string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	out := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		out[h.Name] = string(b)
 	}
 }

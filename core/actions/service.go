@@ -20,6 +20,7 @@ type Store interface {
 	core.ConnectionStore
 	core.RunStore
 	core.AuditStore
+	core.WorkspaceStore
 }
 
 // Sealer encrypts and decrypts connection secrets, bound to their row.

@@ -50,6 +50,9 @@ func (s *Server) routeTable() []route {
 		{fiber.MethodGet, "/openapi.json", "", s.openAPI},
 
 		{fiber.MethodGet, "/v1/workspace", core.RoleViewer, s.getWorkspace},
+		{fiber.MethodDelete, "/v1/workspace", core.RoleAdmin, s.eraseWorkspace},
+		{fiber.MethodPost, "/v1/workspace/delete/preview", core.RoleAdmin, s.previewEraseWorkspace},
+		{fiber.MethodPost, "/v1/workspace/export", core.RoleAdmin, s.exportWorkspace},
 		{fiber.MethodGet, "/v1/keys", core.RoleAdmin, s.listKeys},
 		{fiber.MethodPost, "/v1/keys", core.RoleAdmin, s.createKey},
 		{fiber.MethodGet, "/v1/keys/:id", core.RoleAdmin, s.getKey},

@@ -80,6 +80,10 @@ func (k *Keyring) Open(ctx context.Context, workspaceID, connectionID, field str
 	return nil, fmt.Errorf("secrets: open field %q of connection %q in workspace %q: %w", field, connectionID, workspaceID, err)
 }
 
+// Forget drops the workspace's unwrapped data key from memory: after its
+// erasure, this process holds no key that opens its secrets.
+func (k *Keyring) Forget(workspaceID string) { k.keys.Delete(workspaceID) }
+
 // dataKey returns the cipher under the workspace's data key: from the cache,
 // else unwrapped from the store, else (when create is set) a new one.
 func (k *Keyring) dataKey(ctx context.Context, workspaceID string, create bool) (cipher.AEAD, error) {

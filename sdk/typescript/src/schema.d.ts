@@ -100,6 +100,47 @@ export interface paths {
         get: operations["getWorkspace"];
         put?: never;
         post?: never;
+        /**
+         * Erase the workspace and everything it owns
+         * @description Needs the `confirm_token` of `POST /v1/workspace/delete/preview`. In one transaction the workspace's data key is destroyed first (its sealed secrets can no longer be opened), then every row it owns is deleted; a publisher it registered stays, owned by no workspace. The operator's tombstone (this response) keeps the erased id, the key and request that asked, and where the audit chain ended. Every key of the workspace stops working at once.
+         */
+        delete: operations["eraseWorkspace"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspace/delete/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** What erasing the workspace would delete, and the token that confirms it */
+        post: operations["previewEraseWorkspace"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspace/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Download an archive of everything the workspace owns
+         * @description A gzipped tar: `workspace.json`, one NDJSON file per table of the workspace's rows (keys' metadata, connections without secret values, runs, audit records, installations, usage, invoices, budgets, …) and `export.json` listing each file's rows and SHA-256. Secret values, key hashes and data keys are never in it. The export is recorded in the audit log.
+         */
+        post: operations["exportWorkspace"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1762,6 +1803,34 @@ export interface components {
             current: components["schemas"]["ScheduledPlan"];
             pending?: components["schemas"]["ScheduledPlan"];
         };
+        /** @description the operator's tombstone of an erased workspace */
+        Erasure: {
+            workspace_id: string;
+            /** @description the key that asked */
+            key_id: string;
+            request_id: string;
+            /** @description the last seq of the erased audit chain; 0 for none */
+            audit_seq: number;
+            /** @description the hash of that record, hex; empty for none */
+            audit_hash: string;
+            /** Format: date-time */
+            erased_at: string;
+        };
+        ErasePreview: {
+            workspace: {
+                id: string;
+                name: string;
+                /** Format: date-time */
+                created_at: string;
+            };
+            /** @description the rows an erasure would delete, by table */
+            rows: {
+                [key: string]: number;
+            };
+            confirm_token: string;
+            /** Format: date-time */
+            expires_at: string;
+        };
         Usage: {
             /** Format: date */
             from: string;
@@ -2400,6 +2469,112 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthenticated"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    eraseWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the erasure preview's token; single use, 10 minutes */
+                    confirm_token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description erased: the tombstone */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Erasure"];
+                };
+            };
+            400: components["responses"]["Invalid"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            /** @description `conflict`: the workspace has queued or running runs; erase it once they have ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `confirmation_invalid`: the token is unknown, used, expired or another workspace's */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `confirmation_required`: preview the erasure and pass its confirm token */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    previewEraseWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the rows an erasure would delete, by table, and its confirm token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasePreview"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    exportWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the archive */
+            200: {
+                headers: {
+                    /** @description attachment; filename="relay-<workspace>-<UTC time>.tar.gz" */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/gzip": string;
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
         };
     };

@@ -1,0 +1,87 @@
+package actions
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/relayhq/relay/core"
+)
+
+// A workspace's export and erasure (docs/operations.md, "GDPR: export
+// and erasure"). Erasing is destructive as an action can be, and is
+// confirmed the same way: a preview says what goes and issues a token
+// bound to the workspace, and the erasure spends it.
+
+// eraseAction is the action an erasure's confirm token is bound to (the
+// store's sqlstore.EraseAction).
+const eraseAction = "workspace.erase"
+
+// ErasePreview is what an erasure would delete, by table, and the token
+// that confirms it.
+type ErasePreview struct {
+	Workspace    *core.Workspace  `json:"workspace"`
+	Rows         map[string]int64 `json:"rows"`
+	ConfirmToken string           `json:"confirm_token"`
+	ExpiresAt    time.Time        `json:"expires_at"`
+}
+
+func eraseRequestHash(workspaceID string) []byte {
+	h := sha256.Sum256([]byte("erase workspace " + workspaceID))
+	return h[:]
+}
+
+// PreviewErase counts what erasing the caller's workspace would delete
+// and issues the token that confirms it.
+func (s *Service) PreviewErase(ctx context.Context, c Caller) (*ErasePreview, error) {
+	ws, err := s.cfg.Store.Workspace(ctx, c.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.cfg.Store.WorkspaceRowCounts(ctx, c.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	token, hash := newConfirmToken()
+	expires := s.now().Add(core.ConfirmTokenTTL)
+	if err := s.cfg.Store.SaveConfirmToken(ctx, &core.ConfirmToken{Hash: hash, WorkspaceID: c.WorkspaceID, Action: eraseAction,
+		RequestHash: eraseRequestHash(c.WorkspaceID), ExpiresAt: expires}); err != nil {
+		return nil, err
+	}
+	s.auditOutcome(ctx, c, "workspace.erase.preview", "workspace:"+c.WorkspaceID, nil, nil)
+	return &ErasePreview{Workspace: ws, Rows: rows, ConfirmToken: token, ExpiresAt: expires}, nil
+}
+
+// Erase erases the caller's workspace with a token from PreviewErase:
+// its data key first, then every row it owns; the operator's tombstone
+// records who and when. The workspace's unwrapped data key is dropped
+// from this server's memory.
+func (s *Service) Erase(ctx context.Context, c Caller, token string) (*core.Erasure, error) {
+	if token == "" {
+		return nil, core.Errorf(core.EConfirmationRequired, "erasing a workspace needs confirmation: preview it (POST /v1/workspace/delete/preview) and pass its confirm_token")
+	}
+	if !strings.HasPrefix(token, confirmTokenPrefix) || len(token) > 100 {
+		return nil, core.Errorf(core.EConfirmationInvalid, "the confirm token is unknown, used, expired, or for another workspace; preview the erasure again")
+	}
+	e, err := s.cfg.Store.EraseWorkspace(ctx, &core.ConfirmToken{Hash: hashToken(token), WorkspaceID: c.WorkspaceID, Action: eraseAction,
+		RequestHash: eraseRequestHash(c.WorkspaceID)}, &core.Erasure{WorkspaceID: c.WorkspaceID, KeyID: c.KeyID, RequestID: c.RequestID})
+	if err != nil {
+		return nil, err
+	}
+	if f, ok := s.cfg.Secrets.(interface{ Forget(workspaceID string) }); ok {
+		f.Forget(c.WorkspaceID)
+	}
+	s.log.Info("workspace erased", "workspace_id", e.WorkspaceID, "key_id", e.KeyID, "request_id", e.RequestID,
+		"audit_seq", e.AuditSeq, "audit_hash", e.AuditHash)
+	return e, nil
+}
+
+// Export writes the archive of the caller's workspace to w and records
+// that it was taken.
+func (s *Service) Export(ctx context.Context, c Caller, w io.Writer) error {
+	err := s.cfg.Store.ExportWorkspace(ctx, c.WorkspaceID, w)
+	s.auditOutcome(ctx, c, "workspace.export", "workspace:"+c.WorkspaceID, err, nil)
+	return err
+}

@@ -1,0 +1,208 @@
+package sqlstore
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+	"unicode/utf8"
+)
+
+// Exporting a workspace (docs/operations.md, "GDPR: export and
+// erasure"): a gzipped tar of workspace.json, one NDJSON file per table
+// of the workspace's rows (each row an object of its columns), and
+// export.json last, listing every file with its row count and SHA-256.
+// Secret values (sealed connection secrets, the webhook signing secret
+// of budget alerts), API key hashes and the data key are left out;
+// short-lived records (confirm tokens, idempotency records, budget
+// reservations) too.
+
+// ExportFormat is the version of the export archive's layout.
+const ExportFormat = 1
+
+// exportTable is one table of an export: its rows of the workspace
+// (where, with the workspace id as its one argument), without the omitted
+// columns, in order.
+type exportTable struct {
+	name, where, order string
+	omit               []string
+}
+
+var byWorkspace = "workspace_id = ?"
+
+var exportTables = []exportTable{
+	{name: "api_keys", where: byWorkspace, order: "id", omit: []string{"secret_hash"}},
+	{name: "connections", where: byWorkspace, order: "id"},
+	{name: "connection_secrets", where: byWorkspace, order: "connection_id, field", omit: []string{"ciphertext"}},
+	{name: "runs", where: byWorkspace, order: "id", omit: []string{"input"}},
+	{name: "audit_records", where: byWorkspace, order: "seq"},
+	{name: "registry_installs", where: byWorkspace, order: "name"},
+	{name: "marketplace_installations", where: byWorkspace, order: "id"},
+	{name: "registry_publishers", where: byWorkspace, order: "name", omit: []string{"token_hash"}},
+	{name: "usage_daily", where: byWorkspace, order: "day, package, template, installation, action"},
+	{name: "billing_invoices", where: byWorkspace, order: "id"},
+	{name: "billing_invoice_lines", where: "invoice_id IN (SELECT id FROM billing_invoices WHERE workspace_id = ?)", order: "invoice_id, n"},
+	{name: "billing_credit_notes", where: byWorkspace, order: "id"},
+	{name: "billing_credit_note_lines", where: "credit_note_id IN (SELECT id FROM billing_credit_notes WHERE workspace_id = ?)", order: "credit_note_id, n"},
+	{name: "billing_invoice_payments", where: byWorkspace, order: "invoice_id"},
+	{name: "billing_budgets", where: byWorkspace, order: "scope"},
+	{name: "billing_alerts", where: byWorkspace},
+	{name: "billing_alert_hooks", where: byWorkspace, omit: []string{"secret"}},
+	{name: "billing_holdings", where: byWorkspace, order: "listing, holder, started_at"},
+	{name: "billing_accounts", where: byWorkspace},
+}
+
+// ExportFile is one file of an export, as export.json lists it.
+type ExportFile struct {
+	Name   string `json:"name"`
+	Rows   int64  `json:"rows"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// ExportManifest is export.json.
+type ExportManifest struct {
+	Format     int          `json:"format"`
+	Workspace  string       `json:"workspace_id"`
+	ExportedAt time.Time    `json:"exported_at"`
+	Files      []ExportFile `json:"files"`
+}
+
+// ExportWorkspace writes the workspace's export archive to w. Each
+// table is read in one statement, so its file is consistent in itself;
+// the tables are read one after another while the server works.
+func (s *Store) ExportWorkspace(ctx context.Context, workspaceID string, w io.Writer) error {
+	ws, err := s.Workspace(ctx, workspaceID)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp("", "relay-export-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	now := time.Now().UTC().Truncate(time.Second)
+	m := ExportManifest{Format: ExportFormat, Workspace: ws.ID, ExportedAt: now}
+	add := func(name string, size int64, r io.Reader, rows int64) error {
+		h := sha256.New()
+		if err := tw.WriteHeader(&tar.Header{Name: name, Size: size, Mode: 0o600, ModTime: now, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, io.TeeReader(r, h)); err != nil {
+			return fmt.Errorf("sqlstore: export %s: %w", name, err)
+		}
+		m.Files = append(m.Files, ExportFile{Name: name, Rows: rows, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
+		return nil
+	}
+	head, err := json.MarshalIndent(map[string]any{"format": ExportFormat, "exported_at": now, "workspace": ws}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := add("workspace.json", int64(len(head)), bytes.NewReader(head), 1); err != nil {
+		return err
+	}
+	for _, t := range exportTables {
+		if err := tmp.Truncate(0); err != nil {
+			return err
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		rows, err := s.dumpTable(ctx, t, workspaceID, tmp)
+		if err != nil {
+			return err
+		}
+		size, err := tmp.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		if err := add(t.name+".ndjson", size, io.LimitReader(tmp, size), rows); err != nil {
+			return err
+		}
+	}
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: "export.json", Size: int64(len(manifest)), Mode: 0o600, ModTime: now, Typeflag: tar.TypeReg}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if _, err := tw.Write(manifest); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// dumpTable writes t's rows of the workspace to w as NDJSON and counts
+// them.
+func (s *Store) dumpTable(ctx context.Context, t exportTable, workspaceID string, w io.Writer) (int64, error) {
+	query := `SELECT * FROM ` + t.name + ` WHERE ` + t.where
+	if t.order != "" {
+		query += ` ORDER BY ` + t.order
+	}
+	rows, err := s.db.QueryxContext(ctx, s.db.Rebind(query), workspaceID)
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: export %s: %w", t.name, err)
+	}
+	defer rows.Close()
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	var n int64
+	for rows.Next() {
+		row := map[string]any{}
+		if err := rows.MapScan(row); err != nil {
+			return 0, fmt.Errorf("sqlstore: export %s: %w", t.name, err)
+		}
+		for col, v := range row {
+			if slices.Contains(t.omit, col) {
+				delete(row, col)
+				continue
+			}
+			row[col] = exportValue(v)
+		}
+		if err := enc.Encode(row); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("sqlstore: export %s: %w", t.name, err)
+	}
+	return n, bw.Flush()
+}
+
+// exportValue is how a column's value reads in the export: text as text
+// (PostgreSQL hands JSON columns over as bytes, SQLite its BLOBs, which
+// hold JSON too), times in UTC, other bytes (hashes, tokens) in hex.
+func exportValue(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		if utf8.Valid(x) {
+			return string(x)
+		}
+		return hex.EncodeToString(x)
+	case time.Time:
+		return x.UTC()
+	}
+	return v
+}
