@@ -36,6 +36,12 @@ type WorkspaceStore interface {
 	// or neither, but only when the store has no workspace at all. It reports
 	// whether it did.
 	Bootstrap(ctx context.Context, name string, key *APIKey) (bool, error)
+	// SetWorkspaceRunRetention sets how many days the workspace keeps its
+	// ended runs; nil restores the server default.
+	SetWorkspaceRunRetention(ctx context.Context, id string, days *int) error
+	// PurgeRuns deletes at most limit of the workspace's ended runs made
+	// before before, oldest first, and says how many.
+	PurgeRuns(ctx context.Context, workspaceID string, before time.Time, limit int) (int64, error)
 	// WorkspaceRowCounts counts the rows the workspace owns, by table.
 	WorkspaceRowCounts(ctx context.Context, workspaceID string) (map[string]int64, error)
 	// EraseWorkspace deletes the workspace and everything it owns, its

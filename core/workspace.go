@@ -16,8 +16,14 @@ type Workspace struct {
 	ID        string     `json:"id" db:"id"`
 	Name      string     `json:"name" db:"name"`
 	RateLimit *RateLimit `json:"rate_limit,omitempty" db:"-"` // nil: the server default
-	CreatedAt time.Time  `json:"created_at" db:"created_at"`
+	// RunRetentionDays is how long the workspace keeps its ended runs;
+	// nil: the server default.
+	RunRetentionDays *int      `json:"run_retention_days,omitempty" db:"-"`
+	CreatedAt        time.Time `json:"created_at" db:"created_at"`
 }
+
+// MaxRunRetentionDays bounds a workspace's run retention: ten years.
+const MaxRunRetentionDays = 3650
 
 // ValidateWorkspaceName checks a workspace name: lower-case letters, digits
 // and dashes, 1 to 63 characters, not starting with a dash.

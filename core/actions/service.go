@@ -54,6 +54,12 @@ type Config struct {
 	// tokens are deleted; default 10 minutes. They are ignored once
 	// expired either way: sweeping only keeps the tables small.
 	SweepInterval time.Duration
+	// RunRetentionDays is how many days a workspace without its own
+	// retention keeps its ended runs; 0 keeps them forever. Every
+	// PurgeInterval (default an hour; the first a minute after start) the
+	// engine purges the runs past their workspace's retention.
+	RunRetentionDays int
+	PurgeInterval    time.Duration
 	// StaleAfter is how long an engine instance may go without a
 	// heartbeat before its unfinished runs are presumed orphaned and
 	// interrupted by another (or the next) engine; default 30 seconds.
@@ -134,12 +140,16 @@ func New(cfg Config) *Service {
 	if cfg.QueueLimit <= 0 {
 		cfg.QueueLimit = DefaultQueueLimit
 	}
+	if cfg.PurgeInterval <= 0 {
+		cfg.PurgeInterval = time.Hour
+	}
 	hb, stopHB := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, log: cfg.Logger, now: now, id: core.NewID(), bg: bg, stopBG: stop,
 		hb: hb, stopHB: stopHB, hbStopped: make(chan struct{}), queue: newQueue(cfg.QueueLimit),
 	}
 	go s.sweep(cfg.SweepInterval)
+	go s.purge(min(time.Minute, cfg.PurgeInterval), cfg.PurgeInterval)
 	go s.heartbeat()
 	return s
 }
@@ -231,6 +241,28 @@ func (s *Service) sweep(every time.Duration) {
 		}
 	}
 }
+
+// purge purges the runs past their retention after first, then every
+// every, until Close.
+func (s *Service) purge(first, every time.Duration) {
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-t.C:
+			if _, err := s.PurgeRuns(s.bg, s.cfg.RunRetentionDays); err != nil && s.bg.Err() == nil {
+				s.log.Warn("purging runs past their retention failed", "error", err)
+			}
+			t.Reset(every)
+		}
+	}
+}
+
+// RunRetentionDays is the days a workspace without its own retention
+// keeps its ended runs; 0 is forever.
+func (s *Service) RunRetentionDays() int { return s.cfg.RunRetentionDays }
 
 // Recover, called at start before serving, records the engine's first
 // heartbeat, then recovers the unfinished runs whose owner is not alive

@@ -85,3 +85,55 @@ func (s *Service) Export(ctx context.Context, c Caller, w io.Writer) error {
 	s.auditOutcome(ctx, c, "workspace.export", "workspace:"+c.WorkspaceID, err, nil)
 	return err
 }
+
+// Retention: each workspace keeps its ended runs for its own number of
+// days, or the server's. purgeBatch runs go per transaction, and after
+// each the purge waits as long as the batch took (at least purgePause):
+// it holds the database's writes at most half the time, a short batch at
+// a time, so that a purge of a month of runs lets executions' writes
+// through all along.
+const (
+	purgeBatch = 100
+	purgePause = 5 * time.Millisecond
+)
+
+// PurgeRuns deletes, in every workspace, the ended runs older than its
+// retention (defaultDays for a workspace without its own; 0 keeps them)
+// and says how many it deleted.
+func (s *Service) PurgeRuns(ctx context.Context, defaultDays int) (int64, error) {
+	list, err := s.cfg.Store.ListWorkspaces(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, ws := range list {
+		days := defaultDays
+		if ws.RunRetentionDays != nil {
+			days = *ws.RunRetentionDays
+		}
+		if days <= 0 {
+			continue
+		}
+		before := s.now().Add(-time.Duration(days) * 24 * time.Hour)
+		for {
+			t0 := time.Now()
+			n, err := s.cfg.Store.PurgeRuns(ctx, ws.ID, before, purgeBatch)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if n < purgeBatch {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return total, ctx.Err()
+			case <-time.After(max(purgePause, time.Since(t0))):
+			}
+		}
+	}
+	if total > 0 {
+		s.log.Info("purged runs past their retention", "runs", total)
+	}
+	return total, nil
+}

@@ -50,6 +50,7 @@ func (s *Server) routeTable() []route {
 		{fiber.MethodGet, "/openapi.json", "", s.openAPI},
 
 		{fiber.MethodGet, "/v1/workspace", core.RoleViewer, s.getWorkspace},
+		{fiber.MethodPatch, "/v1/workspace", core.RoleAdmin, s.updateWorkspace},
 		{fiber.MethodDelete, "/v1/workspace", core.RoleAdmin, s.eraseWorkspace},
 		{fiber.MethodPost, "/v1/workspace/delete/preview", core.RoleAdmin, s.previewEraseWorkspace},
 		{fiber.MethodPost, "/v1/workspace/export", core.RoleAdmin, s.exportWorkspace},

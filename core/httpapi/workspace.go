@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +18,12 @@ type workspaceView struct {
 	ID        string         `json:"id"`
 	Name      string         `json:"name"`
 	RateLimit core.RateLimit `json:"rate_limit"`
-	CreatedAt time.Time      `json:"created_at"`
-	Key       keySummary     `json:"key"`
+	// RunRetentionDays is how long ended runs are kept (0: forever),
+	// the workspace's own or, when RunRetentionDefault, the server's.
+	RunRetentionDays    int        `json:"run_retention_days"`
+	RunRetentionDefault bool       `json:"run_retention_default"`
+	CreatedAt           time.Time  `json:"created_at"`
+	Key                 keySummary `json:"key"`
 }
 
 type keySummary struct {
@@ -32,13 +37,52 @@ func (s *Server) getWorkspace(c *fiber.Ctx, p *principal) error {
 	if p.Workspace.RateLimit != nil {
 		limit = *p.Workspace.RateLimit
 	}
-	return c.JSON(workspaceView{
-		ID:        p.Workspace.ID,
-		Name:      p.Workspace.Name,
+	// The key's workspace row leaves the retention out: read it.
+	ws, err := s.cfg.Store.Workspace(c.UserContext(), p.Workspace.ID)
+	if err != nil {
+		return err
+	}
+	view := workspaceView{
+		ID:        ws.ID,
+		Name:      ws.Name,
 		RateLimit: limit,
-		CreatedAt: p.Workspace.CreatedAt,
+		CreatedAt: ws.CreatedAt,
 		Key:       keySummary{ID: p.Key.ID, Name: p.Key.Name, Role: p.Key.Role},
-	})
+	}
+	if ws.RunRetentionDays != nil {
+		view.RunRetentionDays = *ws.RunRetentionDays
+	} else {
+		view.RunRetentionDays, view.RunRetentionDefault = s.cfg.Actions.RunRetentionDays(), true
+	}
+	return c.JSON(view)
+}
+
+// updateWorkspace changes the workspace's settings: today its run
+// retention, in days, or null for the server's.
+func (s *Server) updateWorkspace(c *fiber.Ctx, p *principal) error {
+	var req struct {
+		RunRetentionDays json.RawMessage `json:"run_retention_days"`
+	}
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.RunRetentionDays == nil {
+		return core.Errorf(core.EInvalid, "nothing to change: the body sets run_retention_days (days, or null for the server's default)")
+	}
+	var days *int
+	if err := json.Unmarshal(req.RunRetentionDays, &days); err != nil {
+		return &core.Error{Code: core.EInvalid, Message: "run_retention_days is a whole number of days or null",
+			Fields: []core.FieldError{{Pointer: "/run_retention_days", Message: "want a whole number of days or null"}}}
+	}
+	if err := s.cfg.Store.SetWorkspaceRunRetention(c.UserContext(), p.Workspace.ID, days); err != nil {
+		s.auditFailure(c, p, "workspace.update", "workspace:"+p.Workspace.ID, err)
+		return err
+	}
+	details, _ := jsonMarshal(map[string]any{"run_retention_days": days})
+	if err := s.cfg.Actions.Audit(c.UserContext(), p.caller(c), "workspace.update", "workspace:"+p.Workspace.ID, "success", details); err != nil {
+		return err
+	}
+	return s.getWorkspace(c, p)
 }
 
 // exportWorkspace answers with the archive of everything the workspace

@@ -112,3 +112,35 @@ func untar(t *testing.T, data []byte) map[string]string {
 		out[h.Name] = string(b)
 	}
 }
+
+// An admin sets the workspace's run retention and puts it back to the
+// server's; GET /v1/workspace shows the one in force.
+func TestWorkspaceRunRetention(t *testing.T) {
+	ts := newTestServerWith(t, "", nil, nil)
+	_, keys := ts.workspace("acme")
+	admin := keys[core.RoleAdmin]
+	var ws struct {
+		RunRetentionDays    int  `json:"run_retention_days"`
+		RunRetentionDefault bool `json:"run_retention_default"`
+	}
+	ts.do("GET", "/v1/workspace", keys[core.RoleViewer], nil).decode(t, &ws)
+	if ws.RunRetentionDays != ts.Server.cfg.Actions.RunRetentionDays() || !ws.RunRetentionDefault {
+		t.Errorf("the default: %+v", ws)
+	}
+	resp := ts.do("PATCH", "/v1/workspace", admin, map[string]any{"run_retention_days": 30})
+	if resp.decode(t, &ws); resp.Status != 200 || ws.RunRetentionDays != 30 || ws.RunRetentionDefault {
+		t.Fatalf("set 30: %d %s", resp.Status, resp.Body)
+	}
+	for _, bad := range []string{`{"run_retention_days": 0}`, `{"run_retention_days": "30"}`, `{}`, `{"run_retention_days": 4000}`} {
+		if resp := ts.do("PATCH", "/v1/workspace", admin, bad); resp.Status != http.StatusBadRequest || resp.problem(t).Code != core.EInvalid {
+			t.Errorf("%s: %d %s", bad, resp.Status, resp.Body)
+		}
+	}
+	if resp := ts.do("PATCH", "/v1/workspace", keys[core.RoleDeveloper], map[string]any{"run_retention_days": 7}); resp.Status != http.StatusForbidden {
+		t.Errorf("a developer: %d", resp.Status)
+	}
+	resp = ts.do("PATCH", "/v1/workspace", admin, `{"run_retention_days": null}`)
+	if resp.decode(t, &ws); resp.Status != 200 || !ws.RunRetentionDefault {
+		t.Errorf("back to the default: %d %s", resp.Status, resp.Body)
+	}
+}

@@ -12,22 +12,28 @@ import (
 	"github.com/relayhq/relay/core"
 )
 
-const workspaceColumns = `id, name, rate_limit_rate, rate_limit_burst, created_at`
+const workspaceColumns = `id, name, rate_limit_rate, rate_limit_burst, run_retention_days, created_at`
 
 // workspaceRow is a workspaces row; core.Workspace keeps its quota in a
 // pointer, which sqlx cannot fill from two nullable columns.
 type workspaceRow struct {
-	ID        string        `db:"id"`
-	Name      string        `db:"name"`
-	Rate      sql.NullInt64 `db:"rate_limit_rate"`
-	Burst     sql.NullInt64 `db:"rate_limit_burst"`
-	CreatedAt time.Time     `db:"created_at"`
+	ID    string        `db:"id"`
+	Name  string        `db:"name"`
+	Rate  sql.NullInt64 `db:"rate_limit_rate"`
+	Burst sql.NullInt64 `db:"rate_limit_burst"`
+	// RunRetention is not read by KeyForAuth, which leaves it NULL.
+	RunRetention sql.NullInt64 `db:"run_retention_days"`
+	CreatedAt    time.Time     `db:"created_at"`
 }
 
 func (r *workspaceRow) workspace() *core.Workspace {
 	w := &core.Workspace{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}
 	if r.Rate.Valid && r.Burst.Valid {
 		w.RateLimit = &core.RateLimit{Rate: int(r.Rate.Int64), Burst: int(r.Burst.Int64)}
+	}
+	if r.RunRetention.Valid {
+		days := int(r.RunRetention.Int64)
+		w.RunRetentionDays = &days
 	}
 	return w
 }

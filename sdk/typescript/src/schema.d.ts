@@ -107,7 +107,8 @@ export interface paths {
         delete: operations["eraseWorkspace"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change the workspace's settings: its run retention */
+        patch: operations["updateWorkspace"];
         trace?: never;
     };
     "/v1/workspace/delete/preview": {
@@ -1470,6 +1471,10 @@ export interface components {
             id: string;
             name: string;
             rate_limit: components["schemas"]["RateLimit"];
+            /** @description how many days ended runs are kept; 0: forever */
+            run_retention_days: number;
+            /** @description true when run_retention_days is the server's default rather than the workspace's own */
+            run_retention_default: boolean;
             /** Format: date-time */
             created_at: string;
             key: {
@@ -2527,6 +2532,37 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["RateLimited"];
+        };
+    };
+    updateWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description days to keep ended runs; null: the server's default */
+                    run_retention_days: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description the workspace as it is now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workspace"];
+                };
+            };
+            400: components["responses"]["Invalid"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
         };
     };
