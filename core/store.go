@@ -1,8 +1,8 @@
 package core
 
 import (
-	"io"
 	"context"
+	"io"
 	"time"
 )
 

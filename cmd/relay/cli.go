@@ -168,12 +168,38 @@ func cmdServe(fs *flag.FlagSet) runFunc {
 		"how long a workspace may be past due (a failed Stripe payment) before its runs of priced listings answer 402 payment_required"); err != nil {
 		return fail(err)
 	}
+	if err := auditVerifyFlag(fs, &cfg.AuditVerifyInterval); err != nil {
+		return fail(err)
+	}
+	retention := 90
+	if v := env("RUN_RETENTION_DAYS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > core.MaxRunRetentionDays {
+			return fail(usageError{fmt.Sprintf("RELAY_RUN_RETENTION_DAYS=%q: want 0 (keep runs forever) to %d days", v, core.MaxRunRetentionDays)})
+		}
+		retention = n
+	}
+	fs.IntVar(&cfg.RunRetentionDays, "run-retention-days", retention,
+		"days a workspace without a retention of its own keeps its ended runs; 0 keeps them forever (RELAY_RUN_RETENTION_DAYS)")
+	if err := durationFlag(fs, &cfg.PurgeEvery, "purge-every", "1h",
+		"how often to purge the runs past their workspace's retention (the first purge is a minute after start)"); err != nil {
+		return fail(err)
+	}
 	if err := connectorFlags(fs, &cfg); err != nil {
 		return fail(err)
 	}
 	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) error {
 		if len(pos) > 0 {
 			return usageError{"serve takes no arguments"}
+		}
+		if err := checkAuditVerifyInterval(cfg.AuditVerifyInterval); err != nil {
+			return err
+		}
+		if cfg.RunRetentionDays < 0 || cfg.RunRetentionDays > core.MaxRunRetentionDays {
+			return usageError{fmt.Sprintf("--run-retention-days %d: want 0 (keep runs forever) to %d", cfg.RunRetentionDays, core.MaxRunRetentionDays)}
+		}
+		if cfg.PurgeEvery < time.Minute {
+			return usageError{fmt.Sprintf("--purge-every %s: want a minute or more", cfg.PurgeEvery)}
 		}
 		var err error
 		if cfg.FeeBasisPoints, err = billing.ParseFeePercent(*feePercent); err != nil {

@@ -60,6 +60,9 @@ var leaves = []leaf{
 		"relay workspaces export NAME --out FILE [flags]",
 		"Writes an archive of everything the workspace owns (as POST /v1/workspace/export does), from the store: keys' metadata, connections without secret values, " +
 			"runs, audit records, installations, usage, invoices, budgets; one NDJSON file per table and export.json listing each file's rows and SHA-256."},
+	{"workspaces set-retention", cmdWorkspacesSetRetention,
+		"relay workspaces set-retention NAME --runs-days N | --default [flags]",
+		"Sets how many days the workspace keeps its ended runs (the servers purge older ones hourly), or with --default puts it back on the server's --run-retention-days."},
 	{"workspaces set-limit", cmdWorkspacesSetLimit,
 		"relay workspaces set-limit NAME --rate N --burst N | --default [flags]",
 		"Sets a workspace's request quota, or with --default puts it back on the server's."},
@@ -183,7 +186,7 @@ var groups = []struct{ path, short, group string }{
 	{"actions", "List, describe, preview and execute actions", groupClient},
 	{"runs", "List, show and watch runs", groupClient},
 	{"connections", "List, show, make, change and delete connections", groupClient},
-	{"workspaces", "Make, list and export workspaces, set their quotas (on the server's store)", groupServer},
+	{"workspaces", "Make, list and export workspaces, set their quotas and retention (on the server's store)", groupServer},
 	{"keys", "Make, list and revoke API keys (on the server's store)", groupServer},
 	{"secrets", "Rotate the master key (on the server's store)", groupServer},
 	{"audit", "Verify the audit log (on the server's store)", groupServer},

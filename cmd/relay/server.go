@@ -106,6 +106,15 @@ type Config struct {
 	// stripeSyncEvery is how often closed invoices and statements are
 	// sent to Stripe; 0 is every 10 minutes (tests shorten it).
 	stripeSyncEvery time.Duration
+	// AuditVerifyInterval is how often the server verifies the audit
+	// records appended since its last pass (audit.Checker); 0 turns the
+	// check off (--audit-verify-interval's default is a minute).
+	AuditVerifyInterval time.Duration
+	// RunRetentionDays is how long a workspace without its own retention
+	// keeps its ended runs (0: forever); PurgeEvery how often they are
+	// purged (0: hourly).
+	RunRetentionDays int
+	PurgeEvery       time.Duration
 }
 
 func (c Config) connectorsDir() string { return besideBinary(c.ConnectorsDir, "connectors") }
@@ -160,6 +169,7 @@ type Main struct {
 	stopBilling context.CancelFunc
 	billingDone chan struct{}
 	server      *httpapi.Server
+	auditCheck  *auditCheck
 	listener    net.Listener
 	served      chan error
 	// traces exports spans when OTEL_* variables turn tracing on.
@@ -284,8 +294,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 				srv.ObserveRun(run, took)
 			}
 		},
-		StaleAfter: m.Config.RunStaleAfter,
-		QueueLimit: m.Config.QueueLimit,
+		StaleAfter:       m.Config.RunStaleAfter,
+		QueueLimit:       m.Config.QueueLimit,
+		RunRetentionDays: m.Config.RunRetentionDays,
+		PurgeInterval:    m.Config.PurgeEvery,
 	})
 	m.market.UseConnections(m.actions)
 	// Runs left unfinished by processes that are gone (no heartbeat for
@@ -319,6 +331,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if !ok {
 		m.Log.Info("this binary was built without the Studio (make build builds it); /studio says so")
 	}
+	m.auditCheck = newAuditCheck(m.store, m.Config.AuditVerifyInterval, m.Log.Named("audit"))
 	srv := httpapi.New(httpapi.Config{
 		Studio:      studioFiles,
 		Store:       m.store,
@@ -329,6 +342,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Actions:     m.actions,
 		Version:     version,
 		Routes:      slices.Concat(routes, m.market.Routes()),
+		Load: httpapi.Load{
+			GroupWriter: m.store.GroupStats,
+			Connectors:  []func() core.PoolStats{m.runtime.native.PoolStats, m.runtime.wasm.PoolStats},
+			AuditVerify: m.auditCheck.stats(),
+		},
 	})
 	observer.Store(srv)
 	m.server = srv
@@ -351,6 +369,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		loops.Wait()
 		close(m.billingDone)
 	}()
+	m.auditCheck.start()
 
 	addr := m.URL()
 	m.Log.Info("relay is listening", "url", addr, "database", redactURL(m.Config.databaseURL()), "redis", m.Config.RedisURL != "")
@@ -384,6 +403,7 @@ func (m *Main) Wait(ctx context.Context) error {
 // (for up to ShutdownGrace), then closes Redis and the database.
 func (m *Main) Close() error {
 	var errs []error
+	m.auditCheck.close()
 	if m.stopBilling != nil {
 		m.stopBilling()
 		<-m.billingDone

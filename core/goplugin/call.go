@@ -30,12 +30,18 @@ type rpc func(ctx context.Context, c connectorv1.ConnectorClient) (*connectorv1.
 // waiting does not spend the call's time. what names the call in
 // messages: "action send".
 func (s *slot) call(ctx context.Context, what string, timeout time.Duration, begin func() error, fn rpc) error {
+	waitStart := time.Now()
+	s.rt.waiting.Add(1)
 	p, err := s.get(ctx)
+	s.rt.waiting.Add(-1)
+	s.rt.waited.Add(int64(time.Since(waitStart)))
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return s.ended(ctx, what, callLimit(ctx, timeout), " (the connector was still starting)")
 	} else if err != nil {
 		return err
 	}
+	s.rt.inFlight.Add(1)
+	defer s.rt.inFlight.Add(-1)
 	if begin != nil {
 		if err := begin(); err != nil {
 			s.unget(p)

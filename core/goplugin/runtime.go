@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -99,6 +100,14 @@ type Runtime struct {
 	// supervisors counts the goroutines that start and watch processes;
 	// Close waits for them, and each outlives its process.
 	supervisors sync.WaitGroup
+
+	// How busy it is, for PoolStats: atomic adds, since every call
+	// passes here.
+	versions atomic.Int64 // slots made
+	live     atomic.Int64 // slots with a live process
+	inFlight atomic.Int64
+	waiting  atomic.Int64
+	waited   atomic.Int64 // nanoseconds, summed
 }
 
 // New returns a runtime. It starts nothing: a plugin starts on its first
@@ -230,8 +239,23 @@ func (r *Runtime) slot(ref core.ConnectorRef) (*slot, *catalog.Entry, error) {
 	if s == nil {
 		s = &slot{rt: r, ref: e.Ref, entry: e, log: r.cfg.Logger.Named(e.Ref.String())}
 		r.slots[e.Ref] = s
+		r.versions.Add(1)
 	}
 	return s, e, nil
+}
+
+// PoolStats reports how busy the runtime is (core.PoolStats): InUse is
+// the live processes, Limit the versions called since the start (one
+// process each).
+func (r *Runtime) PoolStats() core.PoolStats {
+	return core.PoolStats{
+		Runtime:  core.RuntimeNative,
+		InUse:    r.live.Load(),
+		Limit:    r.versions.Load(),
+		InFlight: r.inFlight.Load(),
+		Waiting:  r.waiting.Load(),
+		Waited:   time.Duration(r.waited.Load()),
+	}
 }
 
 // Isolation says how the version's process is, or will be, sandboxed: the

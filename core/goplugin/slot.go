@@ -177,6 +177,7 @@ func (s *slot) supervise(a *startAttempt) {
 		a.err = errClosed(s.ref)
 	default:
 		s.proc = p
+		s.rt.live.Add(1)
 	}
 	close(a.done)
 	s.mu.Unlock()
@@ -268,6 +269,7 @@ func (s *slot) retireLocked(p *process, reason string) (crash, bool) {
 	p.crash = crash{id: core.NewID(), inflight: p.inflight, lone: p.inflight == 1 && !p.orphaned}
 	if s.proc == p {
 		s.proc = nil
+		s.rt.live.Add(-1)
 	}
 	now := time.Now()
 	if p.served {
@@ -341,7 +343,10 @@ func (s *slot) close() {
 	s.mu.Lock()
 	s.closed = true
 	p := s.proc
-	s.proc = nil
+	if p != nil {
+		s.proc = nil
+		s.rt.live.Add(-1)
+	}
 	s.mu.Unlock()
 	if p != nil {
 		p.stop(false)

@@ -161,10 +161,13 @@ type echoExecutor struct {
 
 // newEchoExecutor starts a server whose echo connection runs echo in the
 // given form.
-func newEchoExecutor(b *testing.B, dbURL, form string) *echoExecutor {
+func newEchoExecutor(b *testing.B, dbURL, form string, edits ...func(*Config)) *echoExecutor {
 	ts := newTestServerOn(b, dbURL, echoBothForms(b), nil, func(c *Config) {
 		c.Logger = hclog.NewNullLogger()
 		c.DefaultRateLimit = core.RateLimit{Rate: 1_000_000, Burst: 1_000_000}
+		for _, edit := range edits {
+			edit(c)
+		}
 	})
 	_, keys := ts.workspace("bench")
 	ts.createConnection(keys[core.RoleAdmin], map[string]any{"connector": "echo", "name": "echo", "runtime": form})

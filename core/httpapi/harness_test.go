@@ -125,6 +125,8 @@ func newTestServerOn(t testing.TB, databaseURL, connectorsDir string, egressAllo
 		Logger:  logger,
 		// Generous, so only the rate-limit tests meet the limit.
 		DefaultRateLimit: core.RateLimit{Rate: 10000, Burst: 10000},
+		// As cmd/relay wires them.
+		Load: Load{GroupWriter: st.GroupStats, Connectors: []func() core.PoolStats{native.PoolStats, wasm.PoolStats}},
 	}
 	if edit != nil {
 		edit(&cfg)

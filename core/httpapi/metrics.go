@@ -17,7 +17,7 @@ type metrics struct {
 	actionErrors  *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(load Load) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -45,6 +45,7 @@ func newMetrics() *metrics {
 	}, []string{"action", "code"})
 	m.registry.MustRegister(
 		m.requests, m.latency, m.actionExec, m.actionLatency, m.actionErrors,
+		newLoadCollector(load),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

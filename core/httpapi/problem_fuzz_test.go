@@ -26,7 +26,7 @@ func FuzzProblem(f *testing.F) {
 	f.Add(400, "", "error when reading request headers: Authorization: Bearer rly_x")
 	f.Add(0, core.EInternal, "db password=x")
 
-	s := &Server{log: hclog.NewNullLogger(), metrics: newMetrics()}
+	s := &Server{log: hclog.NewNullLogger(), metrics: newMetrics(Load{})}
 	var next error
 	app := fiber.New(fiber.Config{ErrorHandler: s.handleError, DisableStartupMessage: true})
 	app.Get("/", func(*fiber.Ctx) error { return next })

@@ -52,6 +52,9 @@ type Config struct {
 	// Studio is the built web console (index.html and assets/), served at
 	// /studio; nil serves a page that says how to build it.
 	Studio fs.FS
+	// Load is what /metrics reads of the store, the connector runtimes
+	// and the audit log's check at each scrape (load.go).
+	Load Load
 }
 
 // Defaults for Config's zero values.
@@ -99,7 +102,7 @@ func New(cfg Config) *Server {
 	setDefault(&cfg.ReadyCacheTTL, time.Second)
 	setDefault(&cfg.MaxEventStreams, DefaultMaxEventStreams)
 
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Load)}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "relay",

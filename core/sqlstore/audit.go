@@ -253,6 +253,23 @@ func (s *Store) ListAudit(ctx context.Context, workspaceID string, p core.Page) 
 	return records, next, nil
 }
 
+// AuditFrom returns up to limit records of the workspace in seq order,
+// from seq on, seq itself included: what the periodic check of the audit
+// log (core/audit.Checker) reads after the last record it verified.
+func (s *Store) AuditFrom(ctx context.Context, workspaceID string, seq int64, limit int) ([]*core.AuditRecord, error) {
+	var rows []auditRow
+	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+auditColumns+` FROM audit_records
+		WHERE workspace_id = ? AND seq >= ? ORDER BY seq LIMIT ?`), workspaceID, seq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: read audit records: %w", err)
+	}
+	records := make([]*core.AuditRecord, len(rows))
+	for i := range rows {
+		records[i] = rows[i].record()
+	}
+	return records, nil
+}
+
 // ScanAudit calls fn for every record of the workspace in seq order, or
 // of every workspace (by workspace id, then seq) when workspaceID is
 // empty. Records are read one at a time, so a log of any size fits. The

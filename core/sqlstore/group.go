@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -96,16 +98,25 @@ type committer struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	stopped  sync.WaitGroup
+	workers  int
+
+	// How busy it is, for GroupStats: atomic adds, since every write
+	// of every execution passes here.
+	waiting atomic.Int64 // writes submitted and not yet answered
+	waited  atomic.Int64 // nanoseconds from submit to answer, summed
+	busy    atomic.Int64 // nanoseconds spent in runGroup, summed over workers
+	groups  atomic.Uint64
+	writes  atomic.Uint64
 }
 
 var errStoreClosed = errors.New("sqlstore: the store is closed")
 
 func (s *Store) startCommitter() {
-	s.group = &committer{ops: make(chan groupOp), stop: make(chan struct{})}
 	workers := 1
 	if s.dialect == postgresDialect {
 		workers = pgGroupWorkers
 	}
+	s.group = &committer{ops: make(chan groupOp), stop: make(chan struct{}), workers: workers}
 	for range workers {
 		s.group.stopped.Add(1)
 		go s.commitLoop()
@@ -121,18 +132,38 @@ func (s *Store) inGroupTx(ctx context.Context, fn func(ctx context.Context, g *g
 
 // submit hands op to the committer and waits for its outcome.
 func (s *Store) submit(op groupOp) error {
-	ctx := op.ctx
+	ctx, g := op.ctx, s.group
 	op.done = make(chan error, 1)
+	start := time.Now()
+	g.waiting.Add(1)
 	select {
-	case s.group.ops <- op:
-	case <-s.group.stop:
+	case g.ops <- op:
+	case <-g.stop:
+		g.waiting.Add(-1)
 		return errStoreClosed
 	case <-ctx.Done():
+		g.waiting.Add(-1)
 		return ctx.Err()
 	}
 	// Once submitted, the write is waited for even if ctx ends: the caller
 	// must not think it failed when it may commit.
-	return <-op.done
+	err := <-op.done
+	g.waiting.Add(-1)
+	g.waited.Add(int64(time.Since(start)))
+	return err
+}
+
+// GroupStats reports how busy the group writer is (core.GroupWriterStats).
+func (s *Store) GroupStats() core.GroupWriterStats {
+	g := s.group
+	return core.GroupWriterStats{
+		Writers: g.workers,
+		Waiting: g.waiting.Load(),
+		Busy:    time.Duration(g.busy.Load()),
+		Groups:  g.groups.Load(),
+		Writes:  g.writes.Load(),
+		Waited:  time.Duration(g.waited.Load()),
+	}
 }
 
 func (s *Store) commitLoop() {
@@ -156,7 +187,11 @@ func (s *Store) commitLoop() {
 				break drain
 			}
 		}
+		start := time.Now()
 		s.runGroup(w, batch)
+		s.group.busy.Add(int64(time.Since(start)))
+		s.group.groups.Add(1)
+		s.group.writes.Add(uint64(len(batch)))
 	}
 }
 

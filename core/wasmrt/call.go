@@ -23,8 +23,12 @@ type callFunc func(ctx context.Context, i *wasmhost.Instance) (*connectorv1.Erro
 // does not spend the call's time. what names the call in messages
 // ("action send"); action is "" for a config check.
 func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action string, begin func() error, fn callFunc) error {
+	waitStart := time.Now()
+	r.waiting.Add(1)
 	v, err := r.version(ctx, ref)
 	if err != nil {
+		r.waited.Add(int64(time.Since(waitStart)))
+		r.waiting.Add(-1)
 		return err
 	}
 	defer r.calls.Done()
@@ -34,12 +38,15 @@ func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action 
 		timeout = goplugin.ActionTimeout(v.manifest, action, r.cfg.CallTimeout)
 	}
 	i, err := v.pool.Get(ctx)
+	r.waited.Add(int64(time.Since(waitStart)))
+	r.waiting.Add(-1)
 	if err != nil {
 		return r.startFailed(ctx, v, what, callLimit(ctx, timeout), err)
 	}
+	r.inFlight.Add(1)
 	if begin != nil {
 		if err := begin(); err != nil {
-			v.pool.Put(i)
+			r.put(v, i)
 			return err
 		}
 	}
@@ -47,7 +54,7 @@ func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action 
 	callCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	perr, err := fn(callCtx, i)
-	v.pool.Put(i) // a broken instance is closed, never handed out again
+	r.put(v, i) // a broken instance is closed, never handed out again
 	if err != nil {
 		return r.failed(ctx, v, what, limit, err)
 	}
@@ -60,6 +67,14 @@ func (r *Runtime) call(ctx context.Context, ref core.ConnectorRef, what, action 
 		return goplugin.ConnectorError(v.ref, perr)
 	}
 	return nil
+}
+
+// put gives back an instance that call took from v's pool. It is no
+// longer counted in use first, so that the count never passes the
+// pool's size when the next caller takes the instance at once.
+func (r *Runtime) put(v *version, i *wasmhost.Instance) {
+	r.inFlight.Add(-1)
+	v.pool.Put(i)
 }
 
 // callLimit is how long a call may take from now: its timeout, or what

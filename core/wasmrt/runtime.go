@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -107,6 +108,39 @@ type Runtime struct {
 	versions map[core.ConnectorRef]*version
 	closed   bool
 	calls    sync.WaitGroup // loads and calls under way, which Close waits for
+
+	// How busy it is, for PoolStats: atomic adds, since every call
+	// passes here.
+	inFlight atomic.Int64 // calls holding an instance
+	waiting  atomic.Int64 // calls waiting for their version's load or an instance
+	waited   atomic.Int64 // nanoseconds, summed
+}
+
+// PoolStats reports how busy the runtime is (core.PoolStats): InUse is the
+// instances serving a call, Limit the pool size times the versions
+// loaded.
+func (r *Runtime) PoolStats() core.PoolStats {
+	r.mu.Lock()
+	loaded := 0
+	for _, v := range r.versions {
+		select {
+		case <-v.ready:
+			if v.err == nil {
+				loaded++
+			}
+		default: // still loading
+		}
+	}
+	r.mu.Unlock()
+	inFlight := r.inFlight.Load()
+	return core.PoolStats{
+		Runtime:  core.RuntimeWASM,
+		InUse:    inFlight,
+		Limit:    int64(loaded * r.cfg.PoolSize),
+		InFlight: inFlight,
+		Waiting:  r.waiting.Load(),
+		Waited:   time.Duration(r.waited.Load()),
+	}
 }
 
 // version is one loaded connector version.
