@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/relayhq/relay/core"
@@ -113,6 +114,49 @@ func TestGoClient(t *testing.T) {
 }
 
 func code(err error) string {
+	var e *client.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// The Go client's workspace settings, export and erasure, against a real
+// server.
+func TestGoClientWorkspace(t *testing.T) {
+	ts := newTestServerWith(t, "", nil, nil)
+	_, keys := ts.workspace("leaving")
+	relay := client.New(ts.URL, keys[core.RoleAdmin], nil)
+	ctx := t.Context()
+	days := 14
+	if ws, err := relay.SetRunRetention(ctx, &days); err != nil || ws.RunRetentionDays != 14 || ws.RunRetentionDefault {
+		t.Fatalf("SetRunRetention = %+v, %v", ws, err)
+	}
+	if ws, err := relay.SetRunRetention(ctx, nil); err != nil || !ws.RunRetentionDefault {
+		t.Fatalf("SetRunRetention(nil) = %+v, %v", ws, err)
+	}
+	archive, err := relay.ExportWorkspace(ctx)
+	if err != nil || !strings.Contains(untar(t, archive)["audit_records.ndjson"], "workspace.update") {
+		t.Fatalf("ExportWorkspace: %d bytes, %v", len(archive), err)
+	}
+	if _, err := relay.EraseWorkspace(ctx, ""); errorCode(err) != core.EConfirmationRequired {
+		t.Fatalf("EraseWorkspace without a token: %v", err)
+	}
+	preview, err := relay.PreviewEraseWorkspace(ctx)
+	if err != nil || preview.Workspace.Name != "leaving" || preview.Rows["api_keys"] == 0 {
+		t.Fatalf("PreviewEraseWorkspace = %+v, %v", preview, err)
+	}
+	e, err := relay.EraseWorkspace(ctx, preview.ConfirmToken)
+	if err != nil || e.WorkspaceID != preview.Workspace.ID || e.AuditSeq == 0 {
+		t.Fatalf("EraseWorkspace = %+v, %v", e, err)
+	}
+	if _, err := relay.Workspace(ctx); errorCode(err) != core.EUnauthenticated {
+		t.Errorf("the erased workspace's key: %v", err)
+	}
+}
+
+// errorCode is the code of the client's error, "" for none.
+func errorCode(err error) string {
 	var e *client.Error
 	if errors.As(err, &e) {
 		return e.Code

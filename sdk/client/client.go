@@ -70,8 +70,12 @@ type Workspace struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	RateLimit RateLimit `json:"rate_limit"`
-	CreatedAt time.Time `json:"created_at"`
-	Key       struct {
+	// RunRetentionDays is how long ended runs are kept (0: forever); the
+	// server's default when RunRetentionDefault.
+	RunRetentionDays    int       `json:"run_retention_days"`
+	RunRetentionDefault bool      `json:"run_retention_default"`
+	CreatedAt           time.Time `json:"created_at"`
+	Key                 struct {
 		ID   string `json:"id"`
 		Name string `json:"name"`
 		Role Role   `json:"role"`
@@ -104,6 +108,59 @@ type KeyPage struct {
 func (c *Client) Workspace(ctx context.Context) (*Workspace, error) {
 	var ws Workspace
 	return &ws, c.do(ctx, http.MethodGet, "/v1/workspace", nil, &ws)
+}
+
+// SetRunRetention sets how many days the workspace keeps its ended runs;
+// nil goes back to the server's default (PATCH /v1/workspace, admin).
+func (c *Client) SetRunRetention(ctx context.Context, days *int) (*Workspace, error) {
+	var ws Workspace
+	return &ws, c.do(ctx, http.MethodPatch, "/v1/workspace", map[string]*int{"run_retention_days": days}, &ws)
+}
+
+// ErasePreview is what erasing the workspace would delete, by table, and
+// the token that confirms it.
+type ErasePreview struct {
+	Workspace struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"workspace"`
+	Rows         map[string]int64 `json:"rows"`
+	ConfirmToken string           `json:"confirm_token"`
+	ExpiresAt    time.Time        `json:"expires_at"`
+}
+
+// Erasure is the operator's tombstone of an erased workspace.
+type Erasure struct {
+	WorkspaceID string    `json:"workspace_id"`
+	KeyID       string    `json:"key_id"`
+	RequestID   string    `json:"request_id"`
+	AuditSeq    int64     `json:"audit_seq"`
+	AuditHash   string    `json:"audit_hash"`
+	ErasedAt    time.Time `json:"erased_at"`
+}
+
+// PreviewEraseWorkspace says what erasing the workspace would delete and
+// returns the token that confirms it (POST /v1/workspace/delete/preview,
+// admin).
+func (c *Client) PreviewEraseWorkspace(ctx context.Context) (*ErasePreview, error) {
+	var p ErasePreview
+	return &p, c.do(ctx, http.MethodPost, "/v1/workspace/delete/preview", nil, &p)
+}
+
+// EraseWorkspace erases the caller's workspace and everything it owns
+// with a preview's confirm token; every key of it stops working (DELETE
+// /v1/workspace, admin).
+func (c *Client) EraseWorkspace(ctx context.Context, confirmToken string) (*Erasure, error) {
+	var e Erasure
+	return &e, c.do(ctx, http.MethodDelete, "/v1/workspace", map[string]string{"confirm_token": confirmToken}, &e)
+}
+
+// ExportWorkspace returns the archive (a gzipped tar) of everything the
+// workspace owns (POST /v1/workspace/export, admin).
+func (c *Client) ExportWorkspace(ctx context.Context) ([]byte, error) {
+	var data []byte
+	_, err := c.send(ctx, http.MethodPost, "/v1/workspace/export", nil, nil, &data)
+	return data, err
 }
 
 // CreateKey makes an API key in the caller's workspace (POST /v1/keys,
