@@ -52,6 +52,10 @@ func (l RateLimit) Validate() error {
 	return nil
 }
 
+// EraseWorkspaceAction is the action a workspace erasure's confirm token
+// is issued for.
+const EraseWorkspaceAction = "workspace.erase"
+
 // Erasure is the operator's tombstone of a workspace erased at its
 // admin's request: who asked (the key and the request) and when, and
 // where the workspace's audit chain ended (its last seq and hash; 0 and

@@ -266,23 +266,12 @@ func cmdRestore(fs *flag.FlagSet) runFunc {
 // extractBackup extracts the archive into staging and, for SQLite, checks
 // the database it holds.
 func extractBackup(ctx context.Context, in io.Reader, staging string) (*backup.Manifest, error) {
-	// The archive says which database it is of only once read, so it is
-	// checked against the newest schema of either.
-	latest := 0
-	for _, db := range []string{backup.SQLite, backup.Postgres} {
-		n, err := sqlstore.LatestSchema(db)
-		if err != nil {
-			return nil, err
-		}
-		latest = max(latest, n)
-	}
-	m, err := backup.Extract(in, staging, latest)
+	m, err := backup.Extract(in, staging, func(database string) int {
+		n, _ := sqlstore.LatestSchema(database) // the header's database is one of the two
+		return n
+	})
 	if err != nil {
 		return nil, err
-	}
-	if n, err := sqlstore.LatestSchema(m.Database); err != nil || m.SchemaVersion > n {
-		return nil, fmt.Errorf("the backup holds schema version %d of %s, newer than this Relay's %d: restore it with relay %s or later",
-			m.SchemaVersion, m.Database, n, m.RelayVersion)
 	}
 	if m.Database != backup.SQLite {
 		return m, nil

@@ -170,6 +170,12 @@ func newConfirmToken() (token string, hash []byte) {
 	return token, hashToken(token)
 }
 
+// confirmTokenShape reports whether token could be one newConfirmToken
+// made, so that anything else is refused before the store is asked.
+func confirmTokenShape(token string) bool {
+	return strings.HasPrefix(token, confirmTokenPrefix) && len(token) <= 100
+}
+
 func hashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
@@ -183,7 +189,7 @@ func (s *Service) useConfirmToken(ctx context.Context, c Caller, t *target, toke
 			"%s is %s and needs confirmation: preview it with the same params and pass the confirm_token", t.id, t.sideEffect())
 	}
 	invalid := core.Errorf(core.EConfirmationInvalid, "the confirm token is unknown, used, expired, or for another request; preview again")
-	if !strings.HasPrefix(token, confirmTokenPrefix) || len(token) > 100 {
+	if !confirmTokenShape(token) {
 		return invalid
 	}
 	_, err := s.cfg.Store.UseConfirmToken(ctx, &core.ConfirmToken{

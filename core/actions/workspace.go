@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/relayhq/relay/core"
@@ -14,10 +13,6 @@ import (
 // and erasure"). Erasing is destructive as an action can be, and is
 // confirmed the same way: a preview says what goes and issues a token
 // bound to the workspace, and the erasure spends it.
-
-// eraseAction is the action an erasure's confirm token is bound to (the
-// store's sqlstore.EraseAction).
-const eraseAction = "workspace.erase"
 
 // ErasePreview is what an erasure would delete, by table, and the token
 // that confirms it.
@@ -46,7 +41,7 @@ func (s *Service) PreviewErase(ctx context.Context, c Caller) (*ErasePreview, er
 	}
 	token, hash := newConfirmToken()
 	expires := s.now().Add(core.ConfirmTokenTTL)
-	if err := s.cfg.Store.SaveConfirmToken(ctx, &core.ConfirmToken{Hash: hash, WorkspaceID: c.WorkspaceID, Action: eraseAction,
+	if err := s.cfg.Store.SaveConfirmToken(ctx, &core.ConfirmToken{Hash: hash, WorkspaceID: c.WorkspaceID, Action: core.EraseWorkspaceAction,
 		RequestHash: eraseRequestHash(c.WorkspaceID), ExpiresAt: expires}); err != nil {
 		return nil, err
 	}
@@ -62,10 +57,10 @@ func (s *Service) Erase(ctx context.Context, c Caller, token string) (*core.Eras
 	if token == "" {
 		return nil, core.Errorf(core.EConfirmationRequired, "erasing a workspace needs confirmation: preview it (POST /v1/workspace/delete/preview) and pass its confirm_token")
 	}
-	if !strings.HasPrefix(token, confirmTokenPrefix) || len(token) > 100 {
+	if !confirmTokenShape(token) {
 		return nil, core.Errorf(core.EConfirmationInvalid, "the confirm token is unknown, used, expired, or for another workspace; preview the erasure again")
 	}
-	e, err := s.cfg.Store.EraseWorkspace(ctx, &core.ConfirmToken{Hash: hashToken(token), WorkspaceID: c.WorkspaceID, Action: eraseAction,
+	e, err := s.cfg.Store.EraseWorkspace(ctx, &core.ConfirmToken{Hash: hashToken(token), WorkspaceID: c.WorkspaceID, Action: core.EraseWorkspaceAction,
 		RequestHash: eraseRequestHash(c.WorkspaceID)}, &core.Erasure{WorkspaceID: c.WorkspaceID, KeyID: c.KeyID, RequestID: c.RequestID})
 	if err != nil {
 		return nil, err

@@ -207,10 +207,11 @@ const (
 // Extract reads an archive from r into dir (which must exist and be
 // empty: the caller moves it into place only when Extract succeeds) and
 // returns its manifest. latestSchema is the newest schema version this
-// build knows: an archive of a newer one is refused. Every error is an
+// build knows of a database ("sqlite" or "postgres"): an archive of a
+// newer one is refused. Every error is an
 // EInvalid core.Error naming what is wrong; on error dir may hold part
 // of the archive, and the caller removes it.
-func Extract(r io.Reader, dir string, latestSchema int) (*Manifest, error) {
+func Extract(r io.Reader, dir string, latestSchema func(database string) int) (*Manifest, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, corrupt("not a gzipped archive: %v", err)
@@ -285,7 +286,7 @@ func readJSON(r io.Reader, size int64, v any) error {
 	return json.Unmarshal(data, v)
 }
 
-func checkHeader(h Header, latestSchema int) error {
+func checkHeader(h Header, latestSchema func(string) int) error {
 	switch {
 	case h.Format != Format:
 		return corrupt("archive format %d; this Relay reads format %d", h.Format, Format)
@@ -293,9 +294,9 @@ func checkHeader(h Header, latestSchema int) error {
 		return corrupt("unknown database %q", h.Database)
 	case h.SchemaVersion < 0:
 		return corrupt("schema version %d", h.SchemaVersion)
-	case h.SchemaVersion > latestSchema:
+	case h.SchemaVersion > latestSchema(h.Database):
 		return core.Errorf(core.EInvalid, "backup: the backup holds schema version %d, newer than this Relay's %d: restore it with the Relay %s that took it, or a later one",
-			h.SchemaVersion, latestSchema, h.RelayVersion)
+			h.SchemaVersion, latestSchema(h.Database), h.RelayVersion)
 	}
 	return nil
 }

@@ -55,12 +55,8 @@ var linesOf = map[string]string{
 	"billing_invoices":     `DELETE FROM billing_invoice_lines WHERE invoice_id IN (SELECT id FROM billing_invoices WHERE workspace_id = ?)`,
 }
 
-// EraseAction is the action a workspace erasure's confirm token is issued
-// for.
-const EraseAction = "workspace.erase"
-
 // EraseWorkspace erases the workspace if token is a live confirm token
-// issued for its erasure (core.ConfirmToken with Action EraseAction and
+// issued for its erasure (core.ConfirmToken with Action core.EraseWorkspaceAction and
 // the workspace's request hash), on behalf of the key and request in
 // e. It returns the tombstone. EConfirmationInvalid for a token that is
 // not; EConflict while the workspace has queued or running runs (their
@@ -77,7 +73,7 @@ func (s *Store) EraseWorkspace(ctx context.Context, token *core.ConfirmToken, e 
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE confirm_tokens SET used_at = ?
 			WHERE token_hash = ? AND workspace_id = ? AND action = ? AND connection_id = '' AND request_hash = ?
 				AND used_at IS NULL AND expires_at > ?`),
-			out.ErasedAt, token.Hash, ws, EraseAction, token.RequestHash, out.ErasedAt)
+			out.ErasedAt, token.Hash, ws, core.EraseWorkspaceAction, token.RequestHash, out.ErasedAt)
 		if err != nil {
 			return fmt.Errorf("sqlstore: use confirm token: %w", err)
 		}

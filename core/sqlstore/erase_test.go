@@ -6,8 +6,10 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -77,7 +79,7 @@ func eraseToken(ws string) (*core.ConfirmToken, []byte) {
 	secret := []byte("ct_" + ws)
 	sum := sha256.Sum256(secret)
 	req := sha256.Sum256([]byte(ws))
-	return &core.ConfirmToken{Hash: sum[:], WorkspaceID: ws, Action: EraseAction, RequestHash: req[:], ExpiresAt: time.Now().Add(time.Minute)}, secret
+	return &core.ConfirmToken{Hash: sum[:], WorkspaceID: ws, Action: core.EraseWorkspaceAction, RequestHash: req[:], ExpiresAt: time.Now().Add(time.Minute)}, secret
 }
 
 // An erasure deletes every row of the workspace, from every table that
@@ -161,7 +163,7 @@ func TestEraseWorkspace(t *testing.T) {
 		if _, err := s.Workspace(ctx, gone.ID); core.ErrorCode(err) != core.ENotFound {
 			t.Errorf("the workspace: %v", err)
 		}
-		if keptAfter, err := s.WorkspaceRowCounts(ctx, kept.ID); err != nil || !mapsEqual(keptAfter, keptBefore) {
+		if keptAfter, err := s.WorkspaceRowCounts(ctx, kept.ID); err != nil || !maps.Equal(keptAfter, keptBefore) {
 			t.Errorf("the other workspace's rows: %v, were %v (%v)", keptAfter, keptBefore, err)
 		}
 		if _, err := s.EraseWorkspace(ctx, tok, by); core.ErrorCode(err) != core.EConfirmationInvalid && core.ErrorCode(err) != core.ENotFound {
@@ -172,18 +174,6 @@ func TestEraseWorkspace(t *testing.T) {
 			t.Errorf("erasures = %+v, %v", list, err)
 		}
 	})
-}
-
-func mapsEqual(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // An export holds every table's rows of the workspace, and nothing of
@@ -225,14 +215,14 @@ func TestExportWorkspace(t *testing.T) {
 		}
 		for _, f := range m.Files {
 			sum := sha256.Sum256(files[f.Name])
-			if int64(len(files[f.Name])) != f.Size || f.SHA256 != hexOf(sum[:]) {
+			if int64(len(files[f.Name])) != f.Size || f.SHA256 != hex.EncodeToString(sum[:]) {
 				t.Errorf("%s does not match the manifest", f.Name)
 			}
 			if strings.HasSuffix(f.Name, ".ndjson") && int64(strings.Count(string(files[f.Name]), "\n")) != f.Rows {
 				t.Errorf("%s: %d rows listed", f.Name, f.Rows)
 			}
 		}
-		all := string(bytes.Join(mapValues(files), nil))
+		all := string(bytes.Join(slices.Collect(maps.Values(files)), nil))
 		for _, want := range []string{`"action":"echo.echo"`, `"field":"token"`, `"name":"main"`, `"role":"admin"`, `"day":`} {
 			if !strings.Contains(all, want) {
 				t.Errorf("the export lacks %s", want)
@@ -255,21 +245,4 @@ func TestExportWorkspace(t *testing.T) {
 			t.Errorf("runs %v", runs)
 		}
 	})
-}
-
-func mapValues(m map[string][]byte) [][]byte {
-	var out [][]byte
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
-func hexOf(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
 }
