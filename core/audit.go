@@ -53,6 +53,16 @@ func (r *AuditRecord) ChainHash(prev []byte) []byte {
 	return h.Sum(nil)
 }
 
+// AuditCheckpointAction is the action of a checkpoint record, which
+// takes the place of a workspace's purged audit records (core/audit).
+const AuditCheckpointAction = "audit.checkpoint"
+
+// AuditSeal makes the checkpoint record that takes the place of prefix,
+// a workspace's oldest audit records in seq order (a checkpoint first, if
+// the chain begins with one), when retention purges them; an error when
+// their chain is not whole (core/audit.Signer.Seal).
+type AuditSeal func(prefix []*AuditRecord) (*AuditRecord, error)
+
 // AuditStore keeps the audit log.
 type AuditStore interface {
 	// AppendAudit sets r's Seq, PrevHash and Hash from the workspace's

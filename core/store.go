@@ -36,12 +36,16 @@ type WorkspaceStore interface {
 	// or neither, but only when the store has no workspace at all. It reports
 	// whether it did.
 	Bootstrap(ctx context.Context, name string, key *APIKey) (bool, error)
-	// SetWorkspaceRunRetention sets how many days the workspace keeps its
-	// ended runs; nil restores the server default.
-	SetWorkspaceRunRetention(ctx context.Context, id string, days *int) error
+	// UpdateWorkspaceRetention changes the workspace's retention settings
+	// that u sets (nil restores the server's default), all or none.
+	UpdateWorkspaceRetention(ctx context.Context, id string, u RetentionUpdate) error
 	// PurgeRuns deletes at most limit of the workspace's ended runs made
 	// before before, oldest first, and says how many.
 	PurgeRuns(ctx context.Context, workspaceID string, before time.Time, limit int) (int64, error)
+	// PurgeAudit deletes at most limit of the workspace's oldest audit
+	// records, those made before before, putting the checkpoint seal makes
+	// of them in their place, and says how many it deleted.
+	PurgeAudit(ctx context.Context, workspaceID string, before time.Time, limit int, seal AuditSeal) (int64, error)
 	// WorkspaceRowCounts counts the rows the workspace owns, by table.
 	WorkspaceRowCounts(ctx context.Context, workspaceID string) (map[string]int64, error)
 	// EraseWorkspace deletes the workspace and everything it owns, its

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -16,14 +17,57 @@ type Workspace struct {
 	ID        string     `json:"id" db:"id"`
 	Name      string     `json:"name" db:"name"`
 	RateLimit *RateLimit `json:"rate_limit,omitempty" db:"-"` // nil: the server default
-	// RunRetentionDays is how long the workspace keeps its ended runs;
-	// nil: the server default.
-	RunRetentionDays *int      `json:"run_retention_days,omitempty" db:"-"`
-	CreatedAt        time.Time `json:"created_at" db:"created_at"`
+	// Retention is how long the workspace keeps its runs, audit records
+	// and idempotency keys (docs/operations.md, "Retention").
+	Retention
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
 }
 
-// MaxRunRetentionDays bounds a workspace's run retention: ten years.
-const MaxRunRetentionDays = 3650
+// Retention is a workspace's own retention settings; a nil one is the
+// server's default.
+type Retention struct {
+	// RunDays is how long ended runs are kept, in days.
+	RunDays *int `json:"run_retention_days,omitempty" db:"-"`
+	// AuditDays is how long audit records are kept, in days; older ones
+	// give way to a signed checkpoint (core/audit.Signer).
+	AuditDays *int `json:"audit_retention_days,omitempty" db:"-"`
+	// IdempotencyHours is how long an Idempotency-Key is remembered, in
+	// hours, from its first use.
+	IdempotencyHours *int `json:"idempotency_retention_hours,omitempty" db:"-"`
+}
+
+// Retention bounds: days of runs and audit records (ten years), hours of
+// idempotency keys (30 days).
+const (
+	MaxRunRetentionDays          = 3650
+	MaxAuditRetentionDays        = 3650
+	MaxIdempotencyRetentionHours = 720
+)
+
+// RetentionUpdate changes some of a workspace's retention settings, the
+// ones marked Set; the others stay as they are.
+type RetentionUpdate struct {
+	Retention
+	SetRunDays, SetAuditDays, SetIdempotencyHours bool
+}
+
+// Validate checks the settings being set: nil (the server's default), or
+// within their bounds. The error's fields point at the JSON members.
+func (u RetentionUpdate) Validate() error {
+	var fields []FieldError
+	check := func(set bool, v *int, name string, max int, unit string) {
+		if set && v != nil && (*v < 1 || *v > max) {
+			fields = append(fields, FieldError{Pointer: "/" + name, Message: fmt.Sprintf("want 1 to %d %s, or null for the server's default", max, unit)})
+		}
+	}
+	check(u.SetRunDays, u.RunDays, "run_retention_days", MaxRunRetentionDays, "days")
+	check(u.SetAuditDays, u.AuditDays, "audit_retention_days", MaxAuditRetentionDays, "days")
+	check(u.SetIdempotencyHours, u.IdempotencyHours, "idempotency_retention_hours", MaxIdempotencyRetentionHours, "hours")
+	if len(fields) > 0 {
+		return &Error{Code: EInvalid, Message: fields[0].Pointer[1:] + ": " + fields[0].Message, Fields: fields}
+	}
+	return nil
+}
 
 // ValidateWorkspaceName checks a workspace name: lower-case letters, digits
 // and dashes, 1 to 63 characters, not starting with a dash.

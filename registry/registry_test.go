@@ -229,7 +229,7 @@ func TestPublish(t *testing.T) {
 		}
 
 		// Every change is on the publisher's workspace's audit log.
-		brk, err := audit.Verify(ctx, e.store, "")
+		brk, err := audit.Verify(ctx, e.store, "", nil)
 		if err != nil || brk != nil {
 			t.Fatalf("audit chain: %v, %v", brk, err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -342,10 +343,14 @@ func cmdAuditVerify(fs *flag.FlagSet) runFunc {
 					names[ws.ID] = ws.Name
 				}
 			}
+			key, err := auditCheckKey(ctx, cfg, st)
+			if err != nil {
+				return err
+			}
 			// The records are counted as Verify reads them, so the count is
 			// of what was verified, even while a server appends meanwhile.
 			counted := &countingAudit{AuditStore: st, workspaces: map[string]bool{}}
-			b, err := audit.Verify(ctx, counted, workspaceID)
+			b, err := audit.Verify(ctx, counted, workspaceID, key)
 			if err != nil {
 				return err
 			}
@@ -355,6 +360,10 @@ func cmdAuditVerify(fs *flag.FlagSet) runFunc {
 				}
 				fmt.Fprintf(stdout, "audit log intact: %s in %s\n",
 					plural(counted.records, "record"), plural(len(counted.workspaces), "workspace"))
+				if counted.checkpoints > 0 {
+					fmt.Fprintf(stdout, "%s of records purged by retention, signed by audit key %s\n",
+						plural(counted.checkpoints, "checkpoint"), audit.KeyID(key))
+				}
 				return nil
 			}
 			name, ok := names[b.WorkspaceID]
@@ -374,16 +383,41 @@ func cmdAuditVerify(fs *flag.FlagSet) runFunc {
 	}
 }
 
+// auditCheckKey is the key that checks the audit log's checkpoints, from
+// the master key; nil when there is no master key here or the store has
+// no checkpoint key yet (then a checkpoint, if any, is reported as not
+// holding, the reason given).
+func auditCheckKey(ctx context.Context, cfg Config, st *sqlstore.Store) (ed25519.PublicKey, error) {
+	masterKey, _, err := secrets.LoadOrCreateMasterKey(cfg.masterKeyFile(), false)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, nil // no master key here; Verify says so if a checkpoint needs one
+	} else if err != nil {
+		return nil, err
+	}
+	defer clear(masterKey)
+	signer, err := auditSigner(ctx, masterKey, st, false)
+	if errors.Is(err, errNoAuditKey) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("%w; is %s the master key the servers run on?", err, cfg.masterKeyFile())
+	}
+	return signer.PublicKey(), nil
+}
+
 // countingAudit counts the records and workspaces that ScanAudit hands on.
 type countingAudit struct {
 	core.AuditStore
-	records    int
-	workspaces map[string]bool
+	records     int
+	checkpoints int
+	workspaces  map[string]bool
 }
 
 func (c *countingAudit) ScanAudit(ctx context.Context, workspaceID string, fn func(*core.AuditRecord) error) error {
 	return c.AuditStore.ScanAudit(ctx, workspaceID, func(r *core.AuditRecord) error {
 		c.records++
+		if r.Action == audit.CheckpointAction {
+			c.checkpoints++
+		}
 		c.workspaces[r.WorkspaceID] = true
 		return fn(r)
 	})

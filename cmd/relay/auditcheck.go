@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/audit"
+	"github.com/relayhq/relay/core/secrets"
 	"github.com/relayhq/relay/core/sqlstore"
 )
 
@@ -50,13 +54,44 @@ type auditCheck struct {
 	done    chan struct{}
 }
 
-// newAuditCheck makes the check, not yet running; nil when interval is 0.
-func newAuditCheck(st *sqlstore.Store, interval time.Duration, log hclog.Logger) *auditCheck {
+// newAuditCheck makes the check, not yet running, which checks
+// checkpoints with key; nil when interval is 0.
+func newAuditCheck(st *sqlstore.Store, interval time.Duration, key ed25519.PublicKey, log hclog.Logger) *auditCheck {
 	if interval <= 0 {
 		log.Info("the audit log is not verified while the server runs (--audit-verify-interval 0); relay audit verify checks it")
 		return nil
 	}
-	return &auditCheck{checker: audit.NewChecker(st, log, interval)}
+	return &auditCheck{checker: audit.NewChecker(st, log, interval, key)}
+}
+
+// auditCheckpointKey is the server key (wrapped by the master key) from
+// which the key that signs the audit log's checkpoints is drawn.
+const auditCheckpointKey = "audit-checkpoint-key"
+
+// errNoAuditKey is auditSigner's error for a store that has no
+// checkpoint key yet, when not asked to make one.
+var errNoAuditKey = errors.New("no audit checkpoint key")
+
+// auditSigner returns the signer of the audit log's checkpoints, its key
+// drawn from a 32-byte server key wrapped by masterKey: the stored one,
+// or, with create, one made now. Without create on a store that has
+// none, errNoAuditKey: no checkpoint can have been made.
+func auditSigner(ctx context.Context, masterKey []byte, st core.ServerKeyStore, create bool) (*audit.Signer, error) {
+	seed, err := secrets.ServerKey(ctx, masterKey, st, auditCheckpointKey, func() ([]byte, error) {
+		if !create {
+			return nil, errNoAuditKey
+		}
+		seed := make([]byte, ed25519.SeedSize)
+		_, err := rand.Read(seed)
+		return seed, err
+	})
+	if errors.Is(err, errNoAuditKey) {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("the audit checkpoint key: %w", err)
+	}
+	defer clear(seed)
+	return audit.NewSigner(seed)
 }
 
 // start runs the check's passes in the background until close.

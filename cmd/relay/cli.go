@@ -55,6 +55,31 @@ func env(name, def string) string {
 	return def
 }
 
+// retentionFlag is a serve flag of a retention: a whole number from min
+// to max, its default from RELAY_<NAME> when set, else def.
+type retentionFlag struct {
+	v             *int
+	name          string
+	def, min, max int
+	usage         string
+}
+
+// register adds the flag to fs; an error when the variable is out of
+// bounds.
+func (f retentionFlag) register(fs *flag.FlagSet) error {
+	envName := strings.ToUpper(strings.ReplaceAll(f.name, "-", "_"))
+	def := f.def
+	if v := env(envName, ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < f.min || n > f.max {
+			return usageError{fmt.Sprintf("RELAY_%s=%q: want %d to %d", envName, v, f.min, f.max)}
+		}
+		def = n
+	}
+	fs.IntVar(f.v, f.name, def, f.usage+" (RELAY_"+envName+")")
+	return nil
+}
+
 // storeFlags registers the flags every command that opens the store takes.
 func storeFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", "./relay-data"), "folder for the SQLite database and the master key (RELAY_DATA_DIR)")
@@ -171,18 +196,20 @@ func cmdServe(fs *flag.FlagSet) runFunc {
 	if err := auditVerifyFlag(fs, &cfg.AuditVerifyInterval); err != nil {
 		return fail(err)
 	}
-	retention := 90
-	if v := env("RUN_RETENTION_DAYS", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > core.MaxRunRetentionDays {
-			return fail(usageError{fmt.Sprintf("RELAY_RUN_RETENTION_DAYS=%q: want 0 (keep runs forever) to %d days", v, core.MaxRunRetentionDays)})
+	for _, f := range []retentionFlag{
+		{&cfg.RunRetentionDays, "run-retention-days", 90, 0, core.MaxRunRetentionDays,
+			"days a workspace without a retention of its own keeps its ended runs; 0 keeps them forever"},
+		{&cfg.AuditRetentionDays, "audit-retention-days", 365, 0, core.MaxAuditRetentionDays,
+			"days a workspace without a retention of its own keeps its audit records, older ones giving way to a signed checkpoint; 0 keeps them forever"},
+		{&cfg.IdempotencyRetentionHours, "idempotency-retention-hours", 24, 1, core.MaxIdempotencyRetentionHours,
+			"hours a workspace without a retention of its own remembers an Idempotency-Key"},
+	} {
+		if err := f.register(fs); err != nil {
+			return fail(err)
 		}
-		retention = n
 	}
-	fs.IntVar(&cfg.RunRetentionDays, "run-retention-days", retention,
-		"days a workspace without a retention of its own keeps its ended runs; 0 keeps them forever (RELAY_RUN_RETENTION_DAYS)")
 	if err := durationFlag(fs, &cfg.PurgeEvery, "purge-every", "1h",
-		"how often to purge the runs past their workspace's retention (the first purge is a minute after start)"); err != nil {
+		"how often to purge the runs and audit records past their workspace's retention (the first purge is a minute after start)"); err != nil {
 		return fail(err)
 	}
 	if err := connectorFlags(fs, &cfg); err != nil {
@@ -195,8 +222,18 @@ func cmdServe(fs *flag.FlagSet) runFunc {
 		if err := checkAuditVerifyInterval(cfg.AuditVerifyInterval); err != nil {
 			return err
 		}
-		if cfg.RunRetentionDays < 0 || cfg.RunRetentionDays > core.MaxRunRetentionDays {
-			return usageError{fmt.Sprintf("--run-retention-days %d: want 0 (keep runs forever) to %d", cfg.RunRetentionDays, core.MaxRunRetentionDays)}
+		for _, f := range []struct {
+			v        int
+			name     string
+			min, max int
+		}{
+			{cfg.RunRetentionDays, "run-retention-days", 0, core.MaxRunRetentionDays},
+			{cfg.AuditRetentionDays, "audit-retention-days", 0, core.MaxAuditRetentionDays},
+			{cfg.IdempotencyRetentionHours, "idempotency-retention-hours", 1, core.MaxIdempotencyRetentionHours},
+		} {
+			if f.v < f.min || f.v > f.max {
+				return usageError{fmt.Sprintf("--%s %d: want %d to %d", f.name, f.v, f.min, f.max)}
+			}
 		}
 		if cfg.PurgeEvery < time.Minute {
 			return usageError{fmt.Sprintf("--purge-every %s: want a minute or more", cfg.PurgeEvery)}

@@ -61,8 +61,9 @@ var leaves = []leaf{
 		"Writes an archive of everything the workspace owns (as POST /v1/workspace/export does), from the store: keys' metadata, connections without secret values, " +
 			"runs, audit records, installations, usage, invoices, budgets; one NDJSON file per table and export.json listing each file's rows and SHA-256."},
 	{"workspaces set-retention", cmdWorkspacesSetRetention,
-		"relay workspaces set-retention NAME --runs-days N | --default [flags]",
-		"Sets how many days the workspace keeps its ended runs (the servers purge older ones hourly), or with --default puts it back on the server's --run-retention-days."},
+		"relay workspaces set-retention NAME [--runs-days N|default] [--audit-days N|default] [--idempotency-hours N|default] [flags]",
+		"Sets how long the workspace keeps its ended runs and its audit records (days; the servers purge older ones hourly, " +
+			"audit records giving way to a signed checkpoint) and remembers idempotency keys (hours); default puts one back on the server's."},
 	{"workspaces set-limit", cmdWorkspacesSetLimit,
 		"relay workspaces set-limit NAME --rate N --burst N | --default [flags]",
 		"Sets a workspace's request quota, or with --default puts it back on the server's."},

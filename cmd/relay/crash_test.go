@@ -421,7 +421,7 @@ func (e crashEnv) verifyStore(t *testing.T, ctx context.Context) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	brk, err := audit.Verify(ctx, st, "")
+	brk, err := audit.Verify(ctx, st, "", nil)
 	if err != nil || brk != nil {
 		t.Fatalf("audit chain: %v, %v", brk, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func TestRetentionPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	days := 7
-	if err := m.store.SetWorkspaceRunRetention(ctx, short.ID, &days); err != nil {
+	if err := m.store.UpdateWorkspaceRetention(ctx, short.ID, core.RetentionUpdate{Retention: core.Retention{RunDays: &days}, SetRunDays: true}); err != nil {
 		t.Fatal(err)
 	}
 	var ws struct {
@@ -85,5 +86,83 @@ func TestRetentionPurge(t *testing.T) {
 		if got := exists(c.name, c.age); got != c.kept {
 			t.Errorf("%s's run of %d days ago: kept %v, want %v", c.name, c.age, got, c.kept)
 		}
+	}
+}
+
+// A server purges the audit records past each workspace's retention on
+// its own, each workspace's giving way to a checkpoint signed with the key
+// drawn from the master key; its own check of the audit log and relay
+// audit verify accept the chains as they are after it.
+func TestAuditRetentionPurge(t *testing.T) {
+	ctx := context.Background()
+	cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir(), AuditRetentionDays: 365,
+		PurgeEvery: 500 * time.Millisecond, AuditVerifyInterval: time.Second}
+	m, _ := startMain(t, cfg, io.Discard)
+	// Each workspace's log begins with records of 400, 200 and 10 days
+	// ago, in that order, as a log kept for that long would.
+	ids := map[string]string{}
+	for _, name := range []string{"dflt", "short", "long"} {
+		w, err := m.store.CreateWorkspace(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = w.ID
+		for _, age := range []int{400, 200, 10} {
+			at := time.Now().Add(-time.Duration(age) * 24 * time.Hour)
+			if err := m.store.AppendAudit(ctx, &core.AuditRecord{WorkspaceID: w.ID, Time: at, Action: "test.old", Outcome: "success", Target: strconv.Itoa(age)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if out, err := relay(t, cfg, "workspaces", "set-retention", "short", "--audit-days", "100", "--idempotency-hours", "48"); err != nil ||
+		!strings.Contains(out, "its audit records 100 days, idempotency keys 48 hours") {
+		t.Fatalf("set-retention: %q %v", out, err)
+	}
+	if out, err := relay(t, cfg, "workspaces", "set-retention", "long", "--audit-days", "3650"); err != nil {
+		t.Fatalf("set-retention: %q %v", out, err)
+	}
+	if _, err := relay(t, cfg, "workspaces", "set-retention", "long", "--audit-days", "forever"); err == nil {
+		t.Error("set-retention took --audit-days forever")
+	}
+	left := func(name string) string {
+		var got []string
+		err := m.store.ScanAudit(ctx, ids[name], func(r *core.AuditRecord) error {
+			got = append(got, r.Target)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(got, " ")
+	}
+	want := map[string]string{
+		"dflt":  "audit:" + ids["dflt"] + " 200 10", // the server's 365 days
+		"short": "audit:" + ids["short"] + " 10",    // its own 100
+		"long":  "400 200 10",                       // its own 3650
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for (left("dflt") != want["dflt"] || left("short") != want["short"]) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for name, w := range want {
+		if got := left(name); got != w {
+			t.Errorf("%s's audit records: %q, want %q", name, got, w)
+		}
+	}
+	purged := time.Now()
+	for m.auditCheck.checker.Stats().LastSuccess.Before(purged) && time.Now().Before(deadline.Add(5*time.Second)) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := m.auditCheck.checker.Stats(); s.Failures != 0 || s.LastSuccess.Before(purged) {
+		t.Errorf("the server's check after the purge: %+v", s)
+	}
+	out, err := relay(t, cfg, "audit", "verify")
+	if err != nil || !strings.Contains(out, "audit log intact") || !strings.Contains(out, "2 checkpoints of records purged by retention") {
+		t.Fatalf("relay audit verify: %q %v", out, err)
+	}
+	// Without the master key the checkpoints cannot be checked.
+	out, err = relay(t, cfg, "audit", "verify", "--workspace", "short", "--master-key-file", filepath.Join(t.TempDir(), "none"))
+	if err == nil || !strings.Contains(out, "needs the master key") {
+		t.Fatalf("relay audit verify without the master key: %q %v", out, err)
 	}
 }

@@ -110,11 +110,15 @@ type Config struct {
 	// records appended since its last pass (audit.Checker); 0 turns the
 	// check off (--audit-verify-interval's default is a minute).
 	AuditVerifyInterval time.Duration
-	// RunRetentionDays is how long a workspace without its own retention
-	// keeps its ended runs (0: forever); PurgeEvery how often they are
-	// purged (0: hourly).
-	RunRetentionDays int
-	PurgeEvery       time.Duration
+	// RunRetentionDays and AuditRetentionDays are how long a workspace
+	// without its own retention keeps its ended runs and its audit
+	// records (0: forever); PurgeEvery how often they are purged (0:
+	// hourly). IdempotencyRetentionHours is how long it remembers an
+	// Idempotency-Key (0: 24 hours).
+	RunRetentionDays          int
+	AuditRetentionDays        int
+	IdempotencyRetentionHours int
+	PurgeEvery                time.Duration
 }
 
 func (c Config) connectorsDir() string { return besideBinary(c.ConnectorsDir, "connectors") }
@@ -202,6 +206,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	hasher, err := apiKeyHasher(ctx, masterKey, m.store, m.Config.masterKeyFile())
+	if err != nil {
+		return err
+	}
+	auditKey, err := auditSigner(ctx, masterKey, m.store, true)
 	if err != nil {
 		return err
 	}
@@ -294,10 +302,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 				srv.ObserveRun(run, took)
 			}
 		},
-		StaleAfter:       m.Config.RunStaleAfter,
-		QueueLimit:       m.Config.QueueLimit,
-		RunRetentionDays: m.Config.RunRetentionDays,
-		PurgeInterval:    m.Config.PurgeEvery,
+		StaleAfter:                m.Config.RunStaleAfter,
+		QueueLimit:                m.Config.QueueLimit,
+		RunRetentionDays:          m.Config.RunRetentionDays,
+		AuditRetentionDays:        m.Config.AuditRetentionDays,
+		AuditSigner:               auditKey,
+		IdempotencyRetentionHours: m.Config.IdempotencyRetentionHours,
+		PurgeInterval:             m.Config.PurgeEvery,
 	})
 	m.market.UseConnections(m.actions)
 	// Runs left unfinished by processes that are gone (no heartbeat for
@@ -331,7 +342,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if !ok {
 		m.Log.Info("this binary was built without the Studio (make build builds it); /studio says so")
 	}
-	m.auditCheck = newAuditCheck(m.store, m.Config.AuditVerifyInterval, m.Log.Named("audit"))
+	m.auditCheck = newAuditCheck(m.store, m.Config.AuditVerifyInterval, auditKey.PublicKey(), m.Log.Named("audit"))
 	srv := httpapi.New(httpapi.Config{
 		Studio:      studioFiles,
 		Store:       m.store,

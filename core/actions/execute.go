@@ -149,7 +149,7 @@ func (s *Service) start(ctx context.Context, c Caller, t *target, params []byte,
 	if l.idemKey != "" {
 		idem = &core.IdempotencyRecord{
 			WorkspaceID: c.WorkspaceID, Key: l.idemKey, RequestHash: l.reqHash, RunID: run.ID,
-			CreatedAt: now, ExpiresAt: now.Add(core.IdempotencyTTL),
+			CreatedAt: now, ExpiresAt: now.Add(time.Duration(s.idempotencyHours(c.IdempotencyHours)) * time.Hour),
 		}
 		if l.async {
 			// The answer to an async request is its acceptance: that is

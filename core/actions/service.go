@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/relayhq/relay/core"
+	"github.com/relayhq/relay/core/audit"
 	"github.com/relayhq/relay/core/catalog"
 )
 
@@ -54,12 +55,19 @@ type Config struct {
 	// tokens are deleted; default 10 minutes. They are ignored once
 	// expired either way: sweeping only keeps the tables small.
 	SweepInterval time.Duration
-	// RunRetentionDays is how many days a workspace without its own
-	// retention keeps its ended runs; 0 keeps them forever. Every
-	// PurgeInterval (default an hour; the first a minute after start) the
-	// engine purges the runs past their workspace's retention.
-	RunRetentionDays int
-	PurgeInterval    time.Duration
+	// RunRetentionDays and AuditRetentionDays are how many days a
+	// workspace without its own retention keeps its ended runs and its
+	// audit records; 0 keeps them forever. Every PurgeInterval (default
+	// an hour; the first a minute after start) the engine purges what is
+	// past its workspace's retention. Audit records give way to a
+	// checkpoint that AuditSigner signs; without one they are kept.
+	RunRetentionDays   int
+	AuditRetentionDays int
+	AuditSigner        *audit.Signer
+	PurgeInterval      time.Duration
+	// IdempotencyRetentionHours is how long a workspace without its own
+	// retention remembers an Idempotency-Key; 0 is core.IdempotencyTTL.
+	IdempotencyRetentionHours int
 	// StaleAfter is how long an engine instance may go without a
 	// heartbeat before its unfinished runs are presumed orphaned and
 	// interrupted by another (or the next) engine; default 30 seconds.
@@ -255,14 +263,37 @@ func (s *Service) purge(first, every time.Duration) {
 			if _, err := s.PurgeRuns(s.bg, s.cfg.RunRetentionDays); err != nil && s.bg.Err() == nil {
 				s.log.Warn("purging runs past their retention failed", "error", err)
 			}
+			if _, err := s.PurgeAudit(s.bg, s.cfg.AuditRetentionDays); err != nil && s.bg.Err() == nil {
+				s.log.Warn("purging audit records past their retention failed", "error", err)
+			}
 			t.Reset(every)
 		}
 	}
 }
 
-// RunRetentionDays is the days a workspace without its own retention
-// keeps its ended runs; 0 is forever.
-func (s *Service) RunRetentionDays() int { return s.cfg.RunRetentionDays }
+// DefaultRetention is the retention of a workspace without its own: days
+// of runs and audit records (0 is forever; audit records are kept forever
+// without an AuditSigner) and hours of idempotency keys.
+func (s *Service) DefaultRetention() (runDays, auditDays, idempotencyHours int) {
+	auditDays = s.cfg.AuditRetentionDays
+	if s.cfg.AuditSigner == nil {
+		auditDays = 0
+	}
+	return s.cfg.RunRetentionDays, auditDays, s.idempotencyHours(0)
+}
+
+// idempotencyHours is how long a key of a workspace whose own retention
+// is own hours (0: none) is remembered.
+func (s *Service) idempotencyHours(own int) int {
+	switch {
+	case own > 0:
+		return own
+	case s.cfg.IdempotencyRetentionHours > 0:
+		return s.cfg.IdempotencyRetentionHours
+	default:
+		return int(core.IdempotencyTTL / time.Hour)
+	}
+}
 
 // Recover, called at start before serving, records the engine's first
 // heartbeat, then recovers the unfinished runs whose owner is not alive
@@ -325,6 +356,9 @@ type Caller struct {
 	Role        core.Role
 	IP          string
 	RequestID   string
+	// IdempotencyHours is the workspace's own idempotency retention; 0
+	// when it has none (the server's).
+	IdempotencyHours int
 }
 
 // audit makes an audit record of the caller's.

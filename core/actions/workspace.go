@@ -3,6 +3,8 @@ package actions
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -81,30 +83,72 @@ func (s *Service) Export(ctx context.Context, c Caller, w io.Writer) error {
 	return err
 }
 
-// Retention: each workspace keeps its ended runs for its own number of
-// days, or the server's. purgeBatch runs go per transaction, and after
-// each the purge waits as long as the batch took (at least purgePause):
-// it holds the database's writes at most half the time, a short batch at
-// a time, so that a purge of a month of runs lets executions' writes
-// through all along.
+// Retention: each workspace keeps its ended runs and its audit records
+// for its own number of days, or the server's. A batch at a time goes per
+// transaction, and after each the purge waits as long as the batch took
+// (at least purgePause): it holds the database's writes at most half the
+// time, a short batch at a time, so that a purge of a month of runs lets
+// executions' writes through all along.
 const (
-	purgeBatch = 100
-	purgePause = 5 * time.Millisecond
+	purgeBatch      = 100
+	auditPurgeBatch = 500 // a record is smaller than a run, and one checkpoint is written per batch
+	purgePause      = 5 * time.Millisecond
 )
 
 // PurgeRuns deletes, in every workspace, the ended runs older than its
 // retention (defaultDays for a workspace without its own; 0 keeps them)
 // and says how many it deleted.
 func (s *Service) PurgeRuns(ctx context.Context, defaultDays int) (int64, error) {
+	n, err := s.purgeEach(ctx, "runs", defaultDays, purgeBatch, func(ws *core.Workspace) *int { return ws.RunDays },
+		func(ctx context.Context, workspaceID string, before time.Time) (int64, error) {
+			return s.cfg.Store.PurgeRuns(ctx, workspaceID, before, purgeBatch)
+		})
+	if n > 0 {
+		s.log.Info("purged runs past their retention", "runs", n)
+	}
+	return n, err
+}
+
+// PurgeAudit deletes, in every workspace, the audit records older than its
+// retention (defaultDays for a workspace without its own; 0 keeps them),
+// each workspace's leaving a checkpoint signed by the AuditSigner in their
+// place, and says how many it deleted. Without an AuditSigner it keeps
+// every record. A workspace whose chain is broken is not purged (the
+// error says which); the others are.
+func (s *Service) PurgeAudit(ctx context.Context, defaultDays int) (int64, error) {
+	signer := s.cfg.AuditSigner
+	if signer == nil {
+		return 0, nil
+	}
+	n, err := s.purgeEach(ctx, "audit records", defaultDays, auditPurgeBatch, func(ws *core.Workspace) *int { return ws.AuditDays },
+		func(ctx context.Context, workspaceID string, before time.Time) (int64, error) {
+			return s.cfg.Store.PurgeAudit(ctx, workspaceID, before, auditPurgeBatch, func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
+				return signer.Seal(prefix, before, s.now())
+			})
+		})
+	if n > 0 {
+		s.log.Info("purged audit records past their retention, leaving signed checkpoints", "records", n)
+	}
+	return n, err
+}
+
+// purgeEach runs purge, which deletes up to batch of a workspace's rows
+// older than before, over every workspace until it deletes fewer, pausing
+// between batches. own is the workspace's own retention in
+// days. A workspace whose purge fails is left for the next pass; the
+// error, naming it, is returned once the others are done.
+func (s *Service) purgeEach(ctx context.Context, what string, defaultDays, batch int, own func(*core.Workspace) *int,
+	purge func(ctx context.Context, workspaceID string, before time.Time) (int64, error)) (int64, error) {
 	list, err := s.cfg.Store.ListWorkspaces(ctx)
 	if err != nil {
 		return 0, err
 	}
 	var total int64
+	var errs []error
 	for _, ws := range list {
 		days := defaultDays
-		if ws.RunRetentionDays != nil {
-			days = *ws.RunRetentionDays
+		if d := own(ws); d != nil {
+			days = *d
 		}
 		if days <= 0 {
 			continue
@@ -112,12 +156,16 @@ func (s *Service) PurgeRuns(ctx context.Context, defaultDays int) (int64, error)
 		before := s.now().Add(-time.Duration(days) * 24 * time.Hour)
 		for {
 			t0 := time.Now()
-			n, err := s.cfg.Store.PurgeRuns(ctx, ws.ID, before, purgeBatch)
+			n, err := purge(ctx, ws.ID, before)
 			total += n
-			if err != nil {
-				return total, err
+			if ctx.Err() != nil {
+				return total, ctx.Err()
 			}
-			if n < purgeBatch {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("purging the %s of workspace %s (id %s): %w", what, ws.Name, ws.ID, err))
+				break
+			}
+			if n < int64(batch) {
 				break
 			}
 			select {
@@ -127,8 +175,5 @@ func (s *Service) PurgeRuns(ctx context.Context, defaultDays int) (int64, error)
 			}
 		}
 	}
-	if total > 0 {
-		s.log.Info("purged runs past their retention", "runs", total)
-	}
-	return total, nil
+	return total, errors.Join(errs...)
 }

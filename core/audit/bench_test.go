@@ -12,7 +12,7 @@ func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if brk, err := Verify(ctx, s, "ws"); brk != nil || err != nil {
+		if brk, err := Verify(ctx, s, "ws", nil); brk != nil || err != nil {
 			b.Fatal(brk, err)
 		}
 	}

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -44,9 +45,12 @@ const checkPage = 1000
 // break, and counted as broken by every later pass without being read
 // again: a chain does not mend, and the operator's fix (restoring the
 // database) comes with a restart. A workspace that is erased (its
-// records with it) is forgotten.
+// records with it) is forgotten. When retention purges records that were
+// verified, or were not yet, the checkpoint that replaces them (see
+// Signer) is where the chain goes on from, if its signature holds.
 type Checker struct {
 	log      Log
+	key      ed25519.PublicKey // checks checkpoints
 	logger   hclog.Logger
 	interval time.Duration
 	page     int // records read at a time: checkPage, fewer in tests
@@ -67,13 +71,14 @@ type head struct {
 	hash [sha256.Size]byte
 }
 
-// NewChecker returns a checker of log that Run runs every interval.
-// logger gets the breaks and the passes that fail; nil discards them.
-func NewChecker(log Log, logger hclog.Logger, interval time.Duration) *Checker {
+// NewChecker returns a checker of log that Run runs every interval,
+// checking checkpoints with key. logger gets the breaks and the passes
+// that fail; nil discards them.
+func NewChecker(log Log, logger hclog.Logger, interval time.Duration, key ed25519.PublicKey) *Checker {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Checker{log: log, logger: logger, interval: interval, page: checkPage,
+	return &Checker{log: log, key: key, logger: logger, interval: interval, page: checkPage,
 		heads: map[string]head{}, broken: map[string]*Break{}}
 }
 
@@ -153,6 +158,11 @@ func (c *Checker) checkWorkspace(ctx context.Context, workspaceID string) (*Brea
 			return nil, fmt.Errorf("audit: read workspace %s: %w", workspaceID, err)
 		}
 		next := records
+		if verified && len(records) > 0 && records[0].Seq > h.seq && records[0].Action == CheckpointAction {
+			// Purged past the last verified record: the chain goes on
+			// from the checkpoint, if it holds.
+			verified = false
+		}
 		if verified {
 			if len(records) == 0 || records[0].Seq != h.seq {
 				// Erased since the pass listed it: the erasure takes the
@@ -166,14 +176,14 @@ func (c *Checker) checkWorkspace(ctx context.Context, workspaceID string) (*Brea
 				return c.report(ctx, workspaceID, &Break{WorkspaceID: workspaceID, Seq: h.seq, Kind: Deleted,
 					Detail: fmt.Sprintf("seq %d, verified before, is gone", h.seq)}), nil
 			}
-			if !bytes.Equal(records[0].Hash, h.hash[:]) || !hashMatches(records[0]) {
+			if first := records[0]; !bytes.Equal(first.Hash, h.hash[:]) || !(hashMatches(first) || begins(first, c.key)) {
 				return c.report(ctx, workspaceID, &Break{WorkspaceID: workspaceID, Seq: h.seq, ID: records[0].ID, Kind: Edited,
 					Detail: fmt.Sprintf("seq %d changed since it was verified", h.seq)}), nil
 			}
 			next = records[1:]
 		}
 		for _, r := range next {
-			if !continues(h, verified, r) {
+			if !c.continues(h, verified, r) {
 				return c.report(ctx, workspaceID, &Break{WorkspaceID: workspaceID, Seq: r.Seq, ID: r.ID, Kind: Edited,
 					Detail: "it does not continue the chain"}), nil
 			}
@@ -192,9 +202,9 @@ func (c *Checker) checkWorkspace(ctx context.Context, workspaceID string) (*Brea
 
 // continues reports whether r is the record after h (the first record of
 // the chain when nothing is verified yet), whole.
-func continues(h head, verified bool, r *core.AuditRecord) bool {
+func (c *Checker) continues(h head, verified bool, r *core.AuditRecord) bool {
 	if !verified {
-		return r.Seq == 1 && len(r.PrevHash) == 0 && hashMatches(r)
+		return begins(r, c.key)
 	}
 	return r.Seq == h.seq+1 && bytes.Equal(r.PrevHash, h.hash[:]) && hashMatches(r)
 }
@@ -205,7 +215,7 @@ func continues(h head, verified bool, r *core.AuditRecord) bool {
 // that are now gone or rewritten, the chain still whole).
 func (c *Checker) report(ctx context.Context, workspaceID string, found *Break) *Break {
 	b := found
-	if v, err := Verify(ctx, c.log, workspaceID); err == nil && v != nil {
+	if v, err := Verify(ctx, c.log, workspaceID, c.key); err == nil && v != nil {
 		b = v
 	} else if err != nil && !errors.Is(err, context.Canceled) {
 		c.logger.Warn("the break in the audit log could not be looked at further", "workspace_id", workspaceID, "error", err)

@@ -57,7 +57,7 @@ func exec(t *testing.T, st *sqlstore.Store, query string, args ...any) {
 // newTestChecker reads 3 records at a time, so that a few records take
 // several pages.
 func newTestChecker(st *sqlstore.Store) *Checker {
-	c := NewChecker(st, hclog.NewNullLogger(), time.Minute)
+	c := NewChecker(st, hclog.NewNullLogger(), time.Minute, nil)
 	c.page = 3
 	return c
 }
@@ -177,7 +177,7 @@ func TestCheckerFindsAChangedTail(t *testing.T) {
 				mustCheck(t, c)
 				tc.tamper(t, ws.ID)
 				// The chain alone is whole again.
-				if b, err := Verify(ctx, st, ws.ID); b != nil || err != nil {
+				if b, err := Verify(ctx, st, ws.ID, nil); b != nil || err != nil {
 					t.Fatalf("Verify: %v, %v; want a whole chain", b, err)
 				}
 				breaks := mustCheck(t, c)
@@ -277,7 +277,7 @@ func TestCheckerRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, st, ws.ID, 2)
-	c := NewChecker(st, nil, 10*time.Millisecond)
+	c := NewChecker(st, nil, 10*time.Millisecond, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

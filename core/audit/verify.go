@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -51,7 +52,9 @@ var errStop = errors.New("audit: stop scan")
 //
 // A record is whole when its hash matches its content, its seq is one past
 // the previous record's (1 for the first) and its PrevHash is the previous
-// record's hash (empty for the first). At the first record that is not,
+// record's hash (empty for the first). A chain may instead begin with a
+// checkpoint of purged records (see Signer) whose signature key checks;
+// without key, a checkpoint is a break. At the first record that is not,
 // Verify reads the rest of that workspace to tell what happened, checking
 // these in order:
 //
@@ -80,8 +83,8 @@ var errStop = errors.New("audit: stop scan")
 // cannot show (the newest records removed or rewritten, records appended)
 // it does not report; see the package doc. Errors are the store's, or
 // ctx's.
-func Verify(ctx context.Context, store core.AuditStore, workspaceID string) (*Break, error) {
-	v := &verifier{ctx: ctx, chains: map[string]*chain{}}
+func Verify(ctx context.Context, store core.AuditStore, workspaceID string, key ed25519.PublicKey) (*Break, error) {
+	v := &verifier{ctx: ctx, key: key, chains: map[string]*chain{}}
 	err := store.ScanAudit(ctx, workspaceID, v.visit)
 	if err != nil && !errors.Is(err, errStop) {
 		return nil, fmt.Errorf("audit: verify: %w", err)
@@ -94,6 +97,7 @@ func Verify(ctx context.Context, store core.AuditStore, workspaceID string) (*Br
 
 type verifier struct {
 	ctx     context.Context
+	key     ed25519.PublicKey // checks checkpoints
 	chains  map[string]*chain
 	last    *chain // the chain of the last record seen, to skip the map lookup
 	visited int
@@ -124,11 +128,11 @@ func (v *verifier) visit(r *core.AuditRecord) error {
 		}
 		v.last = c
 	}
-	if c.accepts(r) {
+	if c.accepts(r, v.key) {
 		c.push(r)
 		return nil
 	}
-	v.suspect = newSuspect(c, r)
+	v.suspect = newSuspect(c, r, v.key)
 	if v.suspect.settled() {
 		return errStop
 	}
@@ -172,16 +176,24 @@ func (c *chain) back(i int) *link {
 	return &c.ring[(c.next+window-1-i)%window]
 }
 
-// accepts reports whether r continues the chain.
-func (c *chain) accepts(r *core.AuditRecord) bool {
+// accepts reports whether r continues the chain, or begins it.
+func (c *chain) accepts(r *core.AuditRecord, key ed25519.PublicKey) bool {
 	if p := c.last(); p == nil {
-		if r.Seq != 1 || len(r.PrevHash) != 0 {
-			return false
-		}
+		return begins(r, key)
 	} else if r.Seq != p.seq+1 || !bytes.Equal(r.PrevHash, p.hash[:]) {
 		return false
 	}
 	return hashMatches(r)
+}
+
+// begins reports whether r can be a chain's first record: seq 1, whole,
+// or a checkpoint that key checks.
+func begins(r *core.AuditRecord, key ed25519.PublicKey) bool {
+	if r.Action == CheckpointAction {
+		_, err := checkCheckpoint(r, key)
+		return err == nil
+	}
+	return r.Seq == 1 && len(r.PrevHash) == 0 && hashMatches(r)
 }
 
 // push adds r, which hashMatches, as the latest link.
@@ -208,6 +220,7 @@ type suspect struct {
 	id             string
 	prevHash, hash []byte
 	hashMatches    bool
+	checkpoint     error // why r, a checkpoint coming first, does not hold
 	shift          int64 // the seq the content was hashed with, less the stored seq; 0 if none
 	prev           *link // the last verified record; nil if r came first
 	linkedTo       *link // an earlier verified record (not prev) that r links to
@@ -219,7 +232,7 @@ type suspect struct {
 	prevHasOne bool  // a later record links to prev
 }
 
-func newSuspect(c *chain, r *core.AuditRecord) *suspect {
+func newSuspect(c *chain, r *core.AuditRecord, key ed25519.PublicKey) *suspect {
 	s := &suspect{
 		workspace:   r.WorkspaceID,
 		seq:         r.Seq,
@@ -231,6 +244,8 @@ func newSuspect(c *chain, r *core.AuditRecord) *suspect {
 	if p := c.last(); p != nil {
 		cp := *p
 		s.prev = &cp
+	} else if r.Action == CheckpointAction {
+		_, s.checkpoint = checkCheckpoint(r, key)
 	}
 	for i := 1; ; i++ {
 		l := c.back(i)
@@ -290,6 +305,8 @@ func (s *suspect) classify() *Break {
 	switch {
 	case p != nil && s.seq < p.seq:
 		return s.at(Reordered, "seq %d comes after seq %d", s.seq, p.seq)
+	case s.checkpoint != nil:
+		return s.at(Edited, "the checkpoint of purged records that begins the chain does not hold: %v", s.checkpoint)
 	case s.ahead != nil:
 		return s.at(Reordered, "it links to seq %d (id %s), which comes after it", s.ahead.seq, s.ahead.id)
 	case s.linkedTo != nil:

@@ -19,13 +19,13 @@ func TestVerifyWholeChains(t *testing.T) {
 	ctx := context.Background()
 	for _, s := range []*memStore{{}, newStore(1, "a"), newStore(n, "a", "b", "c")} {
 		for _, ws := range []string{"", "a", "b", "nope"} {
-			if b, err := Verify(ctx, s, ws); b != nil || err != nil {
+			if b, err := Verify(ctx, s, ws, nil); b != nil || err != nil {
 				t.Errorf("Verify(%q) of %d records = %v, %v; want nil, nil", ws, len(s.records), b, err)
 			}
 		}
 	}
 	// A chain longer than the window of recent records.
-	if b, err := Verify(ctx, newStore(3*window+5, "a"), "a"); b != nil || err != nil {
+	if b, err := Verify(ctx, newStore(3*window+5, "a"), "a", nil); b != nil || err != nil {
 		t.Errorf("Verify = %v, %v; want nil, nil", b, err)
 	}
 }
@@ -241,7 +241,7 @@ func TestVerifyTampering(t *testing.T) {
 				s := newStore(n, "a", "b", "c")
 				tt.tamper(s)
 				s.order = scan.order
-				got, err := Verify(context.Background(), s, scan.workspace)
+				got, err := Verify(context.Background(), s, scan.workspace, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -254,7 +254,7 @@ func TestVerifyTampering(t *testing.T) {
 				}
 				// The other workspaces are untouched and still verify,
 				// except b when a record moved into it.
-				if b, err := Verify(context.Background(), s, "c"); b != nil || err != nil {
+				if b, err := Verify(context.Background(), s, "c", nil); b != nil || err != nil {
 					t.Errorf("Verify(c) = %v, %v; want nil, nil", b, err)
 				}
 			})
@@ -277,7 +277,7 @@ func TestVerifyMovedRecord(t *testing.T) {
 		"a": {WorkspaceID: "a", Seq: 6, ID: "a-6", Kind: Deleted},
 		"b": {WorkspaceID: "b", Seq: n + 1, ID: "a-5", Kind: Edited},
 	} {
-		got, err := Verify(context.Background(), s, ws)
+		got, err := Verify(context.Background(), s, ws, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +323,7 @@ func TestVerifyUndetectable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(n, "a")
 			tt.tamper(s)
-			if b, err := Verify(context.Background(), s, ""); b != nil || err != nil {
+			if b, err := Verify(context.Background(), s, "", nil); b != nil || err != nil {
 				t.Errorf("Verify = %v, %v; the chain alone cannot see this", b, err)
 			}
 		})
@@ -349,7 +349,7 @@ func TestVerifyScanOutOfOrder(t *testing.T) {
 			for _, seq := range tt.order {
 				s.records = append(s.records, src.at("a", seq))
 			}
-			got, err := Verify(context.Background(), s, "a")
+			got, err := Verify(context.Background(), s, "a", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -366,7 +366,7 @@ func TestVerifySeqGoesBack(t *testing.T) {
 	s := &memStore{keepRaw: true}
 	x := forge("a", "forged", 2, src.at("a", 1).Hash)
 	s.records = append(s.records, src.at("a", 1), src.at("a", 2), src.at("a", 3), x, src.at("a", 4))
-	got, err := Verify(context.Background(), s, "a")
+	got, err := Verify(context.Background(), s, "a", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,23 +379,23 @@ func TestVerifyErrors(t *testing.T) {
 	boom := errors.New("boom")
 	s := newStore(3, "a")
 	s.scanErr = boom
-	if _, err := Verify(context.Background(), s, ""); !errors.Is(err, boom) {
+	if _, err := Verify(context.Background(), s, "", nil); !errors.Is(err, boom) {
 		t.Errorf("Verify with a failing store: err = %v, want %v", err, boom)
 	}
 	// A store error after the break is an error too: the break may be
 	// misclassified without the rest of the scan.
 	s.at("a", 2).Outcome = "x"
-	if b, err := Verify(context.Background(), s, ""); !errors.Is(err, boom) || b != nil {
+	if b, err := Verify(context.Background(), s, "", nil); !errors.Is(err, boom) || b != nil {
 		t.Errorf("Verify = %v, %v; want nil, %v", b, err, boom)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Verify(ctx, newStore(3, "a"), ""); !errors.Is(err, context.Canceled) {
+	if _, err := Verify(ctx, newStore(3, "a"), "", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Verify with a canceled context: err = %v", err)
 	}
 	// Verify checks ctx itself too, for stores that do not.
-	if _, err := Verify(ctx, ignoresContext{newStore(5000, "a")}, ""); !errors.Is(err, context.Canceled) {
+	if _, err := Verify(ctx, ignoresContext{newStore(5000, "a")}, "", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Verify with a canceled context: err = %v", err)
 	}
 }

@@ -120,7 +120,11 @@ func RunResponse(run *core.Run) (int, []byte) {
 // caller is the principal as the engine records it.
 func (p *principal) caller(c *fiber.Ctx) actions.Caller {
 	rid, _ := c.Locals(localRequestID).(string)
-	return actions.Caller{WorkspaceID: p.Workspace.ID, KeyID: p.Key.ID, Role: p.Key.Role, IP: c.IP(), RequestID: rid}
+	cl := actions.Caller{WorkspaceID: p.Workspace.ID, KeyID: p.Key.ID, Role: p.Key.Role, IP: c.IP(), RequestID: rid}
+	if h := p.Workspace.IdempotencyHours; h != nil {
+		cl.IdempotencyHours = *h
+	}
+	return cl
 }
 
 func (s *Server) listRuns(c *fiber.Ctx, p *principal) error {

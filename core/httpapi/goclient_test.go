@@ -135,6 +135,14 @@ func TestGoClientWorkspace(t *testing.T) {
 	if ws, err := relay.SetRunRetention(ctx, nil); err != nil || !ws.RunRetentionDefault {
 		t.Fatalf("SetRunRetention(nil) = %+v, %v", ws, err)
 	}
+	hours := 6
+	ws, err := relay.SetRetention(ctx, client.RetentionChange{"audit_retention_days": &days, "idempotency_retention_hours": &hours})
+	if err != nil || ws.AuditRetentionDays != 14 || ws.AuditRetentionDefault || ws.IdempotencyRetentionHours != 6 || ws.IdempotencyRetentionDefault || !ws.RunRetentionDefault {
+		t.Fatalf("SetRetention = %+v, %v", ws, err)
+	}
+	if _, err := relay.SetRetention(ctx, client.RetentionChange{"idempotency_retention_hours": &days, "audit_retention_days": new(int)}); errorCode(err) != core.EInvalid {
+		t.Fatalf("SetRetention of 0 days: %v", err)
+	}
 	archive, err := relay.ExportWorkspace(ctx)
 	if err != nil || !strings.Contains(untar(t, archive)["audit_records.ndjson"], "workspace.update") {
 		t.Fatalf("ExportWorkspace: %d bytes, %v", len(archive), err)

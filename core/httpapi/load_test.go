@@ -19,7 +19,7 @@ import (
 func TestLoadMetrics(t *testing.T) {
 	var checker *audit.Checker
 	ts := newTestServerOn(t, filepath.Join(t.TempDir(), "relay.db"), echoBothForms(t), nil, func(c *Config) {
-		checker = audit.NewChecker(c.Store.(audit.Log), nil, time.Minute)
+		checker = audit.NewChecker(c.Store.(audit.Log), nil, time.Minute, nil)
 		c.Load.AuditVerify = checker.Stats
 	})
 	for _, form := range []string{core.RuntimeWASM, core.RuntimeNative} {
@@ -103,7 +103,7 @@ func scrape(t *testing.T, ts *testServer) map[string]float64 {
 func BenchmarkExecuteEchoAuditChecked(b *testing.B) {
 	var checker *audit.Checker
 	ex := newEchoExecutor(b, filepath.Join(b.TempDir(), "relay.db"), core.RuntimeWASM, func(c *Config) {
-		checker = audit.NewChecker(c.Store.(audit.Log), nil, time.Second)
+		checker = audit.NewChecker(c.Store.(audit.Log), nil, time.Second, nil)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -13,17 +13,22 @@ import (
 )
 
 // workspaceView is the caller's workspace as GET /v1/workspace shows it: the
-// quota in force and the key that is asking.
+// quota and retention in force and the key that is asking.
 type workspaceView struct {
 	ID        string         `json:"id"`
 	Name      string         `json:"name"`
 	RateLimit core.RateLimit `json:"rate_limit"`
-	// RunRetentionDays is how long ended runs are kept (0: forever),
-	// the workspace's own or, when RunRetentionDefault, the server's.
-	RunRetentionDays    int        `json:"run_retention_days"`
-	RunRetentionDefault bool       `json:"run_retention_default"`
-	CreatedAt           time.Time  `json:"created_at"`
-	Key                 keySummary `json:"key"`
+	// Each retention is the workspace's own or, when its …_default is
+	// true, the server's. Days of runs and audit records (0: forever),
+	// hours of idempotency keys.
+	RunRetentionDays            int        `json:"run_retention_days"`
+	RunRetentionDefault         bool       `json:"run_retention_default"`
+	AuditRetentionDays          int        `json:"audit_retention_days"`
+	AuditRetentionDefault       bool       `json:"audit_retention_default"`
+	IdempotencyRetentionHours   int        `json:"idempotency_retention_hours"`
+	IdempotencyRetentionDefault bool       `json:"idempotency_retention_default"`
+	CreatedAt                   time.Time  `json:"created_at"`
+	Key                         keySummary `json:"key"`
 }
 
 type keySummary struct {
@@ -37,7 +42,7 @@ func (s *Server) getWorkspace(c *fiber.Ctx, p *principal) error {
 	if p.Workspace.RateLimit != nil {
 		limit = *p.Workspace.RateLimit
 	}
-	// The key's workspace row leaves the retention out: read it.
+	// The key's workspace row leaves most of the retention out: read it.
 	ws, err := s.cfg.Store.Workspace(c.UserContext(), p.Workspace.ID)
 	if err != nil {
 		return err
@@ -49,36 +54,75 @@ func (s *Server) getWorkspace(c *fiber.Ctx, p *principal) error {
 		CreatedAt: ws.CreatedAt,
 		Key:       keySummary{ID: p.Key.ID, Name: p.Key.Name, Role: p.Key.Role},
 	}
-	if ws.RunRetentionDays != nil {
-		view.RunRetentionDays = *ws.RunRetentionDays
-	} else {
-		view.RunRetentionDays, view.RunRetentionDefault = s.cfg.Actions.RunRetentionDays(), true
-	}
+	runs, audit, idem := s.cfg.Actions.DefaultRetention()
+	view.RunRetentionDays, view.RunRetentionDefault = orDefault(ws.RunDays, runs)
+	view.AuditRetentionDays, view.AuditRetentionDefault = orDefault(ws.AuditDays, audit)
+	view.IdempotencyRetentionHours, view.IdempotencyRetentionDefault = orDefault(ws.IdempotencyHours, idem)
 	return c.JSON(view)
 }
 
-// updateWorkspace changes the workspace's settings: today its run
-// retention, in days, or null for the server's.
+// orDefault is own's value, or def (and true) when own is nil.
+func orDefault(own *int, def int) (int, bool) {
+	if own == nil {
+		return def, true
+	}
+	return *own, false
+}
+
+// updateWorkspace changes the workspace's settings: today its retention
+// of runs and audit records (days) and of idempotency keys (hours), each
+// a number or null for the server's; a member left out stays as it is.
 func (s *Server) updateWorkspace(c *fiber.Ctx, p *principal) error {
 	var req struct {
-		RunRetentionDays json.RawMessage `json:"run_retention_days"`
+		RunRetentionDays          json.RawMessage `json:"run_retention_days"`
+		AuditRetentionDays        json.RawMessage `json:"audit_retention_days"`
+		IdempotencyRetentionHours json.RawMessage `json:"idempotency_retention_hours"`
 	}
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	if req.RunRetentionDays == nil {
-		return core.Errorf(core.EInvalid, "nothing to change: the body sets run_retention_days (days, or null for the server's default)")
+	var u core.RetentionUpdate
+	var fields []core.FieldError
+	for _, f := range []struct {
+		raw  json.RawMessage
+		set  *bool
+		v    **int
+		name string
+		unit string
+	}{
+		{req.RunRetentionDays, &u.SetRunDays, &u.RunDays, "run_retention_days", "days"},
+		{req.AuditRetentionDays, &u.SetAuditDays, &u.AuditDays, "audit_retention_days", "days"},
+		{req.IdempotencyRetentionHours, &u.SetIdempotencyHours, &u.IdempotencyHours, "idempotency_retention_hours", "hours"},
+	} {
+		if f.raw == nil {
+			continue
+		}
+		*f.set = true
+		if err := json.Unmarshal(f.raw, f.v); err != nil {
+			fields = append(fields, core.FieldError{Pointer: "/" + f.name, Message: "want a whole number of " + f.unit + " or null"})
+		}
 	}
-	var days *int
-	if err := json.Unmarshal(req.RunRetentionDays, &days); err != nil {
-		return &core.Error{Code: core.EInvalid, Message: "run_retention_days is a whole number of days or null",
-			Fields: []core.FieldError{{Pointer: "/run_retention_days", Message: "want a whole number of days or null"}}}
+	if len(fields) > 0 {
+		return &core.Error{Code: core.EInvalid, Message: fields[0].Pointer[1:] + ": " + fields[0].Message, Fields: fields}
 	}
-	if err := s.cfg.Store.SetWorkspaceRunRetention(c.UserContext(), p.Workspace.ID, days); err != nil {
+	if !u.SetRunDays && !u.SetAuditDays && !u.SetIdempotencyHours {
+		return core.Errorf(core.EInvalid, "nothing to change: the body sets run_retention_days, audit_retention_days (days) or idempotency_retention_hours (hours), or null for the server's default")
+	}
+	if err := s.cfg.Store.UpdateWorkspaceRetention(c.UserContext(), p.Workspace.ID, u); err != nil {
 		s.auditFailure(c, p, "workspace.update", "workspace:"+p.Workspace.ID, err)
 		return err
 	}
-	details, _ := jsonMarshal(map[string]any{"run_retention_days": days})
+	changed := map[string]any{}
+	if u.SetRunDays {
+		changed["run_retention_days"] = u.RunDays
+	}
+	if u.SetAuditDays {
+		changed["audit_retention_days"] = u.AuditDays
+	}
+	if u.SetIdempotencyHours {
+		changed["idempotency_retention_hours"] = u.IdempotencyHours
+	}
+	details, _ := jsonMarshal(changed)
 	if err := s.cfg.Actions.Audit(c.UserContext(), p.caller(c), "workspace.update", "workspace:"+p.Workspace.ID, "success", details); err != nil {
 		return err
 	}

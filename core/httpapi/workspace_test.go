@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/core"
 )
@@ -113,34 +115,88 @@ func untar(t *testing.T, data []byte) map[string]string {
 	}
 }
 
-// An admin sets the workspace's run retention and puts it back to the
-// server's; GET /v1/workspace shows the one in force.
-func TestWorkspaceRunRetention(t *testing.T) {
-	ts := newTestServerWith(t, "", nil, nil)
+// An admin sets the workspace's retention, some settings at a time, and
+// puts them back to the server's; GET /v1/workspace shows the ones in
+// force, and an Idempotency-Key is remembered as long as the workspace's
+// idempotency retention says.
+func TestWorkspaceRetention(t *testing.T) {
+	ts := newTestServerWith(t, echoConnectors(t), nil, nil)
 	_, keys := ts.workspace("acme")
-	admin := keys[core.RoleAdmin]
-	var ws struct {
-		RunRetentionDays    int  `json:"run_retention_days"`
-		RunRetentionDefault bool `json:"run_retention_default"`
+	admin, dev := keys[core.RoleAdmin], keys[core.RoleDeveloper]
+	type view struct {
+		RunRetentionDays            int  `json:"run_retention_days"`
+		RunRetentionDefault         bool `json:"run_retention_default"`
+		AuditRetentionDays          int  `json:"audit_retention_days"`
+		AuditRetentionDefault       bool `json:"audit_retention_default"`
+		IdempotencyRetentionHours   int  `json:"idempotency_retention_hours"`
+		IdempotencyRetentionDefault bool `json:"idempotency_retention_default"`
 	}
+	var ws view
 	ts.do("GET", "/v1/workspace", keys[core.RoleViewer], nil).decode(t, &ws)
-	if ws.RunRetentionDays != ts.Server.cfg.Actions.RunRetentionDays() || !ws.RunRetentionDefault {
-		t.Errorf("the default: %+v", ws)
+	runs, audit, idem := ts.Server.cfg.Actions.DefaultRetention()
+	if want := (view{runs, true, audit, true, idem, true}); ws != want || idem != 24 {
+		t.Errorf("the defaults: %+v, want %+v", ws, want)
 	}
-	resp := ts.do("PATCH", "/v1/workspace", admin, map[string]any{"run_retention_days": 30})
-	if resp.decode(t, &ws); resp.Status != 200 || ws.RunRetentionDays != 30 || ws.RunRetentionDefault {
-		t.Fatalf("set 30: %d %s", resp.Status, resp.Body)
+	steps := []struct {
+		body string
+		want view
+	}{
+		{`{"run_retention_days": 30}`, view{30, false, audit, true, idem, true}},
+		{`{"audit_retention_days": 400, "idempotency_retention_hours": 2}`, view{30, false, 400, false, 2, false}},
+		{`{"run_retention_days": null, "audit_retention_days": 3650}`, view{runs, true, 3650, false, 2, false}},
 	}
-	for _, bad := range []string{`{"run_retention_days": 0}`, `{"run_retention_days": "30"}`, `{}`, `{"run_retention_days": 4000}`} {
-		if resp := ts.do("PATCH", "/v1/workspace", admin, bad); resp.Status != http.StatusBadRequest || resp.problem(t).Code != core.EInvalid {
+	for _, step := range steps {
+		resp := ts.do("PATCH", "/v1/workspace", admin, step.body)
+		if resp.decode(t, &ws); resp.Status != 200 || ws != step.want {
+			t.Fatalf("%s: %d %s, want %+v", step.body, resp.Status, resp.Body, step.want)
+		}
+	}
+	for bad, pointer := range map[string]string{
+		`{"run_retention_days": 0}`:    "/run_retention_days",
+		`{"run_retention_days": "30"}`: "/run_retention_days",
+		`{}`:                           "",
+		`{"run_retention_days": 4000}`: "/run_retention_days",
+		`{"run_retention_days": 7, "audit_retention_days": 0}`:          "/audit_retention_days",
+		`{"idempotency_retention_hours": 721}`:                          "/idempotency_retention_hours",
+		`{"idempotency_retention_hours": 1.5}`:                          "/idempotency_retention_hours",
+		`{"audit_retention_days": 7, "idempotency_retention_hours": 0}`: "/idempotency_retention_hours",
+	} {
+		resp := ts.do("PATCH", "/v1/workspace", admin, bad)
+		p := resp.problem(t)
+		if resp.Status != http.StatusBadRequest || p.Code != core.EInvalid || pointer != "" && (len(p.Errors) != 1 || p.Errors[0].Pointer != pointer) {
 			t.Errorf("%s: %d %s", bad, resp.Status, resp.Body)
 		}
 	}
-	if resp := ts.do("PATCH", "/v1/workspace", keys[core.RoleDeveloper], map[string]any{"run_retention_days": 7}); resp.Status != http.StatusForbidden {
+	ts.do("GET", "/v1/workspace", admin, nil).decode(t, &ws)
+	if ws != steps[len(steps)-1].want {
+		t.Errorf("a refused change changed the settings: %+v", ws)
+	}
+	if resp := ts.do("PATCH", "/v1/workspace", dev, map[string]any{"run_retention_days": 7}); resp.Status != http.StatusForbidden {
 		t.Errorf("a developer: %d", resp.Status)
 	}
-	resp = ts.do("PATCH", "/v1/workspace", admin, `{"run_retention_days": null}`)
-	if resp.decode(t, &ws); resp.Status != 200 || !ws.RunRetentionDefault {
+
+	// The key is remembered 2 hours from its first use, then the default.
+	ts.createEcho(admin, "main")
+	execute := func(key string) time.Duration {
+		t.Helper()
+		if resp := ts.do("POST", "/v1/actions/echo.echo/execute", dev, map[string]any{"params": map[string]any{"greeting": "hi"}}, "Idempotency-Key", key); resp.Status != 200 {
+			t.Fatalf("execute: %d %s", resp.Status, resp.Body)
+		}
+		w, _ := ts.Store.WorkspaceByName(context.Background(), "acme")
+		r, err := ts.Store.Idempotency(context.Background(), w.ID, key, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ExpiresAt.Sub(r.CreatedAt)
+	}
+	if got := execute("k-2h"); got != 2*time.Hour {
+		t.Errorf("with 2 hours: the key expires %s after its use", got)
+	}
+	resp := ts.do("PATCH", "/v1/workspace", admin, `{"idempotency_retention_hours": null}`)
+	if resp.decode(t, &ws); resp.Status != 200 || !ws.IdempotencyRetentionDefault || ws.IdempotencyRetentionHours != 24 {
 		t.Errorf("back to the default: %d %s", resp.Status, resp.Body)
+	}
+	if got := execute("k-default"); got != 24*time.Hour {
+		t.Errorf("with the default: the key expires %s after its use", got)
 	}
 }

@@ -88,7 +88,8 @@ func (s *Store) KeyForAuth(ctx context.Context, id string) (*core.APIKey, *core.
 	}
 	err := s.db.GetContext(ctx, &r, s.db.Rebind(`SELECT k.id, k.workspace_id, k.name, k.role, k.created_at, k.created_by,
 			k.revoked_at, k.secret_hash, w.id AS "ws.id", w.name AS "ws.name", w.rate_limit_rate AS "ws.rate_limit_rate",
-			w.rate_limit_burst AS "ws.rate_limit_burst", w.created_at AS "ws.created_at"
+			w.rate_limit_burst AS "ws.rate_limit_burst", w.idempotency_retention_hours AS "ws.idempotency_retention_hours",
+			w.created_at AS "ws.created_at"
 		FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
 		WHERE k.id = ? AND k.revoked_at IS NULL`), id)
 	if errors.Is(err, sql.ErrNoRows) {

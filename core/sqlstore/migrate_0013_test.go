@@ -113,24 +113,25 @@ func TestMigration0018OnAStoreInUse(t *testing.T) {
 	})
 }
 
-// Migrations 0019 (erasures) and 0020 (run retention) on a store in use:
-// its workspaces keep the server's retention until one is set, and can
-// be erased.
-func TestMigrations0019And0020OnAStoreInUse(t *testing.T) {
+// Migrations 0019 (erasures), 0020 (run retention) and 0021 (audit and
+// idempotency retention) on a store in use: its workspaces keep the
+// server's retention until one is set, and can be erased.
+func TestMigrations0019To0021OnAStoreInUse(t *testing.T) {
 	eachDatabase(t, func(t *testing.T, databaseURL string) {
 		s := migratedTo(t, databaseURL, 18)
 		then := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 		s.must(`INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'acme', ?)`, then)
-		if err := s.apply(18, 20); err != nil {
-			t.Fatalf("migrations 0019 and 0020: %v", err)
+		if err := s.apply(18, 21); err != nil {
+			t.Fatalf("migrations 0019 to 0021: %v", err)
 		}
 		ctx := context.Background()
 		ws, err := s.Workspace(ctx, "ws1")
-		if err != nil || ws.RunRetentionDays != nil || ws.Name != "acme" {
+		if err != nil || ws.RunDays != nil || ws.AuditDays != nil || ws.IdempotencyHours != nil || ws.Name != "acme" {
 			t.Fatalf("the workspace after the migrations: %+v, %v", ws, err)
 		}
 		days := 30
-		if err := s.SetWorkspaceRunRetention(ctx, "ws1", &days); err != nil {
+		if err := s.UpdateWorkspaceRetention(ctx, "ws1", core.RetentionUpdate{Retention: core.Retention{RunDays: &days, AuditDays: &days, IdempotencyHours: &days},
+			SetRunDays: true, SetAuditDays: true, SetIdempotencyHours: true}); err != nil {
 			t.Fatal(err)
 		}
 		if n := countRows(t, s.Store, "workspace_erasures"); n != 0 {

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,25 +77,72 @@ func TestPurgeRuns(t *testing.T) {
 			t.Errorf("a limit of 0: %v", err)
 		}
 
-		days := 30
-		if err := s.SetWorkspaceRunRetention(ctx, w.ID, &days); err != nil {
-			t.Fatal(err)
+	})
+}
+
+// A workspace's retention settings change together or not at all, and
+// each goes back to the server's default with nil.
+func TestUpdateWorkspaceRetention(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		w := mustCreateWorkspace(t, s, "acme")
+		get := func() core.Retention {
+			t.Helper()
+			got, err := s.Workspace(ctx, w.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.Retention
 		}
-		if got, err := s.Workspace(ctx, w.ID); err != nil || got.RunRetentionDays == nil || *got.RunRetentionDays != 30 {
-			t.Errorf("workspace %+v, %v", got, err)
+		show := func(r core.Retention) string {
+			var parts []string
+			for _, v := range []*int{r.RunDays, r.AuditDays, r.IdempotencyHours} {
+				if v == nil {
+					parts = append(parts, "default")
+				} else {
+					parts = append(parts, strconv.Itoa(*v))
+				}
+			}
+			return strings.Join(parts, " ")
 		}
-		if err := s.SetWorkspaceRunRetention(ctx, w.ID, nil); err != nil {
-			t.Fatal(err)
+		n := func(v int) *int { return &v }
+		steps := []struct {
+			u    core.RetentionUpdate
+			want string
+		}{
+			{core.RetentionUpdate{Retention: core.Retention{RunDays: n(30)}, SetRunDays: true}, "30 default default"},
+			{core.RetentionUpdate{Retention: core.Retention{AuditDays: n(400), IdempotencyHours: n(48)}, SetAuditDays: true, SetIdempotencyHours: true}, "30 400 48"},
+			// Not marked set: left alone.
+			{core.RetentionUpdate{Retention: core.Retention{RunDays: n(1), AuditDays: nil}, SetAuditDays: true}, "30 default 48"},
+			{core.RetentionUpdate{SetRunDays: true, SetIdempotencyHours: true}, "default default default"},
+			{core.RetentionUpdate{Retention: core.Retention{RunDays: n(core.MaxRunRetentionDays), AuditDays: n(core.MaxAuditRetentionDays),
+				IdempotencyHours: n(core.MaxIdempotencyRetentionHours)}, SetRunDays: true, SetAuditDays: true, SetIdempotencyHours: true}, "3650 3650 720"},
 		}
-		if got, _ := s.Workspace(ctx, w.ID); got.RunRetentionDays != nil {
-			t.Errorf("back to the default: %+v", got)
-		}
-		for _, bad := range []int{0, -1, core.MaxRunRetentionDays + 1} {
-			if err := s.SetWorkspaceRunRetention(ctx, w.ID, &bad); core.ErrorCode(err) != core.EInvalid {
-				t.Errorf("%d days: %v", bad, err)
+		for _, step := range steps {
+			if err := s.UpdateWorkspaceRetention(ctx, w.ID, step.u); err != nil {
+				t.Fatalf("%+v: %v", step.u, err)
+			}
+			if got := show(get()); got != step.want {
+				t.Fatalf("after %+v: %s, want %s", step.u, got, step.want)
 			}
 		}
-		if err := s.SetWorkspaceRunRetention(ctx, "nope", &days); core.ErrorCode(err) != core.ENotFound {
+		before := show(get())
+		for _, bad := range []core.RetentionUpdate{
+			{Retention: core.Retention{RunDays: n(0)}, SetRunDays: true},
+			{Retention: core.Retention{RunDays: n(7), AuditDays: n(-1)}, SetRunDays: true, SetAuditDays: true},
+			{Retention: core.Retention{RunDays: n(7), AuditDays: n(core.MaxAuditRetentionDays + 1)}, SetRunDays: true, SetAuditDays: true},
+			{Retention: core.Retention{RunDays: n(7), IdempotencyHours: n(core.MaxIdempotencyRetentionHours + 1)}, SetRunDays: true, SetIdempotencyHours: true},
+			{Retention: core.Retention{IdempotencyHours: n(0)}, SetIdempotencyHours: true},
+			{}, // nothing to change
+		} {
+			if err := s.UpdateWorkspaceRetention(ctx, w.ID, bad); core.ErrorCode(err) != core.EInvalid {
+				t.Errorf("%+v: %v, want invalid", bad, err)
+			}
+			if got := show(get()); got != before {
+				t.Fatalf("%+v changed the settings: %s, were %s", bad, got, before)
+			}
+		}
+		if err := s.UpdateWorkspaceRetention(ctx, "nope", steps[0].u); core.ErrorCode(err) != core.ENotFound {
 			t.Errorf("an unknown workspace: %v", err)
 		}
 	})

@@ -12,7 +12,8 @@ import (
 	"github.com/relayhq/relay/core"
 )
 
-const workspaceColumns = `id, name, rate_limit_rate, rate_limit_burst, run_retention_days, created_at`
+const workspaceColumns = `id, name, rate_limit_rate, rate_limit_burst, run_retention_days, audit_retention_days,
+	idempotency_retention_hours, created_at`
 
 // workspaceRow is a workspaces row; core.Workspace keeps its quota in a
 // pointer, which sqlx cannot fill from two nullable columns.
@@ -21,9 +22,12 @@ type workspaceRow struct {
 	Name  string        `db:"name"`
 	Rate  sql.NullInt64 `db:"rate_limit_rate"`
 	Burst sql.NullInt64 `db:"rate_limit_burst"`
-	// RunRetention is not read by KeyForAuth, which leaves it NULL.
-	RunRetention sql.NullInt64 `db:"run_retention_days"`
-	CreatedAt    time.Time     `db:"created_at"`
+	// KeyForAuth reads the idempotency retention, which executions use,
+	// and leaves the other two NULL.
+	RunRetention         sql.NullInt64 `db:"run_retention_days"`
+	AuditRetention       sql.NullInt64 `db:"audit_retention_days"`
+	IdempotencyRetention sql.NullInt64 `db:"idempotency_retention_hours"`
+	CreatedAt            time.Time     `db:"created_at"`
 }
 
 func (r *workspaceRow) workspace() *core.Workspace {
@@ -31,11 +35,18 @@ func (r *workspaceRow) workspace() *core.Workspace {
 	if r.Rate.Valid && r.Burst.Valid {
 		w.RateLimit = &core.RateLimit{Rate: int(r.Rate.Int64), Burst: int(r.Burst.Int64)}
 	}
-	if r.RunRetention.Valid {
-		days := int(r.RunRetention.Int64)
-		w.RunRetentionDays = &days
-	}
+	w.RunDays = nullInt(r.RunRetention)
+	w.AuditDays = nullInt(r.AuditRetention)
+	w.IdempotencyHours = nullInt(r.IdempotencyRetention)
 	return w
+}
+
+func nullInt(n sql.NullInt64) *int {
+	if !n.Valid {
+		return nil
+	}
+	v := int(n.Int64)
+	return &v
 }
 
 // CreateWorkspace creates a workspace with a new id. EInvalid for a bad

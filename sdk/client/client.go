@@ -70,12 +70,17 @@ type Workspace struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	RateLimit RateLimit `json:"rate_limit"`
-	// RunRetentionDays is how long ended runs are kept (0: forever); the
-	// server's default when RunRetentionDefault.
-	RunRetentionDays    int       `json:"run_retention_days"`
-	RunRetentionDefault bool      `json:"run_retention_default"`
-	CreatedAt           time.Time `json:"created_at"`
-	Key                 struct {
+	// The retention in force: days of ended runs and of audit records (0:
+	// forever), hours of idempotency keys; each the server's default when
+	// its …Default is true.
+	RunRetentionDays            int       `json:"run_retention_days"`
+	RunRetentionDefault         bool      `json:"run_retention_default"`
+	AuditRetentionDays          int       `json:"audit_retention_days"`
+	AuditRetentionDefault       bool      `json:"audit_retention_default"`
+	IdempotencyRetentionHours   int       `json:"idempotency_retention_hours"`
+	IdempotencyRetentionDefault bool      `json:"idempotency_retention_default"`
+	CreatedAt                   time.Time `json:"created_at"`
+	Key                         struct {
 		ID   string `json:"id"`
 		Name string `json:"name"`
 		Role Role   `json:"role"`
@@ -113,8 +118,20 @@ func (c *Client) Workspace(ctx context.Context) (*Workspace, error) {
 // SetRunRetention sets how many days the workspace keeps its ended runs;
 // nil goes back to the server's default (PATCH /v1/workspace, admin).
 func (c *Client) SetRunRetention(ctx context.Context, days *int) (*Workspace, error) {
+	return c.SetRetention(ctx, RetentionChange{"run_retention_days": days})
+}
+
+// RetentionChange is a change of the workspace's retention settings, by
+// name: run_retention_days, audit_retention_days (days) and
+// idempotency_retention_hours (hours); a nil value goes back to the
+// server's default, a setting left out stays.
+type RetentionChange map[string]*int
+
+// SetRetention changes the workspace's retention settings, all or none
+// (PATCH /v1/workspace, admin).
+func (c *Client) SetRetention(ctx context.Context, change RetentionChange) (*Workspace, error) {
 	var ws Workspace
-	return &ws, c.do(ctx, http.MethodPatch, "/v1/workspace", map[string]*int{"run_retention_days": days}, &ws)
+	return &ws, c.do(ctx, http.MethodPatch, "/v1/workspace", change, &ws)
 }
 
 // ErasePreview is what erasing the workspace would delete, by table, and

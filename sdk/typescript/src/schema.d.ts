@@ -107,7 +107,10 @@ export interface paths {
         delete: operations["eraseWorkspace"];
         options?: never;
         head?: never;
-        /** Change the workspace's settings: its run retention */
+        /**
+         * Change the workspace's settings: its retention of runs, audit records and idempotency keys
+         * @description Each member given is changed, to a number or, with null, back to the server's default; members left out stay as they are. The changes are made together or not at all.
+         */
         patch: operations["updateWorkspace"];
         trace?: never;
     };
@@ -1475,6 +1478,14 @@ export interface components {
             run_retention_days: number;
             /** @description true when run_retention_days is the server's default rather than the workspace's own */
             run_retention_default: boolean;
+            /** @description how many days audit records are kept, older ones giving way to a signed checkpoint; 0: forever */
+            audit_retention_days: number;
+            /** @description true when audit_retention_days is the server's default rather than the workspace's own */
+            audit_retention_default: boolean;
+            /** @description how many hours an Idempotency-Key is remembered from its first use */
+            idempotency_retention_hours: number;
+            /** @description true when idempotency_retention_hours is the server's default rather than the workspace's own */
+            idempotency_retention_default: boolean;
             /** Format: date-time */
             created_at: string;
             key: {
@@ -2546,7 +2557,11 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description days to keep ended runs; null: the server's default */
-                    run_retention_days: number | null;
+                    run_retention_days?: number | null;
+                    /** @description days to keep audit records, older ones giving way to a signed checkpoint; null: the server's default */
+                    audit_retention_days?: number | null;
+                    /** @description hours an Idempotency-Key is remembered from its first use (for keys used from then on); null: the server's default */
+                    idempotency_retention_hours?: number | null;
                 };
             };
         };
