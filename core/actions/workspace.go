@@ -91,7 +91,7 @@ func (s *Service) Export(ctx context.Context, c Caller, w io.Writer) error {
 // executions' writes through all along.
 const (
 	purgeBatch      = 100
-	auditPurgeBatch = 500 // a record is smaller than a run, and one checkpoint is written per batch
+	auditPurgeBatch = 200 // each batch is also verified and replaced by a signed checkpoint
 	purgePause      = 5 * time.Millisecond
 )
 
