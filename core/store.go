@@ -43,9 +43,10 @@ type WorkspaceStore interface {
 	// before before, oldest first, and says how many.
 	PurgeRuns(ctx context.Context, workspaceID string, before time.Time, limit int) (int64, error)
 	// PurgeAudit deletes at most limit of the workspace's oldest audit
-	// records, those made before before, putting the checkpoint seal makes
-	// of them in their place, and says how many it deleted.
-	PurgeAudit(ctx context.Context, workspaceID string, before time.Time, limit int, seal AuditSeal) (int64, error)
+	// records, those made before before and none past seq through,
+	// putting the checkpoint seal makes of them in their place, and says
+	// how many it deleted.
+	PurgeAudit(ctx context.Context, workspaceID string, before time.Time, through int64, limit int, seal AuditSeal) (int64, error)
 	// WorkspaceRowCounts counts the rows the workspace owns, by table.
 	WorkspaceRowCounts(ctx context.Context, workspaceID string) (map[string]int64, error)
 	// EraseWorkspace deletes the workspace and everything it owns, its

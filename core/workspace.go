@@ -42,6 +42,11 @@ const (
 	MaxRunRetentionDays          = 3650
 	MaxAuditRetentionDays        = 3650
 	MaxIdempotencyRetentionHours = 720
+	// MinAPIAuditRetentionDays is the shortest audit retention a
+	// workspace's admin may set through the API: a stolen admin key must
+	// not be able to have the log of what it did purged by tomorrow. The
+	// operator may set less (relay workspaces set-retention).
+	MinAPIAuditRetentionDays = 30
 )
 
 // RetentionUpdate changes some of a workspace's retention settings, the

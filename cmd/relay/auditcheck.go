@@ -117,6 +117,15 @@ func (a *auditCheck) close() {
 	a.stop = nil
 }
 
+// verified is what the engine's audit purge asks of the check (the last
+// record it verified); nil when the check is off.
+func (a *auditCheck) verified() func(string) (int64, bool) {
+	if a == nil {
+		return nil
+	}
+	return a.checker.Verified
+}
+
 // stats is what /metrics reads of the check; nil when it is off.
 func (a *auditCheck) stats() func() core.AuditVerifyStats {
 	if a == nil {

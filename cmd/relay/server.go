@@ -293,6 +293,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// Runs end from Recover on, before the server exists: they are
 	// counted in its metrics from when it does.
 	var observer atomic.Pointer[httpapi.Server]
+	// The audit log's check, made before the engine, whose purge goes no
+	// further than the check has verified; it starts with the server.
+	m.auditCheck = newAuditCheck(m.store, m.Config.AuditVerifyInterval, auditKey.PublicKey(), m.Log.Named("audit"))
 	m.actions = actions.New(actions.Config{
 		Store: m.store, Catalog: m.catalog, Runtime: m.runtime, Secrets: keyring, Presets: m.market, Guard: m.billing,
 		Logger:  m.Log.Named("actions"),
@@ -307,6 +310,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		RunRetentionDays:          m.Config.RunRetentionDays,
 		AuditRetentionDays:        m.Config.AuditRetentionDays,
 		AuditSigner:               auditKey,
+		AuditVerified:             m.auditCheck.verified(),
 		IdempotencyRetentionHours: m.Config.IdempotencyRetentionHours,
 		PurgeInterval:             m.Config.PurgeEvery,
 	})
@@ -342,7 +346,6 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if !ok {
 		m.Log.Info("this binary was built without the Studio (make build builds it); /studio says so")
 	}
-	m.auditCheck = newAuditCheck(m.store, m.Config.AuditVerifyInterval, auditKey.PublicKey(), m.Log.Named("audit"))
 	srv := httpapi.New(httpapi.Config{
 		Studio:      studioFiles,
 		Store:       m.store,

@@ -65,6 +65,12 @@ type Config struct {
 	AuditRetentionDays int
 	AuditSigner        *audit.Signer
 	PurgeInterval      time.Duration
+	// AuditVerified, when set, is the seq of a workspace's last audit
+	// record that the server's periodic check verified, false when it has
+	// not verified the workspace (or found it broken): no record past it
+	// is purged (audit.Checker.Verified). Without it, the purge trusts
+	// the chain as it reads it.
+	AuditVerified func(workspaceID string) (int64, bool)
 	// IdempotencyRetentionHours is how long a workspace without its own
 	// retention remembers an Idempotency-Key; 0 is core.IdempotencyTTL.
 	IdempotencyRetentionHours int

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/relayhq/relay/core"
@@ -113,8 +114,9 @@ func (s *Service) PurgeRuns(ctx context.Context, defaultDays int) (int64, error)
 // retention (defaultDays for a workspace without its own; 0 keeps them),
 // each workspace's leaving a checkpoint signed by the AuditSigner in their
 // place, and says how many it deleted. Without an AuditSigner it keeps
-// every record. A workspace whose chain is broken is not purged (the
-// error says which); the others are.
+// every record, and with AuditVerified none past the last one the
+// server's check verified. A workspace whose chain is broken is not
+// purged (the error says which); the others are.
 func (s *Service) PurgeAudit(ctx context.Context, defaultDays int) (int64, error) {
 	signer := s.cfg.AuditSigner
 	if signer == nil {
@@ -122,7 +124,15 @@ func (s *Service) PurgeAudit(ctx context.Context, defaultDays int) (int64, error
 	}
 	n, err := s.purgeEach(ctx, "audit records", defaultDays, auditPurgeBatch, func(ws *core.Workspace) *int { return ws.AuditDays },
 		func(ctx context.Context, workspaceID string, before time.Time) (int64, error) {
-			return s.cfg.Store.PurgeAudit(ctx, workspaceID, before, auditPurgeBatch, func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
+			through := int64(math.MaxInt64)
+			if verified := s.cfg.AuditVerified; verified != nil {
+				seq, ok := verified(workspaceID)
+				if !ok {
+					return 0, nil // not verified yet, or broken (the check reports it): not now
+				}
+				through = seq
+			}
+			return s.cfg.Store.PurgeAudit(ctx, workspaceID, before, through, auditPurgeBatch, func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
 				return signer.Seal(prefix, before, s.now())
 			})
 		})

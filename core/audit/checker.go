@@ -226,6 +226,23 @@ func (c *Checker) report(ctx context.Context, workspaceID string, found *Break) 
 	return b
 }
 
+// Verified returns the seq of the workspace's last verified record, and
+// false when the checker has not verified the workspace yet or found it
+// broken. Retention purges no record past it (actions.Config.AuditVerified):
+// a record rewritten after it was verified cannot be sealed into a
+// checkpoint unseen, since the next pass finds the verified record, or the
+// checkpoint that carries its seq, with another hash. It waits for a pass
+// under way to end.
+func (c *Checker) Verified(workspaceID string) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken[workspaceID] != nil {
+		return 0, false
+	}
+	h, ok := c.heads[workspaceID]
+	return h.seq, ok
+}
+
 // Stats reports the passes so far (core.AuditVerifyStats).
 func (c *Checker) Stats() core.AuditVerifyStats {
 	s := core.AuditVerifyStats{

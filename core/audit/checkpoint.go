@@ -163,6 +163,9 @@ func checkCheckpoint(r *core.AuditRecord, pub ed25519.PublicKey) (*Purged, error
 	if d.KeyID != KeyID(pub) {
 		return nil, fmt.Errorf("it was signed by key %s, not the server's audit key %s", d.KeyID, KeyID(pub))
 	}
+	if len(r.PrevHash) != 0 {
+		return nil, errors.New("it links to a previous record, which a checkpoint never does")
+	}
 	if len(r.Hash) != sha256.Size || !ed25519.Verify(pub, signedMessage(r, d.Checkpoint), d.Signature) {
 		return nil, errors.New("its signature does not hold: it was changed or forged")
 	}

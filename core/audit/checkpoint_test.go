@@ -112,6 +112,9 @@ func TestCheckpointTampering(t *testing.T) {
 			cp.Hash = bytes.Clone(cp.Hash)
 			cp.Hash[0] ^= 1
 		}, kind: Edited, detail: "signature does not hold", seq: 6},
+		{name: "given a link", key: key, tamper: func(s *memStore, cp *core.AuditRecord) {
+			cp.PrevHash = s.at("b", 5).Hash
+		}, kind: Edited, detail: "links to a previous record", seq: 6},
 		{name: "details not a checkpoint", key: key, tamper: func(s *memStore, cp *core.AuditRecord) {
 			cp.Details = json.RawMessage(`{"n":1}`)
 		}, kind: Edited, detail: "not a checkpoint's", seq: 6},

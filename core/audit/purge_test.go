@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,16 +83,23 @@ func TestPurgeAudit(t *testing.T) {
 		seal := func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
 			return signer.Seal(prefix, before, time.Now())
 		}
-		if _, err := st.PurgeAudit(ctx, a.ID, before, 0, seal); core.ErrorCode(err) != core.EInvalid {
+		if _, err := st.PurgeAudit(ctx, a.ID, before, math.MaxInt64, 0, seal); core.ErrorCode(err) != core.EInvalid {
 			t.Errorf("a limit of 0: %v", err)
 		}
-		for i, want := range []int64{10, 10, 3, 0} {
-			n, err := st.PurgeAudit(ctx, a.ID, before, 10, seal)
+		// Never past seq through (the last record the server verified).
+		if n, err := st.PurgeAudit(ctx, a.ID, before, 2, 10, seal); err != nil || n != 2 {
+			t.Fatalf("through seq 2: %d, %v", n, err)
+		}
+		if got := seqs(t, st, a.ID); !strings.HasPrefix(got, "2* 3 4") {
+			t.Fatalf("after a purge through seq 2: %s", got)
+		}
+		for i, want := range []int64{10, 10, 1, 0} {
+			n, err := st.PurgeAudit(ctx, a.ID, before, math.MaxInt64, 10, seal)
 			if err != nil || n != want {
 				t.Fatalf("batch %d: %d, %v; want %d", i, n, err, want)
 			}
 			if i == 0 {
-				if got := seqs(t, st, a.ID); !strings.HasPrefix(got, "10* 11 12") {
+				if got := seqs(t, st, a.ID); !strings.HasPrefix(got, "12* 13 14") {
 					t.Fatalf("after the first batch: %s", got)
 				}
 				if b := mustCheck(t, late); b != nil {
@@ -129,7 +138,7 @@ func TestPurgeAudit(t *testing.T) {
 		if b := mustCheck(t, NewChecker(st, nil, time.Minute, key)); len(b) != 1 || b[0].Seq != 23 {
 			t.Errorf("a new checker after the edit: %v", b)
 		}
-		_, err = st.PurgeAudit(ctx, a.ID, now.Add(time.Minute), 10, func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
+		_, err = st.PurgeAudit(ctx, a.ID, now.Add(time.Minute), math.MaxInt64, 10, func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
 			return signer.Seal(prefix, now.Add(time.Minute), time.Now())
 		})
 		if err == nil || !strings.Contains(err.Error(), "checkpoint at seq 23") {
@@ -162,7 +171,7 @@ func TestPurgeAuditBesideAppends(t *testing.T) {
 		}()
 		var purged int64
 		for {
-			n, err := st.PurgeAudit(ctx, ws.ID, before, 7, func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
+			n, err := st.PurgeAudit(ctx, ws.ID, before, math.MaxInt64, 7, func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
 				return signer.Seal(prefix, before, time.Now())
 			})
 			if err != nil {
@@ -182,6 +191,105 @@ func TestPurgeAuditBesideAppends(t *testing.T) {
 		}
 		if got := seqs(t, st, ws.ID); !strings.HasPrefix(got, "200* 201 ") || !strings.HasSuffix(got, " 300") {
 			t.Fatalf("records %s", got)
+		}
+	})
+}
+
+// rewrite has an intruder with write access to the database rewrite the
+// workspace's records from seq 1 through seq to, each re-hashed so that
+// they chain: the log reads whole, and only a record verified before
+// (the Checker's) tells.
+func rewrite(t *testing.T, st *sqlstore.Store, workspaceID string, to int64) {
+	t.Helper()
+	var records []*core.AuditRecord
+	err := st.ScanAudit(context.Background(), workspaceID, func(r *core.AuditRecord) error {
+		if r.Seq <= to {
+			records = append(records, r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev []byte
+	for _, r := range records {
+		r.Target, r.PrevHash = "rewritten", prev
+		r.Hash = r.ChainHash(prev)
+		var prevArg any
+		if prev != nil {
+			prevArg = prev
+		}
+		exec(t, st, `UPDATE audit_records SET target = ?, prev_hash = ?, hash = ? WHERE workspace_id = ? AND seq = ?`, r.Target, prevArg, r.Hash, workspaceID, r.Seq)
+		prev = r.Hash
+	}
+}
+
+// A purge does not launder a rewrite: the records a checkpoint replaces
+// must link to the record after them, and the purge goes no further than
+// the Checker verified, so the rewritten hash the checkpoint carries is
+// one the Checker knows to be wrong.
+func TestPurgeDoesNotLaunderARewrite(t *testing.T) {
+	eachStore(t, func(t *testing.T, _ sqlstoretest.Database, _ string, st *sqlstore.Store) {
+		ctx := context.Background()
+		signer := testSigner(t, 7)
+		ws, err := st.CreateWorkspace(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-400 * 24 * time.Hour)
+		appendAt(t, st, ws.ID, old, 30)
+		c := NewChecker(st, nil, time.Minute, signer.PublicKey())
+		if b := mustCheck(t, c); b != nil {
+			t.Fatal(b)
+		}
+		before := time.Now().Add(-365 * 24 * time.Hour)
+		purge := func(through int64) (int64, error) {
+			return st.PurgeAudit(ctx, ws.ID, before, through, 100, func(prefix []*core.AuditRecord) (*core.AuditRecord, error) {
+				return signer.Seal(prefix, before, time.Now())
+			})
+		}
+
+		// Record 5 edited and re-hashed alone: the prefix through it chains,
+		// but record 6 no longer links to it.
+		var five core.AuditRecord
+		err = st.ScanAudit(ctx, ws.ID, func(r *core.AuditRecord) error {
+			if r.Seq == 5 {
+				five = *r
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		original := bytes.Clone(five.Hash)
+		five.Target = "edited"
+		exec(t, st, `UPDATE audit_records SET target = ?, hash = ? WHERE workspace_id = ? AND seq = 5`, five.Target, five.ChainHash(five.PrevHash), ws.ID)
+		if _, err := purge(5); err == nil || !strings.Contains(err.Error(), "record seq 6 does not link to seq 5") {
+			t.Fatalf("a purge through an edited record: %v", err)
+		}
+		exec(t, st, `UPDATE audit_records SET target = '', hash = ? WHERE workspace_id = ? AND seq = 5`, original, ws.ID)
+		if got := seqs(t, st, ws.ID); !strings.HasPrefix(got, "1 2 3") {
+			t.Fatalf("the refused purge deleted records: %s", got)
+		}
+
+		// The whole log rewritten, and old-dated records appended after it:
+		// the purge stops at the last verified record, whose checkpoint
+		// carries a hash the Checker knows is not the one it verified.
+		rewrite(t, st, ws.ID, 30)
+		appendAt(t, st, ws.ID, old.Add(time.Hour), 5)
+		through, ok := c.Verified(ws.ID)
+		if !ok || through != 30 {
+			t.Fatalf("Verified = %d, %v; want 30", through, ok)
+		}
+		if n, err := purge(through); err != nil || n != 30 {
+			t.Fatalf("purge: %d, %v", n, err)
+		}
+		b := mustCheck(t, c)
+		if len(b) != 1 || b[0].Seq != 30 || b[0].Kind != Edited {
+			t.Fatalf("the Checker after the laundering purge: %v", b)
+		}
+		if _, ok := c.Verified(ws.ID); ok {
+			t.Error("a broken workspace still counts as verified")
 		}
 	})
 }

@@ -135,9 +135,9 @@ func TestGoClientWorkspace(t *testing.T) {
 	if ws, err := relay.SetRunRetention(ctx, nil); err != nil || !ws.RunRetentionDefault {
 		t.Fatalf("SetRunRetention(nil) = %+v, %v", ws, err)
 	}
-	hours := 6
-	ws, err := relay.SetRetention(ctx, client.RetentionChange{"audit_retention_days": &days, "idempotency_retention_hours": &hours})
-	if err != nil || ws.AuditRetentionDays != 14 || ws.AuditRetentionDefault || ws.IdempotencyRetentionHours != 6 || ws.IdempotencyRetentionDefault || !ws.RunRetentionDefault {
+	hours, auditDays := 6, 45
+	ws, err := relay.SetRetention(ctx, client.RetentionChange{"audit_retention_days": &auditDays, "idempotency_retention_hours": &hours})
+	if err != nil || ws.AuditRetentionDays != 45 || ws.AuditRetentionDefault || ws.IdempotencyRetentionHours != 6 || ws.IdempotencyRetentionDefault || !ws.RunRetentionDefault {
 		t.Fatalf("SetRetention = %+v, %v", ws, err)
 	}
 	if _, err := relay.SetRetention(ctx, client.RetentionChange{"idempotency_retention_hours": &days, "audit_retention_days": new(int)}); errorCode(err) != core.EInvalid {

@@ -105,6 +105,10 @@ func (s *Server) updateWorkspace(c *fiber.Ctx, p *principal) error {
 	if len(fields) > 0 {
 		return &core.Error{Code: core.EInvalid, Message: fields[0].Pointer[1:] + ": " + fields[0].Message, Fields: fields}
 	}
+	if u.SetAuditDays && u.AuditDays != nil && *u.AuditDays < core.MinAPIAuditRetentionDays && *u.AuditDays >= 1 {
+		return &core.Error{Code: core.EInvalid, Message: fmt.Sprintf("audit_retention_days: at least %d days through the API; the operator may set less", core.MinAPIAuditRetentionDays),
+			Fields: []core.FieldError{{Pointer: "/audit_retention_days", Message: fmt.Sprintf("want %d to %d days, or null for the server's default", core.MinAPIAuditRetentionDays, core.MaxAuditRetentionDays)}}}
+	}
 	if !u.SetRunDays && !u.SetAuditDays && !u.SetIdempotencyHours {
 		return core.Errorf(core.EInvalid, "nothing to change: the body sets run_retention_days, audit_retention_days (days) or idempotency_retention_hours (hours), or null for the server's default")
 	}

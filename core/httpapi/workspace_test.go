@@ -156,10 +156,11 @@ func TestWorkspaceRetention(t *testing.T) {
 		`{"run_retention_days": "30"}`: "/run_retention_days",
 		`{}`:                           "",
 		`{"run_retention_days": 4000}`: "/run_retention_days",
-		`{"run_retention_days": 7, "audit_retention_days": 0}`:          "/audit_retention_days",
-		`{"idempotency_retention_hours": 721}`:                          "/idempotency_retention_hours",
-		`{"idempotency_retention_hours": 1.5}`:                          "/idempotency_retention_hours",
-		`{"audit_retention_days": 7, "idempotency_retention_hours": 0}`: "/idempotency_retention_hours",
+		`{"run_retention_days": 7, "audit_retention_days": 0}`:           "/audit_retention_days",
+		`{"idempotency_retention_hours": 721}`:                           "/idempotency_retention_hours",
+		`{"audit_retention_days": 29}`:                                   "/audit_retention_days",
+		`{"idempotency_retention_hours": 1.5}`:                           "/idempotency_retention_hours",
+		`{"audit_retention_days": 70, "idempotency_retention_hours": 0}`: "/idempotency_retention_hours",
 	} {
 		resp := ts.do("PATCH", "/v1/workspace", admin, bad)
 		p := resp.problem(t)

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -74,14 +75,16 @@ func (s *Store) PurgeRuns(ctx context.Context, workspaceID string, before time.T
 }
 
 // PurgeAudit deletes the workspace's oldest audit records made before
-// before, at most limit of them, and says how many it deleted: fewer than
-// limit when no more are that old. In the same transaction, which holds
+// before, at most limit of them and none past seq through, and says how
+// many it deleted: fewer than limit when no more may go. The record after
+// the last one deleted must link to it, so that the checkpoint carries the
+// hash the rest of the chain goes on from. In the same transaction, which holds
 // the workspace's chain as appends do, the checkpoint that seal makes of
 // them takes the place of the last one deleted (core/audit.Signer.Seal);
 // a chain that begins with a checkpoint hands it to seal first, and seal
 // replaces it. When seal fails (the records do not form a whole chain)
 // nothing is deleted.
-func (s *Store) PurgeAudit(ctx context.Context, workspaceID string, before time.Time, limit int, seal core.AuditSeal) (int64, error) {
+func (s *Store) PurgeAudit(ctx context.Context, workspaceID string, before time.Time, through int64, limit int, seal core.AuditSeal) (int64, error) {
 	if limit < 1 {
 		return 0, core.Errorf(core.EInvalid, "purge limit %d", limit)
 	}
@@ -92,7 +95,7 @@ func (s *Store) PurgeAudit(ctx context.Context, workspaceID string, before time.
 		}
 		var rows []auditRow
 		err := tx.SelectContext(ctx, &rows, tx.Rebind(`SELECT `+auditColumns+` FROM audit_records
-			WHERE workspace_id = ? ORDER BY seq LIMIT ?`), workspaceID, limit+1)
+			WHERE workspace_id = ? ORDER BY seq LIMIT ?`), workspaceID, limit+2) // a checkpoint, limit records, the next
 		if err != nil {
 			return fmt.Errorf("sqlstore: purge audit records: %w", err)
 		}
@@ -103,7 +106,7 @@ func (s *Store) PurgeAudit(ctx context.Context, workspaceID string, before time.
 				prefix = append(prefix, r)
 				continue
 			}
-			if !r.Time.Before(before) || int(purged) == limit {
+			if !r.Time.Before(before) || r.Seq > through || int(purged) == limit {
 				break
 			}
 			prefix = append(prefix, r)
@@ -118,6 +121,12 @@ func (s *Store) PurgeAudit(ctx context.Context, workspaceID string, before time.
 			return err
 		}
 		last := prefix[len(prefix)-1]
+		if len(rows) > len(prefix) {
+			if next := rows[len(prefix)]; next.Seq != last.Seq+1 || !bytes.Equal(next.PrevHash, last.Hash) {
+				purged = 0
+				return fmt.Errorf("sqlstore: purge audit records: workspace %s: record seq %d does not link to seq %d; relay audit verify says more", workspaceID, next.Seq, last.Seq)
+			}
+		}
 		if checkpoint.WorkspaceID != workspaceID || checkpoint.Seq != last.Seq {
 			purged = 0
 			return fmt.Errorf("sqlstore: purge audit records: the checkpoint is not of seq %d of workspace %s", last.Seq, workspaceID)

@@ -2558,7 +2558,7 @@ export interface operations {
                 "application/json": {
                     /** @description days to keep ended runs; null: the server's default */
                     run_retention_days?: number | null;
-                    /** @description days to keep audit records, older ones giving way to a signed checkpoint; null: the server's default */
+                    /** @description days to keep audit records, older ones giving way to a signed checkpoint; through the API at least 30 (the operator may set less); null: the server's default */
                     audit_retention_days?: number | null;
                     /** @description hours an Idempotency-Key is remembered from its first use (for keys used from then on); null: the server's default */
                     idempotency_retention_hours?: number | null;
