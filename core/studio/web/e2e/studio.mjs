@@ -217,6 +217,38 @@ try {
   const lines = exported.trim().split("\n").map((l) => JSON.parse(l));
   check(lines.length > 5 && lines.every((r) => r.hash && r.seq), `the export holds the log as NDJSON (${lines.length} records)`);
 
+  // The settings: each retention the server's default until set; a value
+  // out of bounds is refused before it is sent; a change saved shows as
+  // the workspace's own; the whole workspace exported.
+  await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Settings" }).click();
+  await page.getByRole("heading", { name: "Retention" }).waitFor();
+  const runsBox = page.getByRole("group", { name: "Keep ended runs" });
+  const auditBox = page.getByRole("group", { name: "Keep audit records" });
+  const idemBox = page.getByRole("group", { name: "Remember idempotency keys" });
+  for (const box of [runsBox, auditBox, idemBox]) check(await box.getByLabel("the server's default").isChecked(), "a retention starts as the server's default");
+  check((await idemBox.getByLabel("hours").inputValue()) === "24", "the idempotency keys' default shows 24 hours");
+  await page.screenshot({ path: `${shots}/settings.png` });
+  await axe(page, "the settings page");
+  await runsBox.getByLabel("the server's default").uncheck();
+  await runsBox.getByLabel("days").fill("30");
+  await auditBox.getByLabel("the server's default").uncheck();
+  await auditBox.getByLabel("days").fill("4000");
+  await page.getByRole("button", { name: "Save retention" }).click();
+  check(await auditBox.getByLabel("days").evaluate((el) => !el.checkValidity()), "4000 days is refused by the form");
+  let ws = await api(env("ADMIN_KEY"), "/v1/workspace");
+  check(ws.run_retention_default && ws.audit_retention_default, "nothing was changed by the refused form");
+  await auditBox.getByLabel("days").fill("400");
+  await page.getByRole("button", { name: "Save retention" }).click();
+  await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+  ws = await api(env("ADMIN_KEY"), "/v1/workspace");
+  check(ws.run_retention_days === 30 && !ws.run_retention_default && ws.audit_retention_days === 400 && ws.idempotency_retention_default, `the retention saved (${JSON.stringify(ws)})`);
+  await page.reload();
+  await page.getByRole("heading", { name: "Retention" }).waitFor();
+  check(!(await runsBox.getByLabel("the server's default").isChecked()) && (await runsBox.getByLabel("days").inputValue()) === "30", "the saved retention shows after a reload");
+  const [archive] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export the workspace" }).click()]);
+  const tgz = await (await import("node:fs/promises")).readFile(await archive.path());
+  check(tgz.length > 100 && tgz[0] === 0x1f && tgz[1] === 0x8b && archive.suggestedFilename().endsWith(".tar.gz"), `the workspace's export is a gzip download (${tgz.length} bytes, ${archive.suggestedFilename()})`);
+
   // A viewer sees no control that would be refused.
   await page.getByRole("button", { name: "Sign out" }).click();
   await signIn(page, env("VIEWER_KEY"));

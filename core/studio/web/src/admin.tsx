@@ -1,5 +1,6 @@
 // An admin's pages: the workspace's keys (a new one shown once, with a
-// copy button) and its audit log (filtered, and exported as NDJSON).
+// copy button), its audit log (filtered, and exported as NDJSON) and its
+// settings (retention, and an export of everything it owns).
 import { useEffect, useMemo, useState } from "preact/hooks";
 
 import { ProblemError, type Role, type Schemas, type Session } from "./api";
@@ -216,6 +217,150 @@ export function AuditPage(p: { session: Session }) {
       </div>
       {pages.hasMore ? <button type="button" class="secondary" disabled={pages.loading} onClick={pages.more}>Load more</button> : null}
       {pages.loading ? <p class="loading">Loading…</p> : null}
+    </section>
+  );
+}
+
+type Workspace = Schemas["Workspace"];
+
+// A workspace setting of the retention form: its API member, its label and
+// unit, its bounds, and where GET /v1/workspace puts its value and whether
+// that is the server's default.
+const retentionSettings = [
+  { name: "run_retention_days", id: "ret-runs", label: "Keep ended runs", unit: "days", min: 1, max: 3650, value: (w: Workspace) => [w.run_retention_days, w.run_retention_default] as [number, boolean] },
+  { name: "audit_retention_days", id: "ret-audit", label: "Keep audit records", unit: "days", min: 30, max: 3650, value: (w: Workspace) => [w.audit_retention_days, w.audit_retention_default] as [number, boolean] },
+  { name: "idempotency_retention_hours", id: "ret-idem", label: "Remember idempotency keys", unit: "hours", min: 1, max: 720, value: (w: Workspace) => [w.idempotency_retention_hours, w.idempotency_retention_default] as [number, boolean] },
+] as const;
+
+type RetentionName = (typeof retentionSettings)[number]["name"];
+
+// The workspace's settings: its retention (each its own or the server's
+// default) and an export of everything it owns.
+export function SettingsPage(p: { session: Session }) {
+  const [ws, setWs] = useState<Workspace | null>(null);
+  const [values, setValues] = useState<Record<RetentionName, string>>({ run_retention_days: "", audit_retention_days: "", idempotency_retention_hours: "" });
+  const [defaults, setDefaults] = useState<Record<RetentionName, boolean>>({ run_retention_days: true, audit_retention_days: true, idempotency_retention_hours: true });
+  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  const show = (w: Workspace) => {
+    setWs(w);
+    const v = {} as Record<RetentionName, string>;
+    const d = {} as Record<RetentionName, boolean>;
+    for (const s of retentionSettings) {
+      const [value, isDefault] = s.value(w);
+      v[s.name] = String(value);
+      d[s.name] = isDefault;
+    }
+    setValues(v);
+    setDefaults(d);
+  };
+  useEffect(() => {
+    must(p.session.api.GET("/v1/workspace")).then(show, (err) => setError(String(err)));
+  }, []);
+
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    setFieldErrors({});
+    setSaved(false);
+    setBusy(true);
+    const body: Record<string, number | null> = {};
+    for (const s of retentionSettings) body[s.name] = defaults[s.name] ? null : Number(values[s.name]);
+    try {
+      show(await must(p.session.api.PATCH("/v1/workspace", { body })));
+      setSaved(true);
+    } catch (err) {
+      if (err instanceof ProblemError) {
+        const byField: Record<string, string> = {};
+        for (const fe of err.problem.errors ?? []) byField[fe.pointer.replace(/^\//, "")] = fe.message;
+        setFieldErrors(byField);
+        setError(err.message);
+      } else {
+        setError(String(err));
+      }
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const exportAll = async () => {
+    setError(null);
+    const resp = await fetch("/v1/workspace/export", { method: "POST", headers: { Authorization: `Bearer ${p.session.key}` } });
+    if (!resp.ok) {
+      setError(`exporting the workspace failed: ${resp.status}`);
+      return;
+    }
+    const name = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") ?? "")?.[1] ?? `relay-${p.session.workspace.name}.tar.gz`;
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(await resp.blob());
+    a.download = name;
+    a.click();
+    URL.revokeObjectURL(a.href);
+  };
+
+  if (!ws) return <section><h1>Settings</h1>{error ? <p class="error" role="alert">{error}</p> : <p class="loading">Loading…</p>}</section>;
+  return (
+    <section>
+      <h1>Settings</h1>
+      <p>
+        Workspace <strong>{ws.name}</strong> (<code>{ws.id}</code>), created {new Date(ws.created_at).toLocaleDateString()}. Quota: {ws.rate_limit.rate} requests a
+        second, bursts of {ws.rate_limit.burst}.
+      </p>
+      <h2>Retention</h2>
+      <p class="help">
+        Older runs and audit records are purged every hour; the audit records give way to a signed checkpoint, so the log still verifies. A key's
+        retention counts from its first use.
+      </p>
+      <form onSubmit={save}>
+        {retentionSettings.map((s) => {
+          const err = fieldErrors[s.name];
+          return (
+            <fieldset key={s.name} class="setting">
+              <legend>{s.label}</legend>
+              <div class="field check">
+                <input
+                  id={`${s.id}-default`}
+                  type="checkbox"
+                  checked={defaults[s.name]}
+                  onChange={(e) => setDefaults({ ...defaults, [s.name]: e.currentTarget.checked })}
+                />
+                <label for={`${s.id}-default`}>the server's default</label>
+              </div>
+              <div class="field inline">
+                <label for={s.id}>{s.unit}</label>
+                <input
+                  id={s.id}
+                  type="number"
+                  min={s.min}
+                  max={s.max}
+                  step={1}
+                  required={!defaults[s.name]}
+                  disabled={defaults[s.name]}
+                  value={values[s.name]}
+                  onInput={(e) => setValues({ ...values, [s.name]: e.currentTarget.value })}
+                  aria-invalid={err ? true : undefined}
+                  aria-describedby={err ? `${s.id}-error` : `${s.id}-help`}
+                />
+                <span id={`${s.id}-help`} class="muted">
+                  {s.name !== "idempotency_retention_hours" && values[s.name] === "0" ? "forever" : `${s.min} to ${s.max}`}
+                </span>
+              </div>
+              {err ? <p id={`${s.id}-error`} class="error">{err}</p> : null}
+            </fieldset>
+          );
+        })}
+        <div class="buttons">
+          <button type="submit" disabled={busy}>Save retention</button>
+        </div>
+        {saved ? <p class="ok" role="status">Saved.</p> : null}
+        {error ? <p class="error" role="alert">{error}</p> : null}
+      </form>
+      <h2>Export</h2>
+      <p class="help">Everything the workspace owns, as a gzipped tar of NDJSON files: keys' metadata, connections without secret values, runs, audit records, installations, usage.</p>
+      <button type="button" class="secondary" onClick={exportAll}>Export the workspace</button>
     </section>
   );
 }

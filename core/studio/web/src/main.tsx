@@ -18,7 +18,7 @@ import {
   type RunStatus,
   type Session,
 } from "./api";
-import { AuditPage, KeysPage } from "./admin";
+import { AuditPage, KeysPage, SettingsPage } from "./admin";
 import { ConnectionPage, ConnectionsPage } from "./connections";
 import { SchemaForm, validate, type Errors, type JSONSchema } from "./form";
 import { HealthPage } from "./health";
@@ -90,6 +90,7 @@ function App() {
           <Link to="/marketplace" current={/^\/(marketplace|installations|usage)/.test(path)}>Marketplace</Link>
           {can(role, "admin") ? <Link to="/keys" current={path.startsWith("/keys")}>Keys</Link> : null}
           {can(role, "admin") ? <Link to="/audit" current={path.startsWith("/audit")}>Audit</Link> : null}
+          {can(role, "admin") ? <Link to="/settings" current={path.startsWith("/settings")}>Settings</Link> : null}
           <Link to="/health" current={path.startsWith("/health")}>Health</Link>
         </nav>
         <button
@@ -125,6 +126,7 @@ function Page(p: { path: string; session: Session; role: Role }) {
   if (parts[0] === "connections") return <ConnectionsPage session={p.session} role={p.role} />;
   if (parts[0] === "keys" && can(p.role, "admin")) return <KeysPage session={p.session} />;
   if (parts[0] === "audit" && can(p.role, "admin")) return <AuditPage session={p.session} />;
+  if (parts[0] === "settings" && can(p.role, "admin")) return <SettingsPage session={p.session} />;
   if (parts[0] === "health") return <HealthPage />;
   if (parts[0] === "marketplace" && parts.length === 4 && parts[3] === "install" && can(p.role, "admin")) {
     return <InstallPage key={parts[2]} publisher={parts[1]} name={parts[2]} session={p.session} />;
