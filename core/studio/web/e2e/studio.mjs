@@ -143,6 +143,9 @@ try {
   check((await palette.count()) === 0, "Enter goes to the action and closes the palette");
   await page.keyboard.press("Control+K");
   await page.keyboard.type("runs");
+  // The palette's lists load while it is open: wait until the page ranks
+  // first, as it must for "runs", before moving and choosing.
+  for (let i = 0; i < 100 && !/^Page\s*Runs/.test((await palette.getByRole("option").first().textContent()) ?? ""); i++) await page.waitForTimeout(100);
   await page.keyboard.press("ArrowDown");
   await page.keyboard.press("ArrowUp");
   await page.keyboard.press("Enter");

@@ -41,7 +41,9 @@ function pages(role: Role): Item[] {
     { kind: "Page", label: "Installed templates", to: "/installations" },
     { kind: "Page", label: "Usage and budgets", to: "/usage" },
   ];
-  if (can(role, "admin")) all.push({ kind: "Page", label: "Keys", to: "/keys" }, { kind: "Page", label: "Audit log", to: "/audit" });
+  if (can(role, "admin")) {
+    all.push({ kind: "Page", label: "Keys", to: "/keys" }, { kind: "Page", label: "Audit log", to: "/audit" }, { kind: "Page", label: "Settings", to: "/settings" });
+  }
   return all;
 }
 
