@@ -196,14 +196,15 @@ func cmdServe(fs *flag.FlagSet) runFunc {
 	if err := auditVerifyFlag(fs, &cfg.AuditVerifyInterval); err != nil {
 		return fail(err)
 	}
-	for _, f := range []retentionFlag{
+	retention := []retentionFlag{
 		{&cfg.RunRetentionDays, "run-retention-days", 90, 0, core.MaxRunRetentionDays,
 			"days a workspace without a retention of its own keeps its ended runs; 0 keeps them forever"},
 		{&cfg.AuditRetentionDays, "audit-retention-days", 365, 0, core.MaxAuditRetentionDays,
 			"days a workspace without a retention of its own keeps its audit records, older ones giving way to a signed checkpoint; 0 keeps them forever"},
 		{&cfg.IdempotencyRetentionHours, "idempotency-retention-hours", 24, 1, core.MaxIdempotencyRetentionHours,
 			"hours a workspace without a retention of its own remembers an Idempotency-Key"},
-	} {
+	}
+	for _, f := range retention {
 		if err := f.register(fs); err != nil {
 			return fail(err)
 		}
@@ -222,17 +223,9 @@ func cmdServe(fs *flag.FlagSet) runFunc {
 		if err := checkAuditVerifyInterval(cfg.AuditVerifyInterval); err != nil {
 			return err
 		}
-		for _, f := range []struct {
-			v        int
-			name     string
-			min, max int
-		}{
-			{cfg.RunRetentionDays, "run-retention-days", 0, core.MaxRunRetentionDays},
-			{cfg.AuditRetentionDays, "audit-retention-days", 0, core.MaxAuditRetentionDays},
-			{cfg.IdempotencyRetentionHours, "idempotency-retention-hours", 1, core.MaxIdempotencyRetentionHours},
-		} {
-			if f.v < f.min || f.v > f.max {
-				return usageError{fmt.Sprintf("--%s %d: want %d to %d", f.name, f.v, f.min, f.max)}
+		for _, f := range retention {
+			if *f.v < f.min || *f.v > f.max {
+				return usageError{fmt.Sprintf("--%s %d: want %d to %d", f.name, *f.v, f.min, f.max)}
 			}
 		}
 		if cfg.PurgeEvery < time.Minute {

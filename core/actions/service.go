@@ -256,8 +256,8 @@ func (s *Service) sweep(every time.Duration) {
 	}
 }
 
-// purge purges the runs past their retention after first, then every
-// every, until Close.
+// purge purges the runs and audit records past their retention after
+// first, then every every, until Close.
 func (s *Service) purge(first, every time.Duration) {
 	t := time.NewTimer(first)
 	defer t.Stop()

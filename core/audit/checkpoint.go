@@ -99,7 +99,7 @@ func (s *Signer) Seal(prefix []*core.AuditRecord, before, at time.Time) (*core.A
 	for _, r := range prefix {
 		switch {
 		case prev == nil && r.Action == CheckpointAction:
-			old, err := checkCheckpoint(r, s.PublicKey())
+			old, err := CheckCheckpoint(r, s.PublicKey())
 			if err != nil {
 				return nil, fmt.Errorf("audit: workspace %s: the checkpoint at seq %d: %w", r.WorkspaceID, r.Seq, err)
 			}
@@ -141,10 +141,6 @@ func (s *Signer) Seal(prefix []*core.AuditRecord, before, at time.Time) (*core.A
 // CheckCheckpoint checks a checkpoint record's signature with pub and
 // returns what it says was purged.
 func CheckCheckpoint(r *core.AuditRecord, pub ed25519.PublicKey) (*Purged, error) {
-	return checkCheckpoint(r, pub)
-}
-
-func checkCheckpoint(r *core.AuditRecord, pub ed25519.PublicKey) (*Purged, error) {
 	if r.Action != CheckpointAction {
 		return nil, fmt.Errorf("not a checkpoint (action %q)", r.Action)
 	}

@@ -190,7 +190,7 @@ func (c *chain) accepts(r *core.AuditRecord, key ed25519.PublicKey) bool {
 // or a checkpoint that key checks.
 func begins(r *core.AuditRecord, key ed25519.PublicKey) bool {
 	if r.Action == CheckpointAction {
-		_, err := checkCheckpoint(r, key)
+		_, err := CheckCheckpoint(r, key)
 		return err == nil
 	}
 	return r.Seq == 1 && len(r.PrevHash) == 0 && hashMatches(r)
@@ -245,7 +245,7 @@ func newSuspect(c *chain, r *core.AuditRecord, key ed25519.PublicKey) *suspect {
 		cp := *p
 		s.prev = &cp
 	} else if r.Action == CheckpointAction {
-		_, s.checkpoint = checkCheckpoint(r, key)
+		_, s.checkpoint = CheckCheckpoint(r, key)
 	}
 	for i := 1; ; i++ {
 		l := c.back(i)
