@@ -98,8 +98,9 @@ func TestAuditRetentionPurge(t *testing.T) {
 	cfg := Config{DataDir: filepath.Join(t.TempDir(), "relay-data"), ConnectorsDir: t.TempDir(), AuditRetentionDays: 365,
 		PurgeEvery: 500 * time.Millisecond, AuditVerifyInterval: time.Second}
 	m, _ := startMain(t, cfg, io.Discard)
-	// Each workspace's log begins with records of 400, 200 and 10 days
-	// ago, in that order, as a log kept for that long would.
+	// Each workspace's retention is set before its log is written, so that
+	// no pass of the purge sees a record under the server's default that
+	// the workspace's own retention keeps.
 	ids := map[string]string{}
 	for _, name := range []string{"dflt", "short", "long"} {
 		w, err := m.store.CreateWorkspace(ctx, name)
@@ -107,12 +108,6 @@ func TestAuditRetentionPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids[name] = w.ID
-		for _, age := range []int{400, 200, 10} {
-			at := time.Now().Add(-time.Duration(age) * 24 * time.Hour)
-			if err := m.store.AppendAudit(ctx, &core.AuditRecord{WorkspaceID: w.ID, Time: at, Action: "test.old", Outcome: "success", Target: strconv.Itoa(age)}); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 	if out, err := relay(t, cfg, "workspaces", "set-retention", "short", "--audit-days", "100", "--idempotency-hours", "48"); err != nil ||
 		!strings.Contains(out, "its audit records 100 days, idempotency keys 48 hours") {
@@ -123,6 +118,16 @@ func TestAuditRetentionPurge(t *testing.T) {
 	}
 	if _, err := relay(t, cfg, "workspaces", "set-retention", "long", "--audit-days", "forever"); err == nil {
 		t.Error("set-retention took --audit-days forever")
+	}
+	// Each workspace's log begins with records of 400, 200 and 10 days
+	// ago, in that order, as a log kept for that long would.
+	for _, name := range []string{"dflt", "short", "long"} {
+		for _, age := range []int{400, 200, 10} {
+			at := time.Now().Add(-time.Duration(age) * 24 * time.Hour)
+			if err := m.store.AppendAudit(ctx, &core.AuditRecord{WorkspaceID: ids[name], Time: at, Action: "test.old", Outcome: "success", Target: strconv.Itoa(age)}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	left := func(name string) string {
 		var got []string

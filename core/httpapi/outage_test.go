@@ -98,8 +98,19 @@ func TestDatabaseOutageIs503(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Second)
+	// The cut lasts 2.5 s, and longer on a machine so loaded that no
+	// request has met it yet (up to 20 s).
 	proxy.cut()
-	time.Sleep(2500 * time.Millisecond)
+	cut := time.Now()
+	for {
+		mu.Lock()
+		met := refused > 0
+		mu.Unlock()
+		if took := time.Since(cut); took >= 2500*time.Millisecond && (met || took >= 20*time.Second) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	proxy.restore()
 	time.Sleep(1500 * time.Millisecond)
 	close(stop)
