@@ -144,9 +144,11 @@ func (s *Service) PurgeAudit(ctx context.Context, defaultDays int) (int64, error
 
 // purgeEach runs purge, which deletes up to batch of a workspace's rows
 // older than before, over every workspace until it deletes fewer, pausing
-// between batches. own is the workspace's own retention in
-// days. A workspace whose purge fails is left for the next pass; the
-// error, naming it, is returned once the others are done.
+// between batches. own is the workspace's own retention in days, read
+// again before each batch, so a retention raised while a long purge is
+// under way holds from its next batch. A workspace whose purge fails is
+// left for the next pass; the error, naming it, is returned once the
+// others are done.
 func (s *Service) purgeEach(ctx context.Context, what string, defaultDays, batch int, own func(*core.Workspace) *int,
 	purge func(ctx context.Context, workspaceID string, before time.Time) (int64, error)) (int64, error) {
 	list, err := s.cfg.Store.ListWorkspaces(ctx)
@@ -155,16 +157,24 @@ func (s *Service) purgeEach(ctx context.Context, what string, defaultDays, batch
 	}
 	var total int64
 	var errs []error
-	for _, ws := range list {
-		days := defaultDays
-		if d := own(ws); d != nil {
-			days = *d
-		}
-		if days <= 0 {
-			continue
-		}
-		before := s.now().Add(-time.Duration(days) * 24 * time.Hour)
+	for _, listed := range list {
 		for {
+			ws, err := s.cfg.Store.Workspace(ctx, listed.ID)
+			if core.ErrorCode(err) == core.ENotFound {
+				break // erased since the list was read
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("purging the %s of workspace %s (id %s): %w", what, listed.Name, listed.ID, err))
+				break
+			}
+			days := defaultDays
+			if d := own(ws); d != nil {
+				days = *d
+			}
+			if days <= 0 {
+				break
+			}
+			before := s.now().Add(-time.Duration(days) * 24 * time.Hour)
 			t0 := time.Now()
 			n, err := purge(ctx, ws.ID, before)
 			total += n
