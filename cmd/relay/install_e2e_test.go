@@ -109,7 +109,7 @@ func TestInstallFromTheRegistry(t *testing.T) {
 			inFlight := make(chan slowRun, 1)
 			go func() {
 				var run slowRun
-				req, _ := http.NewRequest("POST", m.URL()+"/v1/actions/safe.slow/execute", strings.NewReader(`{"params":{"ms":3000}}`))
+				req, _ := http.NewRequest("POST", m.URL()+"/v1/actions/safe.slow/execute", strings.NewReader(`{"params":{"ms":8000}}`)) // still in flight after the upgrade, however slow the machine
 				req.Header.Set("Authorization", "Bearer "+adminB)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := http.DefaultClient.Do(req)

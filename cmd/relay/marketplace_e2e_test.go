@@ -221,10 +221,10 @@ func TestMarketplaceInstall(t *testing.T) {
 			}
 			h.json("POST", "/v1/actions/kit.whoami/execute", developer, map[string]any{"params": map[string]any{"extra": 1}}, 422, nil)
 			// A retry of a preset's run is a run of the preset too.
-			until := time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)
+			until := time.Now().Add(3 * time.Second) // the first call fails however slow the machine
 			var failed struct{ Run struct{ ID, Status string } }
-			h.json("POST", "/v1/actions/kit.whoami/execute", developer, map[string]any{"params": map[string]any{"fail_until": until}}, 502, &failed)
-			time.Sleep(time.Until(time.Now().Add(1100 * time.Millisecond)))
+			h.json("POST", "/v1/actions/kit.whoami/execute", developer, map[string]any{"params": map[string]any{"fail_until": until.UTC().Format(time.RFC3339Nano)}}, 502, &failed)
+			time.Sleep(time.Until(until) + 100*time.Millisecond)
 			var retry struct {
 				Action string `json:"action"`
 				Preset *struct {

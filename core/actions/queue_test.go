@@ -194,13 +194,15 @@ func TestSyncCallsWaitForAnInstance(t *testing.T) {
 // having written nothing: its key is still free.
 func TestQueueLimit(t *testing.T) {
 	connectors := vaultBoth(t)
-	env := queueEnv(t, sqlstoretest.SQLiteURL(t), connectors, 0)
+	env := queueEnv(t, sqlstoretest.SQLiteURL(t), connectors, 10*time.Second)
 	s := New(Config{Store: env.store, Catalog: env.catalog, Runtime: env.runtime, Secrets: env.keyring,
 		Respond: func(*core.Run) (int, []byte) { return 200, nil }, QueueLimit: 2})
 	t.Cleanup(func() { s.Close(context.Background()) })
 	env.connectVault(s)
 	env.warmUp(s)
-	async := slowRequest(600)
+	// Long enough that the first is still running when the last is sent,
+	// however slow the machine.
+	async := slowRequest(5000)
 	async.Mode = "async"
 	accepted := 0
 	var refused *core.Error
@@ -209,7 +211,7 @@ func TestQueueLimit(t *testing.T) {
 		if err == nil && res.Status == http.StatusAccepted {
 			accepted++
 			if accepted == 1 {
-				time.Sleep(200 * time.Millisecond) // let the first begin: it leaves the queue
+				env.waitRunning(decodeRunResult(t, res).ID) // once it has begun, it has left the queue
 			}
 			continue
 		}
@@ -254,7 +256,7 @@ func TestWaitingRunsOfAQuietEngineAreTakenOver(t *testing.T) {
 			a := env.engine()
 			env.connectVault(a)
 			env.warmUp(a)
-			long := env.asyncSlow(a, 2500) // holds the one instance
+			long := env.asyncSlow(a, 6000) // holds the one instance until B interrupts it
 			env.waitRunning(long)
 			waiting := []string{env.asyncSlow(a, 100), env.asyncSlow(a, 100)}
 			a.stopHeartbeat()
@@ -277,11 +279,13 @@ func TestWaitingRunsOfAQuietEngineAreTakenOver(t *testing.T) {
 // StaleAfter.
 func TestStoppedEngineHandsOverItsQueue(t *testing.T) {
 	connectors := vaultBoth(t)
-	env := queueEnv(t, sqlstoretest.SQLiteURL(t), connectors, 0)
+	env := queueEnv(t, sqlstoretest.SQLiteURL(t), connectors, 10*time.Second)
 	a := env.engine()
 	env.connectVault(a)
 	env.warmUp(a)
-	ids := []string{env.asyncSlow(a, 400), env.asyncSlow(a, 100), env.asyncSlow(a, 100)}
+	// The first runs long enough that the others are still waiting when
+	// the engine stops, however slow the machine.
+	ids := []string{env.asyncSlow(a, 3000), env.asyncSlow(a, 100), env.asyncSlow(a, 100)}
 	env.waitRunning(ids[0])
 	closed := make(chan struct{})
 	go func() {

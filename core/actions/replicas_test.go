@@ -167,7 +167,7 @@ func TestReplicasShareRuns(t *testing.T) {
 			}
 
 			// A runs; B starts meanwhile and sweeps several times.
-			run, done := env.slow(a, 2500, "k1")
+			run, done := env.slow(a, 5000, "k1") // outlasts B's start and StaleAfter, however slow the machine
 			if run.Owner != a.InstanceID() {
 				t.Fatalf("run owner %q, want engine A %q", run.Owner, a.InstanceID())
 			}

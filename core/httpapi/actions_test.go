@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -357,7 +358,7 @@ func TestInFlightAndAsync(t *testing.T) {
 	dev := keys[core.RoleDeveloper]
 	ts.do("POST", "/v1/connections", keys[core.RoleAdmin], map[string]any{
 		"connector": "vault", "name": "prod", "secrets": map[string]any{"token": vaultToken}})
-	slow := map[string]any{"params": map[string]any{"ms": 1500}}
+	slow := map[string]any{"params": map[string]any{"ms": 4000}} // still running when the second request comes, however slow the machine
 	done := make(chan *response)
 	go func() {
 		done <- ts.with(t).do("POST", "/v1/actions/vault.slow/execute", dev, slow, "Idempotency-Key", "slow-1")
@@ -473,14 +474,27 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 	ts.do("POST", "/v1/connections", keys[core.RoleAdmin], map[string]any{
 		"connector": "vault", "name": "prod", "secrets": map[string]any{"token": vaultToken}})
 	resp := ts.do("POST", "/v1/actions/vault.slow/execute", keys[core.RoleDeveloper],
-		map[string]any{"params": map[string]any{"ms": 3000}, "mode": "async"})
+		map[string]any{"params": map[string]any{"ms": 6000}, "mode": "async"})
 	var run runJSON
 	resp.decode(t, &run)
+	// The stream is open once its first line has come.
+	req, _ := http.NewRequest("GET", ts.URL+"/v1/runs/"+run.ID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+keys[core.RoleViewer])
+	events, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Body.Close()
+	rd := bufio.NewReader(events.Body)
+	first, err := rd.ReadString('\n')
+	if err != nil || events.StatusCode != 200 {
+		t.Fatalf("the stream: %d %q %v", events.StatusCode, first, err)
+	}
 	stream := make(chan string, 1)
 	go func() {
-		stream <- string(ts.with(t).do("GET", "/v1/runs/"+run.ID+"/events", keys[core.RoleViewer], nil).Body)
+		rest, _ := io.ReadAll(rd)
+		stream <- first + string(rest)
 	}()
-	time.Sleep(300 * time.Millisecond) // let the stream start
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := ts.Server.Shutdown(ctx); err != nil {

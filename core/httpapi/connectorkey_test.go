@@ -69,9 +69,11 @@ func TestRetryRun(t *testing.T) {
 	_, keys := ts.workspace("acme")
 	admin := keys[core.RoleAdmin]
 	ts.createConnection(admin, map[string]any{"connector": "vault", "name": "v", "secrets": map[string]string{"token": "t0ken"}})
-	failUntil := time.Now().Add(700 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	// The connector fails until then: long enough that the first call
+	// fails however slow the machine.
+	failUntil := time.Now().Add(5 * time.Second)
 	first := ts.do(http.MethodPost, "/v1/actions/vault.keys/execute", admin,
-		map[string]any{"params": map[string]any{"password": "hunter22", "fail_until": failUntil}}, "Idempotency-Key", "k-1")
+		map[string]any{"params": map[string]any{"password": "hunter22", "fail_until": failUntil.UTC().Format(time.RFC3339Nano)}}, "Idempotency-Key", "k-1")
 	var failed struct {
 		Code string `json:"code"`
 		Run  struct {
@@ -92,7 +94,7 @@ func TestRetryRun(t *testing.T) {
 	if resp := ts.do(http.MethodPost, "/v1/runs/"+failed.Run.ID+"/retry", keys[core.RoleViewer], nil); resp.Status != http.StatusForbidden {
 		t.Errorf("retry by a viewer: %d %s", resp.Status, resp.Body)
 	}
-	time.Sleep(800 * time.Millisecond) // past fail_until
+	time.Sleep(time.Until(failUntil) + 100*time.Millisecond)
 
 	retry := ts.do(http.MethodPost, "/v1/runs/"+failed.Run.ID+"/retry", keys[core.RoleDeveloper], nil)
 	var run struct {

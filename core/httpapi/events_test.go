@@ -151,7 +151,7 @@ func TestEventStreamResumes(t *testing.T) {
 func TestEventStreamSlotsFreedOnHangUp(t *testing.T) {
 	const slots = 4
 	ts := newTestServerWith(t, echoConnectors(t), nil, func(c *Config) { c.MaxEventStreams = slots })
-	runID, viewer := startSlowRun(t, ts, 3000)
+	runID, viewer := startSlowRun(t, ts, 8000) // running through all three rounds, however slow the machine
 	open := func() *http.Response {
 		resp := ts.events(runID, viewer, "")
 		if resp.StatusCode == http.StatusOK {
