@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/relayhq/relay/core"
 	"github.com/relayhq/relay/core/catalog/catalogtest"
@@ -84,10 +86,18 @@ func (ts *testServer) createEcho(adminKey, name string) string {
 	return ts.createConnection(adminKey, map[string]any{"connector": "echo", "name": name})
 }
 
-// createConnection makes a connection from body and returns its id.
+// createConnection makes a connection from body and returns its id. A
+// WASM connector's first use compiles its module, which under the race
+// detector on a busy machine can outlast a request: the server answers
+// 504 and goes on loading, and the request is made again, as a client
+// would.
 func (ts *testServer) createConnection(adminKey string, body map[string]any) string {
 	ts.t.Helper()
 	resp := ts.do(http.MethodPost, "/v1/connections", adminKey, body)
+	for deadline := time.Now().Add(5 * time.Minute); resp.Status == http.StatusGatewayTimeout &&
+		strings.Contains(string(resp.Body), "still loading") && time.Now().Before(deadline); {
+		resp = ts.do(http.MethodPost, "/v1/connections", adminKey, body)
+	}
 	if resp.Status != http.StatusCreated {
 		ts.t.Fatalf("create connection %v: %d %s", body["name"], resp.Status, resp.Body)
 	}
