@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -154,33 +156,59 @@ func (s *Store) ExportWorkspace(ctx context.Context, workspaceID string, w io.Wr
 }
 
 // dumpTable writes t's rows of the workspace to w as NDJSON and counts
-// them.
+// them. Each row is an object of its columns, in the order of their names
+// (as encoding/json writes a map), written straight from the scanned
+// values: a million-row table is the bulk of a large export.
 func (s *Store) dumpTable(ctx context.Context, t exportTable, workspaceID string, w io.Writer) (int64, error) {
 	query := `SELECT * FROM ` + t.name + ` WHERE ` + t.where
 	if t.order != "" {
 		query += ` ORDER BY ` + t.order
 	}
-	rows, err := s.db.QueryxContext(ctx, s.db.Rebind(query), workspaceID)
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(query), workspaceID)
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: export %s: %w", t.name, err)
 	}
 	defer rows.Close()
+	names, err := rows.Columns()
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: export %s: %w", t.name, err)
+	}
+	type column struct {
+		i   int
+		key []byte // "name":
+	}
+	var cols []column
+	for i, name := range names {
+		if !slices.Contains(t.omit, name) {
+			key, _ := json.Marshal(name)
+			cols = append(cols, column{i, append(key, ':')})
+		}
+	}
+	slices.SortFunc(cols, func(a, b column) int { return strings.Compare(names[a.i], names[b.i]) })
+	vals := make([]any, len(names))
+	dest := make([]any, len(names))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
 	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
+	var line []byte
 	var n int64
 	for rows.Next() {
-		row := map[string]any{}
-		if err := rows.MapScan(row); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return 0, fmt.Errorf("sqlstore: export %s: %w", t.name, err)
 		}
-		for col, v := range row {
-			if slices.Contains(t.omit, col) {
-				delete(row, col)
-				continue
+		line = append(line[:0], '{')
+		for j, c := range cols {
+			if j > 0 {
+				line = append(line, ',')
 			}
-			row[col] = exportValue(v)
+			line = append(line, c.key...)
+			if line, err = appendExportValue(line, vals[c.i]); err != nil {
+				return 0, fmt.Errorf("sqlstore: export %s.%s: %w", t.name, names[c.i], err)
+			}
 		}
-		if err := enc.Encode(row); err != nil {
+		line = append(line, '}', '\n')
+		if _, err := bw.Write(line); err != nil {
 			return 0, err
 		}
 		n++
@@ -189,6 +217,50 @@ func (s *Store) dumpTable(ctx context.Context, t exportTable, workspaceID string
 		return 0, fmt.Errorf("sqlstore: export %s: %w", t.name, err)
 	}
 	return n, bw.Flush()
+}
+
+// appendExportValue appends v as JSON, as encoding/json would write
+// exportValue(v), taking the common kinds (plain text, integers, times,
+// null) without it.
+func appendExportValue(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case int64:
+		return strconv.AppendInt(b, x, 10), nil
+	case string:
+		if plainJSON(x) {
+			b = append(b, '"')
+			b = append(b, x...)
+			return append(b, '"'), nil
+		}
+	case []byte:
+		if plainJSON(x) {
+			b = append(b, '"')
+			b = append(b, x...)
+			return append(b, '"'), nil
+		}
+	case time.Time:
+		if y := x.Year(); y >= 0 && y <= 9999 { // what MarshalJSON accepts
+			b = append(b, '"')
+			b = x.UTC().AppendFormat(b, time.RFC3339Nano)
+			return append(b, '"'), nil
+		}
+	}
+	out, err := json.Marshal(exportValue(v))
+	return append(b, out...), err
+}
+
+// plainJSON reports whether s is text that encoding/json writes as it is
+// between quotes: printable ASCII without the characters it escapes.
+func plainJSON[T string | []byte](s T) bool {
+	for i := range len(s) {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // exportValue is how a column's value reads in the export: text as text
