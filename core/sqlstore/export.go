@@ -241,9 +241,9 @@ func appendExportValue(b []byte, v any) ([]byte, error) {
 			return append(b, '"'), nil
 		}
 	case time.Time:
-		if y := x.Year(); y >= 0 && y <= 9999 { // what MarshalJSON accepts
+		if u := x.UTC(); u.Year() >= 0 && u.Year() <= 9999 { // what MarshalJSON accepts
 			b = append(b, '"')
-			b = x.UTC().AppendFormat(b, time.RFC3339Nano)
+			b = u.AppendFormat(b, time.RFC3339Nano)
 			return append(b, '"'), nil
 		}
 	}
