@@ -27,6 +27,18 @@ func appendAt(t *testing.T, st *sqlstore.Store, workspaceID string, at time.Time
 	}
 }
 
+// oldLog makes the workspace "a", whose log begins with n records of 400
+// days ago.
+func oldLog(t *testing.T, st *sqlstore.Store, n int) *core.Workspace {
+	t.Helper()
+	ws, err := st.CreateWorkspace(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAt(t, st, ws.ID, time.Now().Add(-400*24*time.Hour), n)
+	return ws
+}
+
 // seqs lists the workspace's records as "seq" or, for a checkpoint,
 // "seq*".
 func seqs(t *testing.T, st *sqlstore.Store, workspaceID string) string {
@@ -156,12 +168,7 @@ func TestPurgeAuditBesideAppends(t *testing.T) {
 	eachStore(t, func(t *testing.T, _ sqlstoretest.Database, _ string, st *sqlstore.Store) {
 		ctx := context.Background()
 		signer := testSigner(t, 7)
-		ws, err := st.CreateWorkspace(ctx, "a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		old := time.Now().Add(-400 * 24 * time.Hour)
-		appendAt(t, st, ws.ID, old, 200)
+		ws := oldLog(t, st, 200)
 		before := time.Now().Add(-time.Minute)
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -232,12 +239,7 @@ func TestPurgeDoesNotLaunderARewrite(t *testing.T) {
 	eachStore(t, func(t *testing.T, _ sqlstoretest.Database, _ string, st *sqlstore.Store) {
 		ctx := context.Background()
 		signer := testSigner(t, 7)
-		ws, err := st.CreateWorkspace(ctx, "a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		old := time.Now().Add(-400 * 24 * time.Hour)
-		appendAt(t, st, ws.ID, old, 30)
+		ws := oldLog(t, st, 30)
 		c := NewChecker(st, nil, time.Minute, signer.PublicKey())
 		if b := mustCheck(t, c); b != nil {
 			t.Fatal(b)
@@ -252,7 +254,7 @@ func TestPurgeDoesNotLaunderARewrite(t *testing.T) {
 		// Record 5 edited and re-hashed alone: the prefix through it chains,
 		// but record 6 no longer links to it.
 		var five core.AuditRecord
-		err = st.ScanAudit(ctx, ws.ID, func(r *core.AuditRecord) error {
+		err := st.ScanAudit(ctx, ws.ID, func(r *core.AuditRecord) error {
 			if r.Seq == 5 {
 				five = *r
 			}
@@ -276,7 +278,7 @@ func TestPurgeDoesNotLaunderARewrite(t *testing.T) {
 		// the purge stops at the last verified record, whose checkpoint
 		// carries a hash the Checker knows is not the one it verified.
 		rewrite(t, st, ws.ID, 30)
-		appendAt(t, st, ws.ID, old.Add(time.Hour), 5)
+		appendAt(t, st, ws.ID, time.Now().Add(-400*24*time.Hour+time.Hour), 5)
 		through, ok := c.Verified(ws.ID)
 		if !ok || through != 30 {
 			t.Fatalf("Verified = %d, %v; want 30", through, ok)

@@ -83,6 +83,7 @@ func (s *Server) updateWorkspace(c *fiber.Ctx, p *principal) error {
 	}
 	var u core.RetentionUpdate
 	var fields []core.FieldError
+	changed := map[string]any{} // for the audit record
 	for _, f := range []struct {
 		raw  json.RawMessage
 		set  *bool
@@ -101,6 +102,7 @@ func (s *Server) updateWorkspace(c *fiber.Ctx, p *principal) error {
 		if err := json.Unmarshal(f.raw, f.v); err != nil {
 			fields = append(fields, core.FieldError{Pointer: "/" + f.name, Message: "want a whole number of " + f.unit + " or null"})
 		}
+		changed[f.name] = *f.v
 	}
 	if len(fields) > 0 {
 		return &core.Error{Code: core.EInvalid, Message: fields[0].Pointer[1:] + ": " + fields[0].Message, Fields: fields}
@@ -115,16 +117,6 @@ func (s *Server) updateWorkspace(c *fiber.Ctx, p *principal) error {
 	if err := s.cfg.Store.UpdateWorkspaceRetention(c.UserContext(), p.Workspace.ID, u); err != nil {
 		s.auditFailure(c, p, "workspace.update", "workspace:"+p.Workspace.ID, err)
 		return err
-	}
-	changed := map[string]any{}
-	if u.SetRunDays {
-		changed["run_retention_days"] = u.RunDays
-	}
-	if u.SetAuditDays {
-		changed["audit_retention_days"] = u.AuditDays
-	}
-	if u.SetIdempotencyHours {
-		changed["idempotency_retention_hours"] = u.IdempotencyHours
 	}
 	details, _ := jsonMarshal(changed)
 	if err := s.cfg.Actions.Audit(c.UserContext(), p.caller(c), "workspace.update", "workspace:"+p.Workspace.ID, "success", details); err != nil {
